@@ -1,0 +1,1 @@
+"""Turning Cortex predictors and API specs into Triton model repositories."""

@@ -1,0 +1,120 @@
+"""Write a Triton model repository for a list of APIs, atomically."""
+
+import json
+import os
+import shutil
+import tempfile
+from importlib import resources
+
+from . import runtime
+from .errors import BuildError, PredictorSourceError
+from .model_config import render_config
+from .project_files import copy_project
+from .signature import check_predictor_source
+from .wire import PROJECT_DIR, SETTINGS_FILE
+
+MARKER_FILE = ".tritonize.json"
+RUNTIME_PACKAGE = "tritonize_runtime"
+VERSION = "1"
+
+
+def check_api_sources(apis):
+    """Parse each predictor (no import) and check its class and signatures."""
+    for api in apis:
+        path = os.path.join(api.project_dir, api.predictor_path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+        except OSError as exc:
+            raise PredictorSourceError(f"{path}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise PredictorSourceError(f"{path}: not UTF-8 text") from None
+        check_predictor_source(source, path, api.class_name)
+        for entry in api.python_path:
+            if not os.path.isdir(os.path.join(api.project_dir, entry)):
+                api.warnings.append(f"{api.name}: python_path {entry!r} is not a directory")
+
+
+def api_settings(api):
+    return {
+        "format": 1,
+        "name": api.name,
+        "predictor": {
+            "path": api.predictor_path,
+            "class_name": api.class_name,
+            "config": api.config,
+            "python_path": api.python_path,
+            "env": api.env,
+        },
+    }
+
+
+def _write_model(api, repo_dir, exclude):
+    model_dir = os.path.join(repo_dir, api.name)
+    version_dir = os.path.join(model_dir, VERSION)
+    os.makedirs(version_dir)
+    with open(os.path.join(model_dir, "config.pbtxt"), "w", encoding="utf-8") as f:
+        f.write(render_config(api))
+    template = resources.files("tritonize.model_repository_template").joinpath("model.py")
+    with open(os.path.join(version_dir, "model.py"), "w", encoding="utf-8") as f:
+        f.write(template.read_text(encoding="utf-8"))
+    runtime_src = os.path.dirname(os.path.abspath(runtime.__file__))
+    shutil.copytree(runtime_src, os.path.join(version_dir, RUNTIME_PACKAGE),
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    try:
+        settings = json.dumps(api_settings(api), indent=2, sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise BuildError(f"{api.name}: predictor.config cannot be stored as JSON: {exc}") from None
+    with open(os.path.join(version_dir, SETTINGS_FILE), "w", encoding="utf-8") as f:
+        f.write(settings + "\n")
+    return copy_project(api.project_dir, os.path.join(version_dir, PROJECT_DIR), exclude=exclude)
+
+
+def _is_our_repository(path):
+    return os.path.isfile(os.path.join(path, MARKER_FILE)) or not os.listdir(path)
+
+
+def build_repository(apis, output_dir, force=False):
+    """Write every API into output_dir; on any failure output_dir is unchanged."""
+    output_dir = os.path.abspath(output_dir)
+    if os.path.exists(output_dir):
+        if not os.path.isdir(output_dir):
+            raise BuildError(f"{output_dir} exists and is not a directory")
+        if not force:
+            raise BuildError(f"{output_dir} already exists; use --force to replace it")
+        if not _is_our_repository(output_dir):
+            raise BuildError(
+                f"{output_dir} is not empty and was not written by tritonize; refusing to replace it"
+            )
+    check_api_sources(apis)
+    parent = os.path.dirname(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".tritonize-build-", dir=parent)
+    os.chmod(staging, 0o755)  # mkdtemp makes it private; a repository is read by other users (containers)
+    try:
+        for api in apis:
+            _write_model(api, staging, exclude=[output_dir, staging])
+        with open(os.path.join(staging, MARKER_FILE), "w", encoding="utf-8") as f:
+            json.dump({"apis": [api.name for api in apis], "format": 1}, f)
+            f.write("\n")
+        _replace(staging, output_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return output_dir
+
+
+def _replace(staging, output_dir):
+    """Move staging into place; the old repository is removed only after that worked."""
+    old = None
+    if os.path.exists(output_dir):
+        old = output_dir + ".old-" + os.path.basename(staging)
+        os.rename(output_dir, old)
+    try:
+        os.rename(staging, output_dir)
+    except BaseException:
+        if old:
+            os.rename(old, output_dir)
+        raise
+    if old:
+        shutil.rmtree(old, ignore_errors=True)

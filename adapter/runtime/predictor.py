@@ -1,0 +1,132 @@
+"""Import a Cortex predictor from its project and call it by argument name."""
+
+import copy
+import importlib.util
+import inspect
+import logging
+import os
+import sys
+import traceback
+
+from .errors import PredictorLoadError
+
+log = logging.getLogger("tritonize")
+
+PREDICT_ARGS = ("payload", "query_params", "headers", "batch_id")
+POST_PREDICT_ARGS = ("response", "payload", "query_params", "headers")
+
+
+def _argument_names(function, allowed):
+    try:
+        params = inspect.signature(function).parameters
+    except (TypeError, ValueError):
+        return []
+    return [name for name in params if name in allowed]
+
+
+class LoadedPredictor:
+    """One predictor object plus which arguments its methods take."""
+
+    def __init__(self, instance):
+        self.instance = instance
+        self.predict_args = _argument_names(instance.predict, PREDICT_ARGS)
+        post = getattr(instance, "post_predict", None)
+        self.post_predict_args = _argument_names(post, POST_PREDICT_ARGS) if callable(post) else None
+
+    @property
+    def wants_payload(self):
+        return "payload" in self.predict_args
+
+    def predict(self, payload, query_params, headers):
+        values = {"payload": payload, "query_params": query_params, "headers": headers, "batch_id": None}
+        return self.instance.predict(**{name: values[name] for name in self.predict_args})
+
+    def post_predict(self, response, payload, query_params, headers):
+        """Run post_predict if defined; its failure is logged, never raised."""
+        if self.post_predict_args is None:
+            return
+        values = {"response": response, "payload": payload, "query_params": query_params, "headers": headers}
+        try:
+            self.instance.post_predict(**{name: values[name] for name in self.post_predict_args})
+        except Exception:
+            log.error("post_predict failed (the response was already sent):\n%s", traceback.format_exc())
+
+
+def _evict_foreign_modules(project_dir):
+    """Drop cached modules that shadow the project's own top-level modules.
+
+    Triton imports its `model.py` as `model`; a Cortex project often has its own
+    `model.py` (`from model import Net`), which must win inside the predictor.
+    """
+    for entry in os.listdir(project_dir):
+        name = entry[:-3] if entry.endswith(".py") else entry
+        module = sys.modules.get(name)
+        if module is None:
+            continue
+        location = os.path.abspath(getattr(module, "__file__", "") or "")
+        if not location.startswith(os.path.abspath(project_dir) + os.sep):
+            del sys.modules[name]
+
+
+def prepare_process(project_dir, settings):
+    """chdir, sys.path and env as Cortex set them up, before any user import."""
+    predictor = settings["predictor"]
+    for key, value in predictor.get("env", {}).items():
+        os.environ[str(key)] = str(value)
+    os.chdir(project_dir)
+    search_paths = [os.path.join(project_dir, p) for p in predictor.get("python_path", [])]
+    search_paths.append(os.path.dirname(os.path.join(project_dir, predictor["path"])))
+    search_paths.append(project_dir)
+    for path in reversed(search_paths):
+        path = os.path.normpath(path)
+        if path in sys.path:
+            sys.path.remove(path)
+        sys.path.insert(0, path)
+
+
+def load_predictor(project_dir, settings, extra_config=None):
+    """Import the predictor class and construct it with its config."""
+    predictor = settings["predictor"]
+    prepare_process(project_dir, settings)
+    _evict_foreign_modules(project_dir)
+    path = os.path.join(project_dir, predictor["path"])
+    module_name = os.path.splitext(os.path.basename(path))[0]
+    try:
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        sys.modules.pop(module_name, None)
+        raise PredictorLoadError(
+            f"importing {predictor['path']} failed:\n{_user_traceback(exc)}"
+        ) from None
+    class_name = predictor.get("class_name", "PythonPredictor")
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise PredictorLoadError(f"{predictor['path']} defines no class {class_name!r}")
+    config = copy.deepcopy(predictor.get("config") or {})
+    if extra_config:
+        config.update(extra_config)
+    init_args = _argument_names(cls.__init__, ("config",))
+    try:
+        instance = cls(config=config) if init_args else cls()
+    except BaseException as exc:
+        raise PredictorLoadError(
+            f"{class_name}.__init__ failed:\n{_user_traceback(exc)}"
+        ) from None
+    return LoadedPredictor(instance)
+
+
+def _user_traceback(exc):
+    """The traceback without tritonize's own frames at the top."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = os.path.dirname(os.path.abspath(__file__))
+    frames = [
+        frame for frame in frames
+        if not frame.filename.startswith("<frozen")
+        and not os.path.abspath(frame.filename).startswith(here)
+    ]
+    text = "".join(traceback.format_list(frames))
+    text += "".join(traceback.format_exception_only(type(exc), exc))
+    return "Traceback (most recent call last):\n" + text if frames else text

@@ -1,0 +1,83 @@
+"""Check a predictor's class and method signatures by parsing, never importing, it."""
+
+import ast
+
+from .errors import PredictorSourceError
+
+INIT_ARGS = {"config"}
+# Cortex injected these into __init__ for features tritonize does not have (yet).
+UNSUPPORTED_INIT_ARGS = {
+    "python_client": "multi-model caching (python_client)",
+    "job_spec": "batch jobs (job_spec)",
+    "metrics_client": "custom metrics (metrics_client)",
+    "tensorflow_client": "TensorFlow serving (tensorflow_client)",
+    "onnx_client": "ONNX predictors (onnx_client)",
+}
+PREDICT_ARGS = ("payload", "query_params", "headers", "batch_id")
+POST_PREDICT_ARGS = ("response", "payload", "query_params", "headers")
+
+
+def _method_args(func, where):
+    args = func.args
+    if args.vararg or args.kwarg:
+        star = "*" + args.vararg.arg if args.vararg else "**" + args.kwarg.arg
+        raise PredictorSourceError(f"{where}: {star} is not supported; name the arguments you need")
+    positional = args.posonlyargs + args.args
+    if not positional or positional[0].arg != "self":
+        raise PredictorSourceError(f"{where}: the first argument must be self")
+    return [a.arg for a in positional[1:]] + [a.arg for a in args.kwonlyargs]
+
+
+def _check_names(names, allowed, where):
+    for name in names:
+        if name not in allowed:
+            raise PredictorSourceError(
+                f"{where}: unsupported argument {name!r}; allowed: {', '.join(allowed)} (any subset, any order)"
+            )
+
+
+def check_predictor_source(source, filename, class_name="PythonPredictor"):
+    """Return the argument names of predict(); raise PredictorSourceError if unusable."""
+    try:
+        tree = ast.parse(source, filename=filename)
+    except SyntaxError as exc:
+        raise PredictorSourceError(
+            f"{filename}:{exc.lineno}:{exc.offset or 0}: syntax error: {exc.msg}"
+        ) from None
+    classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+    cls = next((node for node in classes if node.name == class_name), None)
+    if cls is None:
+        found = ", ".join(node.name for node in classes) or "none"
+        raise PredictorSourceError(
+            f"{filename}: no top-level class {class_name!r} (classes found: {found}); "
+            "use --class to pick another"
+        )
+    methods = {
+        node.name: node for node in cls.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    init = methods.get("__init__")
+    if init is not None:
+        where = f"{filename}:{init.lineno}: {class_name}.__init__"
+        names = _method_args(init, where)
+        for name in names:
+            if name in UNSUPPORTED_INIT_ARGS:
+                raise PredictorSourceError(
+                    f"{where}: argument {name!r} is not supported yet: tritonize has no "
+                    f"{UNSUPPORTED_INIT_ARGS[name]}"
+                )
+        _check_names(names, sorted(INIT_ARGS), where)
+    predict = methods.get("predict")
+    if predict is None:
+        if cls.bases:
+            return None  # may be inherited; `tritonize test` checks it for real
+        raise PredictorSourceError(f"{filename}:{cls.lineno}: class {class_name} has no predict() method")
+    if isinstance(predict, ast.AsyncFunctionDef):
+        raise PredictorSourceError(f"{filename}:{predict.lineno}: async def predict is not supported; use def")
+    where = f"{filename}:{predict.lineno}: {class_name}.predict"
+    predict_args = _method_args(predict, where)
+    _check_names(predict_args, PREDICT_ARGS, where)
+    post = methods.get("post_predict")
+    if post is not None:
+        where = f"{filename}:{post.lineno}: {class_name}.post_predict"
+        _check_names(_method_args(post, where), POST_PREDICT_ARGS, where)
+    return predict_args

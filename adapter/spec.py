@@ -1,0 +1,167 @@
+"""Cortex API specs (cortex.yaml) -> ApiSpec, the one description build uses."""
+
+import os
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import SpecError
+
+# Cortex fields (v0.12-v0.33) this release parses but does not use yet.
+KNOWN_IGNORED = {
+    "networking": None,
+    "compute": None,
+    "autoscaling": None,
+    "update_strategy": None,
+    "predictor.image": None,
+    "predictor.tensorflow_serving_image": None,
+    "predictor.log_level": None,
+    "predictor.shm_size": None,
+    "predictor.processes_per_replica": None,
+    "predictor.threads_per_process": None,
+    "predictor.dependencies": None,
+    "predictor.server_side_batching": None,
+    "predictor.models": None,
+    "predictor.model_path": None,
+    "predictor.multi_model_reloading": None,
+    "predictor.signature_key": None,
+}
+API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy"}
+PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env"} | {
+    key.split(".", 1)[1] for key in KNOWN_IGNORED if key.startswith("predictor.")
+}
+OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
+# Triton model names become directory names; keep them portable.
+MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+@dataclass
+class ApiSpec:
+    """One API = one Triton model."""
+
+    name: str
+    project_dir: str  # absolute; everything under it is copied
+    predictor_path: str  # relative to project_dir, '/'-separated
+    class_name: str = "PythonPredictor"
+    config: dict = field(default_factory=dict)
+    python_path: list = field(default_factory=list)  # relative to project_dir
+    env: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+
+
+def check_model_name(name, where="name"):
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        raise SpecError(
+            f"{where}: {name!r} is not a valid API name (letters, digits, '_', '.', '-'; "
+            "start with a letter or digit; at most 128 characters)"
+        )
+    return name
+
+
+def _relative_inside(project_dir, path, where):
+    if not isinstance(path, str) or not path:
+        raise SpecError(f"{where}: expected a path relative to the project directory, got {path!r}")
+    if os.path.isabs(path):
+        raise SpecError(f"{where}: {path!r} must be relative to the project directory {project_dir}")
+    full = os.path.realpath(os.path.join(project_dir, path))
+    if full != project_dir and not full.startswith(project_dir + os.sep):
+        raise SpecError(f"{where}: {path!r} points outside the project directory {project_dir}")
+    return os.path.relpath(full, project_dir).replace(os.sep, "/")
+
+
+def api_from_predictor_file(predictor_file, name=None, class_name="PythonPredictor", config=None):
+    """`tritonize build predictor.py`: the project is the predictor's directory."""
+    if not os.path.isfile(predictor_file):
+        raise SpecError(f"{predictor_file}: no such file")
+    project_dir = os.path.dirname(os.path.realpath(predictor_file))
+    stem = os.path.splitext(os.path.basename(predictor_file))[0]
+    if name is None:
+        # Most Cortex projects call the file predictor.py: then the folder names the API.
+        name = os.path.basename(project_dir) if stem == "predictor" else stem
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "api"
+    return ApiSpec(
+        name=check_model_name(name, "--name"),
+        project_dir=project_dir,
+        predictor_path=os.path.basename(predictor_file),
+        class_name=class_name,
+        config=dict(config or {}),
+    )
+
+
+def load_spec_file(spec_file, class_name="PythonPredictor"):
+    """Parse a cortex.yaml (a list of APIs, or one mapping) -> [ApiSpec]."""
+    try:
+        with open(spec_file, encoding="utf-8") as f:
+            document = yaml.safe_load(f)
+    except OSError as exc:
+        raise SpecError(f"{spec_file}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"{spec_file}: not valid YAML: {exc}") from None
+    if isinstance(document, dict):
+        document = [document]
+    if not isinstance(document, list) or not document:
+        raise SpecError(f"{spec_file}: expected a list of APIs")
+    project_dir = os.path.dirname(os.path.realpath(spec_file))
+    apis = [_parse_api(entry, f"{spec_file}: [{i}]", project_dir, class_name) for i, entry in enumerate(document)]
+    seen = set()
+    for api in apis:
+        if api.name in seen:
+            raise SpecError(f"{spec_file}: two APIs are named {api.name!r}")
+        seen.add(api.name)
+    return apis
+
+
+def _parse_api(entry, where, project_dir, class_name):
+    if not isinstance(entry, dict):
+        raise SpecError(f"{where}: expected a mapping with name, kind and predictor")
+    name = entry.get("name")
+    where = f"{where} ({name})" if isinstance(name, str) else where
+    check_model_name(name, f"{where}.name")
+    unknown = sorted(set(entry) - API_KEYS)
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(API_KEYS))})")
+    kind = entry.get("kind", "RealtimeAPI")
+    if kind in OTHER_KINDS:
+        raise SpecError(f"{where}.kind: {kind} is not supported; tritonize serves RealtimeAPI only")
+    if kind != "RealtimeAPI":
+        raise SpecError(f"{where}.kind: unknown kind {kind!r} (expected RealtimeAPI)")
+    predictor = entry.get("predictor")
+    if not isinstance(predictor, dict):
+        raise SpecError(f"{where}.predictor: required mapping is missing")
+    unknown = sorted(set(predictor) - PREDICTOR_KEYS)
+    if unknown:
+        raise SpecError(f"{where}.predictor.{unknown[0]}: unknown key")
+    ptype = predictor.get("type", "python")
+    if ptype != "python":
+        raise SpecError(f"{where}.predictor.type: {ptype!r} predictors are not supported (only 'python')")
+    if "path" not in predictor:
+        raise SpecError(f"{where}.predictor.path: required (the predictor's .py file)")
+    config = predictor.get("config") or {}
+    if not isinstance(config, dict):
+        raise SpecError(f"{where}.predictor.config: expected a mapping")
+    python_path = predictor.get("python_path") or []
+    if isinstance(python_path, str):
+        python_path = [python_path]
+    env = predictor.get("env") or {}
+    if not isinstance(env, dict):
+        raise SpecError(f"{where}.predictor.env: expected a mapping of names to values")
+    for key, value in env.items():
+        if not isinstance(key, str) or isinstance(value, (dict, list)):
+            raise SpecError(f"{where}.predictor.env.{key}: expected a string value")
+    warnings = []
+    for dotted in KNOWN_IGNORED:
+        section, _, sub = dotted.partition(".")
+        holder = predictor if section == "predictor" else entry
+        if (sub in holder) if sub else (section in entry):
+            warnings.append(f"{name}: ignored: {dotted} (not supported yet)")
+    return ApiSpec(
+        name=name,
+        project_dir=project_dir,
+        predictor_path=_relative_inside(project_dir, predictor["path"], f"{where}.predictor.path"),
+        class_name=class_name,
+        config=config,
+        python_path=[_relative_inside(project_dir, p, f"{where}.predictor.python_path") for p in python_path],
+        env={k: "" if v is None else str(v) for k, v in env.items()},
+        warnings=warnings,
+    )

@@ -1,0 +1,1 @@
+"""tritonize's command line, launchers and client."""

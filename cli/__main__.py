@@ -1,0 +1,3 @@
+from tritonize.cli.main import main
+
+main()

@@ -1,0 +1,118 @@
+"""tritonize.Client: call a tritonize API over HTTP or gRPC with Cortex-like arguments."""
+
+import json
+
+import numpy as np
+
+from tritonize.adapter.runtime.codec import (
+    BINARY, JSON, TEXT, decode_payload, is_json_media_type, parse_content_type,
+)
+from tritonize.adapter.wire import CONTENT_TYPE_OUTPUT_NAME, CONTENT_TYPE_PARAMETER, INPUT_NAME, OUTPUT_NAME
+
+# gRPC status -> the HTTP status Triton gives the same error over HTTP.
+GRPC_TO_HTTP = {
+    "INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "INTERNAL": 500, "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503, "ALREADY_EXISTS": 400, "CANCELLED": 400, "UNKNOWN": 400,
+    "DEADLINE_EXCEEDED": 504, "RESOURCE_EXHAUSTED": 503,
+}
+
+
+class PredictError(Exception):
+    """A non-2xx answer; `status` is HTTP-style (also for gRPC)."""
+
+    def __init__(self, status, message):
+        super().__init__(f"[{status}] {message}")
+        self.status = status
+        self.message = message
+
+
+def encode_payload(payload, content_type=None):
+    """-> (body bytes, content type): bytes as binary, str as text, the rest as JSON."""
+    if isinstance(payload, (bytes, bytearray)):
+        return bytes(payload), content_type or BINARY
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), content_type or TEXT
+    return json.dumps(payload).encode("utf-8"), content_type or JSON
+
+
+def _status_of(exc):
+    status = str(exc.status() or "")
+    if status.isdigit():
+        return int(status)
+    name = status.rsplit(".", 1)[-1]
+    return GRPC_TO_HTTP.get(name, 500)
+
+
+class Client:
+    """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC."""
+
+    def __init__(self, url="127.0.0.1:8000", protocol="http", timeout_s=60.0):
+        self.protocol = protocol
+        url = url.split("://", 1)[-1]
+        if protocol == "http":
+            import tritonclient.http as module
+
+            self._client = module.InferenceServerClient(url, connection_timeout=timeout_s, network_timeout=timeout_s)
+        elif protocol == "grpc":
+            import tritonclient.grpc as module
+
+            self._client = module.InferenceServerClient(url)
+        else:
+            raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
+        self._module = module
+        self.timeout_s = timeout_s
+
+    def close(self):
+        self._client.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def predict_raw(self, api, body, content_type=None, query_params=None, headers=None):
+        """Send raw body bytes -> (response body bytes, response content type)."""
+        m = self._module
+        inp = m.InferInput(INPUT_NAME, [1, 1], "BYTES")
+        data = np.empty((1, 1), dtype=np.object_)
+        data[0, 0] = body
+        kwargs = {}
+        if self.protocol == "http":
+            inp.set_data_from_numpy(data, binary_data=True)
+            outputs = [m.InferRequestedOutput(OUTPUT_NAME, binary_data=True),
+                       m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME, binary_data=True)]
+        else:
+            inp.set_data_from_numpy(data)
+            outputs = [m.InferRequestedOutput(OUTPUT_NAME), m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME)]
+            kwargs["client_timeout"] = self.timeout_s
+        parameters = {str(k): str(v) for k, v in (query_params or {}).items()}
+        headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        if self.protocol == "grpc":
+            headers = {k.lower(): v for k, v in headers.items()}  # gRPC metadata keys must be lower-case
+        if content_type:
+            parameters[CONTENT_TYPE_PARAMETER] = content_type
+        try:
+            result = self._client.infer(
+                api, [inp], outputs=outputs, parameters=parameters or None,
+                headers=headers or None, **kwargs,
+            )
+        except m.InferenceServerException as exc:
+            raise PredictError(_status_of(exc), exc.message()) from None
+        response_body = result.as_numpy(OUTPUT_NAME).reshape(-1)[0]
+        response_type = result.as_numpy(CONTENT_TYPE_OUTPUT_NAME).reshape(-1)[0]
+        return bytes(response_body), bytes(response_type).decode("utf-8")
+
+    def predict(self, api, payload, query_params=None, headers=None, content_type=None):
+        """Send payload (JSON-able, str or bytes) -> the decoded response (JSON, str or bytes)."""
+        body, content_type = encode_payload(payload, content_type)
+        response_body, response_type = self.predict_raw(api, body, content_type, query_params, headers)
+        return decode_response(response_body, response_type)
+
+
+def decode_response(body, content_type):
+    """JSON -> object, text -> str, anything else -> bytes (the payload rules, reused)."""
+    media_type, _ = parse_content_type(content_type)
+    if is_json_media_type(media_type) and not body.strip():
+        return None
+    return decode_payload(body, content_type)

@@ -1,0 +1,180 @@
+"""The `tritonize` command: each subcommand parses, calls one function, prints."""
+
+import json
+import sys
+
+import click
+import yaml
+
+from tritonize.adapter.errors import TritonizeError
+from tritonize.adapter.runtime.errors import PredictorLoadError
+from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
+
+
+def _key_values(items, what, parse_values=False):
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
+        # --config values are YAML scalars (n=3 -> 3, flag=true -> True), as in cortex.yaml.
+        result[key] = yaml.safe_load(value) if parse_values and value else value
+    return result
+
+
+def _read_data(data):
+    if data.startswith("@"):
+        try:
+            with open(data[1:], "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise click.BadParameter(f"{data[1:]}: {exc.strerror}", param_hint="--data") from None
+    return data.encode("utf-8")
+
+
+def _print_body(body, content_type, output):
+    if output:
+        with open(output, "wb") as f:
+            f.write(body)
+        click.echo(f"wrote {len(body)} bytes ({content_type}) to {output}", err=True)
+    elif content_type.startswith("application/json"):
+        click.echo(json.dumps(json.loads(body), indent=2, ensure_ascii=False) if body.strip() else "")
+    elif content_type.startswith("text/"):
+        click.echo(body.decode("utf-8", errors="replace"))
+    elif sys.stdout.isatty():
+        click.echo(f"<{len(body)} bytes of {content_type}; use --output FILE to save them>")
+    else:
+        sys.stdout.buffer.write(body)
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TritonizeError as exc:
+            click.secho(f"error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+        except PredictorLoadError as exc:
+            click.secho(f"error: the predictor failed to load:\n{exc}", fg="red", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="tritonize")
+def cli():
+    """Run Cortex-style Python predictors, unchanged, on NVIDIA Triton Inference Server."""
+
+
+@cli.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", default="model_repository", show_default=True, help="Model repository to write.")
+@click.option("--name", help="API (model) name; default: the predictor file's name.")
+@click.option("--class", "class_name", default="PythonPredictor", show_default=True, help="Predictor class.")
+@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="predictor.config entry (repeatable).")
+@click.option("--force", is_flag=True, help="Replace an existing repository.")
+def build(source, output, name, class_name, config_items, force):
+    """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
+    from tritonize.adapter.build import build as build_repository
+
+    config = _key_values(config_items, "--config", parse_values=True)
+    result = build_repository(source, output, name=name, class_name=class_name, config=config or None, force=force)
+    for warning in result.warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    click.echo(f"Wrote {result.output_dir} ({', '.join(api.name for api in result.apis)})")
+    click.echo(f"Serve it with: tritonize serve {output}")
+
+
+@cli.command()
+@click.argument("model_repository", default="model_repository", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
+@click.option("--http-port", default=8000, show_default=True)
+@click.option("--grpc-port", default=8001, show_default=True)
+@click.option("--metrics-port", default=8002, show_default=True)
+@click.option("--header-pattern", default=DEFAULT_HEADER_PATTERN, show_default=True,
+              help="Regex of request headers passed to predictors as `headers`.")
+@click.option("--forward-sensitive-headers", is_flag=True,
+              help="Also pass Authorization, Cookie, Host and Content-Length headers to predictors.")
+@click.option("--ready-timeout", default=300.0, show_default=True, help="Seconds to wait for models to load.")
+@click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
+def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
+          forward_sensitive_headers, ready_timeout, verbose):
+    """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
+    from .serve import serve as run_server
+    from .server.options import ServerOptions
+
+    options = ServerOptions(
+        model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
+        header_pattern=header_pattern, forward_sensitive_headers=forward_sensitive_headers,
+        log_verbose=max(verbose - 1, 0),
+    )
+    if verbose:
+        options.extra_args.append("--log-info=true")
+    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout))
+
+
+def _request_options(func):
+    for decorator in reversed([
+        click.option("--data", "-d", required=True, help="Request body, or @FILE."),
+        click.option("--content-type", help="Body content type (default application/json)."),
+        click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable)."),
+        click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="Request header (repeatable)."),
+        click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the response body to FILE."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+@cli.command()
+@click.argument("api")
+@_request_options
+@click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
+@click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
+def predict(api, data, content_type, params, headers, output, protocol, url):
+    """Send one request to API on a running server and print the response."""
+    from .client import Client, PredictError
+
+    url = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
+    try:
+        with Client(url, protocol=protocol) as client:
+            body, response_type = client.predict_raw(
+                api, _read_data(data), content_type=content_type,
+                query_params=_key_values(params, "--param"), headers=_key_values(headers, "--header"),
+            )
+    except PredictError as exc:
+        click.secho(f"error: [{exc.status}] {exc.message}", fg="red", err=True)
+        sys.exit(1)
+    except Exception as exc:  # connection refused and the like, from tritonclient
+        click.secho(f"error: cannot reach Triton at {url} over {protocol}: {exc}", fg="red", err=True)
+        sys.exit(1)
+    _print_body(body, response_type, output)
+
+
+@cli.command("test")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@_request_options
+@click.option("--api", "api_name", help="Which API of a spec file.")
+@click.option("--class", "class_name", default="PythonPredictor", show_default=True)
+@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE")
+def test_command(source, data, content_type, params, headers, output, api_name, class_name, config_items):
+    """Load the predictor in this process and answer one request (no Triton needed)."""
+    from .dry_run import dry_run
+
+    reply, warnings = dry_run(
+        source, _read_data(data), content_type=content_type, query_params=_key_values(params, "--param"),
+        headers=_key_values(headers, "--header"), api_name=api_name, class_name=class_name,
+        config=_key_values(config_items, "--config", parse_values=True) or None,
+    )
+    for warning in warnings:
+        click.secho(f"warning: {warning}", fg="yellow", err=True)
+    if not reply.ok:
+        click.secho(f"error: [{reply.status}] {reply.message}", fg="red", err=True)
+        sys.exit(1)
+    _print_body(reply.body, reply.content_type, output)
+
+
+def main():
+    cli(prog_name="tritonize")
+
+
+if __name__ == "__main__":
+    main()

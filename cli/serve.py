@@ -1,0 +1,84 @@
+"""`tritonize serve`: start Triton, show progress, stream logs, stop cleanly on Ctrl-C/SIGTERM."""
+
+import json
+import os
+import signal
+import sys
+
+from tritonize.adapter.errors import ServeError
+
+from .server.local import LocalTritonServer
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(signum, frame):
+    raise _Stop()
+
+
+def list_apis(repository):
+    return sorted(
+        entry for entry in os.listdir(repository)
+        if os.path.isfile(os.path.join(repository, entry, "config.pbtxt"))
+    )
+
+
+def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
+    """Run until interrupted; return the exit code."""
+    if not os.path.isdir(options.model_repository):
+        raise ServeError(f"{options.model_repository}: no such model repository (run `tritonize build` first)")
+    apis = list_apis(options.model_repository)
+    if not apis:
+        raise ServeError(f"{options.model_repository} holds no models (no */config.pbtxt)")
+    started = {"ready": False}
+
+    def on_output(line):
+        # Before ready: Triton's startup tables are noise unless --verbose; predictor output always shows.
+        if started["ready"] or options.log_verbose or "[tritonize" in line:
+            print(line, file=sys.stderr, flush=True)
+
+    show_progress = sys.stderr.isatty() if show_progress is None else show_progress
+    server = LocalTritonServer(options, on_output=on_output)
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        out(f"Starting Triton on {options.model_repository} ({len(apis)} API(s): {', '.join(apis)})")
+        server.start()
+
+        def on_wait(waited):
+            if show_progress:
+                sys.stderr.write(f"\r  loading models... {waited:4.1f} s")
+                sys.stderr.flush()
+
+        took = server.wait_ready(timeout=ready_timeout_s, on_wait=on_wait)
+        if show_progress:
+            sys.stderr.write("\n")
+        started["ready"] = True
+        out(ready_banner(options, apis, took))
+        server.process.wait()
+        # Triton exited on its own (crash or external kill).
+        raise ServeError(server.failure_report())
+    except _Stop:
+        out("Stopping Triton (finishing in-flight requests)...")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.stop()
+
+
+def ready_banner(options, apis, took):
+    host = options.host
+    example = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ['{"x": 1}']}]})
+    lines = [
+        f"Ready in {took:.1f} s.",
+        f"  HTTP    http://{host}:{options.http_port}/v2/models/<api>/infer",
+        f"  gRPC    {host}:{options.grpc_port}",
+        f"  metrics http://{host}:{options.metrics_port}/metrics",
+        f"  APIs    {', '.join(apis)}",
+        f"Try: tritonize predict {apis[0]} --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
+        f"  or: curl -s http://{host}:{options.http_port}/v2/models/{apis[0]}/infer -d '{example}'",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)

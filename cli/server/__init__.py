@@ -1,0 +1,1 @@
+"""Launchers: one module per way of running tritonserver, behind one interface."""

@@ -1,0 +1,149 @@
+"""Run the tritonserver binary from the nvidia-pytriton wheel as a child process."""
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from tritonize.adapter.errors import ServeError
+
+from .options import runtime_environment, tritonserver_args
+from .triton_install import find_triton
+
+# Harmless on CPU machines, printed by every start.
+NOISE = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM unable to start",
+         "Unable to find any CUDA", "cudaGetDeviceCount")
+
+
+def check_port_free(host, port, what):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ServeError(f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port") from None
+
+
+class LocalTritonServer:
+    """start() / wait_ready() / is_ready() / stop() around one tritonserver process."""
+
+    def __init__(self, options, on_output=None):
+        self.options = options
+        self.on_output = on_output  # called with each log line (noise removed)
+        self.process = None
+        self.workdir = None
+        self.log_lines = []
+        self._reader = None
+
+    @property
+    def http_url(self):
+        return f"http://{self.options.host}:{self.options.http_port}"
+
+    @property
+    def shm_prefix(self):
+        return f"tritonize{os.getpid()}_{self.options.http_port}_"
+
+    @property
+    def status_dir(self):
+        return os.path.join(self.workdir, "status")
+
+    def start(self):
+        opts = self.options
+        if not os.path.isdir(opts.model_repository):
+            raise ServeError(f"{opts.model_repository}: no such model repository (run `tritonize build` first)")
+        for what, port in (("http", opts.http_port), ("grpc", opts.grpc_port), ("metrics", opts.metrics_port)):
+            check_port_free(opts.host, port, what)
+        triton = find_triton()
+        self.workdir = tempfile.mkdtemp(prefix="tritonize-serve-")
+        os.makedirs(self.status_dir)
+        backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
+        args = [triton.binary] + tritonserver_args(opts, opts.model_repository) + [
+            f"--backend-directory={backends}",
+            # A prefix of our own lets several servers share /dev/shm, and lets stop() clean up.
+            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+        ]
+        env = triton.environment()
+        env.update(runtime_environment(opts))
+        env["TRITONIZE_STATUS_DIR"] = self.status_dir
+        self.process = subprocess.Popen(
+            args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() reaches every stub
+        )
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read_output(self):
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self.log_lines.append(line)
+            if self.on_output and not any(n in line for n in NOISE):
+                self.on_output(line)
+
+    def is_ready(self, timeout=2.0):
+        try:
+            with urllib.request.urlopen(self.http_url + "/v2/health/ready", timeout=timeout) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout=300.0, on_wait=None):
+        """Block until Triton says ready; raise ServeError with the reason if it dies or times out."""
+        start = time.monotonic()
+        while True:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise ServeError(self.failure_report())
+            if self.is_ready(timeout=1.0):
+                return time.monotonic() - start
+            waited = time.monotonic() - start
+            if waited > timeout:
+                raise ServeError(f"Triton was not ready after {timeout:.0f} s\n" + self.failure_report())
+            if on_wait:
+                on_wait(waited)
+            time.sleep(0.1)
+
+    def failure_report(self):
+        """The predictors' own tracebacks if a load failed, else Triton's error lines."""
+        parts = []
+        for path in sorted(glob.glob(os.path.join(self.status_dir, "*.load-error.txt"))):
+            name = os.path.basename(path)[: -len(".load-error.txt")]
+            with open(path, encoding="utf-8") as f:
+                parts.append(f"API {name!r}: predictor failed to load:\n{f.read().rstrip()}")
+        if not parts:
+            errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
+            parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
+        code = self.process.returncode if self.process else None
+        return f"Triton stopped (exit code {code}).\n" + "\n\n".join(parts)
+
+    def stop(self):
+        """SIGTERM, wait for in-flight requests, then make sure nothing is left behind."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            try:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(timeout=self.options.exit_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                pass
+        # Stubs share tritonserver's process group; kill whatever outlived it.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        if self._reader:
+            self._reader.join(timeout=5)
+        for path in glob.glob(f"/dev/shm/{self.shm_prefix}*"):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)

@@ -1,0 +1,55 @@
+"""Server settings shared by every launcher (local binary, Docker)."""
+
+import os
+from dataclasses import dataclass, field
+
+from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
+
+
+@dataclass
+class ServerOptions:
+    model_repository: str
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    grpc_port: int = 8001
+    metrics_port: int = 8002
+    # Request headers matching this (case-insensitive) regex reach predictors as `headers`.
+    header_pattern: str = DEFAULT_HEADER_PATTERN
+    forward_sensitive_headers: bool = False
+    exit_timeout_s: int = 10
+    log_verbose: int = 0
+    extra_args: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.model_repository = os.path.abspath(self.model_repository)
+
+
+def tritonserver_args(options, model_repository):
+    """The flags every launcher passes to tritonserver (paths as tritonserver sees them)."""
+    args = [
+        f"--model-repository={model_repository}",
+        # tritonize writes complete configs; auto-complete would start an extra stub per model (~1.2 s).
+        "--disable-auto-complete-config",
+        f"--http-address={options.host}",
+        f"--grpc-address={options.host}",
+        f"--metrics-address={options.host}",
+        f"--http-port={options.http_port}",
+        f"--grpc-port={options.grpc_port}",
+        f"--metrics-port={options.metrics_port}",
+        f"--http-header-forward-pattern={options.header_pattern}",
+        f"--grpc-header-forward-pattern={options.header_pattern}",
+        f"--exit-timeout-secs={options.exit_timeout_s}",
+        "--allow-sagemaker=false",
+        "--allow-vertex-ai=false",
+    ]
+    if options.log_verbose:
+        args.append(f"--log-verbose={options.log_verbose}")
+    return args + list(options.extra_args)
+
+
+def runtime_environment(options):
+    """Variables the runtime inside each stub reads (it inherits tritonserver's environment)."""
+    return {
+        "TRITONIZE_HEADER_PATTERN": options.header_pattern,
+        "TRITONIZE_FORWARD_SENSITIVE_HEADERS": "1" if options.forward_sensitive_headers else "0",
+    }
