@@ -25,7 +25,7 @@ def model_config_dict(api):
         "input": [{"name": INPUT_NAME, **body}],
         "output": [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}],
         # No queue delay: batches form only under load, so a lone request waits for nothing.
-        "dynamicBatching": {"maxQueueDelayMicroseconds": "0"},
+        "dynamicBatching": {},  # max_queue_delay_microseconds defaults to 0
         "instanceGroup": [{"kind": "KIND_CPU", "count": 1}],
     }
 

@@ -1,0 +1,50 @@
+"""End to end: what `tritonize serve` says when things go wrong (real Triton)."""
+
+import os
+import shutil
+
+import pytest
+
+from conftest import FIXTURES, ServeProcess, free_ports, run_tritonize
+
+pytestmark = pytest.mark.e2e
+
+
+def test_failing_init_shows_the_predictor_traceback(tmp_path):
+    project = tmp_path / "broken"
+    shutil.copytree(os.path.join(FIXTURES, "broken"), project)
+    repo = tmp_path / "repo"
+    run_tritonize("build", str(project / "predictor.py"), "-o", str(repo))
+    serve = ServeProcess(str(repo))
+    assert serve.wait_ready(timeout=60) is False  # it exits instead of serving
+    serve.process.wait(timeout=60)
+    output = serve.output()
+    assert serve.process.returncode != 0
+    assert "predictor failed to load" in output
+    assert "RuntimeError: cannot find weights at /nonexistent/model.pth" in output
+    assert "predictor.py" in output and "line 3" in output  # the user's own frame
+
+
+def test_missing_repository_is_a_clear_error(tmp_path):
+    result = run_tritonize("serve", str(tmp_path / "nope"), check=False)
+    assert result.returncode != 0
+    assert "no such model repository" in result.stderr and "tritonize build" in result.stderr
+
+
+def test_port_in_use_is_a_clear_error(tmp_path):
+    import socket
+
+    repo = tmp_path / "repo"
+    run_tritonize("build", os.path.join(FIXTURES, "project", "echo_predictor.py"), "-o", str(repo))
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    http_port = busy.getsockname()[1]
+    grpc_port, metrics_port = free_ports(2)
+    try:
+        result = run_tritonize("serve", str(repo), "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+                               "--metrics-port", str(metrics_port), check=False)
+    finally:
+        busy.close()
+    assert result.returncode != 0
+    assert f"http port 127.0.0.1:{http_port} is not available" in result.stderr

@@ -1,0 +1,50 @@
+import pytest
+
+from tritonize.adapter.errors import PredictorSourceError
+from tritonize.adapter.signature import check_predictor_source
+
+
+def check(body, class_name="PythonPredictor"):
+    return check_predictor_source(body, "p.py", class_name)
+
+
+@pytest.mark.parametrize("args", ["", "payload", "query_params, payload", "headers, batch_id, payload, query_params"])
+def test_any_subset_in_any_order(args):
+    src = f"class PythonPredictor:\n    def __init__(self, config): pass\n    def predict(self{', ' if args else ''}{args}): pass\n"
+    assert check(src) == [a.strip() for a in args.split(",") if a.strip()]
+
+
+def test_other_class_name():
+    assert check("class Mine:\n    def predict(self, payload): pass\n", "Mine") == ["payload"]
+
+
+@pytest.mark.parametrize("src, words", [
+    ("class PythonPredictor:\n    def predict(self, payload, body): pass\n",
+     "p.py:2: PythonPredictor.predict: unsupported argument 'body'; allowed: payload, query_params, headers, batch_id"),
+    ("class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
+     "argument 'python_client' is not supported yet"),
+    ("class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n    def predict(self): pass\n",
+     "argument 'job_spec' is not supported yet"),
+    ("class PythonPredictor:\n    def __init__(self, cfg): pass\n    def predict(self): pass\n", "unsupported argument 'cfg'"),
+    ("class PythonPredictor:\n    def predict(self, *args): pass\n", "*args is not supported"),
+    ("class PythonPredictor:\n    def predict(self, payload):\n        return (\n", "p.py:3:"),
+    ("class Other:\n    pass\n", "no top-level class 'PythonPredictor' (classes found: Other); use --class"),
+    ("class PythonPredictor:\n    pass\n", "has no predict() method"),
+    ("class PythonPredictor:\n    async def predict(self, payload): pass\n", "async def predict is not supported"),
+    ("class PythonPredictor:\n    def predict(self): pass\n    def post_predict(self, response, extra): pass\n",
+     "post_predict: unsupported argument 'extra'"),
+])
+def test_bad_predictors_are_rejected_with_location(src, words):
+    with pytest.raises(PredictorSourceError) as err:
+        check(src)
+    assert words in str(err.value)
+
+
+def test_syntax_error_names_file_and_line():
+    with pytest.raises(PredictorSourceError) as err:
+        check("x = 1\ndef f(:\n")
+    assert str(err.value).startswith("p.py:2:") and "syntax error" in str(err.value)
+
+
+def test_inherited_predict_is_left_to_runtime():
+    assert check("class PythonPredictor(Base):\n    pass\n") is None
