@@ -198,3 +198,24 @@ def test_project_module_named_model_and_numpy_results(server, protocol):
     assert np.allclose(out["scores"], expected, atol=1e-5)
     assert out["label"] == ["setosa", "versicolor", "virginica"][int(np.argmax(expected))]
     assert out["best"] == pytest.approx(float(expected.max()), abs=1e-5)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
+    from tritonize.cli.perf_analyzer import perf_analyzer_binary, perf_analyzer_environment
+
+    data = tmp_path / "input.json"
+    # perf_analyzer adds the batch dimension itself: the per-request shape is [1].
+    data.write_text(json.dumps({"data": [{"payload": {"content": ['{"features": [5.1, 3.5, 1.4, 0.2]}'],
+                                                      "shape": [1]}}]}))
+    url = server.http_url if protocol == "http" else server.grpc_url
+    csv = tmp_path / "pa.csv"
+    result = subprocess.run(
+        [perf_analyzer_binary(), "-m", "iris", "-u", url, "-i", protocol, "--input-data", str(data),
+         "--concurrency-range", "2", "--measurement-interval", "1000", "--max-trials", "4",
+         "--stability-percentage", "80", "-f", str(csv)],
+        env=perf_analyzer_environment(str(tmp_path)), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    header, row = csv.read_text().splitlines()[:2]
+    throughput = float(dict(zip(header.split(","), row.split(",")))["Inferences/Second"])
+    assert throughput > 10

@@ -1,0 +1,40 @@
+"""Find a working perf_analyzer: the one tritonclient[all]==2.51 installs, with its libraries.
+
+The pip `perf-analyzer` wheels need glibc 2.38; tritonclient 2.51's binary runs on
+older systems but needs libb64.so.0d and libcudart.so.12, which the
+nvidia-pytriton wheel carries under hashed names: link them under the plain names.
+"""
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+
+from tritonize.adapter.errors import ServeError
+
+NEEDED_LIBS = {"libb64.so.0d": "libb64-*.so.0d", "libcudart.so.12": "libcudart-*.so.12*"}
+
+
+def perf_analyzer_binary():
+    candidate = os.path.join(os.path.dirname(sys.executable), "perf_analyzer")
+    found = candidate if os.access(candidate, os.X_OK) else shutil.which("perf_analyzer")
+    if not found:
+        raise ServeError("perf_analyzer not found; it ships with: pip install 'tritonclient[all]==2.51.0'")
+    return found
+
+
+def perf_analyzer_environment(lib_dir=None):
+    """Environment with LD_LIBRARY_PATH pointing at links to the libraries perf_analyzer needs."""
+    from .server.triton_install import find_triton
+
+    libs = find_triton().libs_dir
+    lib_dir = lib_dir or tempfile.mkdtemp(prefix="tritonize-pa-libs-")
+    for plain, pattern in NEEDED_LIBS.items():
+        matches = sorted(glob.glob(os.path.join(libs, pattern)))
+        link = os.path.join(lib_dir, plain)
+        if matches and not os.path.exists(link):
+            os.symlink(matches[0], link)
+    env = dict(os.environ)
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib_dir, env.get("LD_LIBRARY_PATH", "")) if p)
+    return env

@@ -1,0 +1,82 @@
+"""The CLI in-process (click's runner): build errors, `tritonize test` dry runs."""
+
+import json
+import os
+import sys
+import sysconfig
+
+from click.testing import CliRunner
+
+from conftest import FIXTURES
+from tritonize.cli.main import cli
+
+PROJECT = os.path.join(FIXTURES, "project")
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_dry_run_uses_server_decode_and_encode():
+    cwd = os.getcwd()
+    result = run("test", os.path.join(PROJECT, "cortex.yaml"), "--api", "echo", "--data", '{"a": 1}',
+                 "--param", "q=1", "--header", "X-Tenant=acme", "--header", "Accept=x")
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["payload"] == {"a": 1} and out["query_params"] == {"q": "1"} and out["headers"]["x-tenant"] == "acme"
+    assert "header 'Accept' would not be forwarded" in result.stderr
+    assert os.getcwd() == cwd  # the dry run's chdir is undone
+
+
+def test_dry_run_errors_exit_non_zero_with_status():
+    spec = os.path.join(PROJECT, "cortex.yaml")
+    bad = run("test", spec, "--api", "behaviour", "--data", "{oops")
+    assert bad.exit_code == 1 and "[400] malformed JSON" in bad.stderr
+    failing = run("test", spec, "--api", "behaviour", "--data", "{}", "--param", "op=raise")
+    assert failing.exit_code == 1 and "[500] predict() failed: ValueError: the predictor raised on purpose" in failing.stderr
+    ambiguous = run("test", spec, "--data", "{}")
+    assert ambiguous.exit_code == 2 and "pick one with --api" in ambiguous.stderr
+
+
+def test_dry_run_shows_init_traceback():
+    result = run("test", os.path.join(FIXTURES, "broken", "predictor.py"), "--data", "{}")
+    assert result.exit_code == 1
+    assert "PythonPredictor.__init__ failed" in result.stderr and "cannot find weights" in result.stderr
+
+
+def test_build_reports_bad_predictor_and_writes_nothing(tmp_path):
+    bad = tmp_path / "predictor.py"
+    bad.write_text("class PythonPredictor:\n    def predict(self, payload, body):\n        pass\n")
+    result = run("build", str(bad), "-o", str(tmp_path / "repo"))
+    assert result.exit_code == 2 and "unsupported argument 'body'" in result.stderr
+    assert not (tmp_path / "repo").exists()
+
+
+def test_build_config_values_are_yaml_scalars(tmp_path):
+    pred = tmp_path / "predictor.py"
+    pred.write_text("class PythonPredictor:\n    def predict(self, payload):\n        pass\n")
+    result = run("build", str(pred), "-o", str(tmp_path / "repo"), "--config", "n=3", "--config", "flag=true",
+                 "--config", "name=bert", "--name", "api1")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "repo" / "api1" / "1" / "tritonize_api.json").read_text())
+    assert settings["predictor"]["config"] == {"n": 3, "flag": True, "name": "bert"}
+
+
+def test_build_warns_about_ignored_fields(tmp_path):
+    import shutil
+
+    shutil.copytree(PROJECT, tmp_path / "p")
+    result = run("build", str(tmp_path / "p" / "cortex.yaml"), "-o", str(tmp_path / "repo"))
+    assert result.exit_code == 0, result.output
+    assert "warning: behaviour: ignored: compute (not supported yet)" in result.stderr
+    assert sorted(os.listdir(tmp_path / "repo")) == [".tritonize.json", "behaviour", "echo", "iris"]
+
+
+def test_server_environment_puts_this_python_first():
+    from tritonize.cli.server.triton_install import find_triton
+
+    env = find_triton().environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/x"})
+    assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
+    libs = env["LD_LIBRARY_PATH"].split(os.pathsep)
+    assert libs[0] == sysconfig.get_config_var("LIBDIR") and libs[-1] == "/opt/x"
+    assert libs[1].endswith("nvidia_pytriton.libs")
