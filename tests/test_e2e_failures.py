@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -48,3 +49,34 @@ def test_port_in_use_is_a_clear_error(tmp_path):
         busy.close()
     assert result.returncode != 0
     assert f"http port 127.0.0.1:{http_port} is not available" in result.stderr
+
+
+def _listening_addresses(port):
+    """Local addresses listening on `port` (from iproute2's ss); IPv4-mapped IPv6 shown as IPv4."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True).stdout
+    addresses = [line.split()[3].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()]
+    return [a.replace("[::ffff:", "").rstrip("]") for a in addresses]
+
+
+def test_serve_binds_localhost_and_filters_sensitive_headers_even_with_a_wide_pattern(tmp_path):
+    from tritonize import Client
+
+    repo = tmp_path / "repo"
+    run_tritonize("build", os.path.join(FIXTURES, "project", "echo_predictor.py"), "-o", str(repo), "--name", "echo",
+                  "--config", "greeting=hi")
+    serve = ServeProcess(str(repo), extra_args=["--header-pattern", ".*"])
+    try:
+        assert serve.wait_ready(), serve.output()
+        for port in (serve.http_port, serve.grpc_port, serve.metrics_port):
+            assert _listening_addresses(port) == ["127.0.0.1"], port
+        for protocol, url in (("http", serve.http_url), ("grpc", serve.grpc_url)):
+            with Client(url, protocol=protocol) as client:
+                out = client.predict("echo", {"a": 1}, headers={"Authorization": "Bearer s", "Cookie": "c=1",
+                                                                  "X-Team": "ml", "Accept-Language": "fr"})
+            headers = out["headers"]
+            assert headers["x-team"] == "ml", protocol
+            assert not {"authorization", "cookie", "host", "content-length"} & set(headers), (protocol, headers)
+            if protocol == "http":  # with '.*' Triton forwards every HTTP header; the runtime drops the sensitive ones
+                assert headers["accept-language"] == "fr"
+    finally:
+        assert serve.stop() == 0, serve.output()
