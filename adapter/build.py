@@ -3,8 +3,11 @@
 import os
 from dataclasses import dataclass
 
+from .batching import parse_batching
+from .errors import SpecError
 from .repository import build_repository
 from .spec import api_from_predictor_file, load_spec_file
+from .tensor_spec import parse_tensors
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -19,17 +22,27 @@ class BuildResult:
         return [w for api in self.apis for w in api.warnings]
 
 
-def load_apis(source, name=None, class_name="PythonPredictor", config=None):
-    """ApiSpecs from a .py predictor or a .yaml spec (settings from the command line apply to .py only)."""
+def load_apis(source, name=None, class_name="PythonPredictor", config=None, batching=None, tensors=None):
+    """ApiSpecs from a .py predictor or a .yaml spec (settings from the command line apply to .py only).
+
+    batching: server_side_batching as in a spec ({max_batch_size, batch_interval, max_queue_size});
+    tensors: {inputs: [...], outputs: [...]} as in a spec.
+    """
     if source.endswith(SPEC_SUFFIXES):
-        if name or config:
-            from .errors import SpecError
-
-            raise SpecError("--name and --config apply to a predictor file; set them in the spec file instead")
+        if name or config or batching or tensors:
+            raise SpecError("--name, --config, batching and tensor options apply to a predictor file; "
+                            "set them in the spec file instead")
         return load_spec_file(source, class_name=class_name)
-    return [api_from_predictor_file(source, name=name, class_name=class_name, config=config)]
+    queue_size = (batching or {}).get("max_queue_size")
+    section = {k: v for k, v in (batching or {}).items() if k != "max_queue_size"} or None
+    return [api_from_predictor_file(
+        source, name=name, class_name=class_name, config=config,
+        batching=parse_batching(section, "--max-batch-size/--batch-interval", max_queue_size=queue_size),
+        tensors=parse_tensors(tensors, "--input/--output"),
+    )]
 
 
-def build(source, output_dir="model_repository", name=None, class_name="PythonPredictor", config=None, force=False):
-    apis = load_apis(source, name=name, class_name=class_name, config=config)
+def build(source, output_dir="model_repository", name=None, class_name="PythonPredictor", config=None,
+          force=False, batching=None, tensors=None):
+    apis = load_apis(source, name=name, class_name=class_name, config=config, batching=batching, tensors=tensors)
     return BuildResult(build_repository(apis, os.path.abspath(output_dir), force=force), apis)

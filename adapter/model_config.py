@@ -8,24 +8,49 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from .errors import BuildError
+from .runtime.tensors import NUMPY_TO_TRITON
 from .wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
-# Requests Triton may hand one execute() call. Batching is on even for
-# predictors that take one request: execute() then loops, with no queue delay.
-DEFAULT_MAX_BATCH_SIZE = 32
+
+def _tensor(spec, is_input):
+    tensor = {"name": spec["name"], "dataType": "TYPE_" + NUMPY_TO_TRITON[spec["dtype"]],
+              "dims": [str(d) for d in spec["shape"]]}
+    if is_input and spec.get("ragged"):
+        tensor["allowRaggedBatch"] = True
+    return tensor
+
+
+def _io(api):
+    if api.tensors:
+        return ([_tensor(t, True) for t in api.tensors["inputs"]],
+                [_tensor(t, False) for t in api.tensors["outputs"]])
+    body = {"dataType": "TYPE_STRING", "dims": ["1"]}
+    return ([{"name": INPUT_NAME, **body}],
+            [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}])
+
+
+def dynamic_batching_dict(batching):
+    """Triton batches even for one-request predictors (execute() then loops); the
+    queue delay is server_side_batching's batch_interval, 0 by default, so a lone
+    request never waits. A full queue is refused at once (503)."""
+    config = {"defaultQueuePolicy": {"maxQueueSize": batching.max_queue_size}}
+    if batching.max_queue_delay_us:
+        config["maxQueueDelayMicroseconds"] = str(batching.max_queue_delay_us)
+    if batching.predictor_batching:
+        config["preferredBatchSize"] = [batching.max_batch_size]
+    return config
 
 
 def model_config_dict(api):
     """The Triton model configuration for one API, as protobuf-JSON."""
-    body = {"dataType": "TYPE_STRING", "dims": ["1"]}
+    inputs, outputs = _io(api)
     return {
         "name": api.name,
         "backend": "python",
-        "maxBatchSize": DEFAULT_MAX_BATCH_SIZE,
-        "input": [{"name": INPUT_NAME, **body}],
-        "output": [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}],
-        # No queue delay: batches form only under load, so a lone request waits for nothing.
-        "dynamicBatching": {},  # max_queue_delay_microseconds defaults to 0
+        "maxBatchSize": api.batching.max_batch_size,
+        "input": inputs,
+        "output": outputs,
+        "dynamicBatching": dynamic_batching_dict(api.batching),
         "instanceGroup": [{"kind": "KIND_CPU", "count": 1}],
     }
 

@@ -46,6 +46,9 @@ def api_settings(api):
             "python_path": api.python_path,
             "env": api.env,
         },
+        # The predictor takes lists (Cortex's server_side_batching contract).
+        "predictor_batching": api.batching.predictor_batching,
+        "tensors": api.tensors,
     }
 
 

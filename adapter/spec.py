@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .batching import Batching, parse_batching
 from .errors import SpecError
+from .tensor_spec import parse_tensors
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
@@ -19,17 +21,20 @@ KNOWN_IGNORED = {
     "predictor.log_level": None,
     "predictor.shm_size": None,
     "predictor.processes_per_replica": None,
-    "predictor.threads_per_process": None,
     "predictor.dependencies": None,
-    "predictor.server_side_batching": None,
     "predictor.models": None,
     "predictor.model_path": None,
     "predictor.multi_model_reloading": None,
     "predictor.signature_key": None,
 }
+# Cortex fields with no equivalent needed: warned with the reason.
+NOT_NEEDED = {
+    "predictor.threads_per_process": "not needed: Triton runs one execute() at a time per instance "
+    "and batches concurrent requests into it",
+}
 API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy"}
-PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env"} | {
-    key.split(".", 1)[1] for key in KNOWN_IGNORED if key.startswith("predictor.")
+PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "server_side_batching", "tensors"} | {
+    key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")
 }
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
 # Triton model names become directory names; keep them portable.
@@ -47,6 +52,8 @@ class ApiSpec:
     config: dict = field(default_factory=dict)
     python_path: list = field(default_factory=list)  # relative to project_dir
     env: dict = field(default_factory=dict)
+    batching: Batching = field(default_factory=Batching)
+    tensors: dict = None  # typed tensor API: {"inputs": [...], "outputs": [...]}; None = body API
     warnings: list = field(default_factory=list)
 
 
@@ -70,7 +77,8 @@ def _relative_inside(project_dir, path, where):
     return os.path.relpath(full, project_dir).replace(os.sep, "/")
 
 
-def api_from_predictor_file(predictor_file, name=None, class_name="PythonPredictor", config=None):
+def api_from_predictor_file(predictor_file, name=None, class_name="PythonPredictor", config=None,
+                            batching=None, tensors=None):
     """`tritonize build predictor.py`: the project is the predictor's directory."""
     if not os.path.isfile(predictor_file):
         raise SpecError(f"{predictor_file}: no such file")
@@ -86,6 +94,8 @@ def api_from_predictor_file(predictor_file, name=None, class_name="PythonPredict
         predictor_path=os.path.basename(predictor_file),
         class_name=class_name,
         config=dict(config or {}),
+        batching=batching or Batching(),
+        tensors=tensors,
     )
 
 
@@ -155,6 +165,9 @@ def _parse_api(entry, where, project_dir, class_name):
         holder = predictor if section == "predictor" else entry
         if (sub in holder) if sub else (section in entry):
             warnings.append(f"{name}: ignored: {dotted} (not supported yet)")
+    for dotted, why in NOT_NEEDED.items():
+        if dotted.split(".", 1)[1] in predictor:
+            warnings.append(f"{name}: ignored: {dotted} ({why})")
     return ApiSpec(
         name=name,
         project_dir=project_dir,
@@ -162,6 +175,16 @@ def _parse_api(entry, where, project_dir, class_name):
         class_name=class_name,
         config=config,
         python_path=[_relative_inside(project_dir, p, f"{where}.predictor.python_path") for p in python_path],
-        env={k: "" if v is None else str(v) for k, v in env.items()},
+        env={k: _env_value(v) for k, v in env.items()},
+        batching=parse_batching(predictor.get("server_side_batching"), f"{where}.predictor.server_side_batching"),
+        tensors=parse_tensors(predictor.get("tensors"), f"{where}.predictor.tensors"),
         warnings=warnings,
     )
+
+
+def _env_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

@@ -72,12 +72,30 @@ def cli():
 @click.option("--class", "class_name", default="PythonPredictor", show_default=True, help="Predictor class.")
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="predictor.config entry (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
-def build(source, output, name, class_name, config_items, force):
+@click.option("--max-batch-size", type=int, help="server_side_batching: predict() gets lists of up to N requests.")
+@click.option("--batch-interval", help="server_side_batching: how long to wait to fill a batch (e.g. 50ms, 0.1s).")
+@click.option("--max-queue-size", type=int, help="Requests queued beyond this get 503 at once (default 1024).")
+@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE[:SHAPE][:ragged]",
+              help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).")
+@click.option("--output-tensor", "outputs", multiple=True, metavar="NAME:DTYPE[:SHAPE]",
+              help="Typed tensor output, e.g. y:float32:3 (repeatable).")
+def build(source, output, name, class_name, config_items, force, max_batch_size, batch_interval, max_queue_size,
+          inputs, outputs):
     """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
     from tritonize.adapter.build import build as build_repository
+    from tritonize.adapter.tensor_spec import parse_tensor_option
 
     config = _key_values(config_items, "--config", parse_values=True)
-    result = build_repository(source, output, name=name, class_name=class_name, config=config or None, force=force)
+    batching = {k: v for k, v in (("max_batch_size", max_batch_size), ("batch_interval", batch_interval),
+                                  ("max_queue_size", max_queue_size)) if v is not None}
+    if batch_interval is not None and max_batch_size is None:
+        raise click.BadParameter("needs --max-batch-size too", param_hint="--batch-interval")
+    tensors = None
+    if inputs or outputs:
+        tensors = {"inputs": [parse_tensor_option(t, True) for t in inputs],
+                   "outputs": [parse_tensor_option(t, False) for t in outputs]}
+    result = build_repository(source, output, name=name, class_name=class_name, config=config or None,
+                              force=force, batching=batching or None, tensors=tensors)
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Wrote {result.output_dir} ({', '.join(api.name for api in result.apis)})")

@@ -35,7 +35,8 @@ class TritonPythonModel:
             CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, PROJECT_DIR, SETTINGS_FILE,
         )
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
-        from tritonize_runtime.handler import handle_request
+        from tritonize_runtime.handler import Reply, handle_batch, handle_request
+        from tritonize_runtime.tensors import handle_tensor_requests
         from tritonize_runtime.params import ParameterRules
         from tritonize_runtime.predictor import load_predictor
 
@@ -43,11 +44,14 @@ class TritonPythonModel:
         self.model_name = args["model_name"]
         self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
         self.content_type_output_name = CONTENT_TYPE_OUTPUT_NAME
-        self.handle_request = handle_request
+        self.handle_request, self.handle_batch, self.Reply = handle_request, handle_batch, Reply
+        self.handle_tensor_requests = handle_tensor_requests
         self.triton_code_for_status = triton_code_for_status
         self.rules = ParameterRules()
         with open(os.path.join(VERSION_DIR, SETTINGS_FILE), encoding="utf-8") as f:
             settings = json.load(f)
+        self.predictor_batching = settings.get("predictor_batching", False)
+        self.tensors = settings.get("tensors")
         try:
             self.predictor = load_predictor(os.path.join(VERSION_DIR, PROJECT_DIR), settings)
         except PredictorLoadError as exc:
@@ -65,23 +69,51 @@ class TritonPythonModel:
                 f.write(message)
 
     def execute(self, requests):
-        return [self._answer(request) for request in requests]
+        # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
+        if self.tensors:
+            items = [(self._input_arrays(request), request.parameters()) for request in requests]
+            answers = self.handle_tensor_requests(
+                self.predictor, items, self.tensors, self.rules, self.predictor_batching)
+            return [self._tensor_response(answer) for answer in answers]
+        items = [(self._body(request), request.parameters()) for request in requests]
+        if self.predictor_batching:
+            replies = self.handle_batch(self.predictor, items, self.rules)
+        else:
+            replies = [
+                body if isinstance(body, self.Reply) else self.handle_request(self.predictor, body, params, self.rules)
+                for body, params in items
+            ]
+        return [self._body_response(reply) for reply in replies]
 
-    def _answer(self, request):
+    def _body(self, request):
+        """The request body as bytes, or an error Reply."""
         tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
         if tensor is None:
-            return self._error(400, f"missing input tensor {self.input_name!r}")
+            return self._error_reply(400, f"missing input tensor {self.input_name!r}")
         values = tensor.as_numpy()
         if values.size != 1:
-            return self._error(
-                400, f"input {self.input_name!r} must hold exactly one body (shape [1, 1]), got shape {list(values.shape)}"
-            )
+            return self._error_reply(
+                400, f"input {self.input_name!r} must hold exactly one body (shape [1, 1]), got shape {list(values.shape)}")
         body = values.reshape(-1)[0]
         if isinstance(body, str):
-            body = body.encode("utf-8")
-        elif not isinstance(body, bytes):
-            return self._error(400, f"input {self.input_name!r} must be BYTES")
-        reply = self.handle_request(self.predictor, body, request.parameters(), self.rules)
+            return body.encode("utf-8")
+        if not isinstance(body, bytes):
+            return self._error_reply(400, f"input {self.input_name!r} must be BYTES")
+        return body
+
+    def _input_arrays(self, request):
+        arrays = {}
+        for spec in self.tensors["inputs"]:
+            tensor = pb_utils.get_input_tensor_by_name(request, spec["name"])
+            if tensor is None:
+                return self._error_reply(400, f"missing input tensor {spec['name']!r}")
+            arrays[spec["name"]] = tensor.as_numpy()
+        return arrays
+
+    def _error_reply(self, status, message):
+        return self.Reply(status, message.encode("utf-8"), "text/plain; charset=utf-8")
+
+    def _body_response(self, reply):
         if not reply.ok:
             return self._error(reply.status, reply.message)
         return pb_utils.InferenceResponse(
@@ -91,9 +123,23 @@ class TritonPythonModel:
             ]
         )
 
+    def _tensor_response(self, answer):
+        if isinstance(answer, self.Reply):
+            return self._error(answer.status, answer.message)
+        return pb_utils.InferenceResponse(
+            output_tensors=[pb_utils.Tensor(name, _bytes_as_object(array)) for name, array in answer.items()])
+
     def _error(self, status, message):
         code = getattr(pb_utils.TritonError, self.triton_code_for_status(status))
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
+
+
+def _bytes_as_object(array):
+    # Triton's BYTES tensors travel as numpy object arrays of bytes.
+    if array.dtype.kind in "SU":
+        return np.array([v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)],
+                        dtype=np.object_).reshape(array.shape)
+    return array
 
 
 def _one_bytes_item(value):

@@ -212,8 +212,9 @@ def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
     csv = tmp_path / "pa.csv"
     result = subprocess.run(
         [perf_analyzer_binary(), "-m", "iris", "-u", url, "-i", protocol, "--input-data", str(data),
-         "--concurrency-range", "2", "--measurement-interval", "1000", "--max-trials", "4",
-         "--stability-percentage", "80", "-f", str(csv)],
+         "--concurrency-range", "2", "--measurement-mode", "count_windows", "--measurement-request-count", "100",
+         # Checks the wire contract, not speed: accept noisy windows on a busy 2-core machine.
+         "--max-trials", "10", "--stability-percentage", "500", "-f", str(csv)],
         env=perf_analyzer_environment(str(tmp_path)), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     header, row = csv.read_text().splitlines()[:2]

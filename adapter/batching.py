@@ -1,0 +1,67 @@
+"""Cortex's server_side_batching -> Triton dynamic batching settings."""
+
+import re
+from dataclasses import dataclass
+
+from .errors import SpecError
+
+# Requests Triton may hand one execute() call when the predictor takes one request at a time.
+DEFAULT_MAX_BATCH_SIZE = 32
+# Requests waiting beyond this are refused at once with 503 instead of queueing without bound.
+DEFAULT_MAX_QUEUE_SIZE = 1024
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s|m)?\s*$")
+_UNIT_US = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, None: 1_000_000}
+
+
+@dataclass
+class Batching:
+    """Triton-level batching for one API.
+
+    predictor_batching: the predictor opted in (server_side_batching) and gets lists.
+    """
+
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE
+    max_queue_delay_us: int = 0
+    max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
+    predictor_batching: bool = False
+
+
+def parse_duration_us(value, where):
+    """'0.1s', '50ms', '250us', 0.05 (seconds) -> microseconds."""
+    if isinstance(value, bool):
+        raise SpecError(f"{where}: expected a duration like 50ms or 0.1s, got {value!r}")
+    if isinstance(value, (int, float)):
+        return int(round(value * 1_000_000))
+    match = _DURATION.match(str(value))
+    if not match:
+        raise SpecError(f"{where}: expected a duration like 50ms or 0.1s, got {value!r}")
+    return int(round(float(match.group(1)) * _UNIT_US[match.group(2)]))
+
+
+def _positive_int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"{where}: expected a positive integer, got {value!r}")
+    return value
+
+
+def parse_batching(section, where, max_queue_size=None):
+    """predictor.server_side_batching (a mapping or None) -> Batching."""
+    batching = Batching()
+    if max_queue_size is not None:
+        batching.max_queue_size = _positive_int(max_queue_size, f"{where}.max_queue_size")
+    if section is None:
+        return batching
+    if not isinstance(section, dict):
+        raise SpecError(f"{where}: expected a mapping with max_batch_size and batch_interval")
+    unknown = sorted(set(section) - {"max_batch_size", "batch_interval", "max_queue_size"})
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: batch_interval, max_batch_size, max_queue_size)")
+    if "max_batch_size" not in section:
+        raise SpecError(f"{where}.max_batch_size: required")
+    batching.max_batch_size = _positive_int(section["max_batch_size"], f"{where}.max_batch_size")
+    if "batch_interval" in section:
+        batching.max_queue_delay_us = parse_duration_us(section["batch_interval"], f"{where}.batch_interval")
+    if "max_queue_size" in section:
+        batching.max_queue_size = _positive_int(section["max_queue_size"], f"{where}.max_queue_size")
+    batching.predictor_batching = True
+    return batching
