@@ -190,6 +190,41 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
     _print_body(reply.body, reply.content_type, output)
 
 
+def _duration(text):
+    from tritonize.adapter.batching import parse_duration_us
+
+    return parse_duration_us(text, "--duration") / 1e6
+
+
+@cli.command("bench")
+@click.argument("api")
+@click.option("--data", "-d", required=True, help="Request body (or, for typed APIs, JSON {tensor: values}), or @FILE.")
+@click.option("--concurrency", default="1,8,32", show_default=True, help="Comma-separated concurrency levels.")
+@click.option("--duration", default="10s", show_default=True, help="Measuring time per level (e.g. 10s, 500ms).")
+@click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
+@click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
+@click.option("--http-url", help="host:port of the HTTP endpoint, for model metadata when --protocol grpc.")
+@click.option("--content-type", help="Body content type (default application/json).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable).")
+@click.option("--engine", type=click.Choice(["auto", "perf_analyzer", "builtin"]), default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+def bench_command(api, data, concurrency, duration, protocol, url, http_url, content_type, params, engine, as_json):
+    """Load API on a running server: throughput and p50/p90/p99 latency per concurrency."""
+    from .bench import bench, format_table
+
+    try:
+        levels = [int(c) for c in concurrency.split(",") if c.strip()]
+    except ValueError:
+        raise click.BadParameter("expected comma-separated integers", param_hint="--concurrency") from None
+    used, results = bench(api, _read_data(data), levels, _duration(duration), protocol=protocol, url=url,
+                          http_url=http_url, content_type=content_type, query_params=_key_values(params, "--param"),
+                          engine=engine)
+    if as_json:
+        click.echo(json.dumps({"engine": used, "results": [r.as_dict() for r in results]}, indent=2))
+    else:
+        click.echo(format_table(used, results))
+
+
 def main():
     cli(prog_name="tritonize")
 

@@ -157,3 +157,10 @@ def test_typed_input_dtype_and_shape_are_checked(server, protocol):
     assert "unexpected shape" in wrong_shape.message()
     for error in (wrong_dtype, wrong_shape):
         assert "400" in str(error.status()) or "INVALID_ARGUMENT" in str(error.status())
+
+
+def test_bench_typed_api(server):
+    result = run_tritonize("bench", "typed", "--data", '{"x": [1, 2, 3, 4]}', "--concurrency", "8", "--duration", "1s",
+                           "--url", server.http_url, "--engine", "builtin", "--json")
+    (row,) = json.loads(result.stdout)["results"]
+    assert row["errors"] == 0 and row["throughput"] > 20, row

@@ -220,3 +220,28 @@ def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
     header, row = csv.read_text().splitlines()[:2]
     throughput = float(dict(zip(header.split(","), row.split(",")))["Inferences/Second"])
     assert throughput > 10
+
+
+@pytest.mark.parametrize("protocol, engine", [("http", "builtin"), ("grpc", "builtin"), ("http", "perf_analyzer")])
+def test_bench_command(server, protocol, engine):
+    url = server.http_url if protocol == "http" else server.grpc_url
+    result = run_tritonize("bench", "echo", "--data", '{"x": 1}', "--concurrency", "1,4", "--duration", "1s",
+                           "--protocol", protocol, "--url", url, "--http-url", server.http_url,
+                           "--engine", engine, "--json")
+    report = json.loads(result.stdout)
+    assert report["engine"] == engine
+    assert [r["concurrency"] for r in report["results"]] == [1, 4]
+    for row in report["results"]:
+        assert row["errors"] == 0 and row["throughput"] > 20, row
+        assert 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] < 1000, row
+
+
+def test_bench_counts_errors_and_table_output(server):
+    # op=raise makes every request fail: the builtin engine reports errors instead of crashing.
+    result = run_tritonize("bench", "behaviour", "--data", "{}", "--param", "op=raise", "--concurrency", "2",
+                           "--duration", "0.5s", "--url", server.http_url)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "engine: builtin"  # query params: perf_analyzer cannot send them
+    assert lines[1].split() == ["concurrency", "req/s", "p50", "ms", "p90", "ms", "p99", "ms", "errors"]
+    assert int(lines[2].split()[-1]) > 0
+    assert "HTTP 500" in result.stdout and "the predictor raised on purpose" in result.stdout
