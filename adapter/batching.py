@@ -7,8 +7,10 @@ from .errors import SpecError
 
 # Requests Triton may hand one execute() call when the predictor takes one request at a time.
 DEFAULT_MAX_BATCH_SIZE = 32
-# Requests waiting beyond this are refused at once with 503 instead of queueing without bound.
-DEFAULT_MAX_QUEUE_SIZE = 1024
+# 0 = no limit (Triton's default). A limit makes a full queue answer 503 at once, but on
+# Triton 2.51 any default_queue_policy cost a JSON echo 13x its throughput and added
+# ~500 ms stalls at concurrency 32 (benchmarks/NOTES.md), so it is opt-in.
+DEFAULT_MAX_QUEUE_SIZE = 0
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s|m)?\s*$")
 _UNIT_US = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, None: 1_000_000}
 
@@ -38,6 +40,12 @@ def parse_duration_us(value, where):
     return int(round(float(match.group(1)) * _UNIT_US[match.group(2)]))
 
 
+def _non_negative_int(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SpecError(f"{where}: expected an integer >= 0 (0: no limit), got {value!r}")
+    return value
+
+
 def _positive_int(value, where):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"{where}: expected a positive integer, got {value!r}")
@@ -48,7 +56,7 @@ def parse_batching(section, where, max_queue_size=None):
     """predictor.server_side_batching (a mapping or None) -> Batching."""
     batching = Batching()
     if max_queue_size is not None:
-        batching.max_queue_size = _positive_int(max_queue_size, f"{where}.max_queue_size")
+        batching.max_queue_size = _non_negative_int(max_queue_size, f"{where}.max_queue_size")
     if section is None:
         return batching
     if not isinstance(section, dict):
@@ -62,6 +70,6 @@ def parse_batching(section, where, max_queue_size=None):
     if "batch_interval" in section:
         batching.max_queue_delay_us = parse_duration_us(section["batch_interval"], f"{where}.batch_interval")
     if "max_queue_size" in section:
-        batching.max_queue_size = _positive_int(section["max_queue_size"], f"{where}.max_queue_size")
+        batching.max_queue_size = _non_negative_int(section["max_queue_size"], f"{where}.max_queue_size")
     batching.predictor_batching = True
     return batching

@@ -32,8 +32,10 @@ def _io(api):
 def dynamic_batching_dict(batching):
     """Triton batches even for one-request predictors (execute() then loops); the
     queue delay is server_side_batching's batch_interval, 0 by default, so a lone
-    request never waits. A full queue is refused at once (503)."""
-    config = {"defaultQueuePolicy": {"maxQueueSize": batching.max_queue_size}}
+    request never waits. With max_queue_size, a full queue is refused at once (503)."""
+    config = {}
+    if batching.max_queue_size:
+        config["defaultQueuePolicy"] = {"maxQueueSize": batching.max_queue_size}
     if batching.max_queue_delay_us:
         config["maxQueueDelayMicroseconds"] = str(batching.max_queue_delay_us)
     if batching.predictor_batching:

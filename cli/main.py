@@ -74,7 +74,7 @@ def cli():
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
 @click.option("--max-batch-size", type=int, help="server_side_batching: predict() gets lists of up to N requests.")
 @click.option("--batch-interval", help="server_side_batching: how long to wait to fill a batch (e.g. 50ms, 0.1s).")
-@click.option("--max-queue-size", type=int, help="Requests queued beyond this get 503 at once (default 1024).")
+@click.option("--max-queue-size", type=int, help="Requests queued beyond this get 503 at once (default 0: no limit).")
 @click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE[:SHAPE][:ragged]",
               help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).")
 @click.option("--output-tensor", "outputs", multiple=True, metavar="NAME:DTYPE[:SHAPE]",

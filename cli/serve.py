@@ -60,12 +60,18 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
         # Triton exited on its own (crash or external kill).
         raise ServeError(server.failure_report())
     except _Stop:
-        out("Stopping Triton (finishing in-flight requests)...")
+        out("Stopping Triton (finishing in-flight requests; Ctrl-C again to kill it now)...")
         return 0
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        server.stop()
+        # A second signal must not kill us before Triton is stopped (that would orphan it):
+        # it cuts the graceful wait short instead.
+        for sig in previous:
+            signal.signal(sig, lambda signum, frame: server.kill())
+        try:
+            server.stop()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def ready_banner(options, apis, took):

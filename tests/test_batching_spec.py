@@ -26,7 +26,7 @@ def test_server_side_batching_to_config():
     assert config.max_batch_size == 8
     assert config.dynamic_batching.max_queue_delay_microseconds == 100_000
     assert list(config.dynamic_batching.preferred_batch_size) == [8]
-    assert config.dynamic_batching.default_queue_policy.max_queue_size == DEFAULT_MAX_QUEUE_SIZE
+    assert DEFAULT_MAX_QUEUE_SIZE == 0 and not config.dynamic_batching.HasField("default_queue_policy")
 
 
 def test_without_server_side_batching_triton_still_queues_without_delay():

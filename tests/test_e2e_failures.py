@@ -80,3 +80,38 @@ def test_serve_binds_localhost_and_filters_sensitive_headers_even_with_a_wide_pa
                 assert headers["accept-language"] == "fr"
     finally:
         assert serve.stop() == 0, serve.output()
+
+
+def _tritonservers_for(repo):
+    out = subprocess.run(["pgrep", "-f", "--", f"--model-repository={repo}"], capture_output=True, text=True).stdout
+    return out.split()
+
+
+def _wait_gone(repo, timeout=30):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _tritonservers_for(repo):
+        time.sleep(0.2)
+    return _tritonservers_for(repo)
+
+
+@pytest.mark.parametrize("how", ["sigterm-twice", "sigkill"])
+def test_no_orphaned_tritonserver(tmp_path, how):
+    import signal
+    import time
+
+    repo = tmp_path / "repo"
+    run_tritonize("build", os.path.join(FIXTURES, "project", "echo_predictor.py"), "-o", str(repo))
+    serve = ServeProcess(str(repo))
+    assert serve.wait_ready(), serve.output()
+    assert _tritonservers_for(repo)
+    if how == "sigkill":  # tritonize itself dies: tritonserver must not outlive it
+        serve.process.kill()
+    else:  # an impatient operator (or `timeout` + pkill) signals twice
+        serve.process.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        serve.process.send_signal(signal.SIGTERM)
+    serve.process.wait(timeout=60)
+    assert _wait_gone(repo) == [], serve.output()
+    serve.log.close()

@@ -1,5 +1,6 @@
 """Run the tritonserver binary from the nvidia-pytriton wheel as a child process."""
 
+import ctypes
 import glob
 import os
 import shutil
@@ -20,6 +21,14 @@ from .triton_install import find_triton
 # Harmless on CPU machines, printed by every start.
 NOISE = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM unable to start",
          "Unable to find any CUDA", "cudaGetDeviceCount")
+
+
+def _die_with_parent():
+    """Runs in the child before exec: tritonserver gets SIGTERM if tritonize dies (even by SIGKILL)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 def check_port_free(host, port, what):
@@ -74,6 +83,7 @@ class LocalTritonServer:
         self.process = subprocess.Popen(
             args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches every stub
+            preexec_fn=_die_with_parent,
         )
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
@@ -121,6 +131,14 @@ class LocalTritonServer:
             parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
         code = self.process.returncode if self.process else None
         return f"Triton stopped (exit code {code}).\n" + "\n\n".join(parts)
+
+    def kill(self):
+        """Stop now: SIGKILL to tritonserver and its stubs (stop() still cleans up)."""
+        if self.process is not None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def stop(self):
         """SIGTERM, wait for in-flight requests, then make sure nothing is left behind."""
