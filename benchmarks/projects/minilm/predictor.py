@@ -17,6 +17,7 @@ class PythonPredictor:
 
     def __init__(self, config):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")  # its own threads would fight torch's
         torch.set_num_threads(int(config.get("threads", 2)))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir())
         self.model = AutoModel.from_pretrained(model_dir()).eval()
