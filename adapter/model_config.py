@@ -8,6 +8,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from .errors import BuildError
+from .instances import instance_group_dicts
 from .wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
 # Requests Triton may hand one execute() call. Batching is on even for
@@ -26,7 +27,7 @@ def model_config_dict(api):
         "output": [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}],
         # No queue delay: batches form only under load, so a lone request waits for nothing.
         "dynamicBatching": {},  # max_queue_delay_microseconds defaults to 0
-        "instanceGroup": [{"kind": "KIND_CPU", "count": 1}],
+        "instanceGroup": instance_group_dicts(api),
     }
 
 

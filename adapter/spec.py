@@ -7,18 +7,17 @@ from dataclasses import dataclass, field
 import yaml
 
 from .errors import SpecError
+from .instances import parse_api_instances
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
     "networking": None,
-    "compute": None,
     "autoscaling": None,
     "update_strategy": None,
     "predictor.image": None,
     "predictor.tensorflow_serving_image": None,
     "predictor.log_level": None,
     "predictor.shm_size": None,
-    "predictor.processes_per_replica": None,
     "predictor.threads_per_process": None,
     "predictor.dependencies": None,
     "predictor.server_side_batching": None,
@@ -27,8 +26,8 @@ KNOWN_IGNORED = {
     "predictor.multi_model_reloading": None,
     "predictor.signature_key": None,
 }
-API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy"}
-PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env"} | {
+API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy", "tritonize"}
+PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "processes_per_replica"} | {
     key.split(".", 1)[1] for key in KNOWN_IGNORED if key.startswith("predictor.")
 }
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
@@ -48,6 +47,11 @@ class ApiSpec:
     python_path: list = field(default_factory=list)  # relative to project_dir
     env: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
+    # Triton instance group (adapter/instances.py): kind "cpu"/"gpu", instances per GPU (or in all
+    # on CPU), gpus: GPU ids, or None for every GPU Triton sees.
+    kind: str = "cpu"
+    instances: int = 1
+    gpus: list = None
 
 
 def check_model_name(name, where="name"):
@@ -155,7 +159,7 @@ def _parse_api(entry, where, project_dir, class_name):
         holder = predictor if section == "predictor" else entry
         if (sub in holder) if sub else (section in entry):
             warnings.append(f"{name}: ignored: {dotted} (not supported yet)")
-    return ApiSpec(
+    api = ApiSpec(
         name=name,
         project_dir=project_dir,
         predictor_path=_relative_inside(project_dir, predictor["path"], f"{where}.predictor.path"),
@@ -165,3 +169,5 @@ def _parse_api(entry, where, project_dir, class_name):
         env={k: "" if v is None else str(v) for k, v in env.items()},
         warnings=warnings,
     )
+    api.warnings.extend(parse_api_instances(api, entry, predictor, where))
+    return api

@@ -72,15 +72,22 @@ def cli():
 @click.option("--class", "class_name", default="PythonPredictor", show_default=True, help="Predictor class.")
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="predictor.config entry (repeatable).")
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
-def build(source, output, name, class_name, config_items, force):
+@click.option("--kind", type=click.Choice(["cpu", "gpu"]), help="Instance kind (default: cpu, or the spec's compute.gpu).")
+@click.option("--instances", type=click.IntRange(1, 64), help="Instances (processes): per GPU on GPU, in all on CPU.")
+@click.option("--gpus", help="GPU ids, e.g. 0,1 (implies --kind gpu), or 'all'.")
+def build(source, output, name, class_name, config_items, force, kind, instances, gpus):
     """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
     from tritonize.adapter.build import build as build_repository
+    from tritonize.adapter.instances import parse_gpus
 
     config = _key_values(config_items, "--config", parse_values=True)
-    result = build_repository(source, output, name=name, class_name=class_name, config=config or None, force=force)
+    result = build_repository(source, output, name=name, class_name=class_name, config=config or None, force=force,
+                              kind=kind, instances=instances, gpus=parse_gpus(gpus, "--gpus"))
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Wrote {result.output_dir} ({', '.join(api.name for api in result.apis)})")
+    for line in result.instance_summary():
+        click.echo(line)
     click.echo(f"Serve it with: tritonize serve {output}")
 
 
@@ -96,8 +103,10 @@ def build(source, output, name, class_name, config_items, force):
               help="Also pass Authorization, Cookie, Host and Content-Length headers to predictors.")
 @click.option("--ready-timeout", default=300.0, show_default=True, help="Seconds to wait for models to load.")
 @click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
+@click.option("--cpu", "cpu_only", is_flag=True,
+              help="Run models built for GPUs on CPU instances (local testing without a GPU).")
 def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
-          forward_sensitive_headers, ready_timeout, verbose):
+          forward_sensitive_headers, ready_timeout, verbose, cpu_only):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
     from .serve import serve as run_server
     from .server.options import ServerOptions
@@ -105,7 +114,7 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
     options = ServerOptions(
         model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
         header_pattern=header_pattern, forward_sensitive_headers=forward_sensitive_headers,
-        log_verbose=max(verbose - 1, 0),
+        log_verbose=max(verbose - 1, 0), cpu_only=cpu_only,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

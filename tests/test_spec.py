@@ -35,7 +35,7 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
 """)
     (api,) = load_spec_file(spec)
     assert sorted(api.warnings) == sorted([
-        "a: ignored: compute (not supported yet)", "a: ignored: autoscaling (not supported yet)",
+        "a: ignored: compute.mem (not supported yet)", "a: ignored: autoscaling (not supported yet)",
         "a: ignored: predictor.server_side_batching (not supported yet)"])
 
 
