@@ -45,6 +45,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
     try:
         out(f"Starting Triton on {options.model_repository} ({len(apis)} API(s): {', '.join(apis)})")
         server.start()
+        for name, gpus in sorted(getattr(server, "cpu_overrides", {}).items()):
+            built = "every GPU" if gpus is None else "GPU " + ", ".join(map(str, gpus))
+            out(f"  --cpu: {name} was built for {built}; running it on CPU instances")
 
         def on_wait(waited):
             if show_progress:
