@@ -91,6 +91,37 @@ def build(source, output, name, class_name, config_items, force, kind, instances
     click.echo(f"Serve it with: tritonize serve {output}")
 
 
+def _docker_options(func):
+    for decorator in reversed([
+        click.option("--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."),
+        click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
+        click.option("--gpus", "docker_gpus", help="GPUs for the container: all or 0,1 (default: all if a model "
+                     "has GPU instances).  [--docker]"),
+        click.option("--shm-size", help="/dev/shm size of the container, at least 1g (default 1g).  [--docker]"),
+        click.option("--detach", is_flag=True, help="Leave the container running once ready.  [--docker]"),
+        click.option("--name", "container_name", help="Container name (default tritonize-REPO-PORT).  [--docker]"),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container_name):
+    """DockerOptions for `serve --docker`, None for the local server."""
+    from tritonize.adapter.instances import parse_gpus
+
+    from .server.docker import DockerOptions
+
+    given = [flag for flag, value in (("--image", image), ("--gpus", docker_gpus), ("--shm-size", shm_size),
+                                      ("--detach", detach), ("--name", container_name)) if value]
+    if not use_docker:
+        if given:
+            raise click.UsageError(f"{given[0]} applies to the Docker launcher: add --docker")
+        return None
+    defaults = DockerOptions()
+    return DockerOptions(image=image or defaults.image, gpus=parse_gpus(docker_gpus, "--gpus"),
+                         shm_size=shm_size or defaults.shm_size, detach=detach, name=container_name)
+
+
 @cli.command()
 @click.argument("model_repository", default="model_repository", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
@@ -105,8 +136,9 @@ def build(source, output, name, class_name, config_items, force, kind, instances
 @click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
 @click.option("--cpu", "cpu_only", is_flag=True,
               help="Run models built for GPUs on CPU instances (local testing without a GPU).")
+@_docker_options
 def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
-          forward_sensitive_headers, ready_timeout, verbose, cpu_only):
+          forward_sensitive_headers, ready_timeout, verbose, cpu_only, **docker_settings):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
     from .serve import serve as run_server
     from .server.options import ServerOptions
@@ -118,7 +150,8 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
     )
     if verbose:
         options.extra_args.append("--log-info=true")
-    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout))
+    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout,
+                        docker=_docker_settings(**docker_settings)))
 
 
 def _request_options(func):
