@@ -46,6 +46,8 @@ def api_settings(api):
             "python_path": api.python_path,
             "env": api.env,
         },
+        # Cortex's dependency files (relative to project/), for `tritonize docker build`.
+        "dependencies": api.dependencies,
     }
 
 

@@ -19,7 +19,6 @@ KNOWN_IGNORED = {
     "predictor.log_level": None,
     "predictor.shm_size": None,
     "predictor.threads_per_process": None,
-    "predictor.dependencies": None,
     "predictor.server_side_batching": None,
     "predictor.models": None,
     "predictor.model_path": None,
@@ -27,9 +26,11 @@ KNOWN_IGNORED = {
     "predictor.signature_key": None,
 }
 API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy", "tritonize"}
-PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "processes_per_replica"} | {
+PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "processes_per_replica", "dependencies"} | {
     key.split(".", 1)[1] for key in KNOWN_IGNORED if key.startswith("predictor.")
 }
+# Cortex's defaults: files in the project directory, used when they exist.
+DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt", "shell": "dependencies.sh"}
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
 # Triton model names become directory names; keep them portable.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -52,6 +53,8 @@ class ApiSpec:
     kind: str = "cpu"
     instances: int = 1
     gpus: list = None
+    # Cortex's predictor.dependencies, relative to project_dir (used by `tritonize docker build`).
+    dependencies: dict = field(default_factory=lambda: dict(DEFAULT_DEPENDENCIES))
 
 
 def check_model_name(name, where="name"):
@@ -170,4 +173,17 @@ def _parse_api(entry, where, project_dir, class_name):
         warnings=warnings,
     )
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
+    api.dependencies = _parse_dependencies(predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies")
     return api
+
+
+def _parse_dependencies(value, project_dir, where):
+    if value is None:
+        return dict(DEFAULT_DEPENDENCIES)
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a mapping with pip, conda and/or shell")
+    unknown = sorted(set(value) - set(DEFAULT_DEPENDENCIES))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: conda, pip, shell)")
+    return {key: _relative_inside(project_dir, value.get(key, default), f"{where}.{key}")
+            for key, default in DEFAULT_DEPENDENCIES.items()}

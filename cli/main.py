@@ -154,6 +154,38 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
                         docker=_docker_settings(**docker_settings)))
 
 
+@cli.group()
+def docker():
+    """Container images for model repositories."""
+
+
+@docker.command("build")
+@click.argument("model_repository", default="model_repository", type=click.Path())
+@click.option("-t", "--tag", help="Image tag (default: tritonize-REPO:latest).")
+@click.option("--image", help="Base Triton image (default: nvcr.io/nvidia/tritonserver:24.10-py3, Triton 2.51).")
+@click.option("-f", "--file", "dockerfile", type=click.Path(dir_okay=False),
+              help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).")
+@click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
+def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
+    """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
+    from .docker_build import docker_build
+    from .server.docker import DEFAULT_IMAGE
+
+    result = docker_build(model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile,
+                          dry_run=dry_run)
+    for note in result.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    click.echo(f"Wrote {result.dockerfile}")
+    command = " ".join(result.command)
+    image_tag = result.command[result.command.index("-t") + 1]
+    if dry_run:
+        click.echo(f"Build it with: {command}")
+    else:
+        click.echo(f"Built {image_tag}")
+    gpus = " --gpus all" if result.needs_gpus else ""
+    click.echo(f"Run it with: docker run --rm --shm-size 1g -p 8000:8000 -p 8001:8001 -p 8002:8002{gpus} {image_tag}")
+
+
 def _request_options(func):
     for decorator in reversed([
         click.option("--data", "-d", required=True, help="Request body, or @FILE."),
