@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from .batching import parse_batching
 from .errors import SpecError
+from .instances import apply_instance_settings, describe
 from .repository import build_repository
 from .spec import api_from_predictor_file, load_spec_file
 from .tensor_spec import parse_tensors
@@ -20,6 +21,9 @@ class BuildResult:
     @property
     def warnings(self):
         return [w for api in self.apis for w in api.warnings]
+
+    def instance_summary(self):
+        return [f"  {api.name}: {describe(api)}" for api in self.apis]
 
 
 def load_apis(source, name=None, class_name="PythonPredictor", config=None, batching=None, tensors=None):
@@ -42,7 +46,15 @@ def load_apis(source, name=None, class_name="PythonPredictor", config=None, batc
     )]
 
 
+def apply_instance_overrides(apis, kind=None, instances=None, gpus=None):
+    """`build --kind/--instances/--gpus` (already parsed): override every API's instance group."""
+    for api in apis:
+        apply_instance_settings(api, kind=kind, instances=instances, gpus=gpus, where="--kind/--gpus")
+    return apis
+
+
 def build(source, output_dir="model_repository", name=None, class_name="PythonPredictor", config=None,
-          force=False, batching=None, tensors=None):
+          force=False, batching=None, tensors=None, kind=None, instances=None, gpus=None):
     apis = load_apis(source, name=name, class_name=class_name, config=config, batching=batching, tensors=tensors)
+    apply_instance_overrides(apis, kind=kind, instances=instances, gpus=gpus)
     return BuildResult(build_repository(apis, os.path.abspath(output_dir), force=force), apis)

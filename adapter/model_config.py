@@ -8,6 +8,7 @@ from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from .errors import BuildError
+from .instances import instance_group_dicts
 from .runtime.tensors import NUMPY_TO_TRITON
 from .wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
@@ -53,7 +54,7 @@ def model_config_dict(api):
         "input": inputs,
         "output": outputs,
         "dynamicBatching": dynamic_batching_dict(api.batching),
-        "instanceGroup": [{"kind": "KIND_CPU", "count": 1}],
+        "instanceGroup": instance_group_dicts(api),
     }
 
 

@@ -49,6 +49,8 @@ def api_settings(api):
         # The predictor takes lists (Cortex's server_side_batching contract).
         "predictor_batching": api.batching.predictor_batching,
         "tensors": api.tensors,
+        # Cortex's dependency files (relative to project/), for `tritonize docker build`.
+        "dependencies": api.dependencies,
     }
 
 

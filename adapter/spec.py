@@ -8,20 +8,18 @@ import yaml
 
 from .batching import Batching, parse_batching
 from .errors import SpecError
+from .instances import parse_api_instances
 from .tensor_spec import parse_tensors
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
     "networking": None,
-    "compute": None,
     "autoscaling": None,
     "update_strategy": None,
     "predictor.image": None,
     "predictor.tensorflow_serving_image": None,
     "predictor.log_level": None,
     "predictor.shm_size": None,
-    "predictor.processes_per_replica": None,
-    "predictor.dependencies": None,
     "predictor.models": None,
     "predictor.model_path": None,
     "predictor.multi_model_reloading": None,
@@ -32,10 +30,13 @@ NOT_NEEDED = {
     "predictor.threads_per_process": "not needed: Triton runs one execute() at a time per instance "
     "and batches concurrent requests into it",
 }
-API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy"}
-PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "server_side_batching", "tensors"} | {
+API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy", "tritonize"}
+PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "server_side_batching", "tensors",
+                  "processes_per_replica", "dependencies"} | {
     key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")
 }
+# Cortex's defaults: files in the project directory, used when they exist.
+DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt", "shell": "dependencies.sh"}
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
 # Triton model names become directory names; keep them portable.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
@@ -55,6 +56,13 @@ class ApiSpec:
     batching: Batching = field(default_factory=Batching)
     tensors: dict = None  # typed tensor API: {"inputs": [...], "outputs": [...]}; None = body API
     warnings: list = field(default_factory=list)
+    # Triton instance group (adapter/instances.py): kind "cpu"/"gpu", instances per GPU (or in all
+    # on CPU), gpus: GPU ids, or None for every GPU Triton sees.
+    kind: str = "cpu"
+    instances: int = 1
+    gpus: list = None
+    # Cortex's predictor.dependencies, relative to project_dir (used by `tritonize docker build`).
+    dependencies: dict = field(default_factory=lambda: dict(DEFAULT_DEPENDENCIES))
 
 
 def check_model_name(name, where="name"):
@@ -168,7 +176,7 @@ def _parse_api(entry, where, project_dir, class_name):
     for dotted, why in NOT_NEEDED.items():
         if dotted.split(".", 1)[1] in predictor:
             warnings.append(f"{name}: ignored: {dotted} ({why})")
-    return ApiSpec(
+    api = ApiSpec(
         name=name,
         project_dir=project_dir,
         predictor_path=_relative_inside(project_dir, predictor["path"], f"{where}.predictor.path"),
@@ -180,6 +188,21 @@ def _parse_api(entry, where, project_dir, class_name):
         tensors=parse_tensors(predictor.get("tensors"), f"{where}.predictor.tensors"),
         warnings=warnings,
     )
+    api.warnings.extend(parse_api_instances(api, entry, predictor, where))
+    api.dependencies = _parse_dependencies(predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies")
+    return api
+
+
+def _parse_dependencies(value, project_dir, where):
+    if value is None:
+        return dict(DEFAULT_DEPENDENCIES)
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: expected a mapping with pip, conda and/or shell")
+    unknown = sorted(set(value) - set(DEFAULT_DEPENDENCIES))
+    if unknown:
+        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: conda, pip, shell)")
+    return {key: _relative_inside(project_dir, value.get(key, default), f"{where}.{key}")
+            for key, default in DEFAULT_DEPENDENCIES.items()}
 
 
 def _env_value(value):

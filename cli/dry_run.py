@@ -6,6 +6,7 @@ import os
 from tritonize.adapter.build import load_apis
 from tritonize.adapter.errors import SpecError
 from tritonize.adapter.repository import api_settings, check_api_sources
+from tritonize.adapter.runtime.device import device_config
 from tritonize.adapter.runtime.handler import handle_request
 from tritonize.adapter.runtime.params import CONTENT_TYPE_PARAMETER, ParameterRules
 from tritonize.adapter.runtime.predictor import load_predictor
@@ -40,7 +41,9 @@ def dry_run(source, body, content_type=None, query_params=None, headers=None, ap
             warnings.append(f"header {key!r} would not be forwarded by the server (pattern {rules.header_regex.pattern!r})")
     cwd = os.getcwd()
     try:
-        predictor = load_predictor(api.project_dir, api_settings(api))
+        settings = api_settings(api)
+        # No instance process to pin here: the predictor runs in this process, told "cpu".
+        predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
         return handle_request(predictor, body, json.dumps(pairs), rules), warnings
     finally:
         os.chdir(cwd)

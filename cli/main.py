@@ -79,10 +79,14 @@ def cli():
               help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).")
 @click.option("--output-tensor", "outputs", multiple=True, metavar="NAME:DTYPE[:SHAPE]",
               help="Typed tensor output, e.g. y:float32:3 (repeatable).")
+@click.option("--kind", type=click.Choice(["cpu", "gpu"]), help="Instance kind (default: cpu, or the spec's compute.gpu).")
+@click.option("--instances", type=click.IntRange(1, 64), help="Instances (processes): per GPU on GPU, in all on CPU.")
+@click.option("--gpus", help="GPU ids, e.g. 0,1 (implies --kind gpu), or 'all'.")
 def build(source, output, name, class_name, config_items, force, max_batch_size, batch_interval, max_queue_size,
-          inputs, outputs):
+          inputs, outputs, kind, instances, gpus):
     """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
     from tritonize.adapter.build import build as build_repository
+    from tritonize.adapter.instances import parse_gpus
     from tritonize.adapter.tensor_spec import parse_tensor_option
 
     config = _key_values(config_items, "--config", parse_values=True)
@@ -95,11 +99,45 @@ def build(source, output, name, class_name, config_items, force, max_batch_size,
         tensors = {"inputs": [parse_tensor_option(t, True) for t in inputs],
                    "outputs": [parse_tensor_option(t, False) for t in outputs]}
     result = build_repository(source, output, name=name, class_name=class_name, config=config or None,
-                              force=force, batching=batching or None, tensors=tensors)
+                              force=force, batching=batching or None, tensors=tensors,
+                              kind=kind, instances=instances, gpus=parse_gpus(gpus, "--gpus"))
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Wrote {result.output_dir} ({', '.join(api.name for api in result.apis)})")
+    for line in result.instance_summary():
+        click.echo(line)
     click.echo(f"Serve it with: tritonize serve {output}")
+
+
+def _docker_options(func):
+    for decorator in reversed([
+        click.option("--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."),
+        click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
+        click.option("--gpus", "docker_gpus", help="GPUs for the container: all or 0,1 (default: all if a model "
+                     "has GPU instances).  [--docker]"),
+        click.option("--shm-size", help="/dev/shm size of the container, at least 1g (default 1g).  [--docker]"),
+        click.option("--detach", is_flag=True, help="Leave the container running once ready.  [--docker]"),
+        click.option("--name", "container_name", help="Container name (default tritonize-REPO-PORT).  [--docker]"),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container_name):
+    """DockerOptions for `serve --docker`, None for the local server."""
+    from tritonize.adapter.instances import parse_gpus
+
+    from .server.docker import DockerOptions
+
+    given = [flag for flag, value in (("--image", image), ("--gpus", docker_gpus), ("--shm-size", shm_size),
+                                      ("--detach", detach), ("--name", container_name)) if value]
+    if not use_docker:
+        if given:
+            raise click.UsageError(f"{given[0]} applies to the Docker launcher: add --docker")
+        return None
+    defaults = DockerOptions()
+    return DockerOptions(image=image or defaults.image, gpus=parse_gpus(docker_gpus, "--gpus"),
+                         shm_size=shm_size or defaults.shm_size, detach=detach, name=container_name)
 
 
 @cli.command()
@@ -114,8 +152,11 @@ def build(source, output, name, class_name, config_items, force, max_batch_size,
               help="Also pass Authorization, Cookie, Host and Content-Length headers to predictors.")
 @click.option("--ready-timeout", default=300.0, show_default=True, help="Seconds to wait for models to load.")
 @click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
+@click.option("--cpu", "cpu_only", is_flag=True,
+              help="Run models built for GPUs on CPU instances (local testing without a GPU).")
+@_docker_options
 def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
-          forward_sensitive_headers, ready_timeout, verbose):
+          forward_sensitive_headers, ready_timeout, verbose, cpu_only, **docker_settings):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
     from .serve import serve as run_server
     from .server.options import ServerOptions
@@ -123,11 +164,44 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
     options = ServerOptions(
         model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
         header_pattern=header_pattern, forward_sensitive_headers=forward_sensitive_headers,
-        log_verbose=max(verbose - 1, 0),
+        log_verbose=max(verbose - 1, 0), cpu_only=cpu_only,
     )
     if verbose:
         options.extra_args.append("--log-info=true")
-    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout))
+    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout,
+                        docker=_docker_settings(**docker_settings)))
+
+
+@cli.group()
+def docker():
+    """Container images for model repositories."""
+
+
+@docker.command("build")
+@click.argument("model_repository", default="model_repository", type=click.Path())
+@click.option("-t", "--tag", help="Image tag (default: tritonize-REPO:latest).")
+@click.option("--image", help="Base Triton image (default: nvcr.io/nvidia/tritonserver:24.10-py3, Triton 2.51).")
+@click.option("-f", "--file", "dockerfile", type=click.Path(dir_okay=False),
+              help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).")
+@click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
+def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
+    """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
+    from .docker_build import docker_build
+    from .server.docker import DEFAULT_IMAGE
+
+    result = docker_build(model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile,
+                          dry_run=dry_run)
+    for note in result.notes:
+        click.secho(f"note: {note}", fg="yellow", err=True)
+    click.echo(f"Wrote {result.dockerfile}")
+    command = " ".join(result.command)
+    image_tag = result.command[result.command.index("-t") + 1]
+    if dry_run:
+        click.echo(f"Build it with: {command}")
+    else:
+        click.echo(f"Built {image_tag}")
+    gpus = " --gpus all" if result.needs_gpus else ""
+    click.echo(f"Run it with: docker run --rm --shm-size 1g -p 8000:8000 -p 8001:8001 -p 8002:8002{gpus} {image_tag}")
 
 
 def _request_options(func):

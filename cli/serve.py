@@ -25,8 +25,8 @@ def list_apis(repository):
     )
 
 
-def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
-    """Run until interrupted; return the exit code."""
+def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=None):
+    """Run until interrupted (or, with docker.detach, until ready); return the exit code."""
     if not os.path.isdir(options.model_repository):
         raise ServeError(f"{options.model_repository}: no such model repository (run `tritonize build` first)")
     apis = list_apis(options.model_repository)
@@ -40,11 +40,20 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
             print(line, file=sys.stderr, flush=True)
 
     show_progress = sys.stderr.isatty() if show_progress is None else show_progress
-    server = LocalTritonServer(options, on_output=on_output)
+    if docker is not None:
+        from .server.docker import DockerTritonServer
+
+        server = DockerTritonServer(options, docker, on_output=on_output)
+    else:
+        server = LocalTritonServer(options, on_output=on_output)
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        out(f"Starting Triton on {options.model_repository} ({len(apis)} API(s): {', '.join(apis)})")
+        where = f" in Docker ({docker.image})" if docker is not None else ""
+        out(f"Starting Triton{where} on {options.model_repository} ({len(apis)} API(s): {', '.join(apis)})")
         server.start()
+        for name, gpus in sorted(getattr(server, "cpu_overrides", {}).items()):
+            built = "every GPU" if gpus is None else "GPU " + ", ".join(map(str, gpus))
+            out(f"  --cpu: {name} was built for {built}; running it on CPU instances")
 
         def on_wait(waited):
             if show_progress:
@@ -56,6 +65,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None):
             sys.stderr.write("\n")
         started["ready"] = True
         out(ready_banner(options, apis, took))
+        if getattr(server, "detached", False):
+            out(server.detach_message())
+            return 0
         server.process.wait()
         # Triton exited on its own (crash or external kill).
         raise ServeError(server.failure_report())

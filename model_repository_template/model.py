@@ -31,6 +31,10 @@ def _setup_logging():
 
 class TritonPythonModel:
     def initialize(self, args):
+        from tritonize_runtime.device import device_config, pin_device
+
+        # First: restrict this instance process to its GPU (or to none) before any user import.
+        device = pin_device(args)
         from tritonize_runtime import (
             CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, PROJECT_DIR, SETTINGS_FILE,
         )
@@ -53,12 +57,14 @@ class TritonPythonModel:
         self.predictor_batching = settings.get("predictor_batching", False)
         self.tensors = settings.get("tensors")
         try:
-            self.predictor = load_predictor(os.path.join(VERSION_DIR, PROJECT_DIR), settings)
+            self.predictor = load_predictor(os.path.join(VERSION_DIR, PROJECT_DIR), settings,
+                                            extra_config=device_config(settings, device))
         except PredictorLoadError as exc:
             self._report_load_failure(str(exc))
             # Raise a short message: the full traceback is in the status file and the log.
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
-        self.log.info("%s: predictor ready (instance %s)", self.model_name, args.get("model_instance_name"))
+        self.log.info("%s: predictor ready (instance %s, device %s)", self.model_name,
+                      args.get("model_instance_name"), device)
 
     def _report_load_failure(self, message):
         self.log.error("%s: predictor failed to load\n%s", self.model_name, message)

@@ -87,3 +87,13 @@ class ServeProcess:
                 raise AssertionError(f"serve did not stop within {timeout}s:\n{self.output()}")
         self.log.close()
         return self.process.returncode
+
+
+def _gpu_count():
+    from tritonize.cli.server.gpus import detect_gpu_count
+
+    return detect_gpu_count()
+
+
+GPU_COUNT = _gpu_count()
+HAS_GPU = GPU_COUNT > 0

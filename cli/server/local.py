@@ -15,6 +15,7 @@ import urllib.request
 
 from tritonize.adapter.errors import ServeError
 
+from .gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 from .options import runtime_environment, tritonserver_args
 from .triton_install import find_triton
 
@@ -49,6 +50,7 @@ class LocalTritonServer:
         self.workdir = None
         self.log_lines = []
         self._reader = None
+        self.cpu_overrides = {}  # serve --cpu: {model: the GPUs it was built for}
 
     @property
     def http_url(self):
@@ -68,11 +70,17 @@ class LocalTritonServer:
             raise ServeError(f"{opts.model_repository}: no such model repository (run `tritonize build` first)")
         for what, port in (("http", opts.http_port), ("grpc", opts.grpc_port), ("metrics", opts.metrics_port)):
             check_port_free(opts.host, port, what)
+        if not opts.cpu_only:
+            check_gpus(gpu_needs(opts.model_repository), detect_gpu_count(), opts.model_repository)
         triton = find_triton()
         self.workdir = tempfile.mkdtemp(prefix="tritonize-serve-")
         os.makedirs(self.status_dir)
+        repository = opts.model_repository
+        if opts.cpu_only:
+            repository = os.path.join(self.workdir, "cpu_repository")
+            self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
         backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
-        args = [triton.binary] + tritonserver_args(opts, opts.model_repository) + [
+        args = [triton.binary] + tritonserver_args(opts, repository) + [
             f"--backend-directory={backends}",
             # A prefix of our own lets several servers share /dev/shm, and lets stop() clean up.
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",

@@ -19,6 +19,8 @@ class ServerOptions:
     exit_timeout_s: int = 10
     log_verbose: int = 0
     extra_args: list = field(default_factory=list)
+    # serve --cpu: run models built for GPUs on CPU instances (local testing on a machine without GPUs).
+    cpu_only: bool = False
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)

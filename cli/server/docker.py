@@ -1,0 +1,237 @@
+"""Run Triton in a container of the official image, with the same server flags as the local launcher."""
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from tritonize.adapter.errors import ServeError
+
+from .gpus import check_gpus, detect_gpu_count, gpu_needs
+from .local import check_port_free
+from .options import runtime_environment, tritonserver_args
+
+# The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
+TRITON_VERSION = "2.51"
+DEFAULT_TAG = "24.10"
+DEFAULT_IMAGE = f"nvcr.io/nvidia/tritonserver:{DEFAULT_TAG}-py3"
+CONTAINER_REPOSITORY = "/models"
+CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+# Docker's 64 MB /dev/shm default is too small for the python backend's shared memory.
+MIN_SHM_SIZE = "1g"
+SIZE_RE = re.compile(r"^(\d+)\s*([bkmg]?)b?$", re.IGNORECASE)
+DAEMON_HINT = ("start the Docker daemon (e.g. `sudo systemctl start docker`), check DOCKER_HOST and that you "
+               "may use /var/run/docker.sock, or serve without --docker")
+
+
+@dataclasses.dataclass
+class DockerOptions:
+    image: str = DEFAULT_IMAGE
+    gpus: object = None  # None: `--gpus all` if a model has GPU instances; "all"; or a list of GPU ids
+    shm_size: str = MIN_SHM_SIZE
+    detach: bool = False
+    name: str = None
+    docker: str = "docker"
+
+
+def size_in_bytes(text, what="--shm-size"):
+    match = SIZE_RE.match(str(text).strip())
+    if not match:
+        raise ServeError(f"{what}: {text!r} is not a size like 1g, 512m or 2048m")
+    return int(match.group(1)) * 1024 ** "bkmg".index((match.group(2) or "b").lower())
+
+
+def check_shm_size(text):
+    if size_in_bytes(text) < size_in_bytes(MIN_SHM_SIZE):
+        raise ServeError(f"--shm-size {text} is too small: Triton's python backend needs at least {MIN_SHM_SIZE} "
+                         "of /dev/shm in the container (Docker's default of 64m makes models fail to load)")
+    return text
+
+
+def find_docker(binary="docker"):
+    path = shutil.which(binary)
+    if path is None:
+        raise ServeError(f"`{binary}` was not found on PATH: install Docker Engine "
+                         "(https://docs.docker.com/engine/install/), or serve without --docker")
+    return path
+
+
+def check_daemon(docker):
+    """Raise a ServeError saying why if the Docker daemon does not answer."""
+    try:
+        result = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
+                                capture_output=True, text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise ServeError(f"the Docker daemon did not answer `docker info` within 30 s; {DAEMON_HINT}") from None
+    if result.returncode != 0:
+        reason = (result.stderr.strip() or result.stdout.strip() or f"exit code {result.returncode}").splitlines()[-1]
+        raise ServeError(f"cannot reach the Docker daemon: {reason}\n  {DAEMON_HINT}")
+    return result.stdout.strip()
+
+
+def default_name(options):
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", os.path.basename(options.model_repository)).strip("-.") or "models"
+    return f"tritonize-{base}-{options.http_port}"
+
+
+def gpu_args(docker_options, needs):
+    """docker's --gpus flag: what was asked for, or all GPUs when a model has GPU instances."""
+    gpus = docker_options.gpus
+    if gpus is None:
+        return ["--gpus", "all"] if needs else []
+    if gpus == "all":
+        return ["--gpus", "all"]
+    # In the container the listed GPUs are numbered 0..n-1: the configs must fit that.
+    listed = ",".join(map(str, gpus))
+    too_high = sorted(name for name, ids in needs.items() if ids and max(ids) >= len(gpus))
+    if too_high:
+        raise ServeError(
+            f"--gpus {listed} gives the container {len(gpus)} GPU(s), numbered from 0 inside it, but "
+            f"{', '.join(too_high)} lists GPU ids up to {max(max(needs[n]) for n in too_high)}: "
+            "pass more GPUs with --gpus (or --gpus all), or rebuild with --gpus counting from 0"
+        )
+    return ["--gpus", f'"device={listed}"']
+
+
+def docker_run_args(options, docker_options, needs, name):
+    """The full `docker run` command line (the container runs the image's own tritonserver)."""
+    inside = dataclasses.replace(options, host="0.0.0.0", http_port=CONTAINER_PORTS["http"],
+                                 grpc_port=CONTAINER_PORTS["grpc"], metrics_port=CONTAINER_PORTS["metrics"])
+    args = [docker_options.docker, "run", "--rm", "--init", "--name", name]
+    if docker_options.detach:
+        args.append("--detach")
+    args += ["--shm-size", docker_options.shm_size]
+    for what in ("http", "grpc", "metrics"):
+        args += ["-p", f"{options.host}:{getattr(options, what + '_port')}:{CONTAINER_PORTS[what]}"]
+    args += ["-v", f"{options.model_repository}:{CONTAINER_REPOSITORY}:ro"]
+    args += gpu_args(docker_options, needs)
+    for key, value in sorted(runtime_environment(options).items()):
+        args += ["-e", f"{key}={value}"]
+    return args + [docker_options.image, "tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)
+
+
+class DockerTritonServer:
+    """start() / wait_ready() / is_ready() / stop() around one container, like LocalTritonServer."""
+
+    def __init__(self, options, docker_options, on_output=None):
+        self.options = options
+        self.docker_options = docker_options
+        self.on_output = on_output
+        self.name = docker_options.name or default_name(options)
+        self.process = None  # `docker run` (attached), or `docker logs --follow` (--detach)
+        self.log_lines = []
+        self.ready = False
+        self.cpu_overrides = {}
+        self._docker = None
+        self._reader = None
+
+    @property
+    def http_url(self):
+        host = "127.0.0.1" if self.options.host in ("0.0.0.0", "") else self.options.host
+        return f"http://{host}:{self.options.http_port}"
+
+    @property
+    def detached(self):
+        return self.docker_options.detach and self.ready
+
+    def command(self):
+        opts = self.options
+        if opts.cpu_only:
+            raise ServeError("--cpu applies to the local server; for Docker rebuild with --kind cpu")
+        if not os.path.isdir(opts.model_repository):
+            raise ServeError(f"{opts.model_repository}: no such model repository (run `tritonize build` first)")
+        check_shm_size(self.docker_options.shm_size)
+        needs = gpu_needs(opts.model_repository)
+        if needs and self.docker_options.gpus is None:
+            check_gpus(needs, detect_gpu_count(), opts.model_repository)
+        return docker_run_args(opts, dataclasses.replace(self.docker_options, docker=self._docker), needs, self.name)
+
+    def start(self):
+        self._docker = find_docker(self.docker_options.docker)
+        args = self.command()
+        for what, port in (("http", self.options.http_port), ("grpc", self.options.grpc_port),
+                           ("metrics", self.options.metrics_port)):
+            check_port_free(self.options.host, port, what)
+        check_daemon(self._docker)
+        if self.docker_options.detach:
+            result = subprocess.run(args, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ServeError(f"docker run failed (exit code {result.returncode}):\n{result.stderr.strip()}")
+            follow = [self._docker, "logs", "--follow", self.name]
+        else:
+            follow = args
+        self.process = subprocess.Popen(follow, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read_output(self):
+        for raw in self.process.stdout:
+            line = raw.decode("utf-8", errors="replace").rstrip("\n")
+            self.log_lines.append(line)
+            if self.on_output:
+                self.on_output(line)
+
+    def is_ready(self, timeout=2.0):
+        try:
+            with urllib.request.urlopen(self.http_url + "/v2/health/ready", timeout=timeout) as response:
+                return response.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout=300.0, on_wait=None):
+        """Block until Triton in the container is ready (the first start may pull the image)."""
+        start = time.monotonic()
+        while True:
+            if self.process.poll() is not None:
+                self._reader.join(timeout=5)
+                raise ServeError(self.failure_report())
+            if self.is_ready(timeout=1.0):
+                self.ready = True
+                return time.monotonic() - start
+            waited = time.monotonic() - start
+            if waited > timeout:
+                raise ServeError(f"Triton in container {self.name} was not ready after {timeout:.0f} s\n"
+                                 + self.failure_report())
+            if on_wait:
+                on_wait(waited)
+            time.sleep(0.2)
+
+    def failure_report(self):
+        errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
+        code = self.process.returncode if self.process else None
+        return f"container {self.name} stopped (exit code {code}).\n" + "\n".join(errors[-20:] or self.log_lines[-30:])
+
+    def detach_message(self):
+        return (f"Container {self.name} keeps running in the background.\n"
+                f"  logs: docker logs --follow {self.name}\n  stop: docker stop {self.name}")
+
+    def stop(self):
+        """Attached: stop the container (in-flight requests finish). --detach: leave it running once ready."""
+        if self.process is None:
+            return
+        if not self.detached:
+            timeout = self.options.exit_timeout_s
+            try:
+                subprocess.run([self._docker, "stop", "--time", str(timeout), self.name],
+                               capture_output=True, timeout=timeout + 30)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.docker_options.detach:  # started in the background but never became ready
+                subprocess.run([self._docker, "rm", "--force", self.name], capture_output=True, timeout=60)
+        if self.process.poll() is None:
+            if self.detached:
+                self.process.terminate()  # only `docker logs --follow`
+            try:
+                self.process.wait(timeout=self.options.exit_timeout_s + 30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self._reader:
+            self._reader.join(timeout=5)
