@@ -83,3 +83,24 @@ def test_server_environment_puts_this_python_first():
     libs = env["LD_LIBRARY_PATH"].split(os.pathsep)
     assert libs[0] == sysconfig.get_config_var("LIBDIR") and libs[-1] == "/opt/x"
     assert libs[1].endswith("nvidia_pytriton.libs")
+
+
+def test_dry_run_batching_and_typed_apis_take_the_server_path(tmp_path):
+    batching = os.path.join(FIXTURES, "batching", "cortex.yaml")
+    out = run("test", batching, "--api", "batched", "--data", '{"i": 1}', "--param", "k=v")
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.stdout) == {"echo": {"i": 1}, "q": {"k": "v"}, "batch_len": 1}
+    typed = run("test", batching, "--api", "typed", "--data", '{"x": [1, 2, 3, 4]}')
+    assert typed.exit_code == 0, typed.output
+    result = json.loads(typed.stdout)
+    assert len(result["y"]) == 3 and result["batch_len"] == [1]
+    bad = run("test", batching, "--api", "typed", "--data", '{"y": 1}', "--param", "op=x")
+    assert bad.exit_code == 1 and "[400]" in bad.stderr and "inputs x" in bad.stderr
+
+
+def test_dry_run_restores_environment_and_sys_path():
+    before_env, before_path = dict(os.environ), list(sys.path)
+    result = run("test", os.path.join(PROJECT, "cortex.yaml"), "--api", "behaviour", "--data", "{}")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["env"] == "set-by-spec"
+    assert dict(os.environ) == before_env and sys.path == before_path
