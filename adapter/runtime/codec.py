@@ -67,9 +67,13 @@ def _to_jsonable(value):
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+# Built once: json.dumps with non-default options would build an encoder per call (hot path).
+_ENCODER = json.JSONEncoder(default=_to_jsonable, allow_nan=False)
+
+
 def encode_json(value):
     try:
-        return json.dumps(value, default=_to_jsonable, allow_nan=False).encode("utf-8")
+        return _ENCODER.encode(value).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise PredictorFailure(
             f"predict() returned a value that cannot be encoded as JSON: {exc}"

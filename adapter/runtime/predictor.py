@@ -30,6 +30,8 @@ class LoadedPredictor:
     def __init__(self, instance):
         self.instance = instance
         self.predict_args = _argument_names(instance.predict, PREDICT_ARGS)
+        self._predict = instance.predict
+        self._predict_indices = tuple((name, PREDICT_ARGS.index(name)) for name in self.predict_args)
         post = getattr(instance, "post_predict", None)
         self.post_predict_args = _argument_names(post, POST_PREDICT_ARGS) if callable(post) else None
 
@@ -38,8 +40,9 @@ class LoadedPredictor:
         return "payload" in self.predict_args
 
     def predict(self, payload, query_params, headers):
-        values = {"payload": payload, "query_params": query_params, "headers": headers, "batch_id": None}
-        return self.instance.predict(**{name: values[name] for name in self.predict_args})
+        # Runs for every request: index a tuple instead of building dicts.
+        values = (payload, query_params, headers, None)
+        return self._predict(**{name: values[i] for name, i in self._predict_indices})
 
     def post_predict(self, response, payload, query_params, headers):
         """Run post_predict if defined; its failure is logged, never raised."""
