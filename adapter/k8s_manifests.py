@@ -21,7 +21,7 @@ PRESTOP_SLEEP_S = 5  # lets Services/load balancers drop the pod before Triton s
 GRACE_MARGIN_S = 10
 PROBE_PERIOD_S = 10
 # Kubernetes' autoscaling/v2 schemas this release validates against (tests/test_k8s_manifests.py).
-KUBERNETES_VERSIONS = ("1.27", "1.37")
+KUBERNETES_VERSIONS = ("1.25", "1.37")  # the schemas kubernetes-validate bundles
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 AUTOSCALERS = ("hpa", "keda", "none")
 
