@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from tritonize.adapter.errors import TritonizeError
 
 TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
+ERROR_METRIC = "tritonize_request_errors"  # model_repository_template/model.py
 # Header carrying the admin token for restricted endpoints (statistics, model repository).
 TOKEN_HEADER = "tritonize-admin-token"
 _SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
@@ -92,7 +93,7 @@ def collect(url, metrics_url=None, token=None, api=None):
     stats = {s["name"]: s for s in json.loads(_request(url, "/v2/models/stats", token)).get("model_stats", [])}
     samples = []
     if metrics_url:
-        samples = parse_metrics(_request(metrics_url, "/metrics").decode("utf-8", "replace"))
+        samples = parse_metrics(_request(metrics_url, "/metrics", token).decode("utf-8", "replace"))
     result = []
     for entry in sorted(index, key=lambda e: e["name"]):
         name = entry["name"]
@@ -108,7 +109,13 @@ def collect(url, metrics_url=None, token=None, api=None):
             status.instances = sum(_group_size(g) for g in config.get("instance_group", []))
             inference = stats.get(name, {}).get("inference_stats", {})
             status.requests = int(inference.get("success", {}).get("count", 0))
-            status.errors = int(inference.get("fail", {}).get("count", 0))
+            # Triton's own failures (rejected before the model) + the runtime's error responses, which
+            # Triton 2.51 counts as successes: the model's tritonize_request_errors counter.
+            runtime_errors = int(sum(v for n, labels, v in samples
+                                     if n == ERROR_METRIC and labels.get("model") == name))
+            failed = int(inference.get("fail", {}).get("count", 0))
+            status.requests += failed
+            status.errors = failed + runtime_errors
             status.p50_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.5")
             status.p99_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.99")
             status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
