@@ -50,7 +50,7 @@ http {{
         location / {{
             grpc_pass grpc://triton_grpc;
             grpc_connect_timeout 1s;
-            grpc_next_upstream error timeout unavailable non_idempotent;
+            grpc_next_upstream error timeout http_502 http_503 non_idempotent;
             grpc_next_upstream_tries 3;
         }}
     }}
@@ -152,6 +152,19 @@ class Cluster:
     def terminate(self, index):
         """SIGTERM one replica's `tritonize serve` (Kubernetes' pod deletion); returns the time."""
         self.replicas[index].process.send_signal(signal.SIGTERM)
+        return time.monotonic()
+
+    def kill(self, index):
+        """SIGKILL one replica's tritonserver and stubs, then serve (a crash, or a node lost). tritonserver
+        runs in its own process group and would get SIGTERM (a graceful drain) if only serve died."""
+        pid = self.replicas[index].process.pid
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        for child in children:
+            try:
+                os.killpg(os.getpgid(int(child)), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        os.killpg(pid, signal.SIGKILL)
         return time.monotonic()
 
     def _read(self, name):

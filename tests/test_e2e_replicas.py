@@ -135,5 +135,31 @@ def test_load_spreads_then_a_terminated_replica_drains_without_losing_requests(c
     # 4. It drained and exited cleanly (tritonize serve's SIGTERM path), within the grace period.
     replica = cluster.replicas[1]
     assert replica.process.wait(timeout=30) == 0, cluster.log(replica)
-    retried = [line for line in cluster.access_log() if "," in line.split(" ", 1)[1]]
-    print(f"nginx retried {len(retried)} requests on another replica; load ran {end - killed_at:.1f}s after SIGTERM")
+    answered_after_sigterm = sum(1 for t, _, r in events if r == "1" and t > killed_at)
+    print(f"left rotation {cluster.removed_at[1] - killed_at:.2f}s after SIGTERM; answered {answered_after_sigterm} "
+          f"requests in flight meanwhile; load ran {end - killed_at:.1f}s after SIGTERM")
+
+
+def test_a_crashed_replica_costs_only_retries(cluster):
+    """SIGKILL of tritonserver (no drain): requests in flight on it fail at the TCP level; nginx retries
+    the HTTP ones."""
+    assert cluster.replicas[1].process.poll() is not None  # the previous test took replica 1 away
+    before = len(cluster.access_log())
+    with Load(cluster) as load:
+        time.sleep(1.5)
+        cluster.kill(2)
+        time.sleep(2.5)
+    errors = [e for e in load.events if str(e[2]).startswith("error")]
+    lines = cluster.access_log()[before:]
+    retried = [line for line in lines if "," in line.split(" ", 1)[1]]
+    print(f"{len(load.events)} requests, {len(errors)} errors, nginx retried {len(retried)}: {retried[:3]}")
+    # HTTP: nginx buffered each request body, so it re-sent what was in flight on the dead replica.
+    assert [e for e in errors if e[1] == "http"] == []
+    assert retried and all(line.startswith("200 ") for line in retried), retried
+    # gRPC: grpc_pass streams the request body, so nginx cannot re-send a call already sent to the
+    # dead replica: at most the calls in flight there (one per gRPC worker) fail, as UNAVAILABLE,
+    # which gRPC clients can retry. Nothing else fails.
+    grpc_errors = [e for e in errors if e[1] == "grpc"]
+    assert len(grpc_errors) <= 2 and all("UNAVAILABLE" in e[2] for e in grpc_errors), grpc_errors
+    after = collections.Counter(r for t, _, r in load.events if t > cluster.removed_at.get(2, float("inf")) + 1.0)
+    assert set(after) == {"0"}, after
