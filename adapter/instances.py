@@ -12,7 +12,7 @@ MAX_INSTANCES = 64
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
 TRITONIZE_KEYS = {"kind", "instances", "gpus"}
 # compute fields that decide the instance group; every other one is reported as ignored.
-USED_COMPUTE_KEYS = {"cpu", "gpu"}
+USED_COMPUTE_KEYS = {"cpu", "gpu", "mem"}  # mem: `tritonize deploy` (memory request)
 
 
 def parse_kind(value, where):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
 from .batching import Batching, parse_batching
 from .errors import SpecError
 from .instances import parse_api_instances
@@ -14,8 +15,6 @@ from .tensor_spec import parse_tensors
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
     "networking": None,
-    "autoscaling": None,
-    "update_strategy": None,
     "predictor.image": None,
     "predictor.tensorflow_serving_image": None,
     "predictor.log_level": None,
@@ -63,6 +62,12 @@ class ApiSpec:
     gpus: list = None
     # Cortex's predictor.dependencies, relative to project_dir (used by `tritonize docker build`).
     dependencies: dict = field(default_factory=lambda: dict(DEFAULT_DEPENDENCIES))
+    # Cortex's compute (as Kubernetes quantities: cpu '1', '500m'; mem '2Gi'), autoscaling and
+    # update_strategy: used by `tritonize deploy` (adapter/k8s_manifests.py).
+    compute: dict = field(default_factory=dict)
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    autoscaling_given: bool = False
+    update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
 
 
 def check_model_name(name, where="name"):
@@ -189,6 +194,11 @@ def _parse_api(entry, where, project_dir, class_name):
         warnings=warnings,
     )
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
+    api.compute = _parse_compute(entry.get("compute"), f"{where}.compute")
+    api.autoscaling, more = parse_autoscaling(entry.get("autoscaling"), f"{where}.autoscaling", api.instances)
+    api.warnings.extend(f"{name}: {text}" for text in more)
+    api.autoscaling_given = entry.get("autoscaling") is not None
+    api.update_strategy = parse_update_strategy(entry.get("update_strategy"), f"{where}.update_strategy")
     api.dependencies = _parse_dependencies(predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies")
     return api
 
@@ -211,3 +221,20 @@ def _env_value(value):
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+def _parse_compute(value, where):
+    """compute.cpu / compute.mem -> Kubernetes quantity strings; compute.gpu -> int (0 = none)."""
+    value = value or {}
+    result = {"gpu": int(value.get("gpu", 0) or 0)}
+    for key in ("cpu", "mem"):
+        if value.get(key) is None:
+            continue
+        text = str(value[key]).strip()
+        if isinstance(value[key], bool) or not _QUANTITY.match(text):
+            raise SpecError(f"{where}.{key}: expected a Kubernetes quantity (e.g. 1, 500m, 2Gi), got {value[key]!r}")
+        result[key] = text
+    return result

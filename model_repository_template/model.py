@@ -17,6 +17,7 @@ import triton_python_backend_utils as pb_utils
 VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 # Set by `tritonize serve`: where a load failure is written for it to show.
 STATUS_DIR_ENV = "TRITONIZE_STATUS_DIR"
+ERROR_METRIC = "tritonize_request_errors"  # counter {model, status}: error responses of the runtime
 
 
 def _setup_logging():
@@ -63,6 +64,7 @@ class TritonPythonModel:
             self._report_load_failure(str(exc))
             # Raise a short message: the full traceback is in the status file and the log.
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
+        self._init_error_metric()
         self.log.info("%s: predictor ready (instance %s, device %s)", self.model_name,
                       args.get("model_instance_name"), device)
 
@@ -135,7 +137,29 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(name, _bytes_as_object(array)) for name, array in answer.items()])
 
+    def _init_error_metric(self):
+        # Triton 2.51 counts python-backend error responses as successes: count them here
+        # (read by `tritonize status` and dashboards; Triton serves it in /metrics).
+        self.error_metrics = {}
+        try:
+            self.error_family = pb_utils.MetricFamily(
+                name=ERROR_METRIC, description="Requests a tritonize API answered with an error, by HTTP status",
+                kind=pb_utils.MetricFamily.COUNTER)
+        except Exception as exc:  # metrics disabled or unsupported: serving goes on
+            self.error_family = None
+            self.log.warning("%s: no %s metric: %s", self.model_name, ERROR_METRIC, exc)
+
+    def _count_error(self, status):
+        if self.error_family is None:
+            return
+        metric = self.error_metrics.get(status)
+        if metric is None:
+            metric = self.error_metrics[status] = self.error_family.Metric(
+                labels={"model": self.model_name, "status": str(status)})
+        metric.increment(1)
+
     def _error(self, status, message):
+        self._count_error(status)
         code = getattr(pb_utils.TritonError, self.triton_code_for_status(status))
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 

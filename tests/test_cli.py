@@ -68,8 +68,8 @@ def test_build_warns_about_ignored_fields(tmp_path):
     shutil.copytree(PROJECT, tmp_path / "p")
     result = run("build", str(tmp_path / "p" / "cortex.yaml"), "-o", str(tmp_path / "repo"))
     assert result.exit_code == 0, result.output
-    # compute.cpu picks CPU instances: used, so only compute.mem is reported as ignored.
-    assert "warning: behaviour: ignored: compute.mem (not supported yet)" in result.stderr
+    # compute.cpu picks CPU instances and compute.mem is the memory request of `tritonize deploy`: used.
+    assert "compute.mem" not in result.stderr
     assert "compute.cpu" not in result.stderr
     assert "  behaviour: 1 CPU instance" in result.stdout
     assert sorted(os.listdir(tmp_path / "repo")) == [".tritonize.json", "behaviour", "echo", "iris"]

@@ -19,7 +19,7 @@ TRITON_FLAGS = [
     "--model-repository=/models", "--disable-auto-complete-config", "--http-address=0.0.0.0",
     "--grpc-address=0.0.0.0", "--metrics-address=0.0.0.0", "--http-port=8000", "--grpc-port=8001",
     "--metrics-port=8002", "--http-header-forward-pattern=^x-", "--grpc-header-forward-pattern=^x-",
-    "--exit-timeout-secs=10", "--allow-sagemaker=false", "--allow-vertex-ai=false",
+    "--exit-timeout-secs=10", "--allow-sagemaker=false", "--allow-vertex-ai=false", "--metrics-config=summary_latencies=true",
 ]
 
 

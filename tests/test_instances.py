@@ -99,7 +99,6 @@ def test_unused_compute_fields_are_still_warned(tmp_path):
         "a: compute.cpu 4 reserves cores in Cortex; Triton runs one CPU instance (one process); "
         "set tritonize.instances for more",
         "a: ignored: compute.inf (not supported yet)",
-        "a: ignored: compute.mem (not supported yet)",
     ]
     assert spec_api(tmp_path, "  compute: {cpu: 1, gpu: 1}\n").warnings == []
 

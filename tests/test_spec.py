@@ -32,10 +32,11 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
   predictor: {type: python, path: predictor.py, server_side_batching: {max_batch_size: 8}, threads_per_process: 2}
   compute: {cpu: 1, mem: 1G}
   autoscaling: {min_replicas: 1}
+  networking: {endpoint: /a}
 """)
     (api,) = load_spec_file(spec)
     assert sorted(api.warnings) == sorted([
-        "a: ignored: compute.mem (not supported yet)", "a: ignored: autoscaling (not supported yet)",
+        "a: ignored: networking (not supported yet)",
         "a: ignored: predictor.threads_per_process (not needed: Triton runs one execute() at a time per "
         "instance and batches concurrent requests into it)"])
 

@@ -43,6 +43,8 @@ def tritonserver_args(options, model_repository):
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
+        # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us), for `tritonize status` and Prometheus.
+        "--metrics-config=summary_latencies=true",
     ]
     if options.log_verbose:
         args.append(f"--log-verbose={options.log_verbose}")

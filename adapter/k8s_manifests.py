@@ -1,0 +1,236 @@
+"""Kubernetes manifests for one tritonserver Deployment serving a model repository.
+
+Pure functions of a DeployTarget: the tritonserver arguments come in ready-made
+(cli/deploy.py builds them with cli/server/options.tritonserver_args, the same function
+`serve`, `serve --docker` and `docker build` use).
+"""
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from .autoscaling import (
+    HPA_PERIOD_S, INFLIGHT_SOURCE_METRIC, Autoscaling, UpdateStrategy, hpa_behavior, target_quantity,
+)
+from .errors import SpecError
+
+PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+LIVE_PATH = "/v2/health/live"
+READY_PATH = "/v2/health/ready"
+PRESTOP_SLEEP_S = 5  # lets Services/load balancers drop the pod before Triton stops accepting
+GRACE_MARGIN_S = 10
+PROBE_PERIOD_S = 10
+# Kubernetes' autoscaling/v2 schemas this release validates against (tests/test_k8s_manifests.py).
+KUBERNETES_VERSIONS = ("1.25", "1.37")  # the schemas kubernetes-validate bundles
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+AUTOSCALERS = ("hpa", "keda", "none")
+
+
+@dataclass
+class DeployTarget:
+    name: str
+    image: str
+    args: list  # tritonserver's arguments (after the `tritonserver` command)
+    env: dict = field(default_factory=dict)
+    namespace: str = None
+    gpu: int = 0
+    cpu: str = None  # Kubernetes quantities (requests)
+    mem: str = None
+    autoscaling: Autoscaling = field(default_factory=Autoscaling)
+    update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
+    shm_size: str = "1Gi"
+    exit_timeout_s: int = 10
+    startup_timeout_s: int = 600
+    autoscaler: str = "hpa"
+    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
+    service_type: str = "ClusterIP"
+    env_from_secret: str = None  # e.g. object-store credentials for --model-store
+
+    @property
+    def grace_period_s(self):
+        """Longer than the drain: the preStop pause plus Triton's --exit-timeout-secs."""
+        return PRESTOP_SLEEP_S + self.exit_timeout_s + GRACE_MARGIN_S
+
+    @property
+    def inflight_metric(self):
+        return f"tritonize_inflight_requests_{self.autoscaling.window_s}s"
+
+
+def k8s_name(text, where="--name"):
+    name = re.sub(r"[^a-z0-9-]+", "-", str(text).lower()).strip("-")[:63].strip("-")
+    if not DNS_LABEL.match(name):
+        raise SpecError(f"{where}: {text!r} cannot become a Kubernetes name (lowercase letters, digits, '-')")
+    return name
+
+
+def _labels(t):
+    return {"app.kubernetes.io/name": t.name, "app.kubernetes.io/managed-by": "tritonize"}
+
+
+def _metadata(t, **extra):
+    meta = {"name": t.name, "labels": _labels(t), **extra}
+    if t.namespace:
+        meta["namespace"] = t.namespace
+    return meta
+
+
+def scrape_annotations():
+    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"]),
+            "prometheus.io/path": "/metrics"}
+
+
+def _probe(path, period, failures, timeout=5):
+    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
+            "failureThreshold": failures, "timeoutSeconds": timeout}
+
+
+def container(t):
+    resources = {}
+    requests = {k: v for k, v in (("cpu", t.cpu), ("memory", t.mem)) if v}
+    if requests:
+        resources["requests"] = requests
+    if t.gpu:
+        resources["limits"] = {"nvidia.com/gpu": t.gpu}
+    spec = {
+        "name": "tritonserver",
+        "image": t.image,
+        "command": ["tritonserver"],
+        "args": list(t.args),
+        "env": [{"name": k, "value": v} for k, v in sorted(t.env.items())],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
+        # Triton answers nothing until every model is loaded: the startup probe allows for that.
+        "startupProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S))),
+        "livenessProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, 3),
+        "readinessProbe": _probe(READY_PATH, 5, 2),
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
+        "resources": resources,
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+    }
+    if t.env_from_secret:
+        spec["envFrom"] = [{"secretRef": {"name": t.env_from_secret}}]
+    return spec
+
+
+def deployment(t):
+    pod = {
+        "terminationGracePeriodSeconds": t.grace_period_s,
+        "containers": [container(t)],
+        # The python backend talks to its stubs through /dev/shm; the runtime default (64 MB) is too small.
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
+    }
+    if t.gpu:
+        pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(t),
+        "spec": {
+            "replicas": t.autoscaling.init_replicas,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": t.name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+                "maxSurge": t.update_strategy.max_surge, "maxUnavailable": t.update_strategy.max_unavailable}},
+            "template": {
+                "metadata": {"labels": _labels(t), "annotations": scrape_annotations()},
+                "spec": pod,
+            },
+        },
+    }
+
+
+def service(t):
+    ports = [
+        {"name": "http", "port": PORTS["http"], "targetPort": "http", "protocol": "TCP", "appProtocol": "http"},
+        {"name": "grpc", "port": PORTS["grpc"], "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
+        {"name": "metrics", "port": PORTS["metrics"], "targetPort": "metrics", "protocol": "TCP"},
+    ]
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(t, annotations=scrape_annotations()),
+        "spec": {"type": t.service_type, "selector": {"app.kubernetes.io/name": t.name}, "ports": ports},
+    }
+
+
+def hpa(t):
+    a = t.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(t),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.name},
+            "minReplicas": a.min_replicas,
+            "maxReplicas": a.max_replicas,
+            "metrics": [{"type": "Pods", "pods": {
+                "metric": {"name": t.inflight_metric},
+                "target": {"type": "AverageValue", "averageValue": target_quantity(a)},
+            }}],
+            "behavior": hpa_behavior(a),
+        },
+    }
+
+
+def prometheus_adapter_rules(t):
+    """Values for the prometheus-adapter Helm chart (`rules.custom`): serves the HPA's Pods metric."""
+    return {"rules": {"custom": [{
+        "seriesQuery": f'{INFLIGHT_SOURCE_METRIC}{{namespace!="",pod!=""}}',
+        "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+        "name": {"matches": f"^{INFLIGHT_SOURCE_METRIC}$", "as": t.inflight_metric},
+        "metricsQuery": f"sum(rate(<<.Series>>{{<<.LabelMatchers>>}}[{t.autoscaling.window_s}s])) "
+                        "by (<<.GroupBy>>) / 1e6",
+    }]}}
+
+
+def keda_query(t):
+    """Requests in flight in all the Deployment's pods (KEDA's AverageValue divides by the replicas)."""
+    selector = f'service="{t.name}"' + (f',namespace="{t.namespace}"' if t.namespace else "")
+    return f"sum(rate({INFLIGHT_SOURCE_METRIC}{{{selector}}}[{t.autoscaling.window_s}s])) / 1e6"
+
+
+def scaled_object(t):
+    a = t.autoscaling
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": _metadata(t),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.name},
+            "minReplicaCount": a.min_replicas,
+            "maxReplicaCount": a.max_replicas,
+            "pollingInterval": HPA_PERIOD_S,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(a)}},
+            "triggers": [{
+                "type": "prometheus",
+                "metricType": "AverageValue",
+                "metadata": {"serverAddress": t.prometheus_url, "query": keda_query(t),
+                             "threshold": target_quantity(a)},
+            }],
+        },
+    }
+
+
+def service_monitor(t):
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "ServiceMonitor",
+        "metadata": _metadata(t),
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": t.name}},
+            "endpoints": [{"port": "metrics", "path": "/metrics", "interval": f"{HPA_PERIOD_S}s"}],
+        },
+    }
+
+
+def render(t):
+    """{relative file name: [documents]}: top-level files are for `kubectl apply -f DIR`,
+    monitoring/ holds what needs the Prometheus Operator or prometheus-adapter."""
+    if t.autoscaler not in AUTOSCALERS:
+        raise SpecError(f"--autoscaler: expected one of {', '.join(AUTOSCALERS)}, got {t.autoscaler!r}")
+    files = {"deployment.yaml": [deployment(t)], "service.yaml": [service(t)],
+             "monitoring/servicemonitor.yaml": [service_monitor(t)]}
+    if t.autoscaler == "hpa":
+        files["hpa.yaml"] = [hpa(t)]
+        files["monitoring/prometheus-adapter-values.yaml"] = [prometheus_adapter_rules(t)]
+    elif t.autoscaler == "keda":
+        files["keda-scaledobject.yaml"] = [scaled_object(t)]
+    return files

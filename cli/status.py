@@ -1,0 +1,160 @@
+"""`tritonize status`: each API's state, instances, requests, errors and latencies, like `cortex get`.
+
+Reads Triton's repository index, model configs and statistics (HTTP endpoint) and the
+latency summaries in /metrics (metrics endpoint; `serve` turns them on with
+--metrics-config=summary_latencies=true). Behind a load balancer, each read is answered by
+whichever replica the balancer picks.
+"""
+
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from tritonize.adapter.errors import TritonizeError
+
+TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
+ERROR_METRIC = "tritonize_request_errors"  # model_repository_template/model.py
+# Header carrying the admin token for restricted endpoints (statistics, model repository).
+TOKEN_HEADER = "tritonize-admin-token"
+_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+class StatusError(TritonizeError):
+    pass
+
+
+@dataclass
+class ApiStatus:
+    name: str
+    state: str  # ready / loading / failed / unloaded
+    reason: str = ""
+    instances: int = 0
+    requests: int = 0
+    errors: int = 0
+    p50_ms: float = None
+    p99_ms: float = None
+    queue_p50_ms: float = None
+    queue_p99_ms: float = None
+
+
+def _url(base, path):
+    return (base if "://" in base else f"http://{base}") + path
+
+
+def _request(base, path, token=None, method="GET", timeout=5):
+    headers = {TOKEN_HEADER: token} if token else {}
+    request = urllib.request.Request(_url(base, path), method=method, headers=headers,
+                                     data=b"{}" if method == "POST" else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read().decode("utf-8", "replace")[:200]
+        if exc.code in (401, 403):
+            raise StatusError(f"{_url(base, path)}: {exc.code} {body} (pass --token or set {TOKEN_ENV})") from None
+        raise StatusError(f"{_url(base, path)}: HTTP {exc.code} {body}") from None
+    except OSError as exc:
+        raise StatusError(f"cannot reach {_url(base, path)} ({exc}); is the server running?") from None
+
+
+def parse_metrics(text):
+    """Prometheus text format -> [(name, {label: value}, float)]."""
+    samples = []
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if match:
+            labels = dict(_LABEL.findall(match.group("labels") or ""))
+            try:
+                samples.append((match.group("name"), labels, float(match.group("value"))))
+            except ValueError:
+                continue
+    return samples
+
+
+def _quantile(samples, metric, model, quantile):
+    for name, labels, value in samples:
+        if name == metric and labels.get("model") == model and labels.get("quantile") == quantile:
+            return None if value != value else value / 1000.0  # NaN: no request in the window
+    return None
+
+
+_STATES = {"READY": "ready", "LOADING": "loading", "UNLOADING": "unloading", "UNAVAILABLE": "failed"}
+
+
+def collect(url, metrics_url=None, token=None, api=None):
+    """-> [ApiStatus] for every model in the repository index (or just `api`)."""
+    index = json.loads(_request(url, "/v2/repository/index", token, method="POST"))
+    stats = {s["name"]: s for s in json.loads(_request(url, "/v2/models/stats", token)).get("model_stats", [])}
+    samples = []
+    if metrics_url:
+        samples = parse_metrics(_request(metrics_url, "/metrics", token).decode("utf-8", "replace"))
+    result = []
+    for entry in sorted(index, key=lambda e: e["name"]):
+        name = entry["name"]
+        if api and name != api:
+            continue
+        state = _STATES.get(entry.get("state", ""), entry.get("state", "").lower() or "unloaded")
+        reason = entry.get("reason", "")
+        if state == "failed" and reason == "unloaded":
+            state, reason = "unloaded", ""
+        status = ApiStatus(name=name, state=state, reason=reason)
+        if state == "ready":
+            config = json.loads(_request(url, f"/v2/models/{name}/config", token))
+            status.instances = sum(_group_size(g) for g in config.get("instance_group", []))
+            inference = stats.get(name, {}).get("inference_stats", {})
+            status.requests = int(inference.get("success", {}).get("count", 0))
+            # Triton's own failures (rejected before the model) + the runtime's error responses, which
+            # Triton 2.51 counts as successes: the model's tritonize_request_errors counter.
+            runtime_errors = int(sum(v for n, labels, v in samples
+                                     if n == ERROR_METRIC and labels.get("model") == name))
+            failed = int(inference.get("fail", {}).get("count", 0))
+            status.requests += failed
+            status.errors = failed + runtime_errors
+            status.p50_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.5")
+            status.p99_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.99")
+            status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
+            status.queue_p99_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.99")
+        result.append(status)
+    if api and not result:
+        raise StatusError(f"no API named {api!r} at {_url(url, '')}")
+    return result
+
+
+def _group_size(group):
+    count = int(group.get("count", 1))
+    if group.get("kind") == "KIND_GPU" and group.get("gpus"):
+        return count * len(group["gpus"])
+    return count
+
+
+def default_metrics_url(url, metrics_port=8002):
+    host = url.split("://", 1)[-1].rsplit(":", 1)[0] if ":" in url.split("://", 1)[-1] else url
+    return f"{host}:{metrics_port}"
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.1f}"
+
+
+def format_table(statuses):
+    header = ("api", "status", "instances", "requests", "errors", "p50 ms", "p99 ms", "queue p50", "queue p99")
+    rows = [header]
+    for s in statuses:
+        rows.append((s.name, s.state, str(s.instances) if s.state == "ready" else "-", str(s.requests),
+                     str(s.errors), _ms(s.p50_ms), _ms(s.p99_ms), _ms(s.queue_p50_ms), _ms(s.queue_p99_ms)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    for s in statuses:
+        if s.reason:
+            lines.append(f"{s.name}: {s.reason}")
+    return "\n".join(lines)
+
+
+def default_token():
+    return os.environ.get(TOKEN_ENV) or None

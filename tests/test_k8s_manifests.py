@@ -1,0 +1,295 @@
+"""`tritonize deploy`: manifests validate against Kubernetes' own schemas and carry the settings that matter."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from tritonize.adapter.errors import SpecError
+from tritonize.adapter.k8s_manifests import KUBERNETES_VERSIONS, PORTS
+from tritonize.cli.deploy import deploy_k8s, deploy_kserve
+from tritonize.cli.main import cli
+from tritonize.cli.server.options import ServerOptions, runtime_environment, tritonserver_args
+
+from conftest import TESTS_DIR
+
+EXAMPLE = os.path.join(os.path.dirname(TESTS_DIR), "examples", "echo", "predictor.py")
+CRD_VALIDATORS = os.path.join(TESTS_DIR, "data", "crd_validators")
+
+SPEC = """
+- name: text
+  predictor: {type: python, path: predictor.py, processes_per_replica: 2}
+  compute: {cpu: 1, mem: 2Gi, gpu: 1}
+  autoscaling:
+    min_replicas: 2
+    max_replicas: 12
+    init_replicas: 3
+    target_replica_concurrency: 4
+    window: 2m
+    upscale_stabilization_period: 30s
+    downscale_stabilization_period: 10m
+    max_upscale_factor: 3
+    max_downscale_factor: 0.5
+  update_strategy: {max_surge: 1, max_unavailable: 0}
+- name: side
+  predictor: {type: python, path: predictor.py}
+  compute: {cpu: 500m, mem: 512Mi}
+"""
+
+
+def _versions():
+    lo, hi = (int(v.split(".")[1]) for v in KUBERNETES_VERSIONS)
+    return [f"1.{minor}" for minor in range(lo, hi + 1)]
+
+
+@pytest.fixture
+def spec(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "predictor.py")
+    (tmp_path / "cortex.yaml").write_text(SPEC)
+    return str(tmp_path / "cortex.yaml")
+
+
+def load(directory, name):
+    with open(os.path.join(directory, name)) as f:
+        return list(yaml.safe_load_all(f))
+
+
+def manifests(directory):
+    docs = {}
+    for root, _, files in os.walk(directory):
+        for name in files:
+            for doc in load(root, name):
+                docs[doc.get("kind", name)] = doc
+    return docs
+
+
+def test_every_manifest_validates_against_kubernetes_schemas(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="registry.example/text:1", namespace="ml")
+    docs = manifests(out)
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "ServiceMonitor"} <= set(docs)
+    for version in _versions():
+        for kind in ("Deployment", "Service", "HorizontalPodAutoscaler"):
+            # strict: unknown fields are errors too; raises ValidationError on any schema error
+            kubernetes_validate.validate(docs[kind], version, strict=True)
+
+
+def test_a_broken_manifest_is_caught_by_the_schema(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1")
+    deployment = manifests(out)["Deployment"]
+    deployment["spec"]["template"]["spec"]["containers"][0]["startupProbe"]["httpGet"]["pathh"] = "/x"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSIONS[1], strict=True)
+
+
+def test_container_runs_exactly_what_serve_runs(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="registry.example/text:1")
+    container = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    options = ServerOptions(str(tmp_path))
+    inside = dataclasses.replace(options, host="0.0.0.0", http_port=8000, grpc_port=8001, metrics_port=8002)
+    assert container["command"] + container["args"] == ["tritonserver"] + tritonserver_args(inside, "/models")
+    assert {e["name"]: e["value"] for e in container["env"]} == runtime_environment(options)
+    assert container["image"] == "registry.example/text:1"
+
+
+def test_model_store_uses_the_stock_image_and_the_store_as_repository(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, model_store="s3://bucket/repo", env_from_secret="aws")
+    container = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "nvcr.io/nvidia/tritonserver:24.10-py3"
+    assert container["args"][0] == "--model-repository=s3://bucket/repo"
+    assert container["envFrom"] == [{"secretRef": {"name": "aws"}}]
+
+
+def test_probes_ports_shm_resources_and_rollout_follow_the_spec(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1", shm_size="2Gi")
+    deployment = manifests(out)["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
+    # The probes hit Triton's health endpoints on the HTTP port, the one tritonserver_args listens on.
+    assert "--http-port=8000" in container["args"]
+    for probe, path in (("livenessProbe", "/v2/health/live"), ("readinessProbe", "/v2/health/ready"),
+                        ("startupProbe", "/v2/health/live")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # model loading
+    assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
+    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
+    # compute: gpu is the largest API's (one pod serves both), cpu and mem add up.
+    assert container["resources"] == {"requests": {"cpu": "1500m", "memory": "2560Mi"},
+                                      "limits": {"nvidia.com/gpu": 1}}
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert deployment["spec"]["replicas"] == 3  # init_replicas
+    drain = 5 + 10  # preStop sleep + tritonserver --exit-timeout-secs
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    assert "--exit-timeout-secs=10" in container["args"]
+    assert pod["terminationGracePeriodSeconds"] > drain
+
+
+def test_service_ports_and_scraping(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1", namespace="ml")
+    docs = manifests(out)
+    ports = {p["name"]: p for p in docs["Service"]["spec"]["ports"]}
+    assert {n: (p["port"], p["targetPort"]) for n, p in ports.items()} == {
+        "http": (8000, "http"), "grpc": (8001, "grpc"), "metrics": (8002, "metrics")}
+    assert ports["grpc"]["appProtocol"] == "grpc"
+    assert docs["Service"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
+    monitor = docs["ServiceMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= docs["Service"]["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+
+
+def test_autoscaling_maps_cortex_fields(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1")
+    docs = manifests(out)
+    hpa = docs["HorizontalPodAutoscaler"]["spec"]
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (2, 12)
+    (metric,) = hpa["metrics"]
+    assert metric["pods"]["metric"]["name"] == "tritonize_inflight_requests_120s"  # window 2m
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "4"}
+    assert hpa["behavior"]["scaleUp"]["stabilizationWindowSeconds"] == 30
+    assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+    assert hpa["behavior"]["scaleUp"]["policies"] == [{"type": "Percent", "value": 200, "periodSeconds": 15}]
+    assert hpa["behavior"]["scaleDown"]["policies"] == [{"type": "Percent", "value": 50, "periodSeconds": 15}]
+    (rule,) = load(os.path.join(out, "monitoring"), "prometheus-adapter-values.yaml")[0]["rules"]["custom"]
+    assert rule["name"]["as"] == "tritonize_inflight_requests_120s"
+    assert "[120s]" in rule["metricsQuery"] and "nv_inference_request_duration_us" in rule["seriesQuery"]
+
+
+def test_defaults_follow_cortex_and_tolerances_need_kubernetes_1_33(tmp_path):
+    shutil.copy(EXAMPLE, tmp_path / "predictor.py")
+    (tmp_path / "cortex.yaml").write_text(
+        "- name: a\n  predictor: {path: predictor.py}\n"
+        "  autoscaling: {upscale_tolerance: 0.05, downscale_tolerance: 0.1, max_replica_concurrency: 64}\n")
+    result = deploy_k8s(str(tmp_path / "cortex.yaml"), output=str(tmp_path / "d"), image="i:1")
+    hpa = manifests(str(tmp_path / "d"))["HorizontalPodAutoscaler"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 100)
+    behavior = hpa["spec"]["behavior"]
+    assert (behavior["scaleUp"]["tolerance"], behavior["scaleDown"]["tolerance"]) == ("50m", "100m")
+    assert (behavior["scaleUp"]["stabilizationWindowSeconds"], behavior["scaleDown"]["stabilizationWindowSeconds"]) \
+        == (60, 300)
+    kubernetes_validate.validate(hpa, "1.33", strict=True)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(hpa, "1.32", strict=True)
+    assert any("max_replica_concurrency: not enforced" in w for w in result.warnings)
+    assert any("tolerance" in w and "1.33" in w for w in result.warnings)
+
+
+def test_keda_and_service_monitor_validate_against_their_crd_schemas(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1", namespace="ml", autoscaler="keda",
+               prometheus_url="http://prom:9090")
+    docs = manifests(out)
+    assert "HorizontalPodAutoscaler" not in docs
+    scaled = docs["ScaledObject"]["spec"]
+    assert (scaled["minReplicaCount"], scaled["maxReplicaCount"]) == (2, 12)
+    (trigger,) = scaled["triggers"]
+    assert trigger["metadata"]["threshold"] == "4" and trigger["metadata"]["serverAddress"] == "http://prom:9090"
+    name = docs["Service"]["metadata"]["name"]
+    assert trigger["metadata"]["query"] == \
+        f'sum(rate(nv_inference_request_duration_us{{service="{name}",namespace="ml"}}[120s])) / 1e6'
+
+    assert scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] \
+        == 600
+    broken = json.loads(json.dumps(docs["ScaledObject"]))
+    broken["spec"]["minReplicaCount"] = "two"
+    results = crd_validate([docs["ScaledObject"], docs["ServiceMonitor"], broken])
+    assert [r["ok"] for r in results] == [True, True, False], results
+    assert "minReplicaCount" in results[2]["error"]
+
+
+def crd_validate(documents):
+    """Validate with the CRD schemas compiled by kubernetes-models-ts (tests/data/crd_validators)."""
+    assert os.path.isdir(os.path.join(CRD_VALIDATORS, "node_modules", "@kubernetes-models", "keda")), \
+        "run `npm ci` in tests/data/crd_validators (.ci/run does)"
+    done = subprocess.run(["node", os.path.join(CRD_VALIDATORS, "validate.mjs")], input=json.dumps(documents),
+                          capture_output=True, text=True, timeout=60, cwd=CRD_VALIDATORS)
+    assert done.returncode == 0, done.stderr
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_kserve_inference_service(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    result = deploy_kserve(spec, output=out, model_store="s3://bucket/repo", namespace="ml")
+    (isvc,) = load(out, "inferenceservice.yaml")
+    assert (isvc["apiVersion"], isvc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
+    predictor = isvc["spec"]["predictor"]
+    assert (predictor["minReplicas"], predictor["maxReplicas"]) == (2, 12)
+    assert (predictor["scaleMetric"], predictor["scaleTarget"]) == ("concurrency", 4)
+    model = predictor["model"]
+    assert model["modelFormat"] == {"name": "triton"} and model["storageUri"] == "s3://bucket/repo"
+    # serve's flags, minus what KServe's runtime sets (repository, HTTP/gRPC ports and addresses)
+    full = tritonserver_args(dataclasses.replace(ServerOptions(str(tmp_path)), host="0.0.0.0", http_port=8000,
+                                                 grpc_port=8001, metrics_port=8002), "s3://bucket/repo")
+    assert model["args"] == [a for a in full if a.split("=")[0] not in (
+        "--model-repository", "--http-port", "--grpc-port", "--http-address", "--grpc-address")]
+    assert "--http-header-forward-pattern=^x-" in model["args"]
+    annotations = isvc["metadata"]["annotations"]
+    assert annotations["autoscaling.knative.dev/window"] == "120s"
+    assert annotations["autoscaling.knative.dev/initial-scale"] == "3"
+    assert annotations["autoscaling.knative.dev/max-scale-up-rate"] == "3"
+    assert annotations["autoscaling.knative.dev/max-scale-down-rate"] == "2"
+    assert annotations["autoscaling.knative.dev/scale-down-delay"] == "600s"
+    assert predictor["volumes"][0]["emptyDir"] == {"medium": "Memory", "sizeLimit": "1Gi"}
+    assert any("upscale_stabilization_period" in w for w in result.warnings)
+    # No InferenceService schema is installable here (see README); its container part is a core/v1 Container:
+    container = {k: v for k, v in model.items() if k not in ("modelFormat", "runtime", "storageUri")}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
+           "spec": {"containers": [{"name": "kserve-container", "image": "x", **container}],
+                    "volumes": predictor["volumes"]}}
+    for version in _versions():
+        kubernetes_validate.validate(pod, version, strict=True)
+
+
+def test_cli_prints_what_to_apply_and_refuses_bad_input(spec, tmp_path):
+    runner = CliRunner()
+    out = str(tmp_path / "d")
+    result = runner.invoke(cli, ["deploy", "k8s", spec, "--image", "i:1", "-o", out, "--namespace", "ml"])
+    assert result.exit_code == 0, result.output
+    assert f"kubectl apply -f {out}/" in result.output
+    assert "port-forward service/" in result.output and "8000" in result.output
+    result = runner.invoke(cli, ["deploy", "k8s", spec, "-o", out])
+    assert result.exit_code == 2 and "--image" in result.output
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "deployment.yaml").write_text("kind: Mine\n")
+    result = runner.invoke(cli, ["deploy", "k8s", spec, "--image", "i:1", "-o", str(tmp_path / "mine")])
+    assert result.exit_code == 1 and "not written by tritonize" in result.output
+    result = runner.invoke(cli, ["deploy", "kserve", spec, "-o", out])
+    assert result.exit_code == 2 and "--model-store" in result.output
+
+
+@pytest.mark.parametrize("text, words", [
+    ("autoscaling: {min_replicas: 5, max_replicas: 2}", "max_replicas 2 is below min_replicas 5"),
+    ("autoscaling: {windoww: 1m}", "autoscaling.windoww: unknown key"),
+    ("autoscaling: {window: soon}", "autoscaling.window: expected a duration"),
+    ("update_strategy: {max_surge: 0, max_unavailable: 0}", "cannot both be 0"),
+    ("update_strategy: {max_surge: lots}", "update_strategy.max_surge: expected"),
+    ("compute: {mem: 2 gigs}", "compute.mem: expected a Kubernetes quantity"),
+])
+def test_bad_autoscaling_settings_are_spec_errors(tmp_path, text, words):
+    from tritonize.adapter.spec import load_spec_file
+
+    (tmp_path / "cortex.yaml").write_text(f"- name: a\n  predictor: {{path: predictor.py}}\n  {text}\n")
+    with pytest.raises(SpecError, match=words.replace("[", r"\[").replace("(", r"\(")):
+        load_spec_file(str(tmp_path / "cortex.yaml"))
+
+
+def test_ports_are_the_container_ports_serve_uses():
+    from tritonize.cli.server.docker import CONTAINER_PORTS
+
+    assert PORTS == CONTAINER_PORTS
