@@ -17,6 +17,8 @@ import triton_python_backend_utils as pb_utils
 VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 # Set by `tritonize serve`: where a load failure is written for it to show.
 STATUS_DIR_ENV = "TRITONIZE_STATUS_DIR"
+# Set by `tritonize serve --max-body-size`: bigger bodies are refused (400) before decoding.
+MAX_BODY_ENV = "TRITONIZE_MAX_BODY_BYTES"
 
 
 def _setup_logging():
@@ -52,6 +54,7 @@ class TritonPythonModel:
         self.handle_tensor_requests = handle_tensor_requests
         self.triton_code_for_status = triton_code_for_status
         self.rules = ParameterRules()
+        self.max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or 0)
         with open(os.path.join(VERSION_DIR, SETTINGS_FILE), encoding="utf-8") as f:
             settings = json.load(f)
         self.predictor_batching = settings.get("predictor_batching", False)
@@ -102,9 +105,13 @@ class TritonPythonModel:
                 400, f"input {self.input_name!r} must hold exactly one body (shape [1, 1]), got shape {list(values.shape)}")
         body = values.reshape(-1)[0]
         if isinstance(body, str):
-            return body.encode("utf-8")
+            body = body.encode("utf-8")
         if not isinstance(body, bytes):
             return self._error_reply(400, f"input {self.input_name!r} must be BYTES")
+        if self.max_body_bytes and len(body) > self.max_body_bytes:
+            return self._error_reply(
+                400, f"request body too large: {len(body)} bytes, this server accepts at most "
+                     f"{self.max_body_bytes} (tritonize serve --max-body-size)")
         return body
 
     def _input_arrays(self, request):
