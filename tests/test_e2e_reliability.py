@@ -112,9 +112,6 @@ def test_grpc_admin_apis_need_the_token_inference_and_health_do_not(server):
 
 
 def test_the_token_header_never_reaches_predictors(server):
-    with Client(server.http_url) as client:
-        out = client.predict("robust", {"a": 1}, headers={"X-Team": "ml", TOKEN_HEADER: server.token})
-    assert out["payload"] == {"a": 1}  # accepted; the robust predictor echoes no headers: check via params rules
     from tritonize.adapter.runtime.params import ParameterRules, split_parameters
 
     grpc_key = "triton-grpc-protocol-" + TOKEN_HEADER
