@@ -17,8 +17,6 @@ import triton_python_backend_utils as pb_utils
 VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 # Set by `tritonize serve`: where a load failure is written for it to show.
 STATUS_DIR_ENV = "TRITONIZE_STATUS_DIR"
-# Set by `tritonize serve --max-body-size`: bigger bodies are refused (400) before decoding.
-MAX_BODY_ENV = "TRITONIZE_MAX_BODY_BYTES"
 
 
 def _setup_logging():
@@ -38,7 +36,8 @@ class TritonPythonModel:
         # First: restrict this instance process to its GPU (or to none) before any user import.
         device = pin_device(args)
         from tritonize_runtime import (
-            CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, PROJECT_DIR, SETTINGS_FILE,
+            CONTENT_TYPE_OUTPUT_NAME, DEFAULT_MAX_BODY_BYTES, INPUT_NAME, MAX_BODY_ENV, OUTPUT_NAME, PROJECT_DIR,
+            SETTINGS_FILE,
         )
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
         from tritonize_runtime.handler import Reply, handle_batch, handle_request
@@ -54,7 +53,7 @@ class TritonPythonModel:
         self.handle_tensor_requests = handle_tensor_requests
         self.triton_code_for_status = triton_code_for_status
         self.rules = ParameterRules()
-        self.max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or 0)
+        self.max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES)
         with open(os.path.join(VERSION_DIR, SETTINGS_FILE), encoding="utf-8") as f:
             settings = json.load(f)
         self.predictor_batching = settings.get("predictor_batching", False)

@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
+from tritonize.adapter.runtime import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV
 from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
 
 
@@ -26,7 +27,7 @@ class ServerOptions:
     # serve --exit-on-error: stop if any API fails to load (default: serve the others).
     exit_on_error: bool = False
     # serve --max-body-size: bigger request bodies are answered 400 by the runtime.
-    max_body_bytes: int = 64 << 20
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
@@ -83,8 +84,10 @@ def model_control_args(options):
 
 def runtime_environment(options):
     """Variables the runtime inside each stub reads (it inherits tritonserver's environment)."""
-    return {
+    env = {
         "TRITONIZE_HEADER_PATTERN": options.header_pattern,
         "TRITONIZE_FORWARD_SENSITIVE_HEADERS": "1" if options.forward_sensitive_headers else "0",
-        "TRITONIZE_MAX_BODY_BYTES": str(options.max_body_bytes),
     }
+    if options.max_body_bytes != DEFAULT_MAX_BODY_BYTES:
+        env[MAX_BODY_ENV] = str(options.max_body_bytes)
+    return env
