@@ -108,6 +108,7 @@ def test_dry_run_restores_environment_and_sys_path():
 
 def test_max_body_size_parsing():
     import click
+    import pytest
 
     from tritonize.cli.main import _size
 
