@@ -35,9 +35,12 @@ def build_robust(work, names=None):
 def server(tmp_path_factory):
     repo = build_robust(tmp_path_factory.mktemp("reliability"))
     serve = ServeProcess(str(repo))
-    assert serve.wait_ready(), serve.output()
-    wait_banner(serve)
-    serve.token = re.search(r"TRITONIZE_ADMIN_TOKEN=(\S+)", serve.output()).group(1)
+    try:
+        assert serve.wait_ready(), serve.output()
+        serve.token = re.search(r"TRITONIZE_ADMIN_TOKEN=(\S+)", wait_banner(serve)).group(1)
+    except BaseException:
+        serve.stop()
+        raise
     yield serve
     assert serve.stop() == 0, serve.output()
 
