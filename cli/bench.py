@@ -125,6 +125,8 @@ def _perf_analyzer_usable():
 
 
 def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
+    from .perf_analyzer import admin_header_args
+
     binary, env = tool
     with tempfile.TemporaryDirectory(prefix="tritonize-bench-") as tmp:
         data_file, csv_file = os.path.join(tmp, "input.json"), os.path.join(tmp, "out.csv")
@@ -134,7 +136,7 @@ def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
         result = subprocess.run(
             [binary, "-m", workload.model, "-u", url, "-i", protocol, "--input-data", data_file,
              "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(window_ms),
-             "--max-trials", "3", "--stability-percentage", "999", "-f", csv_file],
+             "--max-trials", "3", "--stability-percentage", "999", "-f", csv_file] + admin_header_args(protocol),
             env=env, capture_output=True, text=True, timeout=duration_s * 4 + 60)
         if result.returncode != 0 or not os.path.exists(csv_file):
             raise BenchError(f"perf_analyzer failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")

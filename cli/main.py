@@ -154,9 +154,16 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
 @click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
 @click.option("--cpu", "cpu_only", is_flag=True,
               help="Run models built for GPUs on CPU instances (local testing without a GPU).")
+@click.option("--admin-token", envvar="TRITONIZE_ADMIN_TOKEN",
+              help="Token for the admin APIs (header tritonize-admin-token); default: a new random one, printed.  "
+                   "[env TRITONIZE_ADMIN_TOKEN]")
+@click.option("--exit-on-error", is_flag=True, help="Stop if any API fails to load (default: serve the others).")
+@click.option("--max-body-size", default="64m", show_default=True,
+              help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.")
 @_docker_options
 def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
-          forward_sensitive_headers, ready_timeout, verbose, cpu_only, **docker_settings):
+          forward_sensitive_headers, ready_timeout, verbose, cpu_only, admin_token, exit_on_error, max_body_size,
+          **docker_settings):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
     from .serve import serve as run_server
     from .server.options import ServerOptions
@@ -164,12 +171,23 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
     options = ServerOptions(
         model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
         header_pattern=header_pattern, forward_sensitive_headers=forward_sensitive_headers,
-        log_verbose=max(verbose - 1, 0), cpu_only=cpu_only,
+        log_verbose=max(verbose - 1, 0), cpu_only=cpu_only, admin_token=admin_token or None,
+        exit_on_error=exit_on_error, max_body_bytes=_size(max_body_size, "--max-body-size"),
     )
     if verbose:
         options.extra_args.append("--log-info=true")
     sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout,
                         docker=_docker_settings(**docker_settings)))
+
+
+def _size(text, what):
+    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
+    number, unit = text.strip().lower(), ""
+    while number and not number[-1].isdigit():
+        number, unit = number[:-1], number[-1] + unit
+    if not number.isdigit() or unit not in units or int(number) <= 0:
+        raise click.BadParameter(f"{text!r}: expected a size such as 512k, 10m or 1g", param_hint=what)
+    return int(number) * units[unit]
 
 
 @cli.group()

@@ -24,6 +24,17 @@ def perf_analyzer_binary():
     return found
 
 
+def admin_header_args(protocol):
+    """-H for the admin token: perf_analyzer reads the server's statistics (a restricted API, see README
+    "Operating it"); the token comes from TRITONIZE_ADMIN_TOKEN."""
+    from .server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
+
+    token = os.environ.get(ADMIN_TOKEN_ENV)
+    if not token:
+        return []
+    return ["-H", f"{GRPC_ADMIN_TOKEN_HEADER if protocol == 'grpc' else ADMIN_TOKEN_HEADER}:{token}"]
+
+
 def perf_analyzer_environment(lib_dir=None):
     """Environment with LD_LIBRARY_PATH pointing at links to the libraries perf_analyzer needs."""
     from .server.triton_install import find_triton

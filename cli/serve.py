@@ -2,12 +2,14 @@
 
 import json
 import os
+import secrets
 import signal
 import sys
 
 from tritonize.adapter.errors import ServeError
 
 from .server.local import LocalTritonServer
+from .server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 
 
 class _Stop(Exception):
@@ -33,6 +35,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     if not apis:
         raise ServeError(f"{options.model_repository} holds no models (no */config.pbtxt)")
     started = {"ready": False}
+    if options.admin_token is None:
+        options.admin_token = secrets.token_urlsafe(24)
 
     def on_output(line):
         # Before ready: Triton's startup tables are noise unless --verbose; predictor output always shows.
@@ -45,7 +49,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
 
         server = DockerTritonServer(options, docker, on_output=on_output)
     else:
-        server = LocalTritonServer(options, on_output=on_output)
+        server = LocalTritonServer(options, on_output=on_output, on_event=lambda line: out(f"[watchdog] {line}"))
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         where = f" in Docker ({docker.image})" if docker is not None else ""
@@ -64,6 +68,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         if show_progress:
             sys.stderr.write("\n")
         started["ready"] = True
+        for name, why in sorted(getattr(server, "failed_apis", {}).items()):
+            out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
         out(ready_banner(options, apis, took))
         if getattr(server, "detached", False):
             out(server.detach_message())
@@ -97,6 +103,9 @@ def ready_banner(options, apis, took):
         f"  APIs    {', '.join(apis)}",
         f"Try: tritonize predict {apis[0]} --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
         f"  or: curl -s http://{host}:{options.http_port}/v2/models/{apis[0]}/infer -d '{example}'",
+        f"Admin APIs (model repository, shared memory, statistics, trace, logging) need the header "
+        f"'{ADMIN_TOKEN_HEADER}: {options.admin_token}' (gRPC metadata: '{GRPC_ADMIN_TOKEN_HEADER}')",
+        f"  for tritonize commands: export {ADMIN_TOKEN_ENV}={options.admin_token}",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

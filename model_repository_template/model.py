@@ -37,7 +37,8 @@ class TritonPythonModel:
         # First: restrict this instance process to its GPU (or to none) before any user import.
         device = pin_device(args)
         from tritonize_runtime import (
-            CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, PROJECT_DIR, SETTINGS_FILE,
+            CONTENT_TYPE_OUTPUT_NAME, DEFAULT_MAX_BODY_BYTES, INPUT_NAME, MAX_BODY_ENV, OUTPUT_NAME, PROJECT_DIR,
+            SETTINGS_FILE,
         )
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
         from tritonize_runtime.handler import Reply, handle_batch, handle_request
@@ -53,6 +54,7 @@ class TritonPythonModel:
         self.handle_tensor_requests = handle_tensor_requests
         self.triton_code_for_status = triton_code_for_status
         self.rules = ParameterRules()
+        self.max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES)
         with open(os.path.join(VERSION_DIR, SETTINGS_FILE), encoding="utf-8") as f:
             settings = json.load(f)
         self.predictor_batching = settings.get("predictor_batching", False)
@@ -104,9 +106,13 @@ class TritonPythonModel:
                 400, f"input {self.input_name!r} must hold exactly one body (shape [1, 1]), got shape {list(values.shape)}")
         body = values.reshape(-1)[0]
         if isinstance(body, str):
-            return body.encode("utf-8")
+            body = body.encode("utf-8")
         if not isinstance(body, bytes):
             return self._error_reply(400, f"input {self.input_name!r} must be BYTES")
+        if self.max_body_bytes and len(body) > self.max_body_bytes:
+            return self._error_reply(
+                400, f"request body too large: {len(body)} bytes, this server accepts at most "
+                     f"{self.max_body_bytes} (tritonize serve --max-body-size)")
         return body
 
     def _input_arrays(self, request):

@@ -104,3 +104,15 @@ def test_dry_run_restores_environment_and_sys_path():
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["env"] == "set-by-spec"
     assert dict(os.environ) == before_env and sys.path == before_path
+
+
+def test_max_body_size_parsing():
+    import click
+    import pytest
+
+    from tritonize.cli.main import _size
+
+    assert _size("64k", "--max-body-size") == 65536 and _size("10m", "x") == 10 << 20 and _size("123", "x") == 123
+    for bad in ("lots", "-1k", "0", "5q"):
+        with pytest.raises(click.BadParameter):
+            _size(bad, "--max-body-size")

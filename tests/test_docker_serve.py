@@ -14,7 +14,7 @@ from tritonize.adapter.build import build
 from tritonize.adapter.errors import ServeError
 from tritonize.cli.server.docker import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
 from tritonize.cli.server.gpus import gpu_needs
-from tritonize.cli.server.options import ServerOptions
+from tritonize.cli.server.options import ServerOptions, model_control_args
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 TRITON_FLAGS = [
@@ -22,6 +22,11 @@ TRITON_FLAGS = [
     "--grpc-address=0.0.0.0", "--metrics-address=0.0.0.0", "--http-port=8000", "--grpc-port=8001",
     "--metrics-port=8002", "--http-header-forward-pattern=^x-", "--grpc-header-forward-pattern=^x-",
     "--exit-timeout-secs=10", "--allow-sagemaker=false", "--allow-vertex-ai=false", "--metrics-config=summary_latencies=true",
+]
+# `serve` restricts the admin APIs in the container too (token from --admin-token).
+RESTRICTED_FLAGS = [
+    "--http-restricted-api=model-repository,shared-memory,statistics,trace,logging:tritonize-admin-token=T0K",
+    "--grpc-restricted-protocol=model-repository,shared-memory,statistics,trace,logging:tritonize-admin-token=T0K",
 ]
 
 
@@ -110,7 +115,9 @@ def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
     with pytest.raises(Recorded):
         server.start()
     shutil.rmtree(server.workdir)
-    local_flags = [a for a in seen["args"][1:] if not a.startswith(("--backend-directory=", "--backend-config="))]
+    # Explicit model control is the local launcher's own (its watchdog reloads crashed APIs).
+    local_flags = [a for a in seen["args"][1:] if not a.startswith(("--backend-directory=", "--backend-config="))
+                   and a not in model_control_args(options)]
     docker_args = docker_run_args(options, DockerOptions(), {}, "tz")
     docker_flags = docker_args[docker_args.index("tritonserver") + 1:]
 
@@ -129,7 +136,7 @@ def test_shm_size_parsing():
 
 
 def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
-    serve = ServeProcess(repo, extra_args=["--docker"])
+    serve = ServeProcess(repo, extra_args=["--docker", "--admin-token", "T0K"])
     try:
         assert serve.wait_ready(timeout=60), serve.output()
         deadline = time.monotonic() + 30
@@ -150,7 +157,7 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
          "-p", f"127.0.0.1:{serve.http_port}:8000", "-p", f"127.0.0.1:{serve.grpc_port}:8001",
          "-p", f"127.0.0.1:{serve.metrics_port}:8002", "-v", f"{repo}:/models:ro",
          "-e", "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0", "-e", "TRITONIZE_HEADER_PATTERN=^x-",
-         DEFAULT_IMAGE, "tritonserver", *TRITON_FLAGS],
+         DEFAULT_IMAGE, "tritonserver", *TRITON_FLAGS, *RESTRICTED_FLAGS],
         ["stop", "--time", "10", name],
     ]
     run_env = calls[1]["env"]
@@ -167,7 +174,7 @@ def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
     http, grpc, metrics = free_ports(3)
     result = run_tritonize("serve", repo, "--docker", "--detach", "--name", "tz-bg", "--shm-size", "2g",
                            "--image", "nvcr.io/nvidia/tritonserver:24.12-py3", "--http-port", str(http),
-                           "--grpc-port", str(grpc), "--metrics-port", str(metrics))
+                           "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--admin-token", "T0K")
     try:
         assert "docker stop tz-bg" in result.stderr and "docker logs --follow tz-bg" in result.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5) as response:
@@ -178,7 +185,8 @@ def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
         assert argvs[2:] in ([], [["logs", "--follow", "tz-bg"]])
         run = argvs[1]
         assert run[:8] == ["run", "--rm", "--init", "--name", "tz-bg", "--detach", "--shm-size", "2g"]
-        assert run[run.index("nvcr.io/nvidia/tritonserver:24.12-py3") + 1:] == ["tritonserver", *TRITON_FLAGS]
+        assert run[run.index("nvcr.io/nvidia/tritonserver:24.12-py3") + 1:] == [
+            "tritonserver", *TRITON_FLAGS, *RESTRICTED_FLAGS]
     finally:
         os.system(f"{os.path.join(FAKE_DOCKER_DIR, 'docker')} stop tz-bg > /dev/null")
 

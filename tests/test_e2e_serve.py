@@ -17,6 +17,8 @@ from tritonize import Client, PredictError
 
 pytestmark = pytest.mark.e2e
 PROTOCOLS = ["http", "grpc"]
+# perf_analyzer reads the statistics API, which `serve` restricts to this token.
+ADMIN_TOKEN = "e2e-admin-token"
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +28,7 @@ def server(tmp_path_factory):
     shutil.copytree(os.path.join(FIXTURES, "project"), project)
     repo = work / "model_repository"
     run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repo))
-    serve = ServeProcess(str(repo))
+    serve = ServeProcess(str(repo), extra_args=["--admin-token", ADMIN_TOKEN])
     assert serve.wait_ready(), serve.output()
     yield serve
     assert serve.stop() == 0, serve.output()
@@ -214,7 +216,8 @@ def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
         [perf_analyzer_binary(), "-m", "iris", "-u", url, "-i", protocol, "--input-data", str(data),
          "--concurrency-range", "2", "--measurement-mode", "count_windows", "--measurement-request-count", "100",
          # Checks the wire contract, not speed: accept noisy windows on a busy 2-core machine.
-         "--max-trials", "10", "--stability-percentage", "500", "-f", str(csv)],
+         "--max-trials", "10", "--stability-percentage", "500", "-f", str(csv),
+         "-H", f"{'triton-grpc-protocol-' if protocol == 'grpc' else ''}tritonize-admin-token:{ADMIN_TOKEN}"],
         env=perf_analyzer_environment(str(tmp_path)), capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     header, row = csv.read_text().splitlines()[:2]
@@ -227,7 +230,7 @@ def test_bench_command(server, protocol, engine):
     url = server.http_url if protocol == "http" else server.grpc_url
     result = run_tritonize("bench", "echo", "--data", '{"x": 1}', "--concurrency", "1,4", "--duration", "1s",
                            "--protocol", protocol, "--url", url, "--http-url", server.http_url,
-                           "--engine", engine, "--json")
+                           "--engine", engine, "--json", env=dict(os.environ, TRITONIZE_ADMIN_TOKEN=ADMIN_TOKEN))
     report = json.loads(result.stdout)
     assert report["engine"] == engine
     assert [r["concurrency"] for r in report["results"]] == [1, 4]

@@ -75,8 +75,10 @@ def encode_json(value):
     try:
         return _ENCODER.encode(value).encode("utf-8")
     except (TypeError, ValueError) as exc:
+        hint = " (NaN and Infinity are not valid JSON: return None or a string instead)" if (
+            isinstance(exc, ValueError) and "Out of range float" in str(exc)) else ""
         raise PredictorFailure(
-            f"predict() returned a value that cannot be encoded as JSON: {exc}"
+            f"predict() returned a value that cannot be encoded as JSON: {exc}{hint}"
         ) from None
 
 

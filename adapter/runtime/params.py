@@ -19,8 +19,12 @@ DEFAULT_HEADER_PATTERN = "^x-"
 SENSITIVE_HEADERS_ENV = "TRITONIZE_FORWARD_SENSITIVE_HEADERS"
 # Never handed to predictors unless the operator opts in.
 SENSITIVE_HEADERS = frozenset(
-    ["authorization", "proxy-authorization", "cookie", "host", "content-length"]
+    ["authorization", "proxy-authorization", "cookie", "host", "content-length", "tritonize-admin-token",
+     "triton-grpc-protocol-tritonize-admin-token"]
 )
+
+# More than this many request parameters (query params + forwarded headers) is refused.
+MAX_PARAMETERS = 1000
 
 
 class Headers(dict):
@@ -69,6 +73,8 @@ def split_parameters(parameters_json, rules):
         raise BadRequest(f"request parameters are not a JSON object: {exc}") from None
     if not isinstance(pairs, list):
         raise BadRequest("request parameters are not a JSON object")
+    if len(pairs) > MAX_PARAMETERS:
+        raise BadRequest(f"too many request parameters and headers: {len(pairs)}, at most {MAX_PARAMETERS}")
     query_params, headers, content_type = {}, Headers(), None
     seen = set()
     for key, value in pairs:

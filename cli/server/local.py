@@ -16,7 +16,9 @@ import urllib.request
 from tritonize.adapter.errors import ServeError
 
 from .gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from .options import runtime_environment, tritonserver_args
+from .admin import AdminError, TritonAdmin
+from .options import model_control_args, runtime_environment, tritonserver_args
+from .watchdog import StubWatchdog
 from .triton_install import find_triton
 
 # Harmless on CPU machines, printed by every start.
@@ -43,9 +45,13 @@ def check_port_free(host, port, what):
 class LocalTritonServer:
     """start() / wait_ready() / is_ready() / stop() around one tritonserver process."""
 
-    def __init__(self, options, on_output=None):
+    def __init__(self, options, on_output=None, on_event=None):
         self.options = options
         self.on_output = on_output  # called with each log line (noise removed)
+        self.on_event = on_event  # called with what the watchdog sees and does
+        self.admin = None
+        self.watchdog = None
+        self.failed_apis = {}  # API -> why it did not load (the others still serve)
         self.process = None
         self.workdir = None
         self.log_lines = []
@@ -80,7 +86,7 @@ class LocalTritonServer:
             repository = os.path.join(self.workdir, "cpu_repository")
             self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
         backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
-        args = [triton.binary] + tritonserver_args(opts, repository) + [
+        args = [triton.binary] + tritonserver_args(opts, repository) + model_control_args(opts) + [
             f"--backend-directory={backends}",
             # A prefix of our own lets several servers share /dev/shm, and lets stop() clean up.
             f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
@@ -95,6 +101,7 @@ class LocalTritonServer:
         )
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
+        self.admin = TritonAdmin(self.http_url, opts.admin_token)
         return self
 
     def _read_output(self):
@@ -118,7 +125,10 @@ class LocalTritonServer:
             if self.process.poll() is not None:
                 self._reader.join(timeout=5)
                 raise ServeError(self.failure_report())
-            if self.is_ready(timeout=1.0):
+            states = self._load_states()
+            if states is not None:
+                self._check_loaded(states)
+                self._start_watchdog()
                 return time.monotonic() - start
             waited = time.monotonic() - start
             if waited > timeout:
@@ -127,18 +137,59 @@ class LocalTritonServer:
                 on_wait(waited)
             time.sleep(0.1)
 
+    def _load_states(self):
+        """{model: (state, reason)} once no model is loading any more, else None."""
+        if not self.admin.live(timeout=1.0):
+            return None
+        try:
+            index = self.admin.index(timeout=5.0)
+        except (AdminError, OSError):
+            return None
+        states = {m["name"]: (m.get("state", ""), m.get("reason", "")) for m in index}
+        if not states or any(state in ("", "LOADING", "UNLOADING") for state, _ in states.values()):
+            return None
+        return states
+
+    def _check_loaded(self, states):
+        failed = {name: reason for name, (state, reason) in states.items() if state != "READY"}
+        if not failed:
+            return
+        reports = self.load_failures()
+        self.failed_apis = {name: reports.get(name) or reason or "not loaded" for name, reason in failed.items()}
+        if len(failed) == len(states) or self.options.exit_on_error:
+            raise ServeError(self.failure_report())
+
+    def _start_watchdog(self):
+        self.watchdog = StubWatchdog(self.process.pid, self.admin, self.shm_prefix, report=self.on_event)
+        self.watchdog.start()
+
+    def load_failures(self):
+        """{API: the predictor's own traceback} for the APIs whose predictor failed to load."""
+        found = {}
+        for path in sorted(glob.glob(os.path.join(self.status_dir, "*.load-error.txt"))):
+            with open(path, encoding="utf-8") as f:
+                found[os.path.basename(path)[: -len(".load-error.txt")]] = f.read().rstrip()
+        return found
+
     def failure_report(self):
         """The predictors' own tracebacks if a load failed, else Triton's error lines."""
-        parts = []
-        for path in sorted(glob.glob(os.path.join(self.status_dir, "*.load-error.txt"))):
-            name = os.path.basename(path)[: -len(".load-error.txt")]
-            with open(path, encoding="utf-8") as f:
-                parts.append(f"API {name!r}: predictor failed to load:\n{f.read().rstrip()}")
+        parts = [f"API {name!r}: predictor failed to load:\n{text}" for name, text in self.load_failures().items()]
+        parts += [f"API {name!r}: failed to load: {reason}" for name, reason in self.failed_apis.items()
+                  if name not in self.load_failures()]
         if not parts:
             errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
             parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
         code = self.process.returncode if self.process else None
-        return f"Triton stopped (exit code {code}).\n" + "\n\n".join(parts)
+        if code is None and self.failed_apis:
+            head = ("No API could be loaded." if self.failed_apis.keys() >= set(self._api_names())
+                    else "An API failed to load (serve --exit-on-error).")
+        else:
+            head = f"Triton stopped (exit code {code})."
+        return head + "\n" + "\n\n".join(parts)
+
+    def _api_names(self):
+        return [e for e in os.listdir(self.options.model_repository)
+                if os.path.isfile(os.path.join(self.options.model_repository, e, "config.pbtxt"))]
 
     def kill(self):
         """Stop now: SIGKILL to tritonserver and its stubs (stop() still cleans up)."""
@@ -152,6 +203,8 @@ class LocalTritonServer:
         """SIGTERM, wait for in-flight requests, then make sure nothing is left behind."""
         if self.process is None:
             return
+        if self.watchdog is not None:
+            self.watchdog.stop()  # stubs exit during shutdown: not crashes
         if self.process.poll() is None:
             try:
                 self.process.send_signal(signal.SIGTERM)

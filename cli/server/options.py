@@ -3,6 +3,7 @@
 import os
 from dataclasses import dataclass, field
 
+from tritonize.adapter.runtime import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV
 from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
 
 
@@ -21,6 +22,12 @@ class ServerOptions:
     extra_args: list = field(default_factory=list)
     # serve --cpu: run models built for GPUs on CPU instances (local testing on a machine without GPUs).
     cpu_only: bool = False
+    # Token for the admin APIs (RESTRICTED_APIS); None leaves them open (see restricted_api_args).
+    admin_token: str = None
+    # serve --exit-on-error: stop if any API fails to load (default: serve the others).
+    exit_on_error: bool = False
+    # serve --max-body-size: bigger request bodies are answered 400 by the runtime.
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
@@ -46,14 +53,43 @@ def tritonserver_args(options, model_repository):
         # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us), for `tritonize status` and Prometheus.
         "--metrics-config=summary_latencies=true",
     ]
+    args += restricted_api_args(options)
     if options.log_verbose:
         args.append(f"--log-verbose={options.log_verbose}")
     return args + list(options.extra_args)
 
 
+# Admin endpoints that need the token header; health, metadata, model-config and inference stay open.
+RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
+ADMIN_TOKEN_HEADER = "tritonize-admin-token"
+# Triton prefixes the key of a restricted gRPC protocol's metadata.
+GRPC_ADMIN_TOKEN_HEADER = "triton-grpc-protocol-" + ADMIN_TOKEN_HEADER
+ADMIN_TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
+
+
+def restricted_api_args(options):
+    """Triton answers 403 on RESTRICTED_APIS unless the request has `tritonize-admin-token: <token>`."""
+    if not options.admin_token:
+        return []
+    rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_TOKEN_HEADER}={options.admin_token}"
+    return [f"--http-restricted-api={rule}", f"--grpc-restricted-protocol={rule}"]
+
+
+def model_control_args(options):
+    """Explicit model control, so the launcher can reload a model whose stub died (cli/server/watchdog.py).
+
+    Triton keeps serving the models that loaded when one fails; the launcher decides
+    whether that stops the server (options.exit_on_error).
+    """
+    return ["--model-control-mode=explicit", "--load-model=*", "--exit-on-error=false"]
+
+
 def runtime_environment(options):
     """Variables the runtime inside each stub reads (it inherits tritonserver's environment)."""
-    return {
+    env = {
         "TRITONIZE_HEADER_PATTERN": options.header_pattern,
         "TRITONIZE_FORWARD_SENSITIVE_HEADERS": "1" if options.forward_sensitive_headers else "0",
     }
+    if options.max_body_bytes != DEFAULT_MAX_BODY_BYTES:
+        env[MAX_BODY_ENV] = str(options.max_body_bytes)
+    return env

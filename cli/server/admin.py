@@ -1,0 +1,74 @@
+"""The few Triton admin calls the launcher makes (HTTP, with the admin token)."""
+
+import json
+import urllib.error
+import urllib.request
+
+from .options import ADMIN_TOKEN_HEADER
+
+
+class AdminError(Exception):
+    def __init__(self, status, message):
+        super().__init__(f"[{status}] {message}")
+        self.status = status
+        self.message = message
+
+
+class TritonAdmin:
+    """index() / model_config() / load() / unload() against one server."""
+
+    def __init__(self, http_url, token=None, timeout_s=60.0):
+        self.http_url = http_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def _call(self, path, body=None, timeout=None):
+        request = urllib.request.Request(
+            self.http_url + path, data=None if body is None else json.dumps(body).encode("utf-8"),
+            method="GET" if body is None else "POST")
+        if self.token:
+            request.add_header(ADMIN_TOKEN_HEADER, self.token)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout_s) as response:
+                data = response.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode("utf-8", errors="replace")
+            try:
+                text = json.loads(text).get("error", text)
+            except (ValueError, AttributeError):
+                pass
+            raise AdminError(exc.code, text) from None
+        return json.loads(data) if data.strip() else None
+
+    def live(self, timeout=1.0):
+        try:
+            self._call("/v2/health/live", timeout=timeout)
+            return True
+        except (AdminError, OSError):
+            return False
+
+    def index(self, timeout=None):
+        """[{"name", "version", "state", "reason"}] for every model in the repository."""
+        return self._call("/v2/repository/index", {}, timeout=timeout)
+
+    def model_config(self, name):
+        return self._call(f"/v2/models/{name}/config")
+
+    def load(self, name, config=None):
+        body = {"parameters": {"config": json.dumps(config)}} if config is not None else {}
+        self._call(f"/v2/repository/models/{name}/load", body)
+
+    def unload(self, name):
+        self._call(f"/v2/repository/models/{name}/unload", {})
+
+    def reload(self, name, nonce):
+        """Start fresh instance processes for `name`.
+
+        A load with an unchanged config is a no-op on Triton 2.51, and unload + load
+        waits ~12 s for the dead stub; a load whose config differs only by a nonce
+        parameter replaces the instances in about a second (old ones keep serving
+        until the new ones are ready).
+        """
+        config = self.model_config(name)
+        config.setdefault("parameters", {})["TRITONIZE_RELOAD"] = {"string_value": str(nonce)}
+        self.load(name, config)

@@ -1,0 +1,129 @@
+"""Reload an API whose instance process (python-backend stub) died.
+
+Triton 2.51 keeps such a model READY while every request fails with "Stub process
+... is not healthy", and never restarts the stub. The watchdog polls tritonserver's
+children (each stub is one: `triton_python_backend_stub <model.py> <shm region> ...
+<instance name>`); when a stub exits (it stays a zombie, tritonserver does not reap
+it) the model is reloaded through the repository API, and the dead stub's shared
+memory region is removed. If the reload fails, the model is unloaded, so that its
+readiness says what is true.
+"""
+
+import logging
+import os
+import threading
+import time
+
+from .admin import AdminError
+
+STUB_NAME = "triton_python_backend_stub"
+log = logging.getLogger("tritonize.watchdog")
+
+
+class Stub:
+    def __init__(self, pid, model, shm_region, instance):
+        self.pid, self.model, self.shm_region, self.instance = pid, model, shm_region, instance
+
+
+def _children(parent_pid):
+    """{pid: (state, argv)} of the processes whose parent is parent_pid."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read().decode("utf-8", errors="replace")
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) != parent_pid:
+                continue
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                argv = [a.decode("utf-8", errors="replace") for a in f.read().split(b"\0")]
+        except (OSError, IndexError, ValueError):
+            continue
+        found[int(entry)] = (fields[0], argv)
+    return found
+
+
+def live_stubs(server_pid):
+    """{pid: Stub} for the running (not exited) stubs of one tritonserver."""
+    stubs = {}
+    for pid, (state, argv) in _children(server_pid).items():
+        if state in ("Z", "X") or len(argv) < 9 or not argv[0].endswith(STUB_NAME):
+            continue
+        model = os.path.basename(os.path.dirname(os.path.dirname(argv[1])))  # <repo>/<model>/<version>/model.py
+        stubs[pid] = Stub(pid, model, argv[2], argv[8])
+    return stubs
+
+
+class StubWatchdog:
+    """Polls every `interval_s`; calls report(message) for what it sees and does."""
+
+    def __init__(self, server_pid, admin, shm_prefix, report=None, interval_s=0.25):
+        self.server_pid = server_pid
+        self.admin = admin
+        self.shm_prefix = shm_prefix
+        self.report = report or log.warning
+        self.interval_s = interval_s
+        self.recoveries = []  # (model, seconds from detection to ready, ok)
+        self._stop = threading.Event()
+        self._thread = None
+        self._known = {}
+        self._retired = set()  # stubs of a reloaded model: Triton stops them itself
+
+    def start(self):
+        self._known = live_stubs(self.server_pid)
+        self._thread = threading.Thread(target=self._run, name="tritonize-watchdog", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+    def _run(self):
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.check()
+            except Exception as exc:  # never let the watchdog die silently
+                self.report(f"watchdog: {type(exc).__name__}: {exc}")
+
+    def check(self):
+        live = live_stubs(self.server_pid)
+        dead = [stub for pid, stub in self._known.items() if pid not in live and pid not in self._retired]
+        self._retired &= set(live)
+        self._known = live
+        for model in sorted({stub.model for stub in dead}):
+            if self._stop.is_set():
+                return
+            self._recover(model, [stub for stub in dead if stub.model == model])
+
+    def _recover(self, model, dead):
+        names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)
+        self.report(f"API {model!r}: instance process {names} died; requests to it fail until it is reloaded; reloading")
+        start = time.monotonic()
+        try:
+            self.admin.reload(model, nonce=f"{os.getpid()}-{time.time_ns()}")
+            ok = True
+        except (AdminError, OSError) as exc:
+            ok = False
+            self.report(f"API {model!r}: reload failed ({exc}); unloading it so that it reports not ready")
+            try:
+                self.admin.unload(model)
+            except (AdminError, OSError) as unload_exc:
+                self.report(f"API {model!r}: unload failed too ({unload_exc})")
+        took = time.monotonic() - start
+        self.recoveries.append((model, took, ok))
+        for stub in dead:
+            if stub.shm_region.startswith(self.shm_prefix) and "/" not in stub.shm_region:
+                try:
+                    os.unlink(os.path.join("/dev/shm", stub.shm_region))
+                except OSError:
+                    pass
+        # The model's other instances were replaced by the reload: their exit is expected.
+        self._retired |= {pid for pid, stub in self._known.items() if stub.model == model}
+        fresh = live_stubs(self.server_pid)
+        self._known.update({pid: stub for pid, stub in fresh.items() if pid not in self._known})
+        if ok:
+            self.report(f"API {model!r}: reloaded in {took:.1f} s; serving again")

@@ -1,0 +1,173 @@
+"""End to end on real Triton: a table of bad requests, over HTTP and gRPC.
+
+Each row must get the expected status and a message a user can act on, and the
+server must keep answering good requests afterwards.
+"""
+
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+from conftest import FIXTURES, ServeProcess, run_tritonize
+from tritonize import Client, PredictError
+from tritonize.cli.client import _status_of
+
+pytestmark = pytest.mark.e2e
+MAX_BODY = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp("bad_input")
+    shutil.copytree(os.path.join(FIXTURES, "robust"), work / "project")
+    repo = work / "model_repository"
+    run_tritonize("build", str(work / "project" / "cortex.yaml"), "-o", str(repo))
+    serve = ServeProcess(str(repo), extra_args=["--max-body-size", "64k"])
+    assert serve.wait_ready(), serve.output()
+    yield serve
+    assert serve.stop() == 0, serve.output()
+
+
+def predict(body, content_type=None, params=None, headers=None, api="robust"):
+    """A row that goes through tritonize.Client (the wire contract)."""
+
+    def call(server, protocol):
+        url = server.http_url if protocol == "http" else server.grpc_url
+        with Client(url, protocol=protocol) as client:
+            try:
+                return 200, client.predict_raw(api, body, content_type, params, headers)[0].decode("utf-8", "replace")
+            except PredictError as exc:
+                return exc.status, exc.message
+
+    return call
+
+
+def tensors(*specs, model="robust", version="", params=None):
+    """A row that sends raw tensors: specs are (name, datatype, numpy array)."""
+
+    def call(server, protocol):
+        import tritonclient.grpc as grpcclient
+        import tritonclient.http as httpclient
+
+        module = httpclient if protocol == "http" else grpcclient
+        client = module.InferenceServerClient(server.http_url if protocol == "http" else server.grpc_url)
+        inputs = []
+        for name, datatype, array in specs:
+            tensor = module.InferInput(name, list(array.shape), datatype)
+            tensor.set_data_from_numpy(array)
+            inputs.append(tensor)
+        try:
+            client.infer(model, inputs, model_version=version, parameters=params)
+            return 200, ""
+        except module.InferenceServerException as exc:
+            return _status_of(exc), exc.message()
+        finally:
+            client.close()
+
+    return call
+
+
+def raw_http(document):
+    """An HTTP-only row: a KServe request body as bytes (gRPC cannot express it)."""
+
+    def call(server, protocol):
+        request = urllib.request.Request(f"http://{server.http_url}/v2/models/robust/infer", data=document,
+                                         method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())["error"]
+
+    return call
+
+
+def body_tensor(body=b"{}"):
+    array = np.empty((1, 1), dtype=np.object_)
+    array[0, 0] = body
+    return array
+
+
+PAYLOAD = ("payload", "BYTES", body_tensor())
+GOOD_KSERVE = {"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{}"]}
+
+# id, protocols, request, expected status, words the message must contain
+ROWS = [
+    ("malformed-json", "both", predict(b'{"x": [1, 2'), 400, ["malformed JSON", "line 1 column"]),
+    ("empty-body", "both", predict(b""), 400, ["empty request body", "content_type"]),
+    ("unknown-charset", "both", predict(b"hi", "text/plain; charset=klingon"), 400, ["unknown charset 'klingon'"]),
+    ("binary-declared-json", "both", predict(b"\xff\x00\xfe", "application/json"), 400, ["JSON"]),
+    ("non-utf8-text", "both", predict(b"caf\xe9", "text/plain"), 400, ["not valid utf-8 text"]),
+    ("body-over-limit", "both", predict(b'"' + b"x" * (MAX_BODY + 10) + b'"'), 400,
+     ["request body too large", f"at most {MAX_BODY}", "--max-body-size"]),
+    ("no-input-tensor", "both", tensors(), 400, ["expected 1 inputs but got 0"]),
+    ("unknown-input-tensor", "both", tensors(("wrong", "BYTES", body_tensor())), 400,
+     ["unexpected inference input 'wrong'"]),
+    ("extra-input-tensor", "both", tensors(PAYLOAD, ("extra", "BYTES", body_tensor())), 400,
+     ["expected 1 inputs but got 2", "'extra'"]),
+    ("payload-not-bytes", "both", tensors(("payload", "INT32", np.ones((1, 1), np.int32))), 400,
+     ["data-type is 'INT32'", "expects 'BYTES'"]),
+    ("typed-wrong-dtype", "both", tensors(("x", "INT32", np.ones((1, 4), np.int32)), model="typed"), 400,
+     ["data-type is 'INT32'", "expects 'FP32'"]),
+    ("typed-wrong-shape", "both", tensors(("x", "FP32", np.ones((1, 3), np.float32)), model="typed"), 400,
+     ["Expected [-1,4], got [1,3]"]),
+    ("unknown-api", "both", predict(b"{}", api="nope"), 404, ["unknown model: 'nope'"]),
+    ("unknown-version", "both", tensors(PAYLOAD, version="7"), 404, ["'robust' version 7 is not found"]),
+    ("nested-parameter", "http", raw_http(json.dumps({"inputs": [GOOD_KSERVE], "parameters": {"a": {"b": 1}}}).encode()),
+     400, ["parameter 'a' has invalid type"]),
+    ("header-collides-with-param", "both", predict(b"{}", params={"x-model": "a"}, headers={"X-Model": "b"}), 400,
+     ["'x-model' was sent twice", "rename one"]),
+    ("too-many-parameters", "both", predict(b"{}", params={f"p{i}": "v" for i in range(3000)}), 400,
+     ["too many request parameters", "at most 1000"]),
+    ("returns-a-set", "both", predict(b"{}", params={"op": "set"}), 500,
+     ["cannot be encoded as JSON", "set is not JSON serializable"]),
+    ("returns-nan", "both", predict(b"{}", params={"op": "nan"}), 500, ["cannot be encoded as JSON", "nan"]),
+    ("response-3xx", "both", predict(b"{}", params={"op": "status", "code": "302"}), 500,
+     ["Response with status 302", "only 2xx, 4xx and 5xx"]),
+    ("response-1xx", "both", predict(b"{}", params={"op": "status", "code": "101"}), 500,
+     ["Response with status 101", "only 2xx, 4xx and 5xx"]),
+    ("predictor-raises", "both", predict(b"{}", params={"op": "nope"}), 500, ["ValueError: unknown op 'nope'"]),
+    # Triton itself parses the KServe envelope, and answers 500 for a broken one (2.51).
+    ("broken-kserve-envelope", "http", raw_http(b'{"inputs": [}'), 500, ["failed to parse the request JSON"]),
+]
+CASES = [pytest.param(protocol, *row[2:], id=f"{row[0]}-{protocol}")
+         for row in ROWS for protocol in ("http", "grpc") if row[1] in ("both", protocol)]
+
+
+@pytest.mark.parametrize("protocol,request_call,status,words", CASES)
+def test_bad_request_gets_a_clear_answer_and_the_server_stays_up(server, protocol, request_call, status, words):
+    got_status, message = request_call(server, protocol)
+    assert got_status == status, message
+    for word in words:
+        assert word.lower() in message.lower(), (word, message)
+    url = server.http_url if protocol == "http" else server.grpc_url
+    with Client(url, protocol=protocol) as client:
+        assert client.predict("robust", {"still": "up"})["payload"] == {"still": "up"}
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_non_string_parameters_arrive_as_strings(server, protocol):
+    params = {"n": 3, "flag": True} if protocol == "grpc" else {"n": 3, "flag": True, "ratio": 0.5}
+    if protocol == "http":
+        document = json.dumps({"inputs": [GOOD_KSERVE], "parameters": params}).encode()
+        status, text = raw_http(document)(server, protocol)
+        out = json.loads(json.loads(text)["outputs"][0]["data"][0])
+    else:
+        import tritonclient.grpc as grpcclient
+
+        client = grpcclient.InferenceServerClient(server.grpc_url)
+        result = client.infer("robust", [grpcclient.InferInput("payload", [1, 1], "BYTES").set_data_from_numpy(
+            body_tensor())], parameters=params)
+        client.close()
+        out = json.loads(result.as_numpy("response").reshape(-1)[0])
+    expected = {"n": "3", "flag": "true"} | ({"ratio": "0.5"} if protocol == "http" else {})
+    assert out["query_params"] == expected
+
+
+def test_the_table_is_big_enough():
+    assert len([r for r in ROWS if r[1] == "both"]) >= 15 and len(CASES) >= 30
