@@ -19,6 +19,7 @@ from tritonize.cli.status import collect, parse_metrics
 pytestmark = pytest.mark.e2e
 SPEC = os.path.join(FIXTURES, "replica", "cortex.yaml")
 CONCURRENCY = 4
+ADMIN_TOKEN = "live-admin-token"
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +27,19 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("live")
     repo = str(tmp / "repo")
     run_tritonize("build", SPEC, "-o", repo)
-    serve = ServeProcess(repo)
+    # serve restricts the statistics endpoints to a token; status reads it from the environment.
+    serve = ServeProcess(repo, extra_args=["--admin-token", ADMIN_TOKEN])
+    previous = os.environ.get("TRITONIZE_ADMIN_TOKEN")
+    os.environ["TRITONIZE_ADMIN_TOKEN"] = ADMIN_TOKEN
     try:
         assert serve.wait_ready(), serve.output()
         yield serve
     finally:
         serve.stop()
+        if previous is None:
+            os.environ.pop("TRITONIZE_ADMIN_TOKEN", None)
+        else:
+            os.environ["TRITONIZE_ADMIN_TOKEN"] = previous
 
 
 def infer(url, body):
@@ -85,7 +93,7 @@ def test_autoscaling_metric_exists_and_measures_requests_in_flight(server, tmp_p
 
 
 def test_status_reports_state_instances_requests_errors_and_latency(server):
-    base = {s.name: s for s in collect(server.http_url, f"127.0.0.1:{server.metrics_port}")}["replica"]
+    base = {s.name: s for s in collect(server.http_url, f"127.0.0.1:{server.metrics_port}", token=ADMIN_TOKEN)}["replica"]
     sent = 20
     statuses = [infer(server.http_url, {"x": i}) for i in range(sent)]
     statuses += [infer(server.http_url, {"fail": True}) for _ in range(2)]
