@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -65,6 +66,10 @@ def process(cmd, ready_url, env=None, log_name="server"):
                 proc.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
+        # PyTriton leaves its 4 MiB shared-memory pools behind when stopped by a signal.
+        for region in glob.glob(f"/dev/shm/pytrtion{proc.pid}-*"):
+            with contextlib.suppress(OSError):
+                os.unlink(region)
         log.close()
         os.unlink(log.name)
 

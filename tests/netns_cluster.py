@@ -3,6 +3,8 @@ address, behind a veth pair), nginx in the root namespace balancing HTTP and gRP
 readiness watcher that takes a replica out of nginx's upstreams when /v2/health/ready fails (what
 Kubernetes' endpoints controller does for a Service). Used by tests/test_e2e_replicas.py."""
 
+import contextlib
+import glob
 import os
 import signal
 import subprocess
@@ -165,6 +167,10 @@ class Cluster:
             except ProcessLookupError:
                 pass
         os.killpg(pid, signal.SIGKILL)
+        # A crashed node leaves its stubs' shared memory behind; here the "node" is this machine, so tidy it.
+        for region in glob.glob(f"/dev/shm/tritonize{pid}_*"):
+            with contextlib.suppress(OSError):
+                os.unlink(region)
         return time.monotonic()
 
     def _read(self, name):
