@@ -45,6 +45,17 @@ class DeployTarget:
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     service_type: str = "ClusterIP"
     env_from_secret: str = None  # e.g. object-store credentials for --model-store
+    # Secret holding the admin token (key "token"); args refer to it as $(TRITONIZE_ADMIN_TOKEN),
+    # which Kubernetes expands from the container's environment.
+    admin_token_secret: str = None
+
+    @property
+    def env_list(self):
+        env = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
+        if self.admin_token_secret:
+            env.append({"name": ADMIN_TOKEN_ENV, "valueFrom": {"secretKeyRef": {
+                "name": self.admin_token_secret, "key": "token"}}})
+        return env
 
     @property
     def grace_period_s(self):
@@ -54,6 +65,9 @@ class DeployTarget:
     @property
     def inflight_metric(self):
         return f"tritonize_inflight_requests_{self.autoscaling.window_s}s"
+
+
+ADMIN_TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
 
 
 def k8s_name(text, where="--name"):
@@ -96,7 +110,7 @@ def container(t):
         "image": t.image,
         "command": ["tritonserver"],
         "args": list(t.args),
-        "env": [{"name": k, "value": v} for k, v in sorted(t.env.items())],
+        "env": t.env_list,
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         # Triton answers nothing until every model is loaded: the startup probe allows for that.
         "startupProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S))),

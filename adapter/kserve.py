@@ -56,7 +56,7 @@ def inference_service(t: DeployTarget, storage_uri):
         "runtime": RUNTIME,
         "storageUri": storage_uri,
         "args": runtime_args(t.args),
-        "env": [{"name": k, "value": v} for k, v in sorted(t.env.items())],
+        "env": t.env_list,
         "resources": resources,
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }

@@ -7,7 +7,7 @@ import os
 import yaml
 
 from tritonize.adapter.errors import SpecError, TritonizeError
-from tritonize.adapter.k8s_manifests import PORTS, DeployTarget, k8s_name, render
+from tritonize.adapter.k8s_manifests import ADMIN_TOKEN_ENV, PORTS, DeployTarget, k8s_name, render
 from tritonize.adapter.kserve import inference_service
 from tritonize.adapter.quantities import sum_cpu, sum_memory
 from tritonize.adapter.spec import load_spec_file
@@ -85,15 +85,24 @@ def deploy_target(source, image=None, model_store=None, name=None, namespace=Non
     if model_store and "://" not in model_store:
         raise SpecError(f"--model-store: expected a URL Triton reads (s3://, gs://, as://), got {model_store!r}")
     options = options or ServerOptions(source if os.path.isdir(source) else ".")
+    # Admin endpoints restricted as by `serve`, with the token from a Secret: Kubernetes expands
+    # $(TRITONIZE_ADMIN_TOKEN) in args from the container's environment.
     inside = dataclasses.replace(options, host="0.0.0.0", http_port=PORTS["http"], grpc_port=PORTS["grpc"],
-                                 metrics_port=PORTS["metrics"])
+                                 metrics_port=PORTS["metrics"], admin_token=f"$({ADMIN_TOKEN_ENV})")
     repository = model_store or CONTAINER_REPOSITORY
     target = DeployTarget(
         name=k8s_name(name or settings.pop("name"), "--name" if name else "name (from the folder; use --name)"),
         image=image or DEFAULT_IMAGE, args=tritonserver_args(inside, repository),
         env=runtime_environment(options), namespace=namespace, shm_size=shm_size, autoscaler=autoscaler,
         exit_timeout_s=options.exit_timeout_s, **{k: v for k, v in settings.items() if k != "name"}, **extra)
+    target.admin_token_secret = f"{target.name}-admin-token"
     return target, warnings
+
+
+def _token_step(target):
+    ns = f" -n {target.namespace}" if target.namespace else ""
+    return (f"once: kubectl{ns} create secret generic {target.admin_token_secret} "
+            f"--from-literal=token=$(openssl rand -hex 16)   # admin endpoints need it (tritonize-admin-token header)")
 
 
 def _write(directory, files):
@@ -115,7 +124,7 @@ def deploy_k8s(source, output="deploy", **kwargs):
     target, warnings = deploy_target(source, **kwargs)
     files = _write(output, render(target))
     ns = f" -n {target.namespace}" if target.namespace else ""
-    steps = [f"kubectl apply -f {output}/"]
+    steps = [_token_step(target), f"kubectl apply -f {output}/"]
     if target.autoscaler == "hpa":
         steps.append(f"prometheus-adapter: add {output}/monitoring/prometheus-adapter-values.yaml to its Helm values "
                      f"(serves the HPA's metric {target.inflight_metric})")
@@ -142,7 +151,7 @@ def deploy_kserve(source, output="deploy", model_store=None, **kwargs):
     manifest, more = inference_service(target, model_store)
     files = _write(output, {"inferenceservice.yaml": [manifest]})
     ns = f" -n {target.namespace}" if target.namespace else ""
-    steps = [f"kubectl apply -f {output}/inferenceservice.yaml",
+    steps = [_token_step(target), f"kubectl apply -f {output}/inferenceservice.yaml",
              f"kubectl{ns} get inferenceservice {target.name}   # READY True, and its URL",
              "reach the API: the URL's host, path /v2/models/API/infer (KServe's v2 protocol = Triton's)"]
     return DeployResult(output, files, warnings + more, steps)

@@ -94,9 +94,16 @@ def test_container_runs_exactly_what_serve_runs(spec, tmp_path):
     deploy_k8s(spec, output=out, image="registry.example/text:1")
     container = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     options = ServerOptions(str(tmp_path))
-    inside = dataclasses.replace(options, host="0.0.0.0", http_port=8000, grpc_port=8001, metrics_port=8002)
+    inside = dataclasses.replace(options, host="0.0.0.0", http_port=8000, grpc_port=8001, metrics_port=8002,
+                                 admin_token="$(TRITONIZE_ADMIN_TOKEN)")
     assert container["command"] + container["args"] == ["tritonserver"] + tritonserver_args(inside, "/models")
-    assert {e["name"]: e["value"] for e in container["env"]} == runtime_environment(options)
+    # Admin endpoints are restricted as by serve; Kubernetes expands the token from a Secret.
+    assert any(a.startswith("--http-restricted-api=") and a.endswith("=$(TRITONIZE_ADMIN_TOKEN)")
+               for a in container["args"])
+    plain = [e for e in container["env"] if "value" in e]
+    assert {e["name"]: e["value"] for e in plain} == runtime_environment(options)
+    assert [e for e in container["env"] if "valueFrom" in e] == [{"name": "TRITONIZE_ADMIN_TOKEN", "valueFrom": {
+        "secretKeyRef": {"name": manifests(out)["Deployment"]["metadata"]["name"] + "-admin-token", "key": "token"}}}]
     assert container["image"] == "registry.example/text:1"
 
 
@@ -235,7 +242,8 @@ def test_kserve_inference_service(spec, tmp_path):
     assert model["modelFormat"] == {"name": "triton"} and model["storageUri"] == "s3://bucket/repo"
     # serve's flags, minus what KServe's runtime sets (repository, HTTP/gRPC ports and addresses)
     full = tritonserver_args(dataclasses.replace(ServerOptions(str(tmp_path)), host="0.0.0.0", http_port=8000,
-                                                 grpc_port=8001, metrics_port=8002), "s3://bucket/repo")
+                                                 grpc_port=8001, metrics_port=8002,
+                                                 admin_token="$(TRITONIZE_ADMIN_TOKEN)"), "s3://bucket/repo")
     assert model["args"] == [a for a in full if a.split("=")[0] not in (
         "--model-repository", "--http-port", "--grpc-port", "--http-address", "--grpc-address")]
     assert "--http-header-forward-pattern=^x-" in model["args"]
