@@ -301,3 +301,19 @@ def test_ports_are_the_container_ports_serve_uses():
     from tritonize.cli.server.docker import CONTAINER_PORTS
 
     assert PORTS == CONTAINER_PORTS
+
+
+def test_committed_example_manifests_are_current(tmp_path):
+    """deploy/examples/ is what `tritonize deploy` writes today for examples/echo/cortex.yaml."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = os.path.join(root, "examples", "echo", "cortex.yaml")
+    deploy_k8s(spec, output=str(tmp_path / "echo"), image="registry.example/echo:1")
+    deploy_kserve(spec, output=str(tmp_path / "echo-kserve"), model_store="s3://my-bucket/echo-repository")
+    for folder in ("echo", "echo-kserve"):
+        committed = os.path.join(root, "deploy", "examples", folder)
+        for dirpath, _, files in os.walk(tmp_path / folder):
+            for name in files:
+                fresh = os.path.join(dirpath, name)
+                relative = os.path.relpath(fresh, tmp_path / folder)
+                with open(fresh) as a, open(os.path.join(committed, relative)) as b:
+                    assert a.read() == b.read(), f"deploy/examples/{folder}/{relative} is stale: regenerate it"
