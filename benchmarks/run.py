@@ -75,10 +75,12 @@ def build_repos(work):
         f.write(config)
     staging = os.path.join(work, "staging")
     for name, source, extra in (
-        ("mlp", "mlp/predictor.py", ["--max-batch-size", "32"]),
+        # P3: two instances (processes), like the FastAPI baseline's two workers.
+        ("mlp", "mlp/predictor.py", ["--max-batch-size", "32", "--instances", "2"]),
+        # P4: one instance, one thread, like the in-process ceiling it is compared with.
         ("mlp_typed", "mlp/predictor.py", ["--max-batch-size", "32", "--class", "TypedPredictor",
                                            "--input", "x:float32:256", "--output-tensor", "y:float32:16"]),
-        ("minilm", "minilm/predictor.py", ["--max-batch-size", "32"]),
+        ("minilm", "minilm/predictor.py", ["--max-batch-size", "32", "--instances", "2"]),
     ):
         # One torch thread per instance: with 2 cores shared by Triton's frontend and the client,
         # 2 OpenMP threads spend their time waiting for each other (measured: 4x slower).

@@ -317,3 +317,51 @@ def test_committed_example_manifests_are_current(tmp_path):
                 relative = os.path.relpath(fresh, tmp_path / folder)
                 with open(fresh) as a, open(os.path.join(committed, relative)) as b:
                     assert a.read() == b.read(), f"deploy/examples/{folder}/{relative} is stale: regenerate it"
+
+
+# KServe's own field tables (from its generated SDK models; tests/data/kserve/extract_models.py).
+KSERVE_MODELS = json.load(open(os.path.join(os.path.dirname(__file__), "data", "kserve",
+                                            "kserve_v1beta1_models.json")))["models"]
+PRIMITIVES = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object}
+
+
+def kserve_schema_errors(value, type_name, path="InferenceService"):
+    """Field names and value types checked against KServe's models; core Kubernetes types
+    (V1Container, V1ObjectMeta, ...) are checked by kubernetes-validate elsewhere."""
+    if type_name.startswith("list["):
+        if not isinstance(value, list):
+            return [f"{path}: expected a list"]
+        return [e for i, item in enumerate(value) for e in kserve_schema_errors(item, type_name[5:-1], f"{path}[{i}]")]
+    if type_name.startswith("dict("):
+        inner = type_name[5:-1].split(", ", 1)[1]
+        if not isinstance(value, dict):
+            return [f"{path}: expected a mapping"]
+        return [e for k, v in value.items() for e in kserve_schema_errors(v, inner, f"{path}.{k}")]
+    if type_name in PRIMITIVES:
+        ok = isinstance(value, PRIMITIVES[type_name]) and not (type_name == "int" and isinstance(value, bool))
+        return [] if ok else [f"{path}: expected {type_name}, got {value!r}"]
+    fields = KSERVE_MODELS.get(type_name)
+    if fields is None:
+        return []  # a core Kubernetes type
+    if not isinstance(value, dict):
+        return [f"{path}: expected a {type_name} mapping"]
+    errors = []
+    for key, item in value.items():
+        if key not in fields:
+            errors.append(f"{path}.{key}: not a field of {type_name}")
+        else:
+            errors += kserve_schema_errors(item, fields[key], f"{path}.{key}")
+    return errors
+
+
+def test_inference_service_matches_kserve_models(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_kserve(spec, output=out, model_store="s3://bucket/repo", image="registry.example/text:1")
+    (isvc,) = load(out, "inferenceservice.yaml")
+    assert kserve_schema_errors(isvc, "V1beta1InferenceService") == []
+    broken = json.loads(json.dumps(isvc))
+    broken["spec"]["predictor"]["model"]["storageURI"] = broken["spec"]["predictor"]["model"].pop("storageUri")
+    broken["spec"]["predictor"]["minReplicas"] = "2"
+    assert kserve_schema_errors(broken, "V1beta1InferenceService") == [
+        "InferenceService.spec.predictor.minReplicas: expected int, got '2'",
+        "InferenceService.spec.predictor.model.storageURI: not a field of V1beta1ModelSpec"]
