@@ -10,6 +10,8 @@ from tritonize.adapter.errors import TritonizeError
 from tritonize.adapter.runtime.errors import PredictorLoadError
 from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
 
+from .cluster_commands import deploy, docker, status_command
+
 
 def _key_values(items, what, parse_values=False):
     result = {}
@@ -190,38 +192,6 @@ def _size(text, what):
     return int(number) * units[unit]
 
 
-@cli.group()
-def docker():
-    """Container images for model repositories."""
-
-
-@docker.command("build")
-@click.argument("model_repository", default="model_repository", type=click.Path())
-@click.option("-t", "--tag", help="Image tag (default: tritonize-REPO:latest).")
-@click.option("--image", help="Base Triton image (default: nvcr.io/nvidia/tritonserver:24.10-py3, Triton 2.51).")
-@click.option("-f", "--file", "dockerfile", type=click.Path(dir_okay=False),
-              help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).")
-@click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
-def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
-    """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
-    from .docker_build import docker_build
-    from .server.docker import DEFAULT_IMAGE
-
-    result = docker_build(model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile,
-                          dry_run=dry_run)
-    for note in result.notes:
-        click.secho(f"note: {note}", fg="yellow", err=True)
-    click.echo(f"Wrote {result.dockerfile}")
-    command = " ".join(result.command)
-    image_tag = result.command[result.command.index("-t") + 1]
-    if dry_run:
-        click.echo(f"Build it with: {command}")
-    else:
-        click.echo(f"Built {image_tag}")
-    gpus = " --gpus all" if result.needs_gpus else ""
-    click.echo(f"Run it with: docker run --rm --shm-size 1g -p 8000:8000 -p 8001:8001 -p 8002:8002{gpus} {image_tag}")
-
-
 def _request_options(func):
     for decorator in reversed([
         click.option("--data", "-d", required=True, help="Request body, or @FILE."),
@@ -317,86 +287,10 @@ def bench_command(api, data, concurrency, duration, protocol, url, http_url, con
         click.echo(format_table(used, results))
 
 
-@cli.group()
-def deploy():
-    """Kubernetes manifests for a model repository (see README: Kubernetes)."""
-
-
-def _deploy_options(func):
-    for decorator in reversed([
-        click.argument("source", type=click.Path(exists=True)),
-        click.option("--image", help="Image from `tritonize docker build` (holds the repository at /models)."),
-        click.option("--model-store", help="s3://, gs:// or as:// repository Triton reads (stock Triton image)."),
-        click.option("-o", "--output", default="deploy", show_default=True, help="Folder for the manifests."),
-        click.option("--name", help="Kubernetes name (default: the project's or repository's folder)."),
-        click.option("--namespace", help="Namespace written into the manifests."),
-        click.option("--shm-size", default="1Gi", show_default=True, help="/dev/shm size (emptyDir, medium Memory)."),
-    ]):
-        func = decorator(func)
-    return func
-
-
-def _print_deploy(result):
-    for warning in result.warnings:
-        click.secho(f"warning: {warning}", fg="yellow", err=True)
-    for path in result.files:
-        click.echo(f"wrote {path}")
-    click.echo("next:")
-    for step in result.instructions:
-        click.echo(f"  {step}")
-
-
-@deploy.command("k8s")
-@_deploy_options
-@click.option("--autoscaler", type=click.Choice(["hpa", "keda", "none"]), default="hpa", show_default=True,
-              help="HPA on prometheus-adapter's metric, or a KEDA ScaledObject (Prometheus trigger).")
-@click.option("--prometheus-url", default="http://prometheus-operated.monitoring.svc:9090", show_default=True,
-              help="Prometheus that KEDA queries.")
-@click.option("--service-type", type=click.Choice(["ClusterIP", "LoadBalancer", "NodePort"]), default="ClusterIP",
-              show_default=True)
-@click.option("--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store).")
-def deploy_k8s_command(source, **kwargs):
-    """Deployment, Service, autoscaler and monitoring for SOURCE (cortex.yaml or a built repository)."""
-    from .deploy import deploy_k8s
-
-    _print_deploy(deploy_k8s(source, **kwargs))
-
-
-@deploy.command("kserve")
-@_deploy_options
-def deploy_kserve_command(source, **kwargs):
-    """A KServe InferenceService on KServe's Triton runtime (needs --model-store)."""
-    from .deploy import deploy_kserve
-
-    _print_deploy(deploy_kserve(source, **kwargs))
-
-
-@cli.command("status")
-@click.argument("api", required=False)
-@click.option("--url", default="127.0.0.1:8000", show_default=True, help="HTTP host:port of a replica or a Service.")
-@click.option("--metrics-url", help="host:port of /metrics (default: --url's host, port 8002).")
-@click.option("--token", default=lambda: __import__("os").environ.get("TRITONIZE_ADMIN_TOKEN"),
-              help="Admin token for restricted endpoints (default: $TRITONIZE_ADMIN_TOKEN).")
-@click.option("--watch", "watch", type=float, is_flag=False, flag_value=2.0, default=None,
-              help="Refresh every N seconds (default 2) until Ctrl-C.")
-def status_command(api, url, metrics_url, token, watch):
-    """Each API's state, instances, requests, errors, p50/p99 latency and queue time."""
-    import time
-
-    from .status import collect, default_metrics_url, format_table
-
-    metrics_url = metrics_url or default_metrics_url(url)
-    while True:
-        table = format_table(collect(url, metrics_url, token=token, api=api))
-        if watch is None:
-            click.echo(table)
-            return
-        click.clear()
-        click.echo(f"{url}  (every {watch:g}s, Ctrl-C to stop)\n{table}")
-        try:
-            time.sleep(watch)
-        except KeyboardInterrupt:
-            return
+# Containers and clusters: cli/cluster_commands.py.
+cli.add_command(docker)
+cli.add_command(deploy)
+cli.add_command(status_command)
 
 
 def main():
