@@ -13,6 +13,7 @@ from .autoscaling import (
     HPA_PERIOD_S, INFLIGHT_SOURCE_METRIC, Autoscaling, UpdateStrategy, hpa_behavior, target_quantity,
 )
 from .errors import SpecError
+from .liveness import liveness_command
 
 PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 LIVE_PATH = "/v2/health/live"
@@ -114,7 +115,10 @@ def container(t):
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         # Triton answers nothing until every model is loaded: the startup probe allows for that.
         "startupProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S))),
-        "livenessProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, 3),
+        # /v2/health/live plus "no instance process died" (adapter/liveness.py): Triton alone
+        # keeps a model READY after its stub dies, and nothing in a pod would reload it.
+        "livenessProbe": {"exec": {"command": liveness_command(PORTS["http"])}, "periodSeconds": PROBE_PERIOD_S,
+                          "failureThreshold": 3, "timeoutSeconds": 5},
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
         "resources": resources,

@@ -126,9 +126,11 @@ def test_probes_ports_shm_resources_and_rollout_follow_the_spec(spec, tmp_path):
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
     # The probes hit Triton's health endpoints on the HTTP port, the one tritonserver_args listens on.
     assert "--http-port=8000" in container["args"]
-    for probe, path in (("livenessProbe", "/v2/health/live"), ("readinessProbe", "/v2/health/ready"),
-                        ("startupProbe", "/v2/health/live")):
+    for probe, path in (("readinessProbe", "/v2/health/ready"), ("startupProbe", "/v2/health/live")):
         assert container[probe]["httpGet"] == {"path": path, "port": "http"}
+    # Liveness: /v2/health/live on the HTTP port and no dead instance process (tests/test_e2e_liveness.py).
+    command = container["livenessProbe"]["exec"]["command"]
+    assert command[:2] == ["python3", "-c"] and "http://127.0.0.1:8000/v2/health/live" in command[2]
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # model loading
     assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]

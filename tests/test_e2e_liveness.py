@@ -1,0 +1,50 @@
+"""The Kubernetes liveness check (adapter/liveness.py) against a real tritonserver whose stub dies."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import FIXTURES, free_ports, run_tritonize
+from tritonize import Client, PredictError
+from tritonize.adapter.liveness import liveness_command
+from tritonize.cli.server.local import LocalTritonServer
+from tritonize.cli.server.options import ServerOptions
+
+pytestmark = pytest.mark.e2e
+
+
+def probe(server):
+    command = liveness_command(server.options.http_port)
+    env = dict(os.environ, TRITONIZE_TRITON_PID=str(server.process.pid))
+    result = subprocess.run([sys.executable, *command[1:]], env=env, capture_output=True, text=True, timeout=30)
+    return result.returncode, result.stderr
+
+
+def test_liveness_fails_when_an_instance_process_died(tmp_path, monkeypatch):
+    shutil.copytree(os.path.join(FIXTURES, "robust"), tmp_path / "project")
+    repo = tmp_path / "repo"
+    run_tritonize("build", str(tmp_path / "project" / "cortex.yaml"), "-o", str(repo))
+    http, grpc, metrics = free_ports(3)
+    # As in a pod: no watchdog reloads the model; only the liveness probe can notice.
+    monkeypatch.setattr(LocalTritonServer, "_start_watchdog", lambda self: None)
+    server = LocalTritonServer(ServerOptions(str(repo), http_port=http, grpc_port=grpc, metrics_port=metrics,
+                                             admin_token="t"))
+    server.start()
+    try:
+        server.wait_ready(timeout=120)
+        assert probe(server) == (0, "")
+        with Client(f"127.0.0.1:{http}") as client:
+            with pytest.raises(PredictError):
+                client.predict("robust", {}, query_params={"op": "exit"})
+            with pytest.raises(PredictError) as err:  # Triton still says READY, but the API is dead
+                client.predict("robust", {}, query_params={"op": "echo"})
+            assert "not healthy" in err.value.message
+        code, message = probe(server)
+        assert code == 1 and "of tritonserver died" in message
+    finally:
+        server.stop()
+    code, message = probe(server)
+    assert code == 1 and "not live" in message
