@@ -11,7 +11,7 @@ from conftest import FIXTURES, run_tritonize
 from tritonize.adapter.build import build
 from tritonize.adapter.errors import BuildError, SpecError
 from tritonize.adapter.spec import load_spec_file
-from tritonize.cli.docker_build import docker_build, image_python, render_dockerfile
+from tritonize.cli.docker_build import _entrypoint_run, docker_build, image_python, render_dockerfile
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
@@ -75,11 +75,13 @@ def test_dockerfile_instructions(project, tmp_path):
         ("RUN", "python3 -m pip install --no-cache-dir -r /models/plain/1/project/requirements.txt"),
         ("ENV", 'TRITONIZE_FORWARD_SENSITIVE_HEADERS="0" TRITONIZE_HEADER_PATTERN="^x-"'),
         ("EXPOSE", "8000 8001 8002"),
+        ("RUN", _entrypoint_run()),  # executed for real in test_entrypoint_restricts_admin_apis
+        ("ENTRYPOINT", '["/opt/tritonize/entrypoint.sh"]'),
     ]
     keyword, cmd = instructions[-1]
     assert keyword == "CMD" and json.loads(cmd) == ["tritonserver", *TRITON_FLAGS]  # exec form, same flags as serve
     # The ENV values are what the runtime reads (shell-style quoting, as Docker parses ENV).
-    env = dict(item.split("=", 1) for item in shlex.split(instructions[-3][1]))
+    env = dict(item.split("=", 1) for item in shlex.split(instructions[-5][1]))
     assert env == {"TRITONIZE_FORWARD_SENSITIVE_HEADERS": "0", "TRITONIZE_HEADER_PATTERN": "^x-"}
     # Every path the RUN lines use exists in the build context (the repository).
     for path in ("custom/1/project/deps/setup.sh", "custom/1/project/deps/more.txt",
@@ -153,3 +155,28 @@ def test_a_foreign_dockerfile_is_not_overwritten(project, tmp_path):
     assert mine.read_text() == "FROM python:3.12\n"
     docker_build(str(tmp_path / "repo"), dry_run=True, dockerfile=str(tmp_path / "other.Dockerfile"))
     docker_build(str(tmp_path / "repo"), dry_run=True, dockerfile=str(tmp_path / "other.Dockerfile"))  # ours: replaced
+
+
+def test_entrypoint_restricts_admin_apis(project, tmp_path):
+    """Run the Dockerfile's entrypoint-writing RUN line and the script it writes (with echo as tritonserver)."""
+    import subprocess
+
+    build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
+    runs = [arg for keyword, arg in parse_dockerfile(render_dockerfile(str(tmp_path / "repo"))) if keyword == "RUN"]
+    (write_script,) = [run for run in runs if "entrypoint.sh" in run]
+    subprocess.run(["sh", "-c", write_script.replace("/opt/tritonize/", f"{tmp_path}/")], check=True)
+    script = str(tmp_path / "entrypoint.sh")
+    rule = "model-repository,shared-memory,statistics,trace,logging:tritonize-admin-token="
+
+    def run(*args, token=None):
+        env = {"PATH": os.environ["PATH"], **({"TRITONIZE_ADMIN_TOKEN": token} if token else {})}
+        return subprocess.run([script, "echo", *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    assert run("tritonserver", "--x=1", token="s3cret").split() == [
+        "tritonserver", "--x=1", f"--http-restricted-api={rule}s3cret", f"--grpc-restricted-protocol={rule}s3cret"]
+    out = run("tritonserver").splitlines()  # no token given: a random one, printed
+    token = out[0].rsplit(" ", 1)[1]
+    assert len(token) == 32 and out[1].split()[1:] == [f"--http-restricted-api={rule}{token}",
+                                                      f"--grpc-restricted-protocol={rule}{token}"]
+    given = f"--http-restricted-api={rule}mine"  # serve --docker and Kubernetes pass their own
+    assert run("tritonserver", given).split() == ["tritonserver", given]
