@@ -51,6 +51,17 @@ class DeployTarget:
     admin_token_secret: str = None
 
     @property
+    def resources(self):
+        """Requests from compute.cpu/mem, the GPU limit from compute.gpu."""
+        resources = {}
+        requests = {k: v for k, v in (("cpu", self.cpu), ("memory", self.mem)) if v}
+        if requests:
+            resources["requests"] = requests
+        if self.gpu:
+            resources["limits"] = {"nvidia.com/gpu": self.gpu}
+        return resources
+
+    @property
     def env_list(self):
         env = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
         if self.admin_token_secret:
@@ -100,12 +111,6 @@ def _probe(path, period, failures, timeout=5):
 
 
 def container(t):
-    resources = {}
-    requests = {k: v for k, v in (("cpu", t.cpu), ("memory", t.mem)) if v}
-    if requests:
-        resources["requests"] = requests
-    if t.gpu:
-        resources["limits"] = {"nvidia.com/gpu": t.gpu}
     spec = {
         "name": "tritonserver",
         "image": t.image,
@@ -121,7 +126,7 @@ def container(t):
                           "failureThreshold": 3, "timeoutSeconds": 5},
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
-        "resources": resources,
+        "resources": t.resources,
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
     if t.env_from_secret:

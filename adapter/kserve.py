@@ -45,19 +45,13 @@ def inference_service(t: DeployTarget, storage_uri):
                     "window, with a 6 s panic window); not written")
     if a.upscale_tolerance is not None or a.downscale_tolerance is not None:
         warnings.append("autoscaling.*_tolerance: Knative has no equivalent; not written")
-    resources = {}
-    requests = {k: v for k, v in (("cpu", t.cpu), ("memory", t.mem)) if v}
-    if requests:
-        resources["requests"] = requests
-    if t.gpu:
-        resources["limits"] = {"nvidia.com/gpu": t.gpu}
     model = {
         "modelFormat": {"name": "triton"},
         "runtime": RUNTIME,
         "storageUri": storage_uri,
         "args": runtime_args(t.args),
         "env": t.env_list,
-        "resources": resources,
+        "resources": t.resources,
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
     if t.image:

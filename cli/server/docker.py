@@ -7,13 +7,12 @@ import shutil
 import subprocess
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from tritonize.adapter.errors import ServeError
 
 from .gpus import check_gpus, detect_gpu_count, gpu_needs
 from .local import check_port_free
+from .process import TritonProcess
 from .options import runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
@@ -115,7 +114,7 @@ def docker_run_args(options, docker_options, needs, name):
     return args + [docker_options.image, "tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)
 
 
-class DockerTritonServer:
+class DockerTritonServer(TritonProcess):
     """start() / wait_ready() / is_ready() / stop() around one container, like LocalTritonServer."""
 
     def __init__(self, options, docker_options, on_output=None):
@@ -170,20 +169,6 @@ class DockerTritonServer:
         self._reader = threading.Thread(target=self._read_output, daemon=True)
         self._reader.start()
         return self
-
-    def _read_output(self):
-        for raw in self.process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self.log_lines.append(line)
-            if self.on_output:
-                self.on_output(line)
-
-    def is_ready(self, timeout=2.0):
-        try:
-            with urllib.request.urlopen(self.http_url + "/v2/health/ready", timeout=timeout) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def wait_ready(self, timeout=300.0, on_wait=None):
         """Block until Triton in the container is ready (the first start may pull the image)."""

@@ -10,13 +10,12 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from tritonize.adapter.errors import ServeError
 
 from .gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 from .admin import AdminError, TritonAdmin
+from .process import TritonProcess
 from .options import model_control_args, runtime_environment, tritonserver_args
 from .watchdog import StubWatchdog
 from .triton_install import find_triton
@@ -42,8 +41,10 @@ def check_port_free(host, port, what):
             raise ServeError(f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port") from None
 
 
-class LocalTritonServer:
+class LocalTritonServer(TritonProcess):
     """start() / wait_ready() / is_ready() / stop() around one tritonserver process."""
+
+    noise = NOISE
 
     def __init__(self, options, on_output=None, on_event=None):
         self.options = options
@@ -103,20 +104,6 @@ class LocalTritonServer:
         self._reader.start()
         self.admin = TritonAdmin(self.http_url, opts.admin_token)
         return self
-
-    def _read_output(self):
-        for raw in self.process.stdout:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            self.log_lines.append(line)
-            if self.on_output and not any(n in line for n in NOISE):
-                self.on_output(line)
-
-    def is_ready(self, timeout=2.0):
-        try:
-            with urllib.request.urlopen(self.http_url + "/v2/health/ready", timeout=timeout) as response:
-                return response.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
 
     def wait_ready(self, timeout=300.0, on_wait=None):
         """Block until Triton says ready; raise ServeError with the reason if it dies or times out."""
