@@ -9,6 +9,7 @@ import sys
 from tritonize.adapter.errors import ServeError
 
 from .server.local import LocalTritonServer
+from .server.process import is_triton_log_line
 from .server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 
 
@@ -39,8 +40,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         options.admin_token = secrets.token_urlsafe(24)
 
     def on_output(line):
-        # Before ready: Triton's startup tables are noise unless --verbose; predictor output always shows.
-        if started["ready"] or options.log_verbose or "[tritonize" in line:
+        # Before ready: Triton's startup log and tables are noise unless --verbose; predictor output
+        # (print() in __init__, its logging, tritonize's lines) always shows.
+        if started["ready"] or options.log_verbose or not is_triton_log_line(line):
             print(line, file=sys.stderr, flush=True)
 
     show_progress = sys.stderr.isatty() if show_progress is None else show_progress

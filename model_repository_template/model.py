@@ -30,12 +30,23 @@ def _setup_logging():
     return logger
 
 
+def _line_buffered_output():
+    # The stub's stdout/stderr are pipes to tritonserver: block-buffered, a predictor's print()
+    # would show only when the process exits, or never if it is killed.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):  # replaced by something without reconfigure
+            pass
+
+
 class TritonPythonModel:
     def initialize(self, args):
         from tritonize_runtime.device import device_config, pin_device
 
         # First: restrict this instance process to its GPU (or to none) before any user import.
         device = pin_device(args)
+        _line_buffered_output()
         from tritonize_runtime import (
             CONTENT_TYPE_OUTPUT_NAME, DEFAULT_MAX_BODY_BYTES, INPUT_NAME, MAX_BODY_ENV, OUTPUT_NAME, PROJECT_DIR,
             SETTINGS_FILE,
@@ -71,12 +82,15 @@ class TritonPythonModel:
                       args.get("model_instance_name"), device)
 
     def _report_load_failure(self, message):
-        self.log.error("%s: predictor failed to load\n%s", self.model_name, message)
         status_dir = os.environ.get(STATUS_DIR_ENV)
         if status_dir and os.path.isdir(status_dir):
             path = os.path.join(status_dir, f"{self.model_name}.load-error.txt")
             with open(path, "w", encoding="utf-8") as f:
                 f.write(message)
+            # `tritonize serve` shows the whole message once, from the file.
+            self.log.error("%s: predictor failed to load: %s", self.model_name, message.strip().splitlines()[-1])
+        else:
+            self.log.error("%s: predictor failed to load\n%s", self.model_name, message)
 
     def execute(self, requests):
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.

@@ -5,6 +5,7 @@ import os
 import sys
 import sysconfig
 
+import pytest
 from click.testing import CliRunner
 
 from conftest import FIXTURES
@@ -116,3 +117,21 @@ def test_max_body_size_parsing():
     for bad in ("lots", "-1k", "0", "5q"):
         with pytest.raises(click.BadParameter):
             _size(bad, "--max-body-size")
+
+
+@pytest.mark.parametrize("line, triton", [
+    ('I1125 17:03:36.998938 21598 server.cc:305] "Waiting for in-flight requests to complete."', True),
+    ('W1125 17:03:36.998938 21598 pinned_memory_manager.cc:273] "Unable to allocate pinned system memory"', True),
+    ("+------------------+---------+--------+", True),
+    ("| iris-classifier  | 1       | READY  |", True),
+    ("", True),
+    ("Signal (15) received.", True),
+    ("using device: cpu", False),
+    ("[tritonize 22876] ERROR iris-classifier: predictor failed to load: FileNotFoundError", False),
+    ("Device set to use cpu", False),
+    ("I love this model", False),
+])
+def test_triton_log_lines_are_told_from_predictor_output(line, triton):
+    from tritonize.cli.server.process import is_triton_log_line
+
+    assert is_triton_log_line(line) is triton
