@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Build the echo example, serve it with real Triton, and call it over HTTP, gRPC and curl.
-# Usage: examples/quickstart.sh   (with tritonize installed, e.g. in .venv)
+# Train Cortex's iris classifier, build it, serve it with real Triton, and call it over HTTP, gRPC and curl.
+# Usage: examples/quickstart.sh   (with tritonize[server] and scikit-learn installed, e.g. in .venv)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 tritonize="${TRITONIZE:-tritonize}"
 command -v "$tritonize" >/dev/null || tritonize="$here/../.venv/bin/tritonize"
+# The Python that runs tritonize (and so the predictor) also trains the model: same scikit-learn.
+python="$(dirname "$(command -v "$tritonize")")/python"
+[ -x "$python" ] || python=python3
 HTTP_PORT="${HTTP_PORT:-8000}"; GRPC_PORT="${GRPC_PORT:-8001}"; METRICS_PORT="${METRICS_PORT:-8002}"
 work="$(mktemp -d)"
 trap 'kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
-echo "== tritonize build examples/echo/predictor.py"
-"$tritonize" build "$here/echo/predictor.py" -o "$work/model_repository" --config greeting=hi
+echo "== python examples/iris/train.py"
+"$python" "$here/iris/train.py"
+
+echo "== tritonize build examples/iris/cortex.yaml"
+"$tritonize" build "$here/iris/cortex.yaml" -o "$work/model_repository"
 
 echo "== tritonize serve (HTTP $HTTP_PORT, gRPC $GRPC_PORT)"
 "$tritonize" serve "$work/model_repository" --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
@@ -22,15 +28,15 @@ for _ in $(seq 600); do
   sleep 0.1
 done
 
-echo "== tritonize predict (HTTP)"
-"$tritonize" predict echo --data '{"text": "hello over HTTP"}' --param lang=en --header X-Tenant=acme \
-  --url "127.0.0.1:$HTTP_PORT"
-echo "== tritonize predict (gRPC)"
-"$tritonize" predict echo --data '{"text": "hello over gRPC"}' --protocol grpc --url "127.0.0.1:$GRPC_PORT"
-echo "== curl"
-curl -s "http://127.0.0.1:$HTTP_PORT/v2/models/echo/infer" -H 'X-Tenant: acme' -d '{
-  "parameters": {"lang": "en"},
-  "inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{\"text\": \"hello from curl\"}"]}]
+echo "== tritonize predict (HTTP): expect setosa"
+"$tritonize" predict iris-classifier --data @"$here/iris/sample.json" --url "127.0.0.1:$HTTP_PORT"
+echo "== tritonize predict (gRPC): expect virginica"
+"$tritonize" predict iris-classifier --protocol grpc --url "127.0.0.1:$GRPC_PORT" \
+  --data '{"sepal_length": 6.9, "sepal_width": 3.1, "petal_length": 5.4, "petal_width": 2.1}'
+echo "== curl: expect versicolor"
+curl -s "http://127.0.0.1:$HTTP_PORT/v2/models/iris-classifier/infer" -d '{
+  "inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES",
+              "data": ["{\"sepal_length\": 5.9, \"sepal_width\": 2.8, \"petal_length\": 4.3, \"petal_width\": 1.3}"]}]
 }'
 echo
 echo "== done: stopping the server"

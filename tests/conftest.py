@@ -39,7 +39,7 @@ def run_tritonize(*args, check=True, **kwargs):
 class ServeProcess:
     """`tritonize serve` as a child process on free ports."""
 
-    def __init__(self, repository, extra_args=()):
+    def __init__(self, repository, extra_args=(), env=None):
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.log_path = os.path.join(os.path.dirname(repository), f"serve-{self.http_port}.log")
         self.log = open(self.log_path, "w")
@@ -47,6 +47,7 @@ class ServeProcess:
             tritonize_cmd("serve", repository, "--http-port", str(self.http_port), "--grpc-port",
                           str(self.grpc_port), "--metrics-port", str(self.metrics_port), *extra_args),
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
     @property
@@ -58,7 +59,8 @@ class ServeProcess:
         return f"127.0.0.1:{self.grpc_port}"
 
     def output(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log_path) as f:
             return f.read()
 
