@@ -7,10 +7,15 @@ BENCH_PREDICTOR=path/to/predictor.py (server_side_batching predictors get a list
 import importlib.util
 import json
 import os
+import sys
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+# Like Cortex (and tritonize): the project folder is the working directory and on sys.path.
+project = os.path.dirname(os.path.abspath(os.environ["BENCH_PREDICTOR"]))
+sys.path.insert(0, project)
+os.chdir(project)
 spec = importlib.util.spec_from_file_location("bench_predictor", os.environ["BENCH_PREDICTOR"])
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
