@@ -46,72 +46,69 @@ def snapshot_dir(hf_home, model_id, revision):
     return snapshot
 
 
-def _wordpiece_tokenizer(workdir):
+def _wordpiece_tokenizer():
     from tokenizers import BertWordPieceTokenizer
     from transformers import DistilBertTokenizerFast
 
     trainer = BertWordPieceTokenizer(lowercase=True)
     trainer.train_from_iterator(SENTENCES, vocab_size=400, min_frequency=1)
-    trainer.save_model(workdir)
-    return DistilBertTokenizerFast(vocab_file=os.path.join(workdir, "vocab.txt"), do_lower_case=True,
-                                   model_max_length=512)
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer.save_model(workdir)
+        return DistilBertTokenizerFast(vocab_file=os.path.join(workdir, "vocab.txt"), do_lower_case=True,
+                                       model_max_length=512)
 
 
-def _bpe_tokenizer(workdir):
+def _bpe_tokenizer():
     from tokenizers import ByteLevelBPETokenizer
     from transformers import BartTokenizerFast
 
     trainer = ByteLevelBPETokenizer()
     trainer.train_from_iterator(SENTENCES, vocab_size=600, min_frequency=1,
                                 special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
-    trainer.save_model(workdir)
-    return BartTokenizerFast(vocab_file=os.path.join(workdir, "vocab.json"),
-                             merges_file=os.path.join(workdir, "merges.txt"), model_max_length=1024)
+    with tempfile.TemporaryDirectory() as workdir:
+        trainer.save_model(workdir)
+        return BartTokenizerFast(vocab_file=os.path.join(workdir, "vocab.json"),
+                                 merges_file=os.path.join(workdir, "merges.txt"), model_max_length=1024)
+
+
+def _save(hf_home, model_ref, model, tokenizer):
+    target = snapshot_dir(hf_home, *model_ref)
+    model.save_pretrained(target)
+    tokenizer.save_pretrained(target)
+    return target
 
 
 def write_sentiment_model(hf_home):
     import torch
     from transformers import DistilBertConfig, DistilBertForSequenceClassification
 
-    model_id, revision = SENTIMENT_MODEL
-    target = snapshot_dir(hf_home, model_id, revision)
-    with tempfile.TemporaryDirectory() as workdir:
-        tokenizer = _wordpiece_tokenizer(workdir)
+    tokenizer = _wordpiece_tokenizer()
     torch.manual_seed(0)
     config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64,
                               id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
                               pad_token_id=tokenizer.pad_token_id)
-    DistilBertForSequenceClassification(config).save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    return _save(hf_home, SENTIMENT_MODEL, DistilBertForSequenceClassification(config), tokenizer)
 
 
 def write_summarization_model(hf_home):
     import torch
     from transformers import BartConfig, BartForConditionalGeneration
 
-    model_id, revision = SUMMARIZATION_MODEL
-    target = snapshot_dir(hf_home, model_id, revision)
-    with tempfile.TemporaryDirectory() as workdir:
-        tokenizer = _bpe_tokenizer(workdir)
+    tokenizer = _bpe_tokenizer()
     torch.manual_seed(0)
-    ids = {name: tokenizer.convert_tokens_to_ids(token)
-           for name, token in (("bos", "<s>"), ("pad", "<pad>"), ("eos", "</s>"))}
+    bos, pad, eos = tokenizer.convert_tokens_to_ids(["<s>", "<pad>", "</s>"])
     config = BartConfig(
         vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
         decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=1024,
-        bos_token_id=ids["bos"], pad_token_id=ids["pad"], eos_token_id=ids["eos"],
-        decoder_start_token_id=ids["eos"],
+        bos_token_id=bos, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=eos,
         # Like distilbart-cnn's, so a random model still writes a few tokens before it may stop.
         task_specific_params={"summarization": {"min_length": 8, "max_length": 40, "num_beams": 2,
                                                 "no_repeat_ngram_size": 3, "length_penalty": 2.0}},
     )
     model = BartForConditionalGeneration(config)
-    model.generation_config.forced_bos_token_id = ids["bos"]  # as distilbart-cnn's
-    model.generation_config.forced_eos_token_id = ids["eos"]
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    model.generation_config.forced_bos_token_id = bos  # as distilbart-cnn's
+    model.generation_config.forced_eos_token_id = eos
+    return _save(hf_home, SUMMARIZATION_MODEL, model, tokenizer)
 
 
 def build(hf_home):

@@ -20,6 +20,7 @@ import pytest
 
 from conftest import HAS_GPU, ServeProcess, free_ports, run_tritonize
 from tritonize.cli.client import Client, PredictError
+from tritonize.cli.server.options import ADMIN_TOKEN_HEADER
 
 pytestmark = pytest.mark.e2e
 
@@ -191,7 +192,7 @@ def typed_embedding(client, protocol, texts):
 
 def batch_sizes_served(serve, api):
     request = urllib.request.Request(f"http://{serve.http_url}/v2/models/{api}/stats",
-                                     headers={"tritonize-admin-token": ADMIN_TOKEN})
+                                     headers={ADMIN_TOKEN_HEADER: ADMIN_TOKEN})
     with urllib.request.urlopen(request, timeout=10) as response:
         stats = json.load(response)["model_stats"][0]
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}

@@ -5,7 +5,6 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 import time
 
 from tritonize.adapter.errors import ServeError
@@ -166,17 +165,14 @@ class DockerTritonServer(TritonProcess):
             follow = args
         self.process = subprocess.Popen(follow, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
-        self._reader.start()
+        self._start_reader()
         return self
 
     def wait_ready(self, timeout=300.0, on_wait=None):
         """Block until Triton in the container is ready (the first start may pull the image)."""
         start = time.monotonic()
         while True:
-            if self.process.poll() is not None:
-                self._reader.join(timeout=5)
-                raise ServeError(self.failure_report())
+            self._raise_if_exited()
             if self.is_ready(timeout=1.0):
                 self.ready = True
                 return time.monotonic() - start

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 
 from tritonize.adapter.errors import ServeError
@@ -100,8 +99,7 @@ class LocalTritonServer(TritonProcess):
             start_new_session=True,  # its own process group: stop() reaches every stub
             preexec_fn=_die_with_parent,
         )
-        self._reader = threading.Thread(target=self._read_output, daemon=True)
-        self._reader.start()
+        self._start_reader()
         self.admin = TritonAdmin(self.http_url, opts.admin_token)
         return self
 
@@ -109,9 +107,7 @@ class LocalTritonServer(TritonProcess):
         """Block until Triton says ready; raise ServeError with the reason if it dies or times out."""
         start = time.monotonic()
         while True:
-            if self.process.poll() is not None:
-                self._reader.join(timeout=5)
-                raise ServeError(self.failure_report())
+            self._raise_if_exited()
             states = self._load_states()
             if states is not None:
                 self._check_loaded(states)
