@@ -10,7 +10,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from .errors import SpecError
+from tritonize.errors import SpecError
 
 # The Triton 2.51 counter the autoscalers read, and the name prometheus-adapter serves it as.
 INFLIGHT_SOURCE_METRIC = "nv_inference_request_duration_us"

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from .errors import SpecError
+from tritonize.errors import SpecError
 
 # Requests Triton may hand one execute() call when the predictor takes one request at a time.
 DEFAULT_MAX_BATCH_SIZE = 32

@@ -3,12 +3,12 @@
 import os
 from dataclasses import dataclass
 
-from .batching import parse_batching
-from .errors import SpecError
-from .instances import apply_instance_settings, describe
-from .repository import build_repository
-from .spec import api_from_predictor_file, load_spec_file
-from .tensor_spec import parse_tensors
+from tritonize.adapter.batching import parse_batching
+from tritonize.errors import SpecError
+from tritonize.adapter.instances import apply_instance_settings, describe
+from tritonize.adapter.repository import build_repository
+from tritonize.adapter.spec import api_from_predictor_file, load_spec_file
+from tritonize.adapter.tensor_spec import parse_tensors
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 

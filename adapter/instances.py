@@ -5,7 +5,7 @@ Sources, later ones win: Cortex's `compute.gpu` / `compute.cpu`, Cortex's
 then `tritonize build --kind/--instances/--gpus`.
 """
 
-from .errors import SpecError
+from tritonize.errors import SpecError
 
 KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64

@@ -7,10 +7,10 @@ The config is written as a dict, parsed into `model_config_pb2.ModelConfig`
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
-from .errors import BuildError
-from .instances import instance_group_dicts
-from .runtime.tensors import NUMPY_TO_TRITON
-from .wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from tritonize.errors import BuildError
+from tritonize.adapter.instances import instance_group_dicts
+from tritonize.adapter.runtime.tensors import NUMPY_TO_TRITON
+from tritonize.adapter.wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
 
 def _tensor(spec, is_input):

@@ -4,7 +4,7 @@ import fnmatch
 import os
 import shutil
 
-from .errors import BuildError
+from tritonize.errors import BuildError
 
 IGNORE_FILES = (".tritonizeignore", ".cortexignore")
 ALWAYS_IGNORED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",

@@ -6,12 +6,12 @@ import shutil
 import tempfile
 from importlib import resources
 
-from . import runtime
-from .errors import BuildError, PredictorSourceError
-from .model_config import render_config
-from .project_files import copy_project
-from .signature import check_predictor_source
-from .wire import PROJECT_DIR, SETTINGS_FILE
+from tritonize.adapter import runtime
+from tritonize.errors import BuildError, PredictorSourceError
+from tritonize.adapter.model_config import render_config
+from tritonize.adapter.project_files import copy_project
+from tritonize.adapter.signature import check_predictor_source
+from tritonize.adapter.wire import PROJECT_DIR, SETTINGS_FILE
 
 MARKER_FILE = ".tritonize.json"
 RUNTIME_PACKAGE = "tritonize_runtime"

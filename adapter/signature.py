@@ -2,7 +2,7 @@
 
 import ast
 
-from .errors import PredictorSourceError
+from tritonize.errors import PredictorSourceError
 
 INIT_ARGS = {"config"}
 # Cortex injected these into __init__ for features tritonize does not have (yet).

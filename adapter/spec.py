@@ -6,11 +6,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
-from .batching import Batching, parse_batching
-from .errors import SpecError
-from .instances import parse_api_instances
-from .tensor_spec import parse_tensors
+from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
+from tritonize.adapter.batching import Batching, parse_batching
+from tritonize.errors import SpecError
+from tritonize.adapter.instances import parse_api_instances
+from tritonize.adapter.tensor_spec import parse_tensors
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {

@@ -1,7 +1,7 @@
 """Typed tensor declarations (predictor.tensors / --input / --output), normalized."""
 
-from .errors import SpecError
-from .runtime.tensors import normalize_dtype
+from tritonize.errors import SpecError
+from tritonize.adapter.runtime.tensors import normalize_dtype
 
 
 def _one(entry, where, allow_ragged):

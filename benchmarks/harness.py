@@ -111,7 +111,7 @@ def client_name():
 def http_load(url, body, concurrency, duration_s, headers=None):
     """Closed-loop POSTs of `body` -> {throughput, p50_ms, p90_ms, p99_ms, errors}."""
     if not shutil.which("wrk"):
-        from tritonize.cli.loadgen import run_http
+        from tritonize.client.loadgen import run_http
 
         r = asyncio.run(run_http(url, body, concurrency, duration_s, headers=headers))
         return {"throughput": r.throughput, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "errors": r.errors}

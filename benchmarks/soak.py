@@ -15,7 +15,7 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, tritonize_serve  # noqa: E402
 
-from tritonize.cli.soak import memory_snapshot, soak_http  # noqa: E402
+from soak_load import memory_snapshot, soak_http  # noqa: E402
 
 
 def main():

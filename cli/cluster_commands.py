@@ -23,8 +23,8 @@ def docker():
 @click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
 def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
     """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
-    from .docker_build import docker_build
-    from .server.docker import DEFAULT_IMAGE
+    from tritonize.docker.build import docker_build
+    from tritonize.server.docker import DEFAULT_IMAGE
 
     result = docker_build(model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile,
                           dry_run=dry_run)
@@ -81,7 +81,7 @@ def _print_deploy(result):
 @click.option("--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store).")
 def deploy_k8s_command(source, **kwargs):
     """Deployment, Service, autoscaler and monitoring for SOURCE (cortex.yaml or a built repository)."""
-    from .deploy import deploy_k8s
+    from tritonize.deploy.target import deploy_k8s
 
     _print_deploy(deploy_k8s(source, **kwargs))
 
@@ -90,7 +90,7 @@ def deploy_k8s_command(source, **kwargs):
 @_deploy_options
 def deploy_kserve_command(source, **kwargs):
     """A KServe InferenceService on KServe's Triton runtime (needs --model-store)."""
-    from .deploy import deploy_kserve
+    from tritonize.deploy.target import deploy_kserve
 
     _print_deploy(deploy_kserve(source, **kwargs))
 
@@ -105,7 +105,7 @@ def deploy_kserve_command(source, **kwargs):
               help="Refresh every N seconds (default 2) until Ctrl-C.")
 def status_command(api, url, metrics_url, token, watch):
     """Each API's state, instances, requests, errors, p50/p99 latency and queue time."""
-    from .status import collect, default_metrics_url, format_table
+    from tritonize.client.status import collect, default_metrics_url, format_table
 
     metrics_url = metrics_url or default_metrics_url(url)
     while True:

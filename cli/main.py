@@ -6,11 +6,11 @@ import sys
 import click
 import yaml
 
-from tritonize.adapter.errors import TritonizeError
+from tritonize.errors import TritonizeError
 from tritonize.adapter.runtime.errors import PredictorLoadError
 from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
 
-from .cluster_commands import deploy, docker, status_command
+from tritonize.cli.cluster_commands import deploy, docker, status_command
 
 
 def _key_values(items, what, parse_values=False):
@@ -129,7 +129,7 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     """DockerOptions for `serve --docker`, None for the local server."""
     from tritonize.adapter.instances import parse_gpus
 
-    from .server.docker import DockerOptions
+    from tritonize.server.docker import DockerOptions
 
     given = [flag for flag, value in (("--image", image), ("--gpus", docker_gpus), ("--shm-size", shm_size),
                                       ("--detach", detach), ("--name", container_name)) if value]
@@ -167,8 +167,8 @@ def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pat
           forward_sensitive_headers, ready_timeout, verbose, cpu_only, admin_token, exit_on_error, max_body_size,
           **docker_settings):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
-    from .serve import serve as run_server
-    from .server.options import ServerOptions
+    from tritonize.server.serve import serve as run_server
+    from tritonize.server.options import ServerOptions
 
     options = ServerOptions(
         model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
@@ -211,7 +211,7 @@ def _request_options(func):
 @click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
 def predict(api, data, content_type, params, headers, output, protocol, url):
     """Send one request to API on a running server and print the response."""
-    from .client import Client, PredictError
+    from tritonize.client.client import Client, PredictError
 
     url = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
     try:
@@ -237,7 +237,7 @@ def predict(api, data, content_type, params, headers, output, protocol, url):
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE")
 def test_command(source, data, content_type, params, headers, output, api_name, class_name, config_items):
     """Load the predictor in this process and answer one request (no Triton needed)."""
-    from .dry_run import dry_run
+    from tritonize.server.in_process import dry_run
 
     reply, warnings = dry_run(
         source, _read_data(data), content_type=content_type, query_params=_key_values(params, "--param"),
@@ -272,7 +272,7 @@ def _duration(text):
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_command(api, data, concurrency, duration, protocol, url, http_url, content_type, params, engine, as_json):
     """Load API on a running server: throughput and p50/p90/p99 latency per concurrency."""
-    from .bench import bench, format_table
+    from tritonize.client.bench import bench, format_table
 
     try:
         levels = [int(c) for c in concurrency.split(",") if c.strip()]

@@ -92,7 +92,7 @@ class ServeProcess:
 
 
 def _gpu_count():
-    from tritonize.cli.server.gpus import detect_gpu_count
+    from tritonize.server.gpus import detect_gpu_count
 
     return detect_gpu_count()
 

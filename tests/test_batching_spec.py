@@ -1,7 +1,7 @@
 import pytest
 
 from tritonize.adapter.batching import DEFAULT_MAX_QUEUE_SIZE, parse_batching, parse_duration_us
-from tritonize.adapter.errors import SpecError
+from tritonize.errors import SpecError
 from tritonize.adapter.model_config import model_config_dict, parse_pbtxt, render_config
 from tritonize.adapter.spec import ApiSpec
 from tritonize.adapter.tensor_spec import parse_tensor_option, parse_tensors

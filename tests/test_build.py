@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from tritonize.adapter.build import build
-from tritonize.adapter.errors import BuildError, PredictorSourceError
+from tritonize.errors import BuildError, PredictorSourceError
 
 GOOD = "class PythonPredictor:\n    def __init__(self, config):\n        pass\n    def predict(self, payload):\n        return payload\n"
 

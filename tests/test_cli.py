@@ -77,7 +77,7 @@ def test_build_warns_about_ignored_fields(tmp_path):
 
 
 def test_server_environment_puts_this_python_first():
-    from tritonize.cli.server.triton_install import find_triton
+    from tritonize.server.triton_install import find_triton
 
     env = find_triton().environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/x"})
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)
@@ -132,6 +132,6 @@ def test_max_body_size_parsing():
     ("I love this model", False),
 ])
 def test_triton_log_lines_are_told_from_predictor_output(line, triton):
-    from tritonize.cli.server.process import is_triton_log_line
+    from tritonize.server.process import is_triton_log_line
 
     assert is_triton_log_line(line) is triton

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import FIXTURES, run_tritonize
 from tritonize.adapter.build import build
-from tritonize.adapter.errors import BuildError, SpecError
+from tritonize.errors import BuildError, SpecError
 from tritonize.adapter.spec import load_spec_file
-from tritonize.cli.docker_build import _entrypoint_run, docker_build, image_python, render_dockerfile
+from tritonize.docker.build import _entrypoint_run, docker_build, image_python, render_dockerfile
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"

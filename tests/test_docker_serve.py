@@ -11,10 +11,10 @@ import pytest
 
 from conftest import FIXTURES, HAS_GPU, ServeProcess, free_ports, run_tritonize
 from tritonize.adapter.build import build
-from tritonize.adapter.errors import ServeError
-from tritonize.cli.server.docker import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
-from tritonize.cli.server.gpus import gpu_needs
-from tritonize.cli.server.options import ServerOptions, model_control_args
+from tritonize.errors import ServeError
+from tritonize.server.docker import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
+from tritonize.server.gpus import gpu_needs
+from tritonize.server.options import ServerOptions, model_control_args
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 TRITON_FLAGS = [
@@ -97,7 +97,7 @@ def test_docker_run_options_and_gpus(repo, gpu_repo):
 
 def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
     """The local launcher's tritonserver flags = the container's, but for addresses, ports and local-only flags."""
-    from tritonize.cli.server import local
+    from tritonize.server import local
 
     seen = {}
 

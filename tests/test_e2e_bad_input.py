@@ -15,7 +15,7 @@ import pytest
 
 from conftest import FIXTURES, ServeProcess, run_tritonize
 from tritonize import Client, PredictError
-from tritonize.cli.client import _status_of
+from tritonize.client.client import _status_of
 
 pytestmark = pytest.mark.e2e
 MAX_BODY = 64 * 1024

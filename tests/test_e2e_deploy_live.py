@@ -12,9 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import FIXTURES, ServeProcess, run_tritonize
-from tritonize.adapter.k8s_manifests import keda_query
-from tritonize.cli.deploy import deploy_k8s, deploy_target
-from tritonize.cli.status import collect, parse_metrics
+from tritonize.deploy.k8s import keda_query
+from tritonize.deploy.target import deploy_k8s, deploy_target
+from tritonize.client.status import collect, parse_metrics
 
 pytestmark = pytest.mark.e2e
 SPEC = os.path.join(FIXTURES, "replica", "cortex.yaml")

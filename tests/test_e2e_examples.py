@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from conftest import HAS_GPU, ServeProcess, free_ports, run_tritonize
-from tritonize.cli.client import Client, PredictError
-from tritonize.cli.server.options import ADMIN_TOKEN_HEADER
+from tritonize.client.client import Client, PredictError
+from tritonize.server.options import ADMIN_TOKEN_HEADER
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ import pytest
 
 from conftest import FIXTURES, free_ports, run_tritonize
 from tritonize import Client, PredictError
-from tritonize.adapter.liveness import liveness_command
-from tritonize.cli.server.local import LocalTritonServer
-from tritonize.cli.server.options import ServerOptions
+from tritonize.deploy.liveness import liveness_command
+from tritonize.server.local import LocalTritonServer
+from tritonize.server.options import ServerOptions
 
 pytestmark = pytest.mark.e2e
 

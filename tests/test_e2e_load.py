@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,7 +13,8 @@ import pytest
 
 from conftest import FIXTURES, ServeProcess, run_tritonize
 from tritonize import Client, PredictError
-from tritonize.cli.soak import run_soak
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+from soak_load import run_soak  # noqa: E402  (benchmarks/ shares it with benchmarks/soak.py)
 
 pytestmark = pytest.mark.e2e
 SOAK_REQUESTS = int(os.environ.get("TRITONIZE_SOAK_REQUESTS", "20000"))

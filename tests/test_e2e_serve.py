@@ -204,7 +204,7 @@ def test_project_module_named_model_and_numpy_results(server, protocol):
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
-    from tritonize.cli.perf_analyzer import perf_analyzer_binary, perf_analyzer_environment
+    from tritonize.client.perf_analyzer import perf_analyzer_binary, perf_analyzer_environment
 
     data = tmp_path / "input.json"
     # perf_analyzer adds the batch dimension itself: the per-request shape is [1].

@@ -7,9 +7,9 @@ import pytest
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 from tritonize.adapter.build import build
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 from tritonize.adapter.model_config import parse_pbtxt
-from tritonize.cli.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
+from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
 

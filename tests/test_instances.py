@@ -5,7 +5,7 @@ from google.protobuf import json_format
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 from tritonize.adapter.build import apply_instance_overrides, build
-from tritonize.adapter.errors import SpecError
+from tritonize.errors import SpecError
 from tritonize.adapter.instances import describe, parse_gpus
 from tritonize.adapter.model_config import model_config_dict, parse_pbtxt, render_config
 from tritonize.adapter.spec import load_spec_file

@@ -11,11 +11,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tritonize.adapter.errors import SpecError
-from tritonize.adapter.k8s_manifests import KUBERNETES_VERSIONS, PORTS
-from tritonize.cli.deploy import deploy_k8s, deploy_kserve
+from tritonize.errors import SpecError
+from tritonize.deploy.k8s import KUBERNETES_VERSIONS, PORTS
+from tritonize.deploy.target import deploy_k8s, deploy_kserve
 from tritonize.cli.main import cli
-from tritonize.cli.server.options import ServerOptions, runtime_environment, tritonserver_args
+from tritonize.server.options import ServerOptions, runtime_environment, tritonserver_args
 
 from conftest import TESTS_DIR
 
@@ -300,25 +300,25 @@ def test_bad_autoscaling_settings_are_spec_errors(tmp_path, text, words):
 
 
 def test_ports_are_the_container_ports_serve_uses():
-    from tritonize.cli.server.docker import CONTAINER_PORTS
+    from tritonize.server.docker import CONTAINER_PORTS
 
     assert PORTS == CONTAINER_PORTS
 
 
 def test_committed_example_manifests_are_current(tmp_path):
-    """deploy/examples/ is what `tritonize deploy` writes today for examples/echo/cortex.yaml."""
+    """examples/echo/deploy*/ is what `tritonize deploy` writes today for examples/echo/cortex.yaml."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     spec = os.path.join(root, "examples", "echo", "cortex.yaml")
     deploy_k8s(spec, output=str(tmp_path / "echo"), image="registry.example/echo:1")
     deploy_kserve(spec, output=str(tmp_path / "echo-kserve"), model_store="s3://my-bucket/echo-repository")
-    for folder in ("echo", "echo-kserve"):
-        committed = os.path.join(root, "deploy", "examples", folder)
+    for folder, committed_name in (("echo", "deploy"), ("echo-kserve", "deploy-kserve")):
+        committed = os.path.join(root, "examples", "echo", committed_name)
         for dirpath, _, files in os.walk(tmp_path / folder):
             for name in files:
                 fresh = os.path.join(dirpath, name)
                 relative = os.path.relpath(fresh, tmp_path / folder)
                 with open(fresh) as a, open(os.path.join(committed, relative)) as b:
-                    assert a.read() == b.read(), f"deploy/examples/{folder}/{relative} is stale: regenerate it"
+                    assert a.read() == b.read(), f"examples/echo/{committed_name}/{relative} is stale: regenerate it"
 
 
 # KServe's own field tables (from its generated SDK models; tests/data/kserve/extract_models.py).

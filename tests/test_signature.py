@@ -1,6 +1,6 @@
 import pytest
 
-from tritonize.adapter.errors import PredictorSourceError
+from tritonize.errors import PredictorSourceError
 from tritonize.adapter.signature import check_predictor_source
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from tritonize.adapter.errors import SpecError
+from tritonize.errors import SpecError
 from tritonize.adapter.spec import api_from_predictor_file, load_spec_file
 
 

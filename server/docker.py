@@ -7,12 +7,12 @@ import shutil
 import subprocess
 import time
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 
-from .gpus import check_gpus, detect_gpu_count, gpu_needs
-from .local import check_port_free
-from .process import TritonProcess
-from .options import runtime_environment, tritonserver_args
+from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
+from tritonize.server.local import check_port_free
+from tritonize.server.process import TritonProcess
+from tritonize.server.options import runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
 TRITON_VERSION = "2.51"

@@ -6,11 +6,11 @@ import secrets
 import signal
 import sys
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 
-from .server.local import LocalTritonServer
-from .server.process import is_triton_log_line
-from .server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
+from tritonize.server.local import LocalTritonServer
+from tritonize.server.process import is_triton_log_line
+from tritonize.server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 
 
 class _Stop(Exception):
@@ -47,7 +47,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
 
     show_progress = sys.stderr.isatty() if show_progress is None else show_progress
     if docker is not None:
-        from .server.docker import DockerTritonServer
+        from tritonize.server.docker import DockerTritonServer
 
         server = DockerTritonServer(options, docker, on_output=on_output)
     else:

@@ -9,14 +9,14 @@ import subprocess
 import sys
 from importlib import resources
 
-from tritonize.adapter.errors import BuildError
+from tritonize.errors import BuildError
 from tritonize.adapter.runtime import PROJECT_DIR, SETTINGS_FILE
 
-from .server.docker import (
+from tritonize.server.docker import (
     CONTAINER_PORTS, CONTAINER_REPOSITORY, DEFAULT_IMAGE, TRITON_VERSION, check_daemon, find_docker,
 )
-from .server.gpus import gpu_needs
-from .server.options import (
+from tritonize.server.gpus import gpu_needs
+from tritonize.server.options import (
     ADMIN_TOKEN_HEADER, RESTRICTED_APIS, ServerOptions, runtime_environment, tritonserver_args,
 )
 

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 
 from tritonize.adapter.build import load_apis
-from tritonize.adapter.errors import SpecError
+from tritonize.errors import SpecError
 from tritonize.adapter.repository import api_settings, check_api_sources
 from tritonize.adapter.runtime.device import device_config
 from tritonize.adapter.runtime.handler import Reply, handle_batch, handle_request

@@ -5,7 +5,7 @@ import os
 import sys
 import sysconfig
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 
 INSTALL_HINT = "install it with: pip install 'tritonize[server]'  (or: pip install nvidia-pytriton==0.7.0)"
 

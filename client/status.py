@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from tritonize.adapter.errors import TritonizeError
+from tritonize.errors import TritonizeError
 
 TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
 ERROR_METRIC = "tritonize_request_errors"  # model_repository_template/model.py

@@ -5,7 +5,7 @@ import threading
 import urllib.error
 import urllib.request
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 
 
 # Triton's own log lines ("I1125 17:03:36.998938 21598 server.cc:305] ...") and its startup

@@ -17,10 +17,10 @@ import urllib.request
 
 import numpy as np
 
-from tritonize.adapter.errors import TritonizeError
+from tritonize.errors import TritonizeError
 from tritonize.adapter.wire import CONTENT_TYPE_PARAMETER, INPUT_NAME
 
-from . import loadgen
+from tritonize.client import loadgen
 
 # Triton datatype -> numpy dtype, for typed APIs' --data.
 TRITON_TO_NUMPY = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
@@ -115,7 +115,7 @@ class _Progress:
 
 def _perf_analyzer_usable():
     try:
-        from .perf_analyzer import perf_analyzer_binary, perf_analyzer_environment
+        from tritonize.client.perf_analyzer import perf_analyzer_binary, perf_analyzer_environment
 
         binary, env = perf_analyzer_binary(), perf_analyzer_environment()
         ok = subprocess.run([binary, "--version"], env=env, capture_output=True, timeout=30).returncode == 0
@@ -125,7 +125,7 @@ def _perf_analyzer_usable():
 
 
 def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
-    from .perf_analyzer import admin_header_args
+    from tritonize.client.perf_analyzer import admin_header_args
 
     binary, env = tool
     with tempfile.TemporaryDirectory(prefix="tritonize-bench-") as tmp:

@@ -8,7 +8,7 @@ concurrency autoscaler in the default Serverless mode), mapped from Cortex's fie
 
 import math
 
-from .k8s_manifests import DeployTarget
+from tritonize.deploy.k8s import DeployTarget
 
 # Flags KServe's Triton runtime sets itself: the repository it downloaded and its ports.
 RUNTIME_OWNED = ("--model-repository=", "--model-store=", "--http-port=", "--grpc-port=",

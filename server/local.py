@@ -10,14 +10,14 @@ import subprocess
 import tempfile
 import time
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 
-from .gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from .admin import AdminError, TritonAdmin
-from .process import TritonProcess
-from .options import model_control_args, runtime_environment, tritonserver_args
-from .watchdog import StubWatchdog
-from .triton_install import find_triton
+from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
+from tritonize.server.admin import AdminError, TritonAdmin
+from tritonize.server.process import TritonProcess
+from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
+from tritonize.server.watchdog import StubWatchdog
+from tritonize.server.triton_install import find_triton
 
 # Harmless on CPU machines, printed by every start.
 NOISE = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM unable to start",

@@ -4,7 +4,7 @@ import json
 import urllib.error
 import urllib.request
 
-from .options import ADMIN_TOKEN_HEADER
+from tritonize.server.options import ADMIN_TOKEN_HEADER
 
 
 class AdminError(Exception):

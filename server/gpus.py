@@ -12,7 +12,7 @@ import subprocess
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
-from tritonize.adapter.errors import ServeError
+from tritonize.errors import ServeError
 from tritonize.adapter.model_config import parse_pbtxt, to_pbtxt
 
 PROC_GPUS = "/proc/driver/nvidia/gpus"

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from .admin import AdminError
+from tritonize.server.admin import AdminError
 
 STUB_NAME = "triton_python_backend_stub"
 log = logging.getLogger("tritonize.watchdog")

@@ -9,11 +9,11 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from .autoscaling import (
+from tritonize.adapter.autoscaling import (
     HPA_PERIOD_S, INFLIGHT_SOURCE_METRIC, Autoscaling, UpdateStrategy, hpa_behavior, target_quantity,
 )
-from .errors import SpecError
-from .liveness import liveness_command
+from tritonize.errors import SpecError
+from tritonize.deploy.liveness import liveness_command
 
 PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 LIVE_PATH = "/v2/health/live"
