@@ -5,8 +5,12 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # Lazy, so `import tritonize` stays cheap and tritonclient loads only when used.
-    if name in ("Client", "PredictError"):
-        from tritonize.client import client
+    if name == "Client":
+        from tritonize.client.client import Client
 
-        return getattr(client, name)
+        return Client
+    if name == "PredictError":
+        from tritonize.errors import PredictError
+
+        return PredictError
     raise AttributeError(f"module 'tritonize' has no attribute {name!r}")

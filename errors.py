@@ -1,8 +1,8 @@
-"""tritonize's typed errors; the CLI prints their message and exits non-zero."""
+"""tritonize's errors, one hierarchy: the CLI prints the message (no traceback) and exits with `exit_code`."""
 
 
 class TritonizeError(Exception):
-    """Base of every error tritonize reports to the user (no traceback shown)."""
+    """Base of every error tritonize reports to the user."""
 
     exit_code = 1
 
@@ -25,3 +25,39 @@ class BuildError(TritonizeError):
 
 class ServeError(TritonizeError):
     """Triton could not be started or a model failed to load."""
+
+
+class StatusCarrying(TritonizeError):
+    """An error answer from a server, with its HTTP-style status."""
+
+    def __init__(self, status, message):
+        super().__init__(f"[{status}] {message}")
+        self.status = status
+        self.message = message
+
+
+class AdminError(StatusCarrying):
+    """A Triton admin call (model repository, statistics) failed."""
+
+
+class PredictError(StatusCarrying):
+    """A non-2xx answer to a prediction; `status` is HTTP-style (also for gRPC)."""
+
+
+class ServerUnreachable(TritonizeError):
+    """No server answered at the address (refused, reset, timed out)."""
+
+    def __init__(self, url, protocol, cause):
+        super().__init__(f"cannot reach Triton at {url} over {protocol}: {cause}")
+
+
+class StatusError(TritonizeError):
+    """`tritonize status` could not read a server."""
+
+
+class BenchError(TritonizeError):
+    """`tritonize bench` cannot run the load."""
+
+
+class DeployError(TritonizeError):
+    """`tritonize deploy` cannot write the manifests."""

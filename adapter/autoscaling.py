@@ -1,23 +1,11 @@
-"""Cortex's `autoscaling` and `update_strategy` -> settings for Kubernetes autoscalers.
+"""Parsing Cortex's `autoscaling` and `update_strategy` sections (deploy/autoscaling.py turns
+them into autoscaler settings)."""
 
-Cortex scaled each API on its in-flight requests per replica, averaged over `window`.
-Triton exports `nv_inference_request_duration_us`, a counter of the time requests
-spent inside the server; its per-second rate divided by 1e6 is the average number of
-requests in flight (Little's law), which is what the generated autoscalers target.
-"""
-
-import math
 import re
 from dataclasses import dataclass
 
+from tritonize.adapter.spec_values import check_keys, parse_duration_s
 from tritonize.errors import SpecError
-
-# The Triton 2.51 counter the autoscalers read, and the name prometheus-adapter serves it as.
-INFLIGHT_SOURCE_METRIC = "nv_inference_request_duration_us"
-INFLIGHT_METRIC = "tritonize_inflight_requests"
-# How often Kubernetes' HPA acts (kube-controller-manager's default sync period): the
-# period of the Percent policies that express Cortex's max up/downscale factors.
-HPA_PERIOD_S = 15
 
 # Cortex 0.3x defaults.
 DEFAULTS = {
@@ -35,7 +23,6 @@ DEFAULTS = {
     "upscale_tolerance": 0.05,
 }
 UPDATE_DEFAULTS = {"max_surge": "25%", "max_unavailable": "25%"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _PERCENT_OR_INT = re.compile(r"^(\d+)%?$")
 
 
@@ -61,20 +48,6 @@ class UpdateStrategy:
     max_unavailable: object = "25%"
 
 
-def parse_duration_s(value, where):
-    """'60s' / '5m' / '1h' / 30 -> whole seconds."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        match = _DURATION.match(str(value)) if isinstance(value, str) else None
-        if not match:
-            raise SpecError(f"{where}: expected a duration like 60s, 5m or 1h, got {value!r}")
-        seconds = float(match.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[match.group(2)]
-    if seconds < 0:
-        raise SpecError(f"{where}: must not be negative, got {value!r}")
-    return int(math.ceil(seconds))
-
-
 def _number(value, where, minimum, integer=False):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
         raise SpecError(f"{where}: expected {'a whole number' if integer else 'a number'}, got {value!r}")
@@ -88,9 +61,7 @@ def parse_autoscaling(value, where, instances=1):
     value = {} if value is None else value
     if not isinstance(value, dict):
         raise SpecError(f"{where}: expected a mapping")
-    unknown = sorted(set(value) - set(DEFAULTS))
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
+    check_keys(value, DEFAULTS, where)
     a = Autoscaling()
     get = lambda key: value.get(key, DEFAULTS[key])  # noqa: E731
     a.min_replicas = _number(get("min_replicas"), f"{where}.min_replicas", 1, integer=True)
@@ -102,13 +73,16 @@ def parse_autoscaling(value, where, instances=1):
     if not a.min_replicas <= a.init_replicas <= a.max_replicas:
         raise SpecError(f"{where}.init_replicas: {a.init_replicas} is not between min_replicas and max_replicas")
     target = value.get("target_replica_concurrency")
-    a.target_replica_concurrency = float(instances) if target is None else _number(
-        target, f"{where}.target_replica_concurrency", 0.001)
+    a.target_replica_concurrency = (
+        float(instances) if target is None else _number(target, f"{where}.target_replica_concurrency", 0.001)
+    )
     a.window_s = max(1, parse_duration_s(get("window"), f"{where}.window"))
-    a.upscale_stabilization_s = parse_duration_s(get("upscale_stabilization_period"),
-                                                 f"{where}.upscale_stabilization_period")
-    a.downscale_stabilization_s = parse_duration_s(get("downscale_stabilization_period"),
-                                                   f"{where}.downscale_stabilization_period")
+    a.upscale_stabilization_s = parse_duration_s(
+        get("upscale_stabilization_period"), f"{where}.upscale_stabilization_period"
+    )
+    a.downscale_stabilization_s = parse_duration_s(
+        get("downscale_stabilization_period"), f"{where}.downscale_stabilization_period"
+    )
     for key in ("upscale_stabilization_s", "downscale_stabilization_s"):
         if getattr(a, key) > 3600:
             raise SpecError(f"{where}: stabilization periods above 1h are not allowed by Kubernetes")
@@ -122,8 +96,9 @@ def parse_autoscaling(value, where, instances=1):
         key = f"{side}_tolerance"
         if key in value:
             setattr(a, key, _number(value[key], f"{where}.{key}", 0.0))
-    a.max_replica_concurrency = _number(get("max_replica_concurrency"), f"{where}.max_replica_concurrency", 1,
-                                        integer=True)
+    a.max_replica_concurrency = _number(
+        get("max_replica_concurrency"), f"{where}.max_replica_concurrency", 1, integer=True
+    )
     warnings = []
     if "max_replica_concurrency" in value:
         warnings.append(
@@ -154,50 +129,13 @@ def parse_update_strategy(value, where):
     value = {} if value is None else value
     if not isinstance(value, dict):
         raise SpecError(f"{where}: expected a mapping with max_surge and max_unavailable")
-    unknown = sorted(set(value) - set(UPDATE_DEFAULTS))
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: max_surge, max_unavailable)")
+    check_keys(value, UPDATE_DEFAULTS, where)
     strategy = UpdateStrategy(
         max_surge=_surge_value(value.get("max_surge", UPDATE_DEFAULTS["max_surge"]), f"{where}.max_surge"),
-        max_unavailable=_surge_value(value.get("max_unavailable", UPDATE_DEFAULTS["max_unavailable"]),
-                                     f"{where}.max_unavailable"),
+        max_unavailable=_surge_value(
+            value.get("max_unavailable", UPDATE_DEFAULTS["max_unavailable"]), f"{where}.max_unavailable"
+        ),
     )
     if strategy.max_surge in (0, "0%") and strategy.max_unavailable in (0, "0%"):
         raise SpecError(f"{where}: max_surge and max_unavailable cannot both be 0")
     return strategy
-
-
-def inflight_query(window_s, selector=""):
-    """PromQL: average requests in flight per pod over the window (Little's law on Triton's counter)."""
-    return (f"sum by (namespace, pod) (rate({INFLIGHT_SOURCE_METRIC}{{{selector}}}[{window_s}s])) / 1e6")
-
-
-def hpa_behavior(a):
-    """`behavior` of an autoscaling/v2 HPA (also KEDA's advanced.horizontalPodAutoscalerConfig)."""
-    up = {"stabilizationWindowSeconds": a.upscale_stabilization_s, "selectPolicy": "Max",
-          "policies": [{"type": "Percent", "value": a.max_upscale_percent, "periodSeconds": HPA_PERIOD_S}]}
-    down = {"stabilizationWindowSeconds": a.downscale_stabilization_s, "selectPolicy": "Max",
-            "policies": [{"type": "Percent", "value": a.max_downscale_percent, "periodSeconds": HPA_PERIOD_S}]}
-    if a.upscale_tolerance is not None:
-        up["tolerance"] = _quantity(a.upscale_tolerance)
-    if a.downscale_tolerance is not None:
-        down["tolerance"] = _quantity(a.downscale_tolerance)
-    return {"scaleUp": up, "scaleDown": down}
-
-
-def _quantity(number):
-    """A Kubernetes quantity string for a float (0.05 -> '50m', 2.0 -> '2')."""
-    if float(number).is_integer():
-        return str(int(number))
-    return f"{int(round(number * 1000))}m"
-
-
-def target_quantity(a):
-    return _quantity(a.target_replica_concurrency)
-
-
-def replicas_for_rate(rate, per_replica_throughput_at_target, a):
-    """Replicas the autoscaler settles on for `rate` req/s, given one replica's throughput at the target
-    concurrency; clamped to min/max."""
-    needed = math.ceil(rate / per_replica_throughput_at_target) if rate > 0 else 0
-    return max(a.min_replicas, min(a.max_replicas, needed))

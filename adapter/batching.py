@@ -1,8 +1,8 @@
 """Cortex's server_side_batching -> Triton dynamic batching settings."""
 
-import re
 from dataclasses import dataclass
 
+from tritonize.adapter.spec_values import check_keys, parse_duration_us  # noqa: F401  (re-exported)
 from tritonize.errors import SpecError
 
 # Requests Triton may hand one execute() call when the predictor takes one request at a time.
@@ -11,8 +11,6 @@ DEFAULT_MAX_BATCH_SIZE = 32
 # Triton 2.51 any default_queue_policy cost a JSON echo 13x its throughput and added
 # ~500 ms stalls at concurrency 32 (benchmarks/NOTES.md), so it is opt-in.
 DEFAULT_MAX_QUEUE_SIZE = 0
-_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(us|µs|ms|s|m)?\s*$")
-_UNIT_US = {"us": 1, "µs": 1, "ms": 1_000, "s": 1_000_000, "m": 60_000_000, None: 1_000_000}
 
 
 @dataclass
@@ -26,18 +24,6 @@ class Batching:
     max_queue_delay_us: int = 0
     max_queue_size: int = DEFAULT_MAX_QUEUE_SIZE
     predictor_batching: bool = False
-
-
-def parse_duration_us(value, where):
-    """'0.1s', '50ms', '250us', 0.05 (seconds) -> microseconds."""
-    if isinstance(value, bool):
-        raise SpecError(f"{where}: expected a duration like 50ms or 0.1s, got {value!r}")
-    if isinstance(value, (int, float)):
-        return int(round(value * 1_000_000))
-    match = _DURATION.match(str(value))
-    if not match:
-        raise SpecError(f"{where}: expected a duration like 50ms or 0.1s, got {value!r}")
-    return int(round(float(match.group(1)) * _UNIT_US[match.group(2)]))
 
 
 def _non_negative_int(value, where):
@@ -61,9 +47,7 @@ def parse_batching(section, where, max_queue_size=None):
         return batching
     if not isinstance(section, dict):
         raise SpecError(f"{where}: expected a mapping with max_batch_size and batch_interval")
-    unknown = sorted(set(section) - {"max_batch_size", "batch_interval", "max_queue_size"})
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: batch_interval, max_batch_size, max_queue_size)")
+    check_keys(section, ("max_batch_size", "batch_interval", "max_queue_size"), where)
     if "max_batch_size" not in section:
         raise SpecError(f"{where}.max_batch_size: required")
     batching.max_batch_size = _positive_int(section["max_batch_size"], f"{where}.max_batch_size")

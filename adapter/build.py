@@ -4,11 +4,11 @@ import os
 from dataclasses import dataclass
 
 from tritonize.adapter.batching import parse_batching
-from tritonize.errors import SpecError
 from tritonize.adapter.instances import apply_instance_settings, describe
 from tritonize.adapter.repository import build_repository
 from tritonize.adapter.spec import api_from_predictor_file, load_spec_file
 from tritonize.adapter.tensor_spec import parse_tensors
+from tritonize.errors import SpecError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
 
@@ -34,16 +34,23 @@ def load_apis(source, name=None, class_name="PythonPredictor", config=None, batc
     """
     if source.endswith(SPEC_SUFFIXES):
         if name or config or batching or tensors:
-            raise SpecError("--name, --config, batching and tensor options apply to a predictor file; "
-                            "set them in the spec file instead")
+            raise SpecError(
+                "--name, --config, batching and tensor options apply to a predictor file; "
+                "set them in the spec file instead"
+            )
         return load_spec_file(source, class_name=class_name)
     queue_size = (batching or {}).get("max_queue_size")
     section = {k: v for k, v in (batching or {}).items() if k != "max_queue_size"} or None
-    return [api_from_predictor_file(
-        source, name=name, class_name=class_name, config=config,
-        batching=parse_batching(section, "--max-batch-size/--batch-interval", max_queue_size=queue_size),
-        tensors=parse_tensors(tensors, "--input/--output"),
-    )]
+    return [
+        api_from_predictor_file(
+            source,
+            name=name,
+            class_name=class_name,
+            config=config,
+            batching=parse_batching(section, "--max-batch-size/--batch-interval", max_queue_size=queue_size),
+            tensors=parse_tensors(tensors, "--input/--output"),
+        )
+    ]
 
 
 def apply_instance_overrides(apis, kind=None, instances=None, gpus=None):
@@ -53,8 +60,19 @@ def apply_instance_overrides(apis, kind=None, instances=None, gpus=None):
     return apis
 
 
-def build(source, output_dir="model_repository", name=None, class_name="PythonPredictor", config=None,
-          force=False, batching=None, tensors=None, kind=None, instances=None, gpus=None):
+def build(
+    source,
+    output_dir="model_repository",
+    name=None,
+    class_name="PythonPredictor",
+    config=None,
+    force=False,
+    batching=None,
+    tensors=None,
+    kind=None,
+    instances=None,
+    gpus=None,
+):
     apis = load_apis(source, name=name, class_name=class_name, config=config, batching=batching, tensors=tensors)
     apply_instance_overrides(apis, kind=kind, instances=instances, gpus=gpus)
     return BuildResult(build_repository(apis, os.path.abspath(output_dir), force=force), apis)

@@ -5,6 +5,7 @@ Sources, later ones win: Cortex's `compute.gpu` / `compute.cpu`, Cortex's
 then `tritonize build --kind/--instances/--gpus`.
 """
 
+from tritonize.adapter.spec_values import check_keys
 from tritonize.errors import SpecError
 
 KINDS = ("cpu", "gpu")
@@ -101,15 +102,15 @@ def parse_api_instances(api, entry, predictor, where):
         for key in sorted(set(compute) - USED_COMPUTE_KEYS):
             warnings.append(f"{api.name}: ignored: compute.{key} (not supported yet)")
     if predictor.get("processes_per_replica") is not None:
-        apply_instance_settings(api, instances=parse_instances(
-            predictor["processes_per_replica"], f"{where}.predictor.processes_per_replica"))
+        apply_instance_settings(
+            api,
+            instances=parse_instances(predictor["processes_per_replica"], f"{where}.predictor.processes_per_replica"),
+        )
     settings = entry.get("tritonize")
     if settings is not None:
         if not isinstance(settings, dict):
             raise SpecError(f"{where}.tritonize: expected a mapping ({', '.join(sorted(TRITONIZE_KEYS))})")
-        unknown = sorted(set(settings) - TRITONIZE_KEYS)
-        if unknown:
-            raise SpecError(f"{where}.tritonize.{unknown[0]}: unknown key (known: {', '.join(sorted(TRITONIZE_KEYS))})")
+        check_keys(settings, TRITONIZE_KEYS, f"{where}.tritonize")
         apply_instance_settings(
             api,
             kind=parse_kind(settings.get("kind"), f"{where}.tritonize.kind"),

@@ -7,15 +7,18 @@ The config is written as a dict, parsed into `model_config_pb2.ModelConfig`
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
-from tritonize.errors import BuildError
 from tritonize.adapter.instances import instance_group_dicts
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 from tritonize.adapter.runtime.tensors import NUMPY_TO_TRITON
-from tritonize.adapter.wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from tritonize.errors import BuildError
 
 
 def _tensor(spec, is_input):
-    tensor = {"name": spec["name"], "dataType": "TYPE_" + NUMPY_TO_TRITON[spec["dtype"]],
-              "dims": [str(d) for d in spec["shape"]]}
+    tensor = {
+        "name": spec["name"],
+        "dataType": "TYPE_" + NUMPY_TO_TRITON[spec["dtype"]],
+        "dims": [str(d) for d in spec["shape"]],
+    }
     if is_input and spec.get("ragged"):
         tensor["allowRaggedBatch"] = True
     return tensor
@@ -23,11 +26,9 @@ def _tensor(spec, is_input):
 
 def _io(api):
     if api.tensors:
-        return ([_tensor(t, True) for t in api.tensors["inputs"]],
-                [_tensor(t, False) for t in api.tensors["outputs"]])
+        return ([_tensor(t, True) for t in api.tensors["inputs"]], [_tensor(t, False) for t in api.tensors["outputs"]])
     body = {"dataType": "TYPE_STRING", "dims": ["1"]}
-    return ([{"name": INPUT_NAME, **body}],
-            [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}])
+    return ([{"name": INPUT_NAME, **body}], [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}])
 
 
 def dynamic_batching_dict(batching):

@@ -7,8 +7,19 @@ import shutil
 from tritonize.errors import BuildError
 
 IGNORE_FILES = (".tritonizeignore", ".cortexignore")
-ALWAYS_IGNORED_DIRS = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",
-                       ".pytest_cache", ".ipynb_checkpoints", "node_modules"}
+ALWAYS_IGNORED_DIRS = {
+    ".git",
+    ".hg",
+    ".svn",
+    "__pycache__",
+    ".venv",
+    "venv",
+    ".tox",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ipynb_checkpoints",
+    "node_modules",
+}
 ALWAYS_IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
 
 

@@ -7,15 +7,21 @@ import tempfile
 from importlib import resources
 
 from tritonize.adapter import runtime
-from tritonize.errors import BuildError, PredictorSourceError
 from tritonize.adapter.model_config import render_config
 from tritonize.adapter.project_files import copy_project
+from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE, SETTINGS_FILE
 from tritonize.adapter.signature import check_predictor_source
-from tritonize.adapter.wire import PROJECT_DIR, SETTINGS_FILE
+from tritonize.errors import BuildError, PredictorSourceError
 
 MARKER_FILE = ".tritonize.json"
-RUNTIME_PACKAGE = "tritonize_runtime"
 VERSION = "1"
+
+
+def model_names(repository):
+    """The models a Triton repository holds: its folders with a config.pbtxt, sorted."""
+    return sorted(
+        entry for entry in os.listdir(repository) if os.path.isfile(os.path.join(repository, entry, "config.pbtxt"))
+    )
 
 
 def check_api_sources(apis):
@@ -64,8 +70,9 @@ def _write_model(api, repo_dir, exclude):
     with open(os.path.join(version_dir, "model.py"), "w", encoding="utf-8") as f:
         f.write(template.read_text(encoding="utf-8"))
     runtime_src = os.path.dirname(os.path.abspath(runtime.__file__))
-    shutil.copytree(runtime_src, os.path.join(version_dir, RUNTIME_PACKAGE),
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(
+        runtime_src, os.path.join(version_dir, RUNTIME_PACKAGE), ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
     try:
         settings = json.dumps(api_settings(api), indent=2, sort_keys=True)
     except (TypeError, ValueError) as exc:
@@ -88,9 +95,7 @@ def build_repository(apis, output_dir, force=False):
         if not force:
             raise BuildError(f"{output_dir} already exists; use --force to replace it")
         if not _is_our_repository(output_dir):
-            raise BuildError(
-                f"{output_dir} is not empty and was not written by tritonize; refusing to replace it"
-            )
+            raise BuildError(f"{output_dir} is not empty and was not written by tritonize; refusing to replace it")
     check_api_sources(apis)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)

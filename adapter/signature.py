@@ -2,6 +2,7 @@
 
 import ast
 
+from tritonize.adapter.runtime.constants import POST_PREDICT_ARGS, PREDICT_ARGS
 from tritonize.errors import PredictorSourceError
 
 INIT_ARGS = {"config"}
@@ -13,8 +14,6 @@ UNSUPPORTED_INIT_ARGS = {
     "tensorflow_client": "TensorFlow serving (tensorflow_client)",
     "onnx_client": "ONNX predictors (onnx_client)",
 }
-PREDICT_ARGS = ("payload", "query_params", "headers", "batch_id")
-POST_PREDICT_ARGS = ("response", "payload", "query_params", "headers")
 
 
 def _method_args(func, where):
@@ -41,20 +40,15 @@ def check_predictor_source(source, filename, class_name="PythonPredictor"):
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
-        raise PredictorSourceError(
-            f"{filename}:{exc.lineno}:{exc.offset or 0}: syntax error: {exc.msg}"
-        ) from None
+        raise PredictorSourceError(f"{filename}:{exc.lineno}:{exc.offset or 0}: syntax error: {exc.msg}") from None
     classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
     cls = next((node for node in classes if node.name == class_name), None)
     if cls is None:
         found = ", ".join(node.name for node in classes) or "none"
         raise PredictorSourceError(
-            f"{filename}: no top-level class {class_name!r} (classes found: {found}); "
-            "use --class to pick another"
+            f"{filename}: no top-level class {class_name!r} (classes found: {found}); use --class to pick another"
         )
-    methods = {
-        node.name: node for node in cls.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-    }
+    methods = {node.name: node for node in cls.body if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
     init = methods.get("__init__")
     if init is not None:
         where = f"{filename}:{init.lineno}: {class_name}.__init__"
@@ -62,8 +56,7 @@ def check_predictor_source(source, filename, class_name="PythonPredictor"):
         for name in names:
             if name in UNSUPPORTED_INIT_ARGS:
                 raise PredictorSourceError(
-                    f"{where}: argument {name!r} is not supported yet: tritonize has no "
-                    f"{UNSUPPORTED_INIT_ARGS[name]}"
+                    f"{where}: argument {name!r} is not supported yet: tritonize has no {UNSUPPORTED_INIT_ARGS[name]}"
                 )
         _check_names(names, sorted(INIT_ARGS), where)
     predict = methods.get("predict")

@@ -8,9 +8,10 @@ import yaml
 
 from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
 from tritonize.adapter.batching import Batching, parse_batching
-from tritonize.errors import SpecError
 from tritonize.adapter.instances import parse_api_instances
+from tritonize.adapter.spec_values import check_keys, is_quantity
 from tritonize.adapter.tensor_spec import parse_tensors
+from tritonize.errors import SpecError
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
@@ -30,10 +31,17 @@ NOT_NEEDED = {
     "and batches concurrent requests into it",
 }
 API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy", "tritonize"}
-PREDICTOR_KEYS = {"type", "path", "config", "python_path", "env", "server_side_batching", "tensors",
-                  "processes_per_replica", "dependencies"} | {
-    key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")
-}
+PREDICTOR_KEYS = {
+    "type",
+    "path",
+    "config",
+    "python_path",
+    "env",
+    "server_side_batching",
+    "tensors",
+    "processes_per_replica",
+    "dependencies",
+} | {key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")}
 # Cortex's defaults: files in the project directory, used when they exist.
 DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt", "shell": "dependencies.sh"}
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
@@ -63,7 +71,7 @@ class ApiSpec:
     # Cortex's predictor.dependencies, relative to project_dir (used by `tritonize docker build`).
     dependencies: dict = field(default_factory=lambda: dict(DEFAULT_DEPENDENCIES))
     # Cortex's compute (as Kubernetes quantities: cpu '1', '500m'; mem '2Gi'), autoscaling and
-    # update_strategy: used by `tritonize deploy` (adapter/k8s_manifests.py).
+    # update_strategy: used by `tritonize deploy` (deploy/k8s.py).
     compute: dict = field(default_factory=dict)
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     autoscaling_given: bool = False
@@ -90,8 +98,9 @@ def _relative_inside(project_dir, path, where):
     return os.path.relpath(full, project_dir).replace(os.sep, "/")
 
 
-def api_from_predictor_file(predictor_file, name=None, class_name="PythonPredictor", config=None,
-                            batching=None, tensors=None):
+def api_from_predictor_file(
+    predictor_file, name=None, class_name="PythonPredictor", config=None, batching=None, tensors=None
+):
     """`tritonize build predictor.py`: the project is the predictor's directory."""
     if not os.path.isfile(predictor_file):
         raise SpecError(f"{predictor_file}: no such file")
@@ -141,9 +150,7 @@ def _parse_api(entry, where, project_dir, class_name):
     name = entry.get("name")
     where = f"{where} ({name})" if isinstance(name, str) else where
     check_model_name(name, f"{where}.name")
-    unknown = sorted(set(entry) - API_KEYS)
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(API_KEYS))})")
+    check_keys(entry, API_KEYS, where)
     kind = entry.get("kind", "RealtimeAPI")
     if kind in OTHER_KINDS:
         raise SpecError(f"{where}.kind: {kind} is not supported; tritonize serves RealtimeAPI only")
@@ -152,9 +159,7 @@ def _parse_api(entry, where, project_dir, class_name):
     predictor = entry.get("predictor")
     if not isinstance(predictor, dict):
         raise SpecError(f"{where}.predictor: required mapping is missing")
-    unknown = sorted(set(predictor) - PREDICTOR_KEYS)
-    if unknown:
-        raise SpecError(f"{where}.predictor.{unknown[0]}: unknown key")
+    check_keys(predictor, PREDICTOR_KEYS, f"{where}.predictor")
     ptype = predictor.get("type", "python")
     if ptype != "python":
         raise SpecError(f"{where}.predictor.type: {ptype!r} predictors are not supported (only 'python')")
@@ -199,7 +204,9 @@ def _parse_api(entry, where, project_dir, class_name):
     api.warnings.extend(f"{name}: {text}" for text in more)
     api.autoscaling_given = entry.get("autoscaling") is not None
     api.update_strategy = parse_update_strategy(entry.get("update_strategy"), f"{where}.update_strategy")
-    api.dependencies = _parse_dependencies(predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies")
+    api.dependencies = _parse_dependencies(
+        predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies"
+    )
     return api
 
 
@@ -208,11 +215,11 @@ def _parse_dependencies(value, project_dir, where):
         return dict(DEFAULT_DEPENDENCIES)
     if not isinstance(value, dict):
         raise SpecError(f"{where}: expected a mapping with pip, conda and/or shell")
-    unknown = sorted(set(value) - set(DEFAULT_DEPENDENCIES))
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: conda, pip, shell)")
-    return {key: _relative_inside(project_dir, value.get(key, default), f"{where}.{key}")
-            for key, default in DEFAULT_DEPENDENCIES.items()}
+    check_keys(value, DEFAULT_DEPENDENCIES, where)
+    return {
+        key: _relative_inside(project_dir, value.get(key, default), f"{where}.{key}")
+        for key, default in DEFAULT_DEPENDENCIES.items()
+    }
 
 
 def _env_value(value):
@@ -223,9 +230,6 @@ def _env_value(value):
     return str(value)
 
 
-_QUANTITY = re.compile(r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-
-
 def _parse_compute(value, where):
     """compute.cpu / compute.mem -> Kubernetes quantity strings; compute.gpu -> int (0 = none)."""
     value = value or {}
@@ -234,7 +238,7 @@ def _parse_compute(value, where):
         if value.get(key) is None:
             continue
         text = str(value[key]).strip()
-        if isinstance(value[key], bool) or not _QUANTITY.match(text):
+        if isinstance(value[key], bool) or not is_quantity(text):
             raise SpecError(f"{where}.{key}: expected a Kubernetes quantity (e.g. 1, 500m, 2Gi), got {value[key]!r}")
         result[key] = text
     return result

@@ -1,16 +1,15 @@
 """Typed tensor declarations (predictor.tensors / --input / --output), normalized."""
 
-from tritonize.errors import SpecError
 from tritonize.adapter.runtime.tensors import normalize_dtype
+from tritonize.adapter.spec_values import check_keys
+from tritonize.errors import SpecError
 
 
 def _one(entry, where, allow_ragged):
     if not isinstance(entry, dict):
         raise SpecError(f"{where}: expected a mapping with name, dtype and shape")
     keys = {"name", "dtype", "shape"} | ({"ragged"} if allow_ragged else set())
-    unknown = sorted(set(entry) - keys)
-    if unknown:
-        raise SpecError(f"{where}.{unknown[0]}: unknown key (known: {', '.join(sorted(keys))})")
+    check_keys(entry, keys, where)
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip() or name.startswith("_"):
         raise SpecError(f"{where}.name: expected a tensor name, got {name!r}")
@@ -20,8 +19,12 @@ def _one(entry, where, allow_ragged):
     shape = entry.get("shape", [])
     if isinstance(shape, int) and not isinstance(shape, bool):
         shape = [shape]
-    if not isinstance(shape, list) or any(isinstance(d, bool) or not isinstance(d, int) or d == 0 or d < -1 for d in shape):
-        raise SpecError(f"{where}.shape: expected a list of positive sizes or -1 (per request, no batch dim), got {shape!r}")
+    if not isinstance(shape, list) or any(
+        isinstance(d, bool) or not isinstance(d, int) or d == 0 or d < -1 for d in shape
+    ):
+        raise SpecError(
+            f"{where}.shape: expected a list of positive sizes or -1 (per request, no batch dim), got {shape!r}"
+        )
     result = {"name": name, "dtype": dtype, "shape": shape}
     if allow_ragged:
         result["ragged"] = bool(entry.get("ragged", False))
@@ -50,7 +53,9 @@ def parse_tensor_option(text, allow_ragged):
     """'x:float32:-1,4[:ragged]' (command line) -> a declaration mapping."""
     parts = text.split(":")
     if len(parts) not in (2, 3, 4) or (len(parts) == 4 and (parts[3] != "ragged" or not allow_ragged)):
-        raise SpecError(f"{text!r}: expected NAME:DTYPE[:SHAPE]{'[:ragged]' if allow_ragged else ''}, e.g. x:float32:-1,4")
+        raise SpecError(
+            f"{text!r}: expected NAME:DTYPE[:SHAPE]{'[:ragged]' if allow_ragged else ''}, e.g. x:float32:-1,4"
+        )
     shape = []
     if len(parts) > 2 and parts[2]:
         try:

@@ -76,24 +76,50 @@ def process(cmd, ready_url, env=None, log_name="server"):
 
 def tritonize_serve(repo):
     http, grpc, metrics = free_ports(3)
-    cmd = [sys.executable, "-m", "tritonize.cli", "serve", repo, "--http-port", str(http), "--grpc-port", str(grpc),
-           "--metrics-port", str(metrics)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tritonize.cli",
+        "serve",
+        repo,
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+    ]
     return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), f"127.0.0.1:{http}"
 
 
 def fastapi_server(predictor_path, workers=2, config="{}"):
     (port,) = free_ports(1)
     env = dict(os.environ, BENCH_PREDICTOR=predictor_path, BENCH_CONFIG=config)
-    cmd = [sys.executable, "-m", "uvicorn", "benchmarks.fastapi_app:app", "--host", "127.0.0.1", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.fastapi_app:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return process(cmd, f"http://127.0.0.1:{port}/docs", env=env, log_name="fastapi"), f"127.0.0.1:{port}"
 
 
 def pytriton_server():
     http, grpc, metrics = free_ports(3)
     cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "pytriton_echo.py"), str(http), str(grpc), str(metrics)]
-    return (process(cmd, f"http://127.0.0.1:{http}/v2/models/echo_pytriton/ready", log_name="pytriton"),
-            f"127.0.0.1:{http}")
+    return (
+        process(cmd, f"http://127.0.0.1:{http}/v2/models/echo_pytriton/ready", log_name="pytriton"),
+        f"127.0.0.1:{http}",
+    )
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -114,20 +140,39 @@ def http_load(url, body, concurrency, duration_s, headers=None):
         from tritonize.client.loadgen import run_http
 
         r = asyncio.run(run_http(url, body, concurrency, duration_s, headers=headers))
-        return {"throughput": r.throughput, "p50_ms": r.p50_ms, "p90_ms": r.p90_ms, "p99_ms": r.p99_ms, "errors": r.errors}
+        return {
+            "throughput": r.throughput,
+            "p50_ms": r.p50_ms,
+            "p90_ms": r.p90_ms,
+            "p99_ms": r.p99_ms,
+            "errors": r.errors,
+        }
     with tempfile.TemporaryDirectory() as tmp:
         body_path, script = os.path.join(tmp, "body"), os.path.join(tmp, "post.lua")
         with open(body_path, "wb") as f:
             f.write(body)
-        lines = ['wrk.method = "POST"', f'local f = io.open("{body_path}", "rb")', "wrk.body = f:read('*a')", "f:close()"]
+        lines = [
+            'wrk.method = "POST"',
+            f'local f = io.open("{body_path}", "rb")',
+            "wrk.body = f:read('*a')",
+            "f:close()",
+        ]
         for key, value in (headers or {"Content-Type": "application/json"}).items():
             lines.append(f'wrk.headers["{key}"] = "{value}"')
         with open(script, "w") as f:
             f.write("\n".join(lines) + "\n")
-        out = subprocess.run(["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{duration_s}s", "--latency",
-                              "-s", script, url], capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", script, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"throughput": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
-            "p50_ms": _ms(pct["50"]), "p90_ms": _ms(pct["90"]), "p99_ms": _ms(pct["99"]),
-            "errors": int(errors.group(1)) if errors else 0}
+    return {
+        "throughput": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
+        "p50_ms": _ms(pct["50"]),
+        "p90_ms": _ms(pct["90"]),
+        "p99_ms": _ms(pct["99"]),
+        "errors": int(errors.group(1)) if errors else 0,
+    }

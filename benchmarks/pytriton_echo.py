@@ -23,14 +23,25 @@ def main():
         ctype = np.array([[b"application/json"]] * len(payload), dtype=np.object_)
         return {"response": out, "content_type": ctype}
 
-    config = TritonConfig(http_address="127.0.0.1", grpc_address="127.0.0.1", metrics_address="127.0.0.1",
-                          http_port=ports[0], grpc_port=ports[1], metrics_port=ports[2])
+    config = TritonConfig(
+        http_address="127.0.0.1",
+        grpc_address="127.0.0.1",
+        metrics_address="127.0.0.1",
+        http_port=ports[0],
+        grpc_port=ports[1],
+        metrics_port=ports[2],
+    )
     with Triton(config=config) as triton:
-        triton.bind(model_name="echo_pytriton", infer_func=echo,
-                    inputs=[Tensor(name="payload", dtype=bytes, shape=(1,))],
-                    outputs=[Tensor(name="response", dtype=bytes, shape=(1,)),
-                             Tensor(name="content_type", dtype=bytes, shape=(1,))],
-                    config=ModelConfig(max_batch_size=32))
+        triton.bind(
+            model_name="echo_pytriton",
+            infer_func=echo,
+            inputs=[Tensor(name="payload", dtype=bytes, shape=(1,))],
+            outputs=[
+                Tensor(name="response", dtype=bytes, shape=(1,)),
+                Tensor(name="content_type", dtype=bytes, shape=(1,)),
+            ],
+            config=ModelConfig(max_batch_size=32),
+        )
         print("PYTRITON READY", flush=True)
         triton.serve()
 

@@ -14,7 +14,6 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import ROOT, tritonize_serve  # noqa: E402
-
 from soak_load import memory_snapshot, soak_http  # noqa: E402
 
 
@@ -26,13 +25,26 @@ def main():
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as work:
         repo = os.path.join(work, "repo")
-        subprocess.run([sys.executable, "-m", "tritonize.cli", "build",
-                        os.path.join(ROOT, "benchmarks", "projects", "soak", "cortex.yaml"), "-o", repo],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tritonize.cli",
+                "build",
+                os.path.join(ROOT, "benchmarks", "projects", "soak", "cortex.yaml"),
+                "-o",
+                repo,
+            ],
+            check=True,
+            capture_output=True,
+        )
         server, url = tritonize_serve(repo)
         with server:
-            pid = int(subprocess.run(["pgrep", "-f", "--", f"--model-repository={repo}"], capture_output=True,
-                                     text=True).stdout.split()[0])
+            pid = int(
+                subprocess.run(
+                    ["pgrep", "-f", "--", f"--model-repository={repo}"], capture_output=True, text=True
+                ).stdout.split()[0]
+            )
             start = memory_snapshot(pid)
             print(f"before: tritonserver {start['tritonserver']} KiB, stub {sum(start['stubs'].values())} KiB")
             print("| round | requests | errors | wrong answers | req/s | tritonserver RSS (KiB) | stub RSS (KiB) |")
@@ -44,14 +56,19 @@ def main():
                 errors = per_round - result["statuses"].get("200", 0)
                 total_errors += errors + result["wrong"]
                 mem = memory_snapshot(pid)
-                print(f"| {round_index} | {per_round} | {errors} | {result['wrong']} | {result['throughput']} | "
-                      f"{mem['tritonserver']} | {sum(mem['stubs'].values())} |", flush=True)
+                print(
+                    f"| {round_index} | {per_round} | {errors} | {result['wrong']} | {result['throughput']} | "
+                    f"{mem['tritonserver']} | {sum(mem['stubs'].values())} |",
+                    flush=True,
+                )
                 if result["first_error"]:
                     print(f"  first error: {result['first_error']}")
             growth = mem["tritonserver"] - start["tritonserver"]
             stub_growth = sum(mem["stubs"].values()) - sum(start["stubs"].values())
-            print(f"total: {per_round * args.rounds} requests, {total_errors} errors; RSS growth: tritonserver "
-                  f"{growth:+d} KiB, stub {stub_growth:+d} KiB")
+            print(
+                f"total: {per_round * args.rounds} requests, {total_errors} errors; RSS growth: tritonserver "
+                f"{growth:+d} KiB, stub {stub_growth:+d} KiB"
+            )
     return 1 if total_errors else 0
 
 

@@ -7,7 +7,7 @@ import os
 import time
 from collections import Counter
 
-from tritonize.adapter.wire import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
 
 def rss_kib(pid):
@@ -42,10 +42,12 @@ def memory_snapshot(server_pid):
 
 
 def infer_body(payload):
-    return json.dumps({
-        "inputs": [{"name": INPUT_NAME, "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps(payload)]}],
-        "outputs": [{"name": OUTPUT_NAME}, {"name": CONTENT_TYPE_OUTPUT_NAME}],
-    }).encode()
+    return json.dumps(
+        {
+            "inputs": [{"name": INPUT_NAME, "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps(payload)]}],
+            "outputs": [{"name": OUTPUT_NAME}, {"name": CONTENT_TYPE_OUTPUT_NAME}],
+        }
+    ).encode()
 
 
 async def soak_http(base_url, api, total, concurrency, timeout_s=60.0):
@@ -81,9 +83,14 @@ async def soak_http(base_url, api, total, concurrency, timeout_s=60.0):
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     seconds = time.perf_counter() - start
-    return {"requests": total, "seconds": round(seconds, 2), "throughput": round(total / seconds, 1),
-            "statuses": {str(k): v for k, v in statuses.items()}, "wrong": state["wrong"],
-            "first_error": state["first_error"]}
+    return {
+        "requests": total,
+        "seconds": round(seconds, 2),
+        "throughput": round(total / seconds, 1),
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "wrong": state["wrong"],
+        "first_error": state["first_error"],
+    }
 
 
 def run_soak(base_url, api, total, concurrency, server_pid):
@@ -91,7 +98,10 @@ def run_soak(base_url, api, total, concurrency, server_pid):
     before = memory_snapshot(server_pid)
     result = asyncio.run(soak_http(base_url, api, total, concurrency))
     after = memory_snapshot(server_pid)
-    result["rss_kib"] = {"before": before, "after": after,
-                         "tritonserver_growth": after["tritonserver"] - before["tritonserver"],
-                         "stub_growth": {pid: after["stubs"].get(pid, 0) - kib for pid, kib in before["stubs"].items()}}
+    result["rss_kib"] = {
+        "before": before,
+        "after": after,
+        "tritonserver_growth": after["tritonserver"] - before["tritonserver"],
+        "stub_growth": {pid: after["stubs"].get(pid, 0) - kib for pid, kib in before["stubs"].items()},
+    }
     return result

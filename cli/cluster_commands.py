@@ -3,10 +3,11 @@
 Registered on the `tritonize` group by cli/main.py; each command parses, calls one function, prints.
 """
 
-import os
 import time
 
 import click
+
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_URLS
 
 
 @click.group()
@@ -18,16 +19,22 @@ def docker():
 @click.argument("model_repository", default="model_repository", type=click.Path())
 @click.option("-t", "--tag", help="Image tag (default: tritonize-REPO:latest).")
 @click.option("--image", help="Base Triton image (default: nvcr.io/nvidia/tritonserver:24.10-py3, Triton 2.51).")
-@click.option("-f", "--file", "dockerfile", type=click.Path(dir_okay=False),
-              help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).")
+@click.option(
+    "-f",
+    "--file",
+    "dockerfile",
+    type=click.Path(dir_okay=False),
+    help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).",
+)
 @click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
 def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
     """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
     from tritonize.docker.build import docker_build
     from tritonize.server.docker import DEFAULT_IMAGE
 
-    result = docker_build(model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile,
-                          dry_run=dry_run)
+    result = docker_build(
+        model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile, dry_run=dry_run
+    )
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)
     click.echo(f"Wrote {result.dockerfile}")
@@ -47,15 +54,19 @@ def deploy():
 
 
 def _deploy_options(func):
-    for decorator in reversed([
-        click.argument("source", type=click.Path(exists=True)),
-        click.option("--image", help="Image from `tritonize docker build` (holds the repository at /models)."),
-        click.option("--model-store", help="s3://, gs:// or as:// repository Triton reads (stock Triton image)."),
-        click.option("-o", "--output", default="deploy", show_default=True, help="Folder for the manifests."),
-        click.option("--name", help="Kubernetes name (default: the project's or repository's folder)."),
-        click.option("--namespace", help="Namespace written into the manifests."),
-        click.option("--shm-size", default="1Gi", show_default=True, help="/dev/shm size (emptyDir, medium Memory)."),
-    ]):
+    for decorator in reversed(
+        [
+            click.argument("source", type=click.Path(exists=True)),
+            click.option("--image", help="Image from `tritonize docker build` (holds the repository at /models)."),
+            click.option("--model-store", help="s3://, gs:// or as:// repository Triton reads (stock Triton image)."),
+            click.option("-o", "--output", default="deploy", show_default=True, help="Folder for the manifests."),
+            click.option("--name", help="Kubernetes name (default: the project's or repository's folder)."),
+            click.option("--namespace", help="Namespace written into the manifests."),
+            click.option(
+                "--shm-size", default="1Gi", show_default=True, help="/dev/shm size (emptyDir, medium Memory)."
+            ),
+        ]
+    ):
         func = decorator(func)
     return func
 
@@ -72,13 +83,28 @@ def _print_deploy(result):
 
 @deploy.command("k8s")
 @_deploy_options
-@click.option("--autoscaler", type=click.Choice(["hpa", "keda", "none"]), default="hpa", show_default=True,
-              help="HPA on prometheus-adapter's metric, or a KEDA ScaledObject (Prometheus trigger).")
-@click.option("--prometheus-url", default="http://prometheus-operated.monitoring.svc:9090", show_default=True,
-              help="Prometheus that KEDA queries.")
-@click.option("--service-type", type=click.Choice(["ClusterIP", "LoadBalancer", "NodePort"]), default="ClusterIP",
-              show_default=True)
-@click.option("--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store).")
+@click.option(
+    "--autoscaler",
+    type=click.Choice(["hpa", "keda", "none"]),
+    default="hpa",
+    show_default=True,
+    help="HPA on prometheus-adapter's metric, or a KEDA ScaledObject (Prometheus trigger).",
+)
+@click.option(
+    "--prometheus-url",
+    default="http://prometheus-operated.monitoring.svc:9090",
+    show_default=True,
+    help="Prometheus that KEDA queries.",
+)
+@click.option(
+    "--service-type",
+    type=click.Choice(["ClusterIP", "LoadBalancer", "NodePort"]),
+    default="ClusterIP",
+    show_default=True,
+)
+@click.option(
+    "--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store)."
+)
 def deploy_k8s_command(source, **kwargs):
     """Deployment, Service, autoscaler and monitoring for SOURCE (cortex.yaml or a built repository)."""
     from tritonize.deploy.target import deploy_k8s
@@ -97,12 +123,22 @@ def deploy_kserve_command(source, **kwargs):
 
 @click.command("status")
 @click.argument("api", required=False)
-@click.option("--url", default="127.0.0.1:8000", show_default=True, help="HTTP host:port of a replica or a Service.")
+@click.option(
+    "--url", default=DEFAULT_URLS["http"], show_default=True, help="HTTP host:port of a replica or a Service."
+)
 @click.option("--metrics-url", help="host:port of /metrics (default: --url's host, port 8002).")
-@click.option("--token", default=lambda: os.environ.get("TRITONIZE_ADMIN_TOKEN"),
-              help="Admin token for restricted endpoints (default: $TRITONIZE_ADMIN_TOKEN).")
-@click.option("--watch", "watch", type=float, is_flag=False, flag_value=2.0, default=None,
-              help="Refresh every N seconds (default 2) until Ctrl-C.")
+@click.option(
+    "--token", envvar=ADMIN_TOKEN_ENV, help="Admin token for restricted endpoints (default: $TRITONIZE_ADMIN_TOKEN)."
+)
+@click.option(
+    "--watch",
+    "watch",
+    type=float,
+    is_flag=False,
+    flag_value=2.0,
+    default=None,
+    help="Refresh every N seconds (default 2) until Ctrl-C.",
+)
 def status_command(api, url, metrics_url, token, watch):
     """Each API's state, instances, requests, errors, p50/p99 latency and queue time."""
     from tritonize.client.status import collect, default_metrics_url, format_table

@@ -6,11 +6,10 @@ import sys
 import click
 import yaml
 
-from tritonize.errors import TritonizeError
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_HEADER_PATTERN, DEFAULT_PORTS, DEFAULT_URLS
 from tritonize.adapter.runtime.errors import PredictorLoadError
-from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
-
 from tritonize.cli.cluster_commands import deploy, docker, status_command
+from tritonize.errors import SpecError, TritonizeError
 
 
 def _key_values(items, what, parse_values=False):
@@ -72,37 +71,84 @@ def cli():
 @click.option("-o", "--output", default="model_repository", show_default=True, help="Model repository to write.")
 @click.option("--name", help="API (model) name; default: the predictor file's name.")
 @click.option("--class", "class_name", default="PythonPredictor", show_default=True, help="Predictor class.")
-@click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE", help="predictor.config entry (repeatable).")
+@click.option(
+    "--config", "config_items", multiple=True, metavar="KEY=VALUE", help="predictor.config entry (repeatable)."
+)
 @click.option("--force", is_flag=True, help="Replace an existing repository.")
 @click.option("--max-batch-size", type=int, help="server_side_batching: predict() gets lists of up to N requests.")
 @click.option("--batch-interval", help="server_side_batching: how long to wait to fill a batch (e.g. 50ms, 0.1s).")
 @click.option("--max-queue-size", type=int, help="Requests queued beyond this get 503 at once (default 0: no limit).")
-@click.option("--input", "inputs", multiple=True, metavar="NAME:DTYPE[:SHAPE][:ragged]",
-              help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).")
-@click.option("--output-tensor", "outputs", multiple=True, metavar="NAME:DTYPE[:SHAPE]",
-              help="Typed tensor output, e.g. y:float32:3 (repeatable).")
-@click.option("--kind", type=click.Choice(["cpu", "gpu"]), help="Instance kind (default: cpu, or the spec's compute.gpu).")
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="NAME:DTYPE[:SHAPE][:ragged]",
+    help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).",
+)
+@click.option(
+    "--output-tensor",
+    "outputs",
+    multiple=True,
+    metavar="NAME:DTYPE[:SHAPE]",
+    help="Typed tensor output, e.g. y:float32:3 (repeatable).",
+)
+@click.option(
+    "--kind", type=click.Choice(["cpu", "gpu"]), help="Instance kind (default: cpu, or the spec's compute.gpu)."
+)
 @click.option("--instances", type=click.IntRange(1, 64), help="Instances (processes): per GPU on GPU, in all on CPU.")
 @click.option("--gpus", help="GPU ids, e.g. 0,1 (implies --kind gpu), or 'all'.")
-def build(source, output, name, class_name, config_items, force, max_batch_size, batch_interval, max_queue_size,
-          inputs, outputs, kind, instances, gpus):
+def build(
+    source,
+    output,
+    name,
+    class_name,
+    config_items,
+    force,
+    max_batch_size,
+    batch_interval,
+    max_queue_size,
+    inputs,
+    outputs,
+    kind,
+    instances,
+    gpus,
+):
     """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
     from tritonize.adapter.build import build as build_repository
     from tritonize.adapter.instances import parse_gpus
     from tritonize.adapter.tensor_spec import parse_tensor_option
 
     config = _key_values(config_items, "--config", parse_values=True)
-    batching = {k: v for k, v in (("max_batch_size", max_batch_size), ("batch_interval", batch_interval),
-                                  ("max_queue_size", max_queue_size)) if v is not None}
+    batching = {
+        k: v
+        for k, v in (
+            ("max_batch_size", max_batch_size),
+            ("batch_interval", batch_interval),
+            ("max_queue_size", max_queue_size),
+        )
+        if v is not None
+    }
     if batch_interval is not None and max_batch_size is None:
         raise click.BadParameter("needs --max-batch-size too", param_hint="--batch-interval")
     tensors = None
     if inputs or outputs:
-        tensors = {"inputs": [parse_tensor_option(t, True) for t in inputs],
-                   "outputs": [parse_tensor_option(t, False) for t in outputs]}
-    result = build_repository(source, output, name=name, class_name=class_name, config=config or None,
-                              force=force, batching=batching or None, tensors=tensors,
-                              kind=kind, instances=instances, gpus=parse_gpus(gpus, "--gpus"))
+        tensors = {
+            "inputs": [parse_tensor_option(t, True) for t in inputs],
+            "outputs": [parse_tensor_option(t, False) for t in outputs],
+        }
+    result = build_repository(
+        source,
+        output,
+        name=name,
+        class_name=class_name,
+        config=config or None,
+        force=force,
+        batching=batching or None,
+        tensors=tensors,
+        kind=kind,
+        instances=instances,
+        gpus=parse_gpus(gpus, "--gpus"),
+    )
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
     click.echo(f"Wrote {result.output_dir} ({', '.join(api.name for api in result.apis)})")
@@ -112,15 +158,22 @@ def build(source, output, name, class_name, config_items, force, max_batch_size,
 
 
 def _docker_options(func):
-    for decorator in reversed([
-        click.option("--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."),
-        click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
-        click.option("--gpus", "docker_gpus", help="GPUs for the container: all or 0,1 (default: all if a model "
-                     "has GPU instances).  [--docker]"),
-        click.option("--shm-size", help="/dev/shm size of the container, at least 1g (default 1g).  [--docker]"),
-        click.option("--detach", is_flag=True, help="Leave the container running once ready.  [--docker]"),
-        click.option("--name", "container_name", help="Container name (default tritonize-REPO-PORT).  [--docker]"),
-    ]):
+    for decorator in reversed(
+        [
+            click.option(
+                "--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."
+            ),
+            click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
+            click.option(
+                "--gpus",
+                "docker_gpus",
+                help="GPUs for the container: all or 0,1 (default: all if a model has GPU instances).  [--docker]",
+            ),
+            click.option("--shm-size", help="/dev/shm size of the container, at least 1g (default 1g).  [--docker]"),
+            click.option("--detach", is_flag=True, help="Leave the container running once ready.  [--docker]"),
+            click.option("--name", "container_name", help="Container name (default tritonize-REPO-PORT).  [--docker]"),
+        ]
+    ):
         func = decorator(func)
     return func
 
@@ -128,78 +181,136 @@ def _docker_options(func):
 def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container_name):
     """DockerOptions for `serve --docker`, None for the local server."""
     from tritonize.adapter.instances import parse_gpus
-
     from tritonize.server.docker import DockerOptions
 
-    given = [flag for flag, value in (("--image", image), ("--gpus", docker_gpus), ("--shm-size", shm_size),
-                                      ("--detach", detach), ("--name", container_name)) if value]
+    given = [
+        flag
+        for flag, value in (
+            ("--image", image),
+            ("--gpus", docker_gpus),
+            ("--shm-size", shm_size),
+            ("--detach", detach),
+            ("--name", container_name),
+        )
+        if value
+    ]
     if not use_docker:
         if given:
             raise click.UsageError(f"{given[0]} applies to the Docker launcher: add --docker")
         return None
     defaults = DockerOptions()
-    return DockerOptions(image=image or defaults.image, gpus=parse_gpus(docker_gpus, "--gpus"),
-                         shm_size=shm_size or defaults.shm_size, detach=detach, name=container_name)
+    return DockerOptions(
+        image=image or defaults.image,
+        gpus=parse_gpus(docker_gpus, "--gpus"),
+        shm_size=shm_size or defaults.shm_size,
+        detach=detach,
+        name=container_name,
+    )
 
 
 @cli.command()
 @click.argument("model_repository", default="model_repository", type=click.Path())
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for all).")
-@click.option("--http-port", default=8000, show_default=True)
-@click.option("--grpc-port", default=8001, show_default=True)
-@click.option("--metrics-port", default=8002, show_default=True)
-@click.option("--header-pattern", default=DEFAULT_HEADER_PATTERN, show_default=True,
-              help="Regex of request headers passed to predictors as `headers`.")
-@click.option("--forward-sensitive-headers", is_flag=True,
-              help="Also pass Authorization, Cookie, Host and Content-Length headers to predictors.")
+@click.option("--http-port", default=DEFAULT_PORTS["http"], show_default=True)
+@click.option("--grpc-port", default=DEFAULT_PORTS["grpc"], show_default=True)
+@click.option("--metrics-port", default=DEFAULT_PORTS["metrics"], show_default=True)
+@click.option(
+    "--header-pattern",
+    default=DEFAULT_HEADER_PATTERN,
+    show_default=True,
+    help="Regex of request headers passed to predictors as `headers`.",
+)
+@click.option(
+    "--forward-sensitive-headers",
+    is_flag=True,
+    help="Also pass Authorization, Cookie, Host and Content-Length headers to predictors.",
+)
 @click.option("--ready-timeout", default=300.0, show_default=True, help="Seconds to wait for models to load.")
 @click.option("--verbose", "-v", count=True, help="Show Triton's own log (-vv for its verbose log).")
-@click.option("--cpu", "cpu_only", is_flag=True,
-              help="Run models built for GPUs on CPU instances (local testing without a GPU).")
-@click.option("--admin-token", envvar="TRITONIZE_ADMIN_TOKEN",
-              help="Token for the admin APIs (header tritonize-admin-token); default: a new random one, printed.  "
-                   "[env TRITONIZE_ADMIN_TOKEN]")
+@click.option(
+    "--cpu", "cpu_only", is_flag=True, help="Run models built for GPUs on CPU instances (local testing without a GPU)."
+)
+@click.option(
+    "--admin-token",
+    envvar=ADMIN_TOKEN_ENV,
+    help="Token for the admin APIs (header tritonize-admin-token); default: a new random one, printed.  "
+    "[env TRITONIZE_ADMIN_TOKEN]",
+)
 @click.option("--exit-on-error", is_flag=True, help="Stop if any API fails to load (default: serve the others).")
-@click.option("--max-body-size", default="64m", show_default=True,
-              help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.")
+@click.option(
+    "--max-body-size",
+    default="64m",
+    show_default=True,
+    help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
+)
 @_docker_options
-def serve(model_repository, host, http_port, grpc_port, metrics_port, header_pattern,
-          forward_sensitive_headers, ready_timeout, verbose, cpu_only, admin_token, exit_on_error, max_body_size,
-          **docker_settings):
+def serve(
+    model_repository,
+    host,
+    http_port,
+    grpc_port,
+    metrics_port,
+    header_pattern,
+    forward_sensitive_headers,
+    ready_timeout,
+    verbose,
+    cpu_only,
+    admin_token,
+    exit_on_error,
+    max_body_size,
+    **docker_settings,
+):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
-    from tritonize.server.serve import serve as run_server
     from tritonize.server.options import ServerOptions
+    from tritonize.server.serve import serve as run_server
 
     options = ServerOptions(
-        model_repository, host=host, http_port=http_port, grpc_port=grpc_port, metrics_port=metrics_port,
-        header_pattern=header_pattern, forward_sensitive_headers=forward_sensitive_headers,
-        log_verbose=max(verbose - 1, 0), cpu_only=cpu_only, admin_token=admin_token or None,
-        exit_on_error=exit_on_error, max_body_bytes=_size(max_body_size, "--max-body-size"),
+        model_repository,
+        host=host,
+        http_port=http_port,
+        grpc_port=grpc_port,
+        metrics_port=metrics_port,
+        header_pattern=header_pattern,
+        forward_sensitive_headers=forward_sensitive_headers,
+        log_verbose=max(verbose - 1, 0),
+        cpu_only=cpu_only,
+        admin_token=admin_token or None,
+        exit_on_error=exit_on_error,
+        max_body_bytes=_size(max_body_size, "--max-body-size"),
     )
     if verbose:
         options.extra_args.append("--log-info=true")
-    sys.exit(run_server(options, out=lambda line: click.echo(line, err=True), ready_timeout_s=ready_timeout,
-                        docker=_docker_settings(**docker_settings)))
+    sys.exit(
+        run_server(
+            options,
+            out=lambda line: click.echo(line, err=True),
+            ready_timeout_s=ready_timeout,
+            docker=_docker_settings(**docker_settings),
+        )
+    )
 
 
 def _size(text, what):
-    units = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30}
-    number, unit = text.strip().lower(), ""
-    while number and not number[-1].isdigit():
-        number, unit = number[:-1], number[-1] + unit
-    if not number.isdigit() or unit not in units or int(number) <= 0:
-        raise click.BadParameter(f"{text!r}: expected a size such as 512k, 10m or 1g", param_hint=what)
-    return int(number) * units[unit]
+    from tritonize.adapter.spec_values import parse_size
+
+    try:
+        return parse_size(text, what)
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 def _request_options(func):
-    for decorator in reversed([
-        click.option("--data", "-d", required=True, help="Request body, or @FILE."),
-        click.option("--content-type", help="Body content type (default application/json)."),
-        click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable)."),
-        click.option("--header", "headers", multiple=True, metavar="KEY=VALUE", help="Request header (repeatable)."),
-        click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the response body to FILE."),
-    ]):
+    for decorator in reversed(
+        [
+            click.option("--data", "-d", required=True, help="Request body, or @FILE."),
+            click.option("--content-type", help="Body content type (default application/json)."),
+            click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable)."),
+            click.option(
+                "--header", "headers", multiple=True, metavar="KEY=VALUE", help="Request header (repeatable)."
+            ),
+            click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the response body to FILE."),
+        ]
+    ):
         func = decorator(func)
     return func
 
@@ -211,21 +322,16 @@ def _request_options(func):
 @click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
 def predict(api, data, content_type, params, headers, output, protocol, url):
     """Send one request to API on a running server and print the response."""
-    from tritonize.client.client import Client, PredictError
+    from tritonize.client.client import Client
 
-    url = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
-    try:
-        with Client(url, protocol=protocol) as client:
-            body, response_type = client.predict_raw(
-                api, _read_data(data), content_type=content_type,
-                query_params=_key_values(params, "--param"), headers=_key_values(headers, "--header"),
-            )
-    except PredictError as exc:
-        click.secho(f"error: [{exc.status}] {exc.message}", fg="red", err=True)
-        sys.exit(1)
-    except Exception as exc:  # connection refused and the like, from tritonclient
-        click.secho(f"error: cannot reach Triton at {url} over {protocol}: {exc}", fg="red", err=True)
-        sys.exit(1)
+    with Client(url or DEFAULT_URLS[protocol], protocol=protocol) as client:
+        body, response_type = client.predict_raw(
+            api,
+            _read_data(data),
+            content_type=content_type,
+            query_params=_key_values(params, "--param"),
+            headers=_key_values(headers, "--header"),
+        )
     _print_body(body, response_type, output)
 
 
@@ -240,8 +346,13 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
     from tritonize.server.in_process import dry_run
 
     reply, warnings = dry_run(
-        source, _read_data(data), content_type=content_type, query_params=_key_values(params, "--param"),
-        headers=_key_values(headers, "--header"), api_name=api_name, class_name=class_name,
+        source,
+        _read_data(data),
+        content_type=content_type,
+        query_params=_key_values(params, "--param"),
+        headers=_key_values(headers, "--header"),
+        api_name=api_name,
+        class_name=class_name,
         config=_key_values(config_items, "--config", parse_values=True) or None,
     )
     for warning in warnings:
@@ -253,7 +364,7 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
 
 
 def _duration(text):
-    from tritonize.adapter.batching import parse_duration_us
+    from tritonize.adapter.spec_values import parse_duration_us
 
     return parse_duration_us(text, "--duration") / 1e6
 
@@ -278,9 +389,18 @@ def bench_command(api, data, concurrency, duration, protocol, url, http_url, con
         levels = [int(c) for c in concurrency.split(",") if c.strip()]
     except ValueError:
         raise click.BadParameter("expected comma-separated integers", param_hint="--concurrency") from None
-    used, results = bench(api, _read_data(data), levels, _duration(duration), protocol=protocol, url=url,
-                          http_url=http_url, content_type=content_type, query_params=_key_values(params, "--param"),
-                          engine=engine)
+    used, results = bench(
+        api,
+        _read_data(data),
+        levels,
+        _duration(duration),
+        protocol=protocol,
+        url=url,
+        http_url=http_url,
+        content_type=content_type,
+        query_params=_key_values(params, "--param"),
+        engine=engine,
+    )
     if as_json:
         click.echo(json.dumps({"engine": used, "results": [r.as_dict() for r in results]}, indent=2))
     else:

@@ -17,19 +17,10 @@ import urllib.request
 
 import numpy as np
 
-from tritonize.errors import TritonizeError
-from tritonize.adapter.wire import CONTENT_TYPE_PARAMETER, INPUT_NAME
-
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER, DEFAULT_URLS, INPUT_NAME
+from tritonize.adapter.runtime.tensors import TRITON_TO_NUMPY
 from tritonize.client import loadgen
-
-# Triton datatype -> numpy dtype, for typed APIs' --data.
-TRITON_TO_NUMPY = {"BOOL": "bool", "UINT8": "uint8", "UINT16": "uint16", "UINT32": "uint32", "UINT64": "uint64",
-                   "INT8": "int8", "INT16": "int16", "INT32": "int32", "INT64": "int64", "FP16": "float16",
-                   "FP32": "float32", "FP64": "float64", "BYTES": "object"}
-
-
-class BenchError(TritonizeError):
-    pass
+from tritonize.errors import BenchError, TritonizeError
 
 
 def model_metadata(http_url, api):
@@ -37,7 +28,9 @@ def model_metadata(http_url, api):
         with urllib.request.urlopen(f"http://{http_url}/v2/models/{api}", timeout=10) as response:
             return json.load(response)
     except OSError as exc:
-        raise BenchError(f"cannot read metadata of {api!r} from http://{http_url} ({exc}); is the server running?") from None
+        raise BenchError(
+            f"cannot read metadata of {api!r} from http://{http_url} ({exc}); is the server running?"
+        ) from None
 
 
 class Workload:
@@ -134,26 +127,66 @@ def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
             json.dump(workload.perf_analyzer_data(), f)
         window_ms = max(500, int(duration_s * 1000 / 3))
         result = subprocess.run(
-            [binary, "-m", workload.model, "-u", url, "-i", protocol, "--input-data", data_file,
-             "--concurrency-range", f"{concurrency}:{concurrency}", "--measurement-interval", str(window_ms),
-             "--max-trials", "3", "--stability-percentage", "999", "-f", csv_file] + admin_header_args(protocol),
-            env=env, capture_output=True, text=True, timeout=duration_s * 4 + 60)
+            [
+                binary,
+                "-m",
+                workload.model,
+                "-u",
+                url,
+                "-i",
+                protocol,
+                "--input-data",
+                data_file,
+                "--concurrency-range",
+                f"{concurrency}:{concurrency}",
+                "--measurement-interval",
+                str(window_ms),
+                "--max-trials",
+                "3",
+                "--stability-percentage",
+                "999",
+                "-f",
+                csv_file,
+            ]
+            + admin_header_args(protocol),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=duration_s * 4 + 60,
+        )
         if result.returncode != 0 or not os.path.exists(csv_file):
             raise BenchError(f"perf_analyzer failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
         with open(csv_file) as f:
             row = next(csv.DictReader(f))
     throughput = float(row["Inferences/Second"])
     return loadgen.LoadResult(
-        concurrency=concurrency, requests=int(throughput * window_ms * 3 / 1000), errors=0, seconds=window_ms * 3 / 1000,
-        throughput=throughput, p50_ms=float(row["p50 latency"]) / 1e3, p90_ms=float(row["p90 latency"]) / 1e3,
-        p99_ms=float(row["p99 latency"]) / 1e3)
+        concurrency=concurrency,
+        requests=int(throughput * window_ms * 3 / 1000),
+        errors=0,
+        seconds=window_ms * 3 / 1000,
+        throughput=throughput,
+        p50_ms=float(row["p50 latency"]) / 1e3,
+        p90_ms=float(row["p90 latency"]) / 1e3,
+        p99_ms=float(row["p99 latency"]) / 1e3,
+    )
 
 
-def bench(api, data, concurrencies, duration_s, protocol="http", url=None, http_url=None, content_type=None,
-          query_params=None, engine="auto", progress=None):
+def bench(
+    api,
+    data,
+    concurrencies,
+    duration_s,
+    protocol="http",
+    url=None,
+    http_url=None,
+    content_type=None,
+    query_params=None,
+    engine="auto",
+    progress=None,
+):
     """Measure API at each concurrency -> (engine used, [LoadResult])."""
-    url = url or ("127.0.0.1:8000" if protocol == "http" else "127.0.0.1:8001")
-    http_url = http_url or (url if protocol == "http" else "127.0.0.1:8000")
+    url = url or DEFAULT_URLS[protocol]
+    http_url = http_url or (url if protocol == "http" else DEFAULT_URLS["http"])
     workload = Workload(model_metadata(http_url, api), data, content_type, query_params)
     tool = None
     if engine in ("auto", "perf_analyzer") and not workload.parameters:
@@ -167,18 +200,39 @@ def bench(api, data, concurrencies, duration_s, protocol="http", url=None, http_
             if tool:
                 results.append(_run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s))
             elif protocol == "http":
-                results.append(asyncio.run(loadgen.run_http(
-                    f"http://{url}/v2/models/{api}/infer", workload.http_body(), concurrency, duration_s)))
+                results.append(
+                    asyncio.run(
+                        loadgen.run_http(
+                            f"http://{url}/v2/models/{api}/infer", workload.http_body(), concurrency, duration_s
+                        )
+                    )
+                )
             else:
-                results.append(asyncio.run(loadgen.run_grpc(
-                    url, api, workload.grpc_inputs, concurrency, duration_s, parameters=workload.parameters or None)))
+                results.append(
+                    asyncio.run(
+                        loadgen.run_grpc(
+                            url,
+                            api,
+                            workload.grpc_inputs,
+                            concurrency,
+                            duration_s,
+                            parameters=workload.parameters or None,
+                        )
+                    )
+                )
     return ("perf_analyzer" if tool else "builtin"), results
 
 
 def format_table(engine, results):
-    lines = [f"engine: {engine}", f"{'concurrency':>11} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}"]
+    lines = [
+        f"engine: {engine}",
+        f"{'concurrency':>11} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}",
+    ]
     for r in results:
-        lines.append(f"{r.concurrency:>11} {r.throughput:>10.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>7}")
+        lines.append(
+            f"{r.concurrency:>11} {r.throughput:>10.1f} {r.p50_ms:>8.2f} {r.p90_ms:>8.2f} {r.p99_ms:>8.2f} "
+            f"{r.errors:>7}"
+        )
     first = next((r.first_error for r in results if r.first_error), "")
     if first:
         lines.append(f"first error: {first}")

@@ -5,25 +5,35 @@ import json
 import numpy as np
 
 from tritonize.adapter.runtime.codec import (
-    BINARY, JSON, TEXT, decode_payload, is_json_media_type, parse_content_type,
+    BINARY,
+    JSON,
+    TEXT,
+    decode_payload,
+    is_json_media_type,
+    parse_content_type,
 )
-from tritonize.adapter.wire import CONTENT_TYPE_OUTPUT_NAME, CONTENT_TYPE_PARAMETER, INPUT_NAME, OUTPUT_NAME
+from tritonize.adapter.runtime.constants import (
+    CONTENT_TYPE_OUTPUT_NAME,
+    CONTENT_TYPE_PARAMETER,
+    DEFAULT_URLS,
+    INPUT_NAME,
+    OUTPUT_NAME,
+)
+from tritonize.errors import PredictError, ServerUnreachable
 
 # gRPC status -> the HTTP status Triton gives the same error over HTTP.
 GRPC_TO_HTTP = {
-    "INVALID_ARGUMENT": 400, "NOT_FOUND": 404, "INTERNAL": 500, "UNIMPLEMENTED": 501,
-    "UNAVAILABLE": 503, "ALREADY_EXISTS": 400, "CANCELLED": 400, "UNKNOWN": 400,
-    "DEADLINE_EXCEEDED": 504, "RESOURCE_EXHAUSTED": 503,
+    "INVALID_ARGUMENT": 400,
+    "NOT_FOUND": 404,
+    "INTERNAL": 500,
+    "UNIMPLEMENTED": 501,
+    "UNAVAILABLE": 503,
+    "ALREADY_EXISTS": 400,
+    "CANCELLED": 400,
+    "UNKNOWN": 400,
+    "DEADLINE_EXCEEDED": 504,
+    "RESOURCE_EXHAUSTED": 503,
 }
-
-
-class PredictError(Exception):
-    """A non-2xx answer; `status` is HTTP-style (also for gRPC)."""
-
-    def __init__(self, status, message):
-        super().__init__(f"[{status}] {message}")
-        self.status = status
-        self.message = message
 
 
 def encode_payload(payload, content_type=None):
@@ -46,9 +56,10 @@ def _status_of(exc):
 class Client:
     """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC."""
 
-    def __init__(self, url="127.0.0.1:8000", protocol="http", timeout_s=60.0):
+    def __init__(self, url=None, protocol="http", timeout_s=60.0):
         self.protocol = protocol
-        url = url.split("://", 1)[-1]
+        url = (url or DEFAULT_URLS.get(protocol, "")).split("://", 1)[-1]
+        self.url = url
         if protocol == "http":
             import tritonclient.http as module
 
@@ -80,8 +91,10 @@ class Client:
         kwargs = {}
         if self.protocol == "http":
             inp.set_data_from_numpy(data, binary_data=True)
-            outputs = [m.InferRequestedOutput(OUTPUT_NAME, binary_data=True),
-                       m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME, binary_data=True)]
+            outputs = [
+                m.InferRequestedOutput(OUTPUT_NAME, binary_data=True),
+                m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME, binary_data=True),
+            ]
         else:
             inp.set_data_from_numpy(data)
             outputs = [m.InferRequestedOutput(OUTPUT_NAME), m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME)]
@@ -94,11 +107,17 @@ class Client:
             parameters[CONTENT_TYPE_PARAMETER] = content_type
         try:
             result = self._client.infer(
-                api, [inp], outputs=outputs, parameters=parameters or None,
-                headers=headers or None, **kwargs,
+                api,
+                [inp],
+                outputs=outputs,
+                parameters=parameters or None,
+                headers=headers or None,
+                **kwargs,
             )
         except m.InferenceServerException as exc:
             raise PredictError(_status_of(exc), exc.message()) from None
+        except OSError as exc:  # refused, reset, timed out: tritonclient's HTTP transport raises these as they are
+            raise ServerUnreachable(self.url, self.protocol, exc) from None
         response_body = result.as_numpy(OUTPUT_NAME).reshape(-1)[0]
         response_type = result.as_numpy(CONTENT_TYPE_OUTPUT_NAME).reshape(-1)[0]
         return bytes(response_body), bytes(response_type).decode("utf-8")

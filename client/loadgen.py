@@ -7,7 +7,6 @@ tritonclient's asyncio client.
 """
 
 import asyncio
-import json
 import time
 from dataclasses import asdict, dataclass
 
@@ -38,10 +37,15 @@ def percentile(sorted_values, fraction):
 def summarize(concurrency, latencies, errors, seconds, first_error=""):
     latencies = sorted(latencies)
     return LoadResult(
-        concurrency=concurrency, requests=len(latencies), errors=errors, seconds=round(seconds, 3),
+        concurrency=concurrency,
+        requests=len(latencies),
+        errors=errors,
+        seconds=round(seconds, 3),
         throughput=len(latencies) / seconds if seconds else 0.0,
-        p50_ms=percentile(latencies, 0.50) * 1e3, p90_ms=percentile(latencies, 0.90) * 1e3,
-        p99_ms=percentile(latencies, 0.99) * 1e3, first_error=first_error,
+        p50_ms=percentile(latencies, 0.50) * 1e3,
+        p90_ms=percentile(latencies, 0.90) * 1e3,
+        p99_ms=percentile(latencies, 0.99) * 1e3,
+        first_error=first_error,
     )
 
 
@@ -72,11 +76,6 @@ async def _closed_loop(send, concurrency, duration_s, warmup_s):
     return summarize(concurrency, latencies, state["errors"], duration_s, state["first_error"])
 
 
-def kserve_json_body(inputs):
-    """{name: (datatype, shape, flat data list)} -> KServe v2 JSON request bytes."""
-    return json.dumps({"inputs": [{"name": n, "datatype": d, "shape": s, "data": v} for n, (d, s, v) in inputs.items()]}).encode()
-
-
 async def run_http(url, body, concurrency, duration_s, warmup_s=1.0, headers=None):
     """POST `body` to `url` (a full http://... URL) in a closed loop; non-2xx counts as an error."""
     import aiohttp
@@ -100,6 +99,7 @@ async def run_grpc(url, model, make_inputs, concurrency, duration_s, warmup_s=1.
     client = grpcaio.InferenceServerClient(url)
     inputs = make_inputs(grpcaio)
     try:
+
         async def send():
             await client.infer(model, inputs, parameters=parameters)
 

@@ -7,24 +7,16 @@ whichever replica the balancer picks.
 """
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from tritonize.errors import TritonizeError
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, DEFAULT_PORTS, ERROR_METRIC
+from tritonize.errors import StatusError
 
-TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
-ERROR_METRIC = "tritonize_request_errors"  # model_repository_template/model.py
-# Header carrying the admin token for restricted endpoints (statistics, model repository).
-TOKEN_HEADER = "tritonize-admin-token"
-_SAMPLE = re.compile(r'^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)')
+_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-class StatusError(TritonizeError):
-    pass
 
 
 @dataclass
@@ -46,16 +38,19 @@ def _url(base, path):
 
 
 def _request(base, path, token=None, method="GET", timeout=5):
-    headers = {TOKEN_HEADER: token} if token else {}
-    request = urllib.request.Request(_url(base, path), method=method, headers=headers,
-                                     data=b"{}" if method == "POST" else None)
+    headers = {ADMIN_TOKEN_HEADER: token} if token else {}
+    request = urllib.request.Request(
+        _url(base, path), method=method, headers=headers, data=b"{}" if method == "POST" else None
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")[:200]
         if exc.code in (401, 403):
-            raise StatusError(f"{_url(base, path)}: {exc.code} {body} (pass --token or set {TOKEN_ENV})") from None
+            raise StatusError(
+                f"{_url(base, path)}: {exc.code} {body} (pass --token or set {ADMIN_TOKEN_ENV})"
+            ) from None
         raise StatusError(f"{_url(base, path)}: HTTP {exc.code} {body}") from None
     except OSError as exc:
         raise StatusError(f"cannot reach {_url(base, path)} ({exc}); is the server running?") from None
@@ -111,8 +106,9 @@ def collect(url, metrics_url=None, token=None, api=None):
             status.requests = int(inference.get("success", {}).get("count", 0))
             # Triton's own failures (rejected before the model) + the runtime's error responses, which
             # Triton 2.51 counts as successes: the model's tritonize_request_errors counter.
-            runtime_errors = int(sum(v for n, labels, v in samples
-                                     if n == ERROR_METRIC and labels.get("model") == name))
+            runtime_errors = int(
+                sum(v for n, labels, v in samples if n == ERROR_METRIC and labels.get("model") == name)
+            )
             failed = int(inference.get("fail", {}).get("count", 0))
             status.requests += failed
             status.errors = failed + runtime_errors
@@ -133,7 +129,7 @@ def _group_size(group):
     return count
 
 
-def default_metrics_url(url, metrics_port=8002):
+def default_metrics_url(url, metrics_port=DEFAULT_PORTS["metrics"]):
     host = url.split("://", 1)[-1].rsplit(":", 1)[0] if ":" in url.split("://", 1)[-1] else url
     return f"{host}:{metrics_port}"
 
@@ -146,15 +142,22 @@ def format_table(statuses):
     header = ("api", "status", "instances", "requests", "errors", "p50 ms", "p99 ms", "queue p50", "queue p99")
     rows = [header]
     for s in statuses:
-        rows.append((s.name, s.state, str(s.instances) if s.state == "ready" else "-", str(s.requests),
-                     str(s.errors), _ms(s.p50_ms), _ms(s.p99_ms), _ms(s.queue_p50_ms), _ms(s.queue_p99_ms)))
+        rows.append(
+            (
+                s.name,
+                s.state,
+                str(s.instances) if s.state == "ready" else "-",
+                str(s.requests),
+                str(s.errors),
+                _ms(s.p50_ms),
+                _ms(s.p99_ms),
+                _ms(s.queue_p50_ms),
+                _ms(s.queue_p99_ms),
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     for s in statuses:
         if s.reason:
             lines.append(f"{s.name}: {s.reason}")
     return "\n".join(lines)
-
-
-def default_token():
-    return os.environ.get(TOKEN_ENV) or None

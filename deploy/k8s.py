@@ -1,7 +1,7 @@
 """Kubernetes manifests for one tritonserver Deployment serving a model repository.
 
 Pure functions of a DeployTarget: the tritonserver arguments come in ready-made
-(cli/deploy.py builds them with cli/server/options.tritonserver_args, the same function
+(deploy/target.py builds them with server/options.tritonserver_args, the same function
 `serve`, `serve --docker` and `docker build` use).
 """
 
@@ -9,13 +9,19 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from tritonize.adapter.autoscaling import (
-    HPA_PERIOD_S, INFLIGHT_SOURCE_METRIC, Autoscaling, UpdateStrategy, hpa_behavior, target_quantity,
+from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_PORTS
+from tritonize.deploy.autoscaling import (
+    HPA_PERIOD_S,
+    INFLIGHT_METRIC,
+    INFLIGHT_SOURCE_METRIC,
+    hpa_behavior,
+    target_quantity,
 )
-from tritonize.errors import SpecError
 from tritonize.deploy.liveness import liveness_command
+from tritonize.errors import SpecError
 
-PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+PORTS = DEFAULT_PORTS  # the container listens on Triton's defaults
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 PRESTOP_SLEEP_S = 5  # lets Services/load balancers drop the pod before Triton stops accepting
@@ -65,8 +71,12 @@ class DeployTarget:
     def env_list(self):
         env = [{"name": k, "value": v} for k, v in sorted(self.env.items())]
         if self.admin_token_secret:
-            env.append({"name": ADMIN_TOKEN_ENV, "valueFrom": {"secretKeyRef": {
-                "name": self.admin_token_secret, "key": "token"}}})
+            env.append(
+                {
+                    "name": ADMIN_TOKEN_ENV,
+                    "valueFrom": {"secretKeyRef": {"name": self.admin_token_secret, "key": "token"}},
+                }
+            )
         return env
 
     @property
@@ -76,10 +86,7 @@ class DeployTarget:
 
     @property
     def inflight_metric(self):
-        return f"tritonize_inflight_requests_{self.autoscaling.window_s}s"
-
-
-ADMIN_TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
+        return f"{INFLIGHT_METRIC}_{self.autoscaling.window_s}s"
 
 
 def k8s_name(text, where="--name"):
@@ -101,13 +108,20 @@ def _metadata(t, **extra):
 
 
 def scrape_annotations():
-    return {"prometheus.io/scrape": "true", "prometheus.io/port": str(PORTS["metrics"]),
-            "prometheus.io/path": "/metrics"}
+    return {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORTS["metrics"]),
+        "prometheus.io/path": "/metrics",
+    }
 
 
 def _probe(path, period, failures, timeout=5):
-    return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
-            "failureThreshold": failures, "timeoutSeconds": timeout}
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": timeout,
+    }
 
 
 def container(t):
@@ -122,8 +136,12 @@ def container(t):
         "startupProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S))),
         # /v2/health/live plus "no instance process died" (adapter/liveness.py): Triton alone
         # keeps a model READY after its stub dies, and nothing in a pod would reload it.
-        "livenessProbe": {"exec": {"command": liveness_command(PORTS["http"])}, "periodSeconds": PROBE_PERIOD_S,
-                          "failureThreshold": 3, "timeoutSeconds": 5},
+        "livenessProbe": {
+            "exec": {"command": liveness_command(PORTS["http"])},
+            "periodSeconds": PROBE_PERIOD_S,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
+        },
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
         "resources": t.resources,
@@ -150,8 +168,13 @@ def deployment(t):
         "spec": {
             "replicas": t.autoscaling.init_replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": t.name}},
-            "strategy": {"type": "RollingUpdate", "rollingUpdate": {
-                "maxSurge": t.update_strategy.max_surge, "maxUnavailable": t.update_strategy.max_unavailable}},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {
+                    "maxSurge": t.update_strategy.max_surge,
+                    "maxUnavailable": t.update_strategy.max_unavailable,
+                },
+            },
             "template": {
                 "metadata": {"labels": _labels(t), "annotations": scrape_annotations()},
                 "spec": pod,
@@ -184,10 +207,15 @@ def hpa(t):
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": t.name},
             "minReplicas": a.min_replicas,
             "maxReplicas": a.max_replicas,
-            "metrics": [{"type": "Pods", "pods": {
-                "metric": {"name": t.inflight_metric},
-                "target": {"type": "AverageValue", "averageValue": target_quantity(a)},
-            }}],
+            "metrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": t.inflight_metric},
+                        "target": {"type": "AverageValue", "averageValue": target_quantity(a)},
+                    },
+                }
+            ],
             "behavior": hpa_behavior(a),
         },
     }
@@ -195,13 +223,19 @@ def hpa(t):
 
 def prometheus_adapter_rules(t):
     """Values for the prometheus-adapter Helm chart (`rules.custom`): serves the HPA's Pods metric."""
-    return {"rules": {"custom": [{
-        "seriesQuery": f'{INFLIGHT_SOURCE_METRIC}{{namespace!="",pod!=""}}',
-        "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
-        "name": {"matches": f"^{INFLIGHT_SOURCE_METRIC}$", "as": t.inflight_metric},
-        "metricsQuery": f"sum(rate(<<.Series>>{{<<.LabelMatchers>>}}[{t.autoscaling.window_s}s])) "
-                        "by (<<.GroupBy>>) / 1e6",
-    }]}}
+    return {
+        "rules": {
+            "custom": [
+                {
+                    "seriesQuery": f'{INFLIGHT_SOURCE_METRIC}{{namespace!="",pod!=""}}',
+                    "resources": {"overrides": {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}},
+                    "name": {"matches": f"^{INFLIGHT_SOURCE_METRIC}$", "as": t.inflight_metric},
+                    "metricsQuery": f"sum(rate(<<.Series>>{{<<.LabelMatchers>>}}[{t.autoscaling.window_s}s])) "
+                    "by (<<.GroupBy>>) / 1e6",
+                }
+            ]
+        }
+    }
 
 
 def keda_query(t):
@@ -222,12 +256,17 @@ def scaled_object(t):
             "maxReplicaCount": a.max_replicas,
             "pollingInterval": HPA_PERIOD_S,
             "advanced": {"horizontalPodAutoscalerConfig": {"behavior": hpa_behavior(a)}},
-            "triggers": [{
-                "type": "prometheus",
-                "metricType": "AverageValue",
-                "metadata": {"serverAddress": t.prometheus_url, "query": keda_query(t),
-                             "threshold": target_quantity(a)},
-            }],
+            "triggers": [
+                {
+                    "type": "prometheus",
+                    "metricType": "AverageValue",
+                    "metadata": {
+                        "serverAddress": t.prometheus_url,
+                        "query": keda_query(t),
+                        "threshold": target_quantity(a),
+                    },
+                }
+            ],
         },
     }
 
@@ -249,8 +288,11 @@ def render(t):
     monitoring/ holds what needs the Prometheus Operator or prometheus-adapter."""
     if t.autoscaler not in AUTOSCALERS:
         raise SpecError(f"--autoscaler: expected one of {', '.join(AUTOSCALERS)}, got {t.autoscaler!r}")
-    files = {"deployment.yaml": [deployment(t)], "service.yaml": [service(t)],
-             "monitoring/servicemonitor.yaml": [service_monitor(t)]}
+    files = {
+        "deployment.yaml": [deployment(t)],
+        "service.yaml": [service(t)],
+        "monitoring/servicemonitor.yaml": [service_monitor(t)],
+    }
     if t.autoscaler == "hpa":
         files["hpa.yaml"] = [hpa(t)]
         files["monitoring/prometheus-adapter-values.yaml"] = [prometheus_adapter_rules(t)]

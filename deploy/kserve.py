@@ -11,8 +11,14 @@ import math
 from tritonize.deploy.k8s import DeployTarget
 
 # Flags KServe's Triton runtime sets itself: the repository it downloaded and its ports.
-RUNTIME_OWNED = ("--model-repository=", "--model-store=", "--http-port=", "--grpc-port=",
-                 "--http-address=", "--grpc-address=")
+RUNTIME_OWNED = (
+    "--model-repository=",
+    "--model-store=",
+    "--http-port=",
+    "--grpc-port=",
+    "--http-address=",
+    "--grpc-address=",
+)
 RUNTIME = "kserve-tritonserver"
 KNATIVE = "autoscaling.knative.dev/"
 
@@ -39,10 +45,14 @@ def inference_service(t: DeployTarget, storage_uri):
     warnings = []
     target = max(1, math.ceil(a.target_replica_concurrency))
     if target != a.target_replica_concurrency:
-        warnings.append(f"autoscaling.target_replica_concurrency {a.target_replica_concurrency:g}: KServe's "
-                        f"scaleTarget is a whole number, written as {target}")
-    warnings.append("autoscaling.upscale_stabilization_period: Knative has no equivalent (it reacts within its "
-                    "window, with a 6 s panic window); not written")
+        warnings.append(
+            f"autoscaling.target_replica_concurrency {a.target_replica_concurrency:g}: KServe's "
+            f"scaleTarget is a whole number, written as {target}"
+        )
+    warnings.append(
+        "autoscaling.upscale_stabilization_period: Knative has no equivalent (it reacts within its "
+        "window, with a 6 s panic window); not written"
+    )
     if a.upscale_tolerance is not None or a.downscale_tolerance is not None:
         warnings.append("autoscaling.*_tolerance: Knative has no equivalent; not written")
     model = {
@@ -56,22 +66,27 @@ def inference_service(t: DeployTarget, storage_uri):
     }
     if t.image:
         model["image"] = t.image  # e.g. from `tritonize docker build`, for the predictors' dependencies
-    metadata = {"name": t.name, "labels": {"app.kubernetes.io/managed-by": "tritonize"},
-                "annotations": {**knative_annotations(a), "serving.kserve.io/deploymentMode": "Serverless"}}
+    metadata = {
+        "name": t.name,
+        "labels": {"app.kubernetes.io/managed-by": "tritonize"},
+        "annotations": {**knative_annotations(a), "serving.kserve.io/deploymentMode": "Serverless"},
+    }
     if t.namespace:
         metadata["namespace"] = t.namespace
     service = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": metadata,
-        "spec": {"predictor": {
-            "minReplicas": a.min_replicas,
-            "maxReplicas": a.max_replicas,
-            "scaleMetric": "concurrency",
-            "scaleTarget": target,
-            "timeout": 60,
-            "model": model,
-            "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
-        }},
+        "spec": {
+            "predictor": {
+                "minReplicas": a.min_replicas,
+                "maxReplicas": a.max_replicas,
+                "scaleMetric": "concurrency",
+                "scaleTarget": target,
+                "timeout": 60,
+                "model": model,
+                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
+            }
+        },
     }
     return service, warnings

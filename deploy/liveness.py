@@ -1,7 +1,7 @@
 """The Kubernetes liveness check: Triton is live AND none of its instance processes has died.
 
 Triton 2.51 keeps a model READY when its python-backend stub dies and never restarts it;
-locally `serve`'s watchdog reloads the model (cli/server/watchdog.py). In a pod there is no
+locally `serve`'s watchdog reloads the model (server/watchdog.py). In a pod there is no
 watchdog, so the liveness probe runs this check (python3 is in every Triton image): a dead
 stub stays a zombie child of tritonserver (PID 1 in the container), so the probe fails and
 the kubelet restarts the container, which reloads every model.

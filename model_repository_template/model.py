@@ -15,9 +15,6 @@ import numpy as np
 import triton_python_backend_utils as pb_utils
 
 VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
-# Set by `tritonize serve`: where a load failure is written for it to show.
-STATUS_DIR_ENV = "TRITONIZE_STATUS_DIR"
-ERROR_METRIC = "tritonize_request_errors"  # counter {model, status}: error responses of the runtime
 
 
 def _setup_logging():
@@ -47,42 +44,39 @@ class TritonPythonModel:
         # First: restrict this instance process to its GPU (or to none) before any user import.
         device = pin_device(args)
         _line_buffered_output()
-        from tritonize_runtime import (
-            CONTENT_TYPE_OUTPUT_NAME, DEFAULT_MAX_BODY_BYTES, INPUT_NAME, MAX_BODY_ENV, OUTPUT_NAME, PROJECT_DIR,
-            SETTINGS_FILE,
-        )
+        from tritonize_runtime import constants
+        from tritonize_runtime.dispatch import Dispatcher
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
-        from tritonize_runtime.handler import Reply, handle_batch, handle_request
-        from tritonize_runtime.tensors import handle_tensor_requests
+        from tritonize_runtime.handler import Reply
         from tritonize_runtime.params import ParameterRules
         from tritonize_runtime.predictor import load_predictor
 
         self.log = _setup_logging()
+        self.constants = constants
         self.model_name = args["model_name"]
-        self.input_name, self.output_name = INPUT_NAME, OUTPUT_NAME
-        self.content_type_output_name = CONTENT_TYPE_OUTPUT_NAME
-        self.handle_request, self.handle_batch, self.Reply = handle_request, handle_batch, Reply
-        self.handle_tensor_requests = handle_tensor_requests
+        self.input_name, self.output_name = constants.INPUT_NAME, constants.OUTPUT_NAME
+        self.content_type_output_name = constants.CONTENT_TYPE_OUTPUT_NAME
+        self.Reply = Reply
         self.triton_code_for_status = triton_code_for_status
-        self.rules = ParameterRules()
-        self.max_body_bytes = int(os.environ.get(MAX_BODY_ENV) or DEFAULT_MAX_BODY_BYTES)
-        with open(os.path.join(VERSION_DIR, SETTINGS_FILE), encoding="utf-8") as f:
+        with open(os.path.join(VERSION_DIR, constants.SETTINGS_FILE), encoding="utf-8") as f:
             settings = json.load(f)
-        self.predictor_batching = settings.get("predictor_batching", False)
-        self.tensors = settings.get("tensors")
         try:
-            self.predictor = load_predictor(os.path.join(VERSION_DIR, PROJECT_DIR), settings,
-                                            extra_config=device_config(settings, device))
+            predictor = load_predictor(
+                os.path.join(VERSION_DIR, constants.PROJECT_DIR), settings, extra_config=device_config(settings, device)
+            )
         except PredictorLoadError as exc:
             self._report_load_failure(str(exc))
             # Raise a short message: the full traceback is in the status file and the log.
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
+        max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
+        self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
         self._init_error_metric()
-        self.log.info("%s: predictor ready (instance %s, device %s)", self.model_name,
-                      args.get("model_instance_name"), device)
+        self.log.info(
+            "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
+        )
 
     def _report_load_failure(self, message):
-        status_dir = os.environ.get(STATUS_DIR_ENV)
+        status_dir = os.environ.get(self.constants.STATUS_DIR_ENV)
         if status_dir and os.path.isdir(status_dir):
             path = os.path.join(status_dir, f"{self.model_name}.load-error.txt")
             with open(path, "w", encoding="utf-8") as f:
@@ -94,52 +88,17 @@ class TritonPythonModel:
 
     def execute(self, requests):
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
-        if self.tensors:
-            items = [(self._input_arrays(request), request.parameters()) for request in requests]
-            answers = self.handle_tensor_requests(
-                self.predictor, items, self.tensors, self.rules, self.predictor_batching)
-            return [self._tensor_response(answer) for answer in answers]
-        items = [(self._body(request), request.parameters()) for request in requests]
-        if self.predictor_batching:
-            replies = self.handle_batch(self.predictor, items, self.rules)
-        else:
-            replies = [
-                body if isinstance(body, self.Reply) else self.handle_request(self.predictor, body, params, self.rules)
-                for body, params in items
+        dispatcher = self.dispatcher
+        if dispatcher.tensors:
+            items = [
+                (dispatcher.arrays(lambda name, r=request: _input_array(r, name)), request.parameters())
+                for request in requests
             ]
-        return [self._body_response(reply) for reply in replies]
-
-    def _body(self, request):
-        """The request body as bytes, or an error Reply."""
-        tensor = pb_utils.get_input_tensor_by_name(request, self.input_name)
-        if tensor is None:
-            return self._error_reply(400, f"missing input tensor {self.input_name!r}")
-        values = tensor.as_numpy()
-        if values.size != 1:
-            return self._error_reply(
-                400, f"input {self.input_name!r} must hold exactly one body (shape [1, 1]), got shape {list(values.shape)}")
-        body = values.reshape(-1)[0]
-        if isinstance(body, str):
-            body = body.encode("utf-8")
-        if not isinstance(body, bytes):
-            return self._error_reply(400, f"input {self.input_name!r} must be BYTES")
-        if self.max_body_bytes and len(body) > self.max_body_bytes:
-            return self._error_reply(
-                400, f"request body too large: {len(body)} bytes, this server accepts at most "
-                     f"{self.max_body_bytes} (tritonize serve --max-body-size)")
-        return body
-
-    def _input_arrays(self, request):
-        arrays = {}
-        for spec in self.tensors["inputs"]:
-            tensor = pb_utils.get_input_tensor_by_name(request, spec["name"])
-            if tensor is None:
-                return self._error_reply(400, f"missing input tensor {spec['name']!r}")
-            arrays[spec["name"]] = tensor.as_numpy()
-        return arrays
-
-    def _error_reply(self, status, message):
-        return self.Reply(status, message.encode("utf-8"), "text/plain; charset=utf-8")
+            return [self._tensor_response(answer) for answer in dispatcher.answer(items)]
+        items = [
+            (dispatcher.body(_input_array(request, self.input_name)), request.parameters()) for request in requests
+        ]
+        return [self._body_response(reply) for reply in dispatcher.answer(items)]
 
     def _body_response(self, reply):
         if not reply.ok:
@@ -155,7 +114,8 @@ class TritonPythonModel:
         if isinstance(answer, self.Reply):
             return self._error(answer.status, answer.message)
         return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor(name, _bytes_as_object(array)) for name, array in answer.items()])
+            output_tensors=[pb_utils.Tensor(name, _bytes_as_object(array)) for name, array in answer.items()]
+        )
 
     def _init_error_metric(self):
         # Triton 2.51 counts python-backend error responses as successes: count them here
@@ -163,11 +123,13 @@ class TritonPythonModel:
         self.error_metrics = {}
         try:
             self.error_family = pb_utils.MetricFamily(
-                name=ERROR_METRIC, description="Requests a tritonize API answered with an error, by HTTP status",
-                kind=pb_utils.MetricFamily.COUNTER)
+                name=self.constants.ERROR_METRIC,
+                description="Requests a tritonize API answered with an error, by HTTP status",
+                kind=pb_utils.MetricFamily.COUNTER,
+            )
         except Exception as exc:  # metrics disabled or unsupported: serving goes on
             self.error_family = None
-            self.log.warning("%s: no %s metric: %s", self.model_name, ERROR_METRIC, exc)
+            self.log.warning("%s: no %s metric: %s", self.model_name, self.constants.ERROR_METRIC, exc)
 
     def _count_error(self, status):
         if self.error_family is None:
@@ -175,7 +137,8 @@ class TritonPythonModel:
         metric = self.error_metrics.get(status)
         if metric is None:
             metric = self.error_metrics[status] = self.error_family.Metric(
-                labels={"model": self.model_name, "status": str(status)})
+                labels={"model": self.model_name, "status": str(status)}
+            )
         metric.increment(1)
 
     def _error(self, status, message):
@@ -184,11 +147,17 @@ class TritonPythonModel:
         return pb_utils.InferenceResponse(error=pb_utils.TritonError(message, code))
 
 
+def _input_array(request, name):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    return None if tensor is None else tensor.as_numpy()
+
+
 def _bytes_as_object(array):
     # Triton's BYTES tensors travel as numpy object arrays of bytes.
     if array.dtype.kind in "SU":
-        return np.array([v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)],
-                        dtype=np.object_).reshape(array.shape)
+        return np.array(
+            [v.encode("utf-8") if isinstance(v, str) else v for v in array.reshape(-1)], dtype=np.object_
+        ).reshape(array.shape)
     return array
 
 

@@ -4,14 +4,8 @@ import json
 import urllib.error
 import urllib.request
 
-from tritonize.server.options import ADMIN_TOKEN_HEADER
-
-
-class AdminError(Exception):
-    def __init__(self, status, message):
-        super().__init__(f"[{status}] {message}")
-        self.status = status
-        self.message = message
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER, RELOAD_PARAMETER
+from tritonize.errors import AdminError
 
 
 class TritonAdmin:
@@ -24,8 +18,10 @@ class TritonAdmin:
 
     def _call(self, path, body=None, timeout=None):
         request = urllib.request.Request(
-            self.http_url + path, data=None if body is None else json.dumps(body).encode("utf-8"),
-            method="GET" if body is None else "POST")
+            self.http_url + path,
+            data=None if body is None else json.dumps(body).encode("utf-8"),
+            method="GET" if body is None else "POST",
+        )
         if self.token:
             request.add_header(ADMIN_TOKEN_HEADER, self.token)
         try:
@@ -70,5 +66,5 @@ class TritonAdmin:
         until the new ones are ready).
         """
         config = self.model_config(name)
-        config.setdefault("parameters", {})["TRITONIZE_RELOAD"] = {"string_value": str(nonce)}
+        config.setdefault("parameters", {})[RELOAD_PARAMETER] = {"string_value": str(nonce)}
         self.load(name, config)

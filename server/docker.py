@@ -7,11 +7,12 @@ import shutil
 import subprocess
 import time
 
-from tritonize.errors import ServeError
-
+from tritonize.adapter.runtime.constants import DEFAULT_PORTS
+from tritonize.adapter.spec_values import parse_size
+from tritonize.errors import ServeError, SpecError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
+from tritonize.server.launcher import Launcher
 from tritonize.server.local import check_port_free
-from tritonize.server.process import TritonProcess
 from tritonize.server.options import runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
@@ -19,12 +20,13 @@ TRITON_VERSION = "2.51"
 DEFAULT_TAG = "24.10"
 DEFAULT_IMAGE = f"nvcr.io/nvidia/tritonserver:{DEFAULT_TAG}-py3"
 CONTAINER_REPOSITORY = "/models"
-CONTAINER_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+CONTAINER_PORTS = DEFAULT_PORTS  # the official image listens on Triton's defaults
 # Docker's 64 MB /dev/shm default is too small for the python backend's shared memory.
 MIN_SHM_SIZE = "1g"
-SIZE_RE = re.compile(r"^(\d+)\s*([bkmg]?)b?$", re.IGNORECASE)
-DAEMON_HINT = ("start the Docker daemon (e.g. `sudo systemctl start docker`), check DOCKER_HOST and that you "
-               "may use /var/run/docker.sock, or serve without --docker")
+DAEMON_HINT = (
+    "start the Docker daemon (e.g. `sudo systemctl start docker`), check DOCKER_HOST and that you "
+    "may use /var/run/docker.sock, or serve without --docker"
+)
 
 
 @dataclasses.dataclass
@@ -38,32 +40,37 @@ class DockerOptions:
 
 
 def size_in_bytes(text, what="--shm-size"):
-    match = SIZE_RE.match(str(text).strip())
-    if not match:
-        raise ServeError(f"{what}: {text!r} is not a size like 1g, 512m or 2048m")
-    return int(match.group(1)) * 1024 ** "bkmg".index((match.group(2) or "b").lower())
+    try:
+        return parse_size(text, what)
+    except SpecError as exc:
+        raise ServeError(str(exc)) from None
 
 
 def check_shm_size(text):
     if size_in_bytes(text) < size_in_bytes(MIN_SHM_SIZE):
-        raise ServeError(f"--shm-size {text} is too small: Triton's python backend needs at least {MIN_SHM_SIZE} "
-                         "of /dev/shm in the container (Docker's default of 64m makes models fail to load)")
+        raise ServeError(
+            f"--shm-size {text} is too small: Triton's python backend needs at least {MIN_SHM_SIZE} "
+            "of /dev/shm in the container (Docker's default of 64m makes models fail to load)"
+        )
     return text
 
 
 def find_docker(binary="docker"):
     path = shutil.which(binary)
     if path is None:
-        raise ServeError(f"`{binary}` was not found on PATH: install Docker Engine "
-                         "(https://docs.docker.com/engine/install/), or serve without --docker")
+        raise ServeError(
+            f"`{binary}` was not found on PATH: install Docker Engine "
+            "(https://docs.docker.com/engine/install/), or serve without --docker"
+        )
     return path
 
 
 def check_daemon(docker):
     """Raise a ServeError saying why if the Docker daemon does not answer."""
     try:
-        result = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"],
-                                capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True, timeout=30
+        )
     except subprocess.TimeoutExpired:
         raise ServeError(f"the Docker daemon did not answer `docker info` within 30 s; {DAEMON_HINT}") from None
     if result.returncode != 0:
@@ -98,8 +105,13 @@ def gpu_args(docker_options, needs):
 
 def docker_run_args(options, docker_options, needs, name):
     """The full `docker run` command line (the container runs the image's own tritonserver)."""
-    inside = dataclasses.replace(options, host="0.0.0.0", http_port=CONTAINER_PORTS["http"],
-                                 grpc_port=CONTAINER_PORTS["grpc"], metrics_port=CONTAINER_PORTS["metrics"])
+    inside = dataclasses.replace(
+        options,
+        host="0.0.0.0",
+        http_port=CONTAINER_PORTS["http"],
+        grpc_port=CONTAINER_PORTS["grpc"],
+        metrics_port=CONTAINER_PORTS["metrics"],
+    )
     args = [docker_options.docker, "run", "--rm", "--init", "--name", name]
     if docker_options.detach:
         args.append("--detach")
@@ -113,20 +125,18 @@ def docker_run_args(options, docker_options, needs, name):
     return args + [docker_options.image, "tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)
 
 
-class DockerTritonServer(TritonProcess):
+class DockerTritonServer(Launcher):
     """start() / wait_ready() / is_ready() / stop() around one container, like LocalTritonServer."""
 
     def __init__(self, options, docker_options, on_output=None):
+        super().__init__()
         self.options = options
         self.docker_options = docker_options
         self.on_output = on_output
         self.name = docker_options.name or default_name(options)
         self.process = None  # `docker run` (attached), or `docker logs --follow` (--detach)
-        self.log_lines = []
         self.ready = False
-        self.cpu_overrides = {}
         self._docker = None
-        self._reader = None
 
     @property
     def http_url(self):
@@ -152,8 +162,11 @@ class DockerTritonServer(TritonProcess):
     def start(self):
         self._docker = find_docker(self.docker_options.docker)
         args = self.command()
-        for what, port in (("http", self.options.http_port), ("grpc", self.options.grpc_port),
-                           ("metrics", self.options.metrics_port)):
+        for what, port in (
+            ("http", self.options.http_port),
+            ("grpc", self.options.grpc_port),
+            ("metrics", self.options.metrics_port),
+        ):
             check_port_free(self.options.host, port, what)
         check_daemon(self._docker)
         if self.docker_options.detach:
@@ -163,8 +176,9 @@ class DockerTritonServer(TritonProcess):
             follow = [self._docker, "logs", "--follow", self.name]
         else:
             follow = args
-        self.process = subprocess.Popen(follow, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            follow, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self._start_reader()
         return self
 
@@ -178,8 +192,9 @@ class DockerTritonServer(TritonProcess):
                 return time.monotonic() - start
             waited = time.monotonic() - start
             if waited > timeout:
-                raise ServeError(f"Triton in container {self.name} was not ready after {timeout:.0f} s\n"
-                                 + self.failure_report())
+                raise ServeError(
+                    f"Triton in container {self.name} was not ready after {timeout:.0f} s\n" + self.failure_report()
+                )
             if on_wait:
                 on_wait(waited)
             time.sleep(0.2)
@@ -190,8 +205,15 @@ class DockerTritonServer(TritonProcess):
         return f"container {self.name} stopped (exit code {code}).\n" + "\n".join(errors[-20:] or self.log_lines[-30:])
 
     def detach_message(self):
-        return (f"Container {self.name} keeps running in the background.\n"
-                f"  logs: docker logs --follow {self.name}\n  stop: docker stop {self.name}")
+        return (
+            f"Container {self.name} keeps running in the background.\n"
+            f"  logs: docker logs --follow {self.name}\n  stop: docker stop {self.name}"
+        )
+
+    def kill(self):
+        """A second Ctrl-C during `docker stop`: kill the container now (stop() still removes it)."""
+        if self._docker is not None and not self.detached:
+            subprocess.run([self._docker, "kill", self.name], capture_output=True, timeout=30)
 
     def stop(self):
         """Attached: stop the container (in-flight requests finish). --detach: leave it running once ready."""
@@ -200,8 +222,9 @@ class DockerTritonServer(TritonProcess):
         if not self.detached:
             timeout = self.options.exit_timeout_s
             try:
-                subprocess.run([self._docker, "stop", "--time", str(timeout), self.name],
-                               capture_output=True, timeout=timeout + 30)
+                subprocess.run(
+                    [self._docker, "stop", "--time", str(timeout), self.name], capture_output=True, timeout=timeout + 30
+                )
             except subprocess.TimeoutExpired:
                 pass
             if self.docker_options.detach:  # started in the background but never became ready

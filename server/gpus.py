@@ -12,8 +12,9 @@ import subprocess
 from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
-from tritonize.errors import ServeError
 from tritonize.adapter.model_config import parse_pbtxt, to_pbtxt
+from tritonize.adapter.repository import model_names
+from tritonize.errors import ServeError
 
 PROC_GPUS = "/proc/driver/nvidia/gpus"
 
@@ -37,14 +38,13 @@ def detect_gpu_count(proc_dir=PROC_GPUS, nvidia_smi="nvidia-smi", environ=None):
 
 
 def _configs(repository):
-    for entry in sorted(os.listdir(repository)):
+    for entry in model_names(repository):
         path = os.path.join(repository, entry, "config.pbtxt")
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                try:
-                    yield entry, parse_pbtxt(f.read())
-                except text_format.ParseError as exc:
-                    raise ServeError(f"{path}: not a valid Triton model config: {exc}") from None
+        with open(path, encoding="utf-8") as f:
+            try:
+                yield entry, parse_pbtxt(f.read())
+            except text_format.ParseError as exc:
+                raise ServeError(f"{path}: not a valid Triton model config: {exc}") from None
 
 
 def gpu_needs(repository):
@@ -72,8 +72,10 @@ def check_gpus(needs, gpu_count, repository, cpu_flag="--cpu"):
     """Raise ServeError with the fix if the GPU models cannot run on gpu_count GPUs."""
     if not needs:
         return
-    fix = (f"to try it on this machine, serve it on CPU instances: tritonize serve {repository} {cpu_flag}\n"
-           "  or rebuild it for CPU: tritonize build ... --kind cpu").rstrip()
+    fix = (
+        f"to try it on this machine, serve it on CPU instances: tritonize serve {repository} {cpu_flag}\n"
+        "  or rebuild it for CPU: tritonize build ... --kind cpu"
+    ).rstrip()
     if gpu_count == 0:
         raise ServeError(
             f"{repository} was built for GPUs, but this machine has no NVIDIA GPU "

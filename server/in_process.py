@@ -7,13 +7,14 @@ import sys
 import numpy as np
 
 from tritonize.adapter.build import load_apis
-from tritonize.errors import SpecError
 from tritonize.adapter.repository import api_settings, check_api_sources
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER
 from tritonize.adapter.runtime.device import device_config
-from tritonize.adapter.runtime.handler import Reply, handle_batch, handle_request
-from tritonize.adapter.runtime.params import CONTENT_TYPE_PARAMETER, ParameterRules
+from tritonize.adapter.runtime.dispatch import Dispatcher, as_triton_input, error_reply
+from tritonize.adapter.runtime.handler import Reply
+from tritonize.adapter.runtime.params import ParameterRules
 from tritonize.adapter.runtime.predictor import load_predictor
-from tritonize.adapter.runtime.tensors import handle_tensor_requests
+from tritonize.errors import SpecError
 
 
 def select_api(apis, api_name):
@@ -27,8 +28,17 @@ def select_api(apis, api_name):
     raise SpecError(f"no API named {api_name!r} (found: {', '.join(a.name for a in apis)})")
 
 
-def dry_run(source, body, content_type=None, query_params=None, headers=None, api_name=None,
-            class_name="PythonPredictor", config=None, header_pattern=None):
+def dry_run(
+    source,
+    body,
+    content_type=None,
+    query_params=None,
+    headers=None,
+    api_name=None,
+    class_name="PythonPredictor",
+    config=None,
+    header_pattern=None,
+):
     """Returns (Reply, warnings). Uses the same decode/predict/encode code as the server."""
     apis = load_apis(source, class_name=class_name, config=config)
     api = select_api(apis, api_name)
@@ -42,14 +52,16 @@ def dry_run(source, body, content_type=None, query_params=None, headers=None, ap
         if rules.is_header(key):
             pairs[key] = value
         else:
-            warnings.append(f"header {key!r} would not be forwarded by the server (pattern {rules.header_regex.pattern!r})")
+            warnings.append(
+                f"header {key!r} would not be forwarded by the server (pattern {rules.header_regex.pattern!r})"
+            )
     # The predictor changes cwd, sys.path and the environment as in a server process: undo that after.
     cwd, path, environ = os.getcwd(), list(sys.path), dict(os.environ)
     try:
         settings = api_settings(api)
         # No instance process to pin here: the predictor runs in this process, told "cpu".
         predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
-        return answer_one(api, predictor, body, json.dumps(pairs), rules), warnings
+        return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
     finally:
         os.chdir(cwd)
         sys.path[:] = path
@@ -57,23 +69,19 @@ def dry_run(source, body, content_type=None, query_params=None, headers=None, ap
         os.environ.update(environ)
 
 
-def answer_one(api, predictor, body, parameters_json, rules):
-    """One request through the same path the server takes for this kind of API."""
-    batching = api.batching.predictor_batching
-    if api.tensors:
-        try:
-            values = json.loads(body)
-            arrays = {t["name"]: np.asarray(values[t["name"]], dtype=np.object_ if t["dtype"] == "bytes" else t["dtype"])[None]
-                      for t in api.tensors["inputs"]}
-        except (ValueError, KeyError, TypeError) as exc:
-            names = ", ".join(t["name"] for t in api.tensors["inputs"])
-            message = f"--data for a typed API must be JSON {{tensor: values}} with inputs {names}: {exc!r}"
-            return Reply(400, message.encode(), "text/plain; charset=utf-8")
-        (answer,) = handle_tensor_requests(predictor, [(arrays, parameters_json)], api.tensors, rules, batching)
-        if isinstance(answer, Reply):
-            return answer
-        out = {name: array[0].tolist() for name, array in answer.items()}  # one request: drop the batch dim
-        return Reply(200, json.dumps(out, default=lambda b: b.decode("utf-8", "replace")).encode(), "application/json")
-    if batching:
-        return handle_batch(predictor, [(body, parameters_json)], rules)[0]
-    return handle_request(predictor, body, parameters_json, rules)
+def answer_one(api, dispatcher, body, parameters_json):
+    """One request, shaped as Triton would hand it to the model, through the server's own dispatch."""
+    if not api.tensors:
+        (reply,) = dispatcher.answer([(dispatcher.body(np.array([[body]], dtype=np.object_)), parameters_json)])
+        return reply
+    try:
+        values = json.loads(body)
+        arrays = {t["name"]: as_triton_input(values[t["name"]], t["dtype"]) for t in api.tensors["inputs"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        names = ", ".join(t["name"] for t in api.tensors["inputs"])
+        return error_reply(400, f"--data for a typed API must be JSON {{tensor: values}} with inputs {names}: {exc!r}")
+    (answer,) = dispatcher.answer([(arrays, parameters_json)])
+    if isinstance(answer, Reply):
+        return answer
+    out = {name: array[0].tolist() for name, array in answer.items()}  # one request: drop the batch dim
+    return Reply(200, json.dumps(out, default=lambda b: b.decode("utf-8", "replace")).encode(), "application/json")

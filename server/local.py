@@ -10,18 +10,24 @@ import subprocess
 import tempfile
 import time
 
-from tritonize.errors import ServeError
-
+from tritonize.adapter.repository import model_names
+from tritonize.adapter.runtime.constants import STATUS_DIR_ENV
+from tritonize.errors import AdminError, ServeError
+from tritonize.server.admin import TritonAdmin
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from tritonize.server.admin import AdminError, TritonAdmin
-from tritonize.server.process import TritonProcess
+from tritonize.server.launcher import Launcher
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
-from tritonize.server.watchdog import StubWatchdog
 from tritonize.server.triton_install import find_triton
+from tritonize.server.watchdog import StubWatchdog
 
 # Harmless on CPU machines, printed by every start.
-NOISE = ("CudaDriverHelper has not been initialized", "Failed to initialize NVML", "DCGM unable to start",
-         "Unable to find any CUDA", "cudaGetDeviceCount")
+NOISE = (
+    "CudaDriverHelper has not been initialized",
+    "Failed to initialize NVML",
+    "DCGM unable to start",
+    "Unable to find any CUDA",
+    "cudaGetDeviceCount",
+)
 
 
 def _die_with_parent():
@@ -37,25 +43,24 @@ def check_port_free(host, port, what):
         try:
             sock.bind((host, port))
         except OSError as exc:
-            raise ServeError(f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port") from None
+            raise ServeError(
+                f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port"
+            ) from None
 
 
-class LocalTritonServer(TritonProcess):
+class LocalTritonServer(Launcher):
     """start() / wait_ready() / is_ready() / stop() around one tritonserver process."""
 
     noise = NOISE
 
     def __init__(self, options, on_output=None, on_event=None):
+        super().__init__()
         self.options = options
         self.on_output = on_output  # called with each log line (noise removed)
         self.on_event = on_event  # called with what the watchdog sees and does
         self.admin = None
         self.watchdog = None
-        self.failed_apis = {}  # API -> why it did not load (the others still serve)
-        self.process = None
         self.workdir = None
-        self.log_lines = []
-        self._reader = None
         self.cpu_overrides = {}  # serve --cpu: {model: the GPUs it was built for}
 
     @property
@@ -86,16 +91,25 @@ class LocalTritonServer(TritonProcess):
             repository = os.path.join(self.workdir, "cpu_repository")
             self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
         backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
-        args = [triton.binary] + tritonserver_args(opts, repository) + model_control_args(opts) + [
-            f"--backend-directory={backends}",
-            # A prefix of our own lets several servers share /dev/shm, and lets stop() clean up.
-            f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
-        ]
+        args = (
+            [triton.binary]
+            + tritonserver_args(opts, repository)
+            + model_control_args(opts)
+            + [
+                f"--backend-directory={backends}",
+                # A prefix of our own lets several servers share /dev/shm, and lets stop() clean up.
+                f"--backend-config=python,shm-region-prefix-name={self.shm_prefix}",
+            ]
+        )
         env = triton.environment()
         env.update(runtime_environment(opts))
-        env["TRITONIZE_STATUS_DIR"] = self.status_dir
+        env[STATUS_DIR_ENV] = self.status_dir
         self.process = subprocess.Popen(
-            args, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            args,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stop() reaches every stub
             preexec_fn=_die_with_parent,
         )
@@ -157,22 +171,27 @@ class LocalTritonServer(TritonProcess):
     def failure_report(self):
         """The predictors' own tracebacks if a load failed, else Triton's error lines."""
         parts = [f"API {name!r}: predictor failed to load:\n{text}" for name, text in self.load_failures().items()]
-        parts += [f"API {name!r}: failed to load: {reason}" for name, reason in self.failed_apis.items()
-                  if name not in self.load_failures()]
+        parts += [
+            f"API {name!r}: failed to load: {reason}"
+            for name, reason in self.failed_apis.items()
+            if name not in self.load_failures()
+        ]
         if not parts:
             errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
             parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
         code = self.process.returncode if self.process else None
         if code is None and self.failed_apis:
-            head = ("No API could be loaded." if self.failed_apis.keys() >= set(self._api_names())
-                    else "An API failed to load (serve --exit-on-error).")
+            head = (
+                "No API could be loaded."
+                if self.failed_apis.keys() >= set(self._api_names())
+                else "An API failed to load (serve --exit-on-error)."
+            )
         else:
             head = f"Triton stopped (exit code {code})."
         return head + "\n" + "\n\n".join(parts)
 
     def _api_names(self):
-        return [e for e in os.listdir(self.options.model_repository)
-                if os.path.isfile(os.path.join(self.options.model_repository, e, "config.pbtxt"))]
+        return model_names(self.options.model_repository)
 
     def kill(self):
         """Stop now: SIGKILL to tritonserver and its stubs (stop() still cleans up)."""

@@ -3,17 +3,26 @@
 import os
 from dataclasses import dataclass, field
 
-from tritonize.adapter.runtime import DEFAULT_MAX_BODY_BYTES, MAX_BODY_ENV
-from tritonize.adapter.runtime.params import DEFAULT_HEADER_PATTERN
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_ENV,  # noqa: F401  (re-exported for the launchers)
+    ADMIN_TOKEN_HEADER,
+    DEFAULT_HEADER_PATTERN,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORTS,
+    GRPC_ADMIN_TOKEN_HEADER,  # noqa: F401
+    HEADER_PATTERN_ENV,
+    MAX_BODY_ENV,
+    SENSITIVE_HEADERS_ENV,
+)
 
 
 @dataclass
 class ServerOptions:
     model_repository: str
     host: str = "127.0.0.1"
-    http_port: int = 8000
-    grpc_port: int = 8001
-    metrics_port: int = 8002
+    http_port: int = DEFAULT_PORTS["http"]
+    grpc_port: int = DEFAULT_PORTS["grpc"]
+    metrics_port: int = DEFAULT_PORTS["metrics"]
     # Request headers matching this (case-insensitive) regex reach predictors as `headers`.
     header_pattern: str = DEFAULT_HEADER_PATTERN
     forward_sensitive_headers: bool = False
@@ -50,7 +59,7 @@ def tritonserver_args(options, model_repository):
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
-        # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us), for `tritonize status` and Prometheus.
+        # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us): `tritonize status`, Prometheus.
         "--metrics-config=summary_latencies=true",
     ]
     args += restricted_api_args(options)
@@ -61,10 +70,6 @@ def tritonserver_args(options, model_repository):
 
 # Admin endpoints that need the token header; health, metadata, model-config and inference stay open.
 RESTRICTED_APIS = ("model-repository", "shared-memory", "statistics", "trace", "logging")
-ADMIN_TOKEN_HEADER = "tritonize-admin-token"
-# Triton prefixes the key of a restricted gRPC protocol's metadata.
-GRPC_ADMIN_TOKEN_HEADER = "triton-grpc-protocol-" + ADMIN_TOKEN_HEADER
-ADMIN_TOKEN_ENV = "TRITONIZE_ADMIN_TOKEN"
 
 
 def restricted_api_args(options):
@@ -76,7 +81,7 @@ def restricted_api_args(options):
 
 
 def model_control_args(options):
-    """Explicit model control, so the launcher can reload a model whose stub died (cli/server/watchdog.py).
+    """Explicit model control, so the launcher can reload a model whose stub died (server/watchdog.py).
 
     Triton keeps serving the models that loaded when one fails; the launcher decides
     whether that stops the server (options.exit_on_error).
@@ -87,8 +92,8 @@ def model_control_args(options):
 def runtime_environment(options):
     """Variables the runtime inside each stub reads (it inherits tritonserver's environment)."""
     env = {
-        "TRITONIZE_HEADER_PATTERN": options.header_pattern,
-        "TRITONIZE_FORWARD_SENSITIVE_HEADERS": "1" if options.forward_sensitive_headers else "0",
+        HEADER_PATTERN_ENV: options.header_pattern,
+        SENSITIVE_HEADERS_ENV: "1" if options.forward_sensitive_headers else "0",
     }
     if options.max_body_bytes != DEFAULT_MAX_BODY_BYTES:
         env[MAX_BODY_ENV] = str(options.max_body_bytes)

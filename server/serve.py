@@ -6,11 +6,11 @@ import secrets
 import signal
 import sys
 
+from tritonize.adapter.repository import model_names
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 from tritonize.errors import ServeError
-
 from tritonize.server.local import LocalTritonServer
 from tritonize.server.process import is_triton_log_line
-from tritonize.server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 
 
 class _Stop(Exception):
@@ -21,18 +21,11 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def list_apis(repository):
-    return sorted(
-        entry for entry in os.listdir(repository)
-        if os.path.isfile(os.path.join(repository, entry, "config.pbtxt"))
-    )
-
-
 def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=None):
     """Run until interrupted (or, with docker.detach, until ready); return the exit code."""
     if not os.path.isdir(options.model_repository):
         raise ServeError(f"{options.model_repository}: no such model repository (run `tritonize build` first)")
-    apis = list_apis(options.model_repository)
+    apis = model_names(options.model_repository)
     if not apis:
         raise ServeError(f"{options.model_repository} holds no models (no */config.pbtxt)")
     started = {"ready": False}
@@ -57,7 +50,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         where = f" in Docker ({docker.image})" if docker is not None else ""
         out(f"Starting Triton{where} on {options.model_repository} ({len(apis)} API(s): {', '.join(apis)})")
         server.start()
-        for name, gpus in sorted(getattr(server, "cpu_overrides", {}).items()):
+        for name, gpus in sorted(server.cpu_overrides.items()):
             built = "every GPU" if gpus is None else "GPU " + ", ".join(map(str, gpus))
             out(f"  --cpu: {name} was built for {built}; running it on CPU instances")
 
@@ -70,13 +63,13 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         if show_progress:
             sys.stderr.write("\n")
         started["ready"] = True
-        for name, why in sorted(getattr(server, "failed_apis", {}).items()):
+        for name, why in sorted(server.failed_apis.items()):
             out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
         out(ready_banner(options, apis, took))
-        if getattr(server, "detached", False):
+        if server.detached:
             out(server.detach_message())
             return 0
-        server.process.wait()
+        server.wait()
         # Triton exited on its own (crash or external kill).
         raise ServeError(server.failure_report())
     except _Stop:

@@ -14,7 +14,7 @@ import os
 import threading
 import time
 
-from tritonize.server.admin import AdminError
+from tritonize.errors import AdminError
 
 STUB_NAME = "triton_python_backend_stub"
 log = logging.getLogger("tritonize.watchdog")
@@ -101,7 +101,9 @@ class StubWatchdog:
 
     def _recover(self, model, dead):
         names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)
-        self.report(f"API {model!r}: instance process {names} died; requests to it fail until it is reloaded; reloading")
+        self.report(
+            f"API {model!r}: instance process {names} died; requests to it fail until it is reloaded; reloading"
+        )
         start = time.monotonic()
         try:
             self.admin.reload(model, nonce=f"{os.getpid()}-{time.time_ns()}")

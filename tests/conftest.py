@@ -6,8 +6,6 @@ import sys
 import time
 import urllib.request
 
-import pytest
-
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 FIXTURES = os.path.join(TESTS_DIR, "fixtures")
 
@@ -44,9 +42,20 @@ class ServeProcess:
         self.log_path = os.path.join(os.path.dirname(repository), f"serve-{self.http_port}.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
-            tritonize_cmd("serve", repository, "--http-port", str(self.http_port), "--grpc-port",
-                          str(self.grpc_port), "--metrics-port", str(self.metrics_port), *extra_args),
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            tritonize_cmd(
+                "serve",
+                repository,
+                "--http-port",
+                str(self.http_port),
+                "--grpc-port",
+                str(self.grpc_port),
+                "--metrics-port",
+                str(self.metrics_port),
+                *extra_args,
+            ),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
             env=None if env is None else {**os.environ, **env},
         )
 

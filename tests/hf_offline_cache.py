@@ -30,8 +30,13 @@ SENTENCES = [
 
 def offline_env(hf_home):
     """Environment for a process that must load these models and never reach a hub."""
-    return {"HF_HOME": hf_home, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return {
+        "HF_HOME": hf_home,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
 
 
 def snapshot_dir(hf_home, model_id, revision):
@@ -54,8 +59,9 @@ def _wordpiece_tokenizer():
     trainer.train_from_iterator(SENTENCES, vocab_size=400, min_frequency=1)
     with tempfile.TemporaryDirectory() as workdir:
         trainer.save_model(workdir)
-        return DistilBertTokenizerFast(vocab_file=os.path.join(workdir, "vocab.txt"), do_lower_case=True,
-                                       model_max_length=512)
+        return DistilBertTokenizerFast(
+            vocab_file=os.path.join(workdir, "vocab.txt"), do_lower_case=True, model_max_length=512
+        )
 
 
 def _bpe_tokenizer():
@@ -63,12 +69,16 @@ def _bpe_tokenizer():
     from transformers import BartTokenizerFast
 
     trainer = ByteLevelBPETokenizer()
-    trainer.train_from_iterator(SENTENCES, vocab_size=600, min_frequency=1,
-                                special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    trainer.train_from_iterator(
+        SENTENCES, vocab_size=600, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    )
     with tempfile.TemporaryDirectory() as workdir:
         trainer.save_model(workdir)
-        return BartTokenizerFast(vocab_file=os.path.join(workdir, "vocab.json"),
-                                 merges_file=os.path.join(workdir, "merges.txt"), model_max_length=1024)
+        return BartTokenizerFast(
+            vocab_file=os.path.join(workdir, "vocab.json"),
+            merges_file=os.path.join(workdir, "merges.txt"),
+            model_max_length=1024,
+        )
 
 
 def _save(hf_home, model_ref, model, tokenizer):
@@ -84,9 +94,16 @@ def write_sentiment_model(hf_home):
 
     tokenizer = _wordpiece_tokenizer()
     torch.manual_seed(0)
-    config = DistilBertConfig(vocab_size=len(tokenizer), dim=32, n_layers=1, n_heads=2, hidden_dim=64,
-                              id2label={0: "NEGATIVE", 1: "POSITIVE"}, label2id={"NEGATIVE": 0, "POSITIVE": 1},
-                              pad_token_id=tokenizer.pad_token_id)
+    config = DistilBertConfig(
+        vocab_size=len(tokenizer),
+        dim=32,
+        n_layers=1,
+        n_heads=2,
+        hidden_dim=64,
+        id2label={0: "NEGATIVE", 1: "POSITIVE"},
+        label2id={"NEGATIVE": 0, "POSITIVE": 1},
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return _save(hf_home, SENTIMENT_MODEL, DistilBertForSequenceClassification(config), tokenizer)
 
 
@@ -98,12 +115,29 @@ def write_summarization_model(hf_home):
     torch.manual_seed(0)
     bos, pad, eos = tokenizer.convert_tokens_to_ids(["<s>", "<pad>", "</s>"])
     config = BartConfig(
-        vocab_size=len(tokenizer), d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
-        decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, max_position_embeddings=1024,
-        bos_token_id=bos, pad_token_id=pad, eos_token_id=eos, decoder_start_token_id=eos,
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=1024,
+        bos_token_id=bos,
+        pad_token_id=pad,
+        eos_token_id=eos,
+        decoder_start_token_id=eos,
         # Like distilbart-cnn's, so a random model still writes a few tokens before it may stop.
-        task_specific_params={"summarization": {"min_length": 8, "max_length": 40, "num_beams": 2,
-                                                "no_repeat_ngram_size": 3, "length_penalty": 2.0}},
+        task_specific_params={
+            "summarization": {
+                "min_length": 8,
+                "max_length": 40,
+                "num_beams": 2,
+                "no_repeat_ngram_size": 3,
+                "length_penalty": 2.0,
+            }
+        },
     )
     model = BartForConditionalGeneration(config)
     model.generation_config.forced_bos_token_id = bos  # as distilbart-cnn's

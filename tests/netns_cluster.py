@@ -105,10 +105,30 @@ class Cluster:
             log_path = os.path.join(self.tmp, f"replica{i}.log")
             with open(log_path, "w") as log:
                 process = subprocess.Popen(
-                    ["ip", "netns", "exec", ns, sys.executable, "-m", "tritonize.cli", "serve", self.repository,
-                     "--host", ns_ip, "--http-port", "8000", "--grpc-port", "8001", "--metrics-port", "8002"],
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, "TRITONIZE_TEST_REPLICA": str(i)})
+                    [
+                        "ip",
+                        "netns",
+                        "exec",
+                        ns,
+                        sys.executable,
+                        "-m",
+                        "tritonize.cli",
+                        "serve",
+                        self.repository,
+                        "--host",
+                        ns_ip,
+                        "--http-port",
+                        "8000",
+                        "--grpc-port",
+                        "8001",
+                        "--metrics-port",
+                        "8002",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    env={**os.environ, "TRITONIZE_TEST_REPLICA": str(i)},
+                )
             self.replicas.append(Replica(i, ns, ns_ip, process, log_path))
         deadline = time.monotonic() + 120
         for replica in self.replicas:
@@ -118,8 +138,12 @@ class Cluster:
                 time.sleep(0.2)
         self._write_nginx_conf()
         self.nginx_log = open(os.path.join(self.tmp, "nginx.out"), "w")
-        self.nginx = subprocess.Popen(["nginx", "-c", self.conf_path, "-p", self.tmp], stdout=self.nginx_log,
-                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self.nginx = subprocess.Popen(
+            ["nginx", "-c", self.conf_path, "-p", self.tmp],
+            stdout=self.nginx_log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         deadline = time.monotonic() + 20
         while not os.path.exists(os.path.join(self.tmp, "nginx.pid")):
             if self.nginx.poll() is not None or time.monotonic() > deadline:
@@ -133,12 +157,21 @@ class Cluster:
 
     def _write_nginx_conf(self):
         def servers(port):
-            return "\n".join(f"        server {r.address}:{port} max_fails=1 fail_timeout=2s"
-                             f"{'' if r.in_rotation else ' down'};" for r in self.replicas)
+            return "\n".join(
+                f"        server {r.address}:{port} max_fails=1 fail_timeout=2s{'' if r.in_rotation else ' down'};"
+                for r in self.replicas
+            )
 
         with open(self.conf_path, "w") as f:
-            f.write(NGINX_CONF.format(tmp=self.tmp, http_port=self.http_port, grpc_port=self.grpc_port,
-                                      http_servers=servers(8000), grpc_servers=servers(8001)))
+            f.write(
+                NGINX_CONF.format(
+                    tmp=self.tmp,
+                    http_port=self.http_port,
+                    grpc_port=self.grpc_port,
+                    http_servers=servers(8000),
+                    grpc_servers=servers(8001),
+                )
+            )
 
     def _watch_readiness(self):
         """Endpoints controller: a replica whose readiness fails leaves the upstreams (nginx reload)."""

@@ -1,14 +1,17 @@
 import pytest
 
-from tritonize.adapter.batching import DEFAULT_MAX_QUEUE_SIZE, parse_batching, parse_duration_us
-from tritonize.errors import SpecError
+from tritonize.adapter.batching import DEFAULT_MAX_QUEUE_SIZE, parse_batching
 from tritonize.adapter.model_config import model_config_dict, parse_pbtxt, render_config
 from tritonize.adapter.spec import ApiSpec
+from tritonize.adapter.spec_values import parse_duration_us
 from tritonize.adapter.tensor_spec import parse_tensor_option, parse_tensors
+from tritonize.errors import SpecError
 
 
-@pytest.mark.parametrize("value, us", [("0.1s", 100_000), ("50ms", 50_000), ("250us", 250), ("2s", 2_000_000),
-                                        (0.05, 50_000), (0, 0), ("1.5 ms", 1_500)])
+@pytest.mark.parametrize(
+    "value, us",
+    [("0.1s", 100_000), ("50ms", 50_000), ("250us", 250), ("2s", 2_000_000), (0.05, 50_000), (0, 0), ("1.5 ms", 1_500)],
+)
 def test_durations(value, us):
     assert parse_duration_us(value, "x") == us
 
@@ -39,40 +42,73 @@ def test_without_server_side_batching_triton_still_queues_without_delay():
     assert not api.batching.predictor_batching
 
 
-@pytest.mark.parametrize("section, words", [({"batch_interval": "1s"}, "max_batch_size: required"),
-                                            ({"max_batch_size": 0}, "positive integer"),
-                                            ({"max_batch_size": 2, "bogus": 1}, "bogus: unknown key"),
-                                            ([1], "expected a mapping")])
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        ({"batch_interval": "1s"}, "max_batch_size: required"),
+        ({"max_batch_size": 0}, "positive integer"),
+        ({"max_batch_size": 2, "bogus": 1}, "bogus: unknown key"),
+        ([1], "expected a mapping"),
+    ],
+)
 def test_bad_batching(section, words):
     with pytest.raises(SpecError, match=words):
         parse_batching(section, "b")
 
 
 def test_typed_tensors_to_config():
-    tensors = parse_tensors({"inputs": [{"name": "x", "dtype": "FP32", "shape": [-1, 4]},
-                                        {"name": "ids", "dtype": "int64", "shape": [-1], "ragged": True}],
-                             "outputs": [{"name": "y", "dtype": "np.float16", "shape": 3},
-                                         {"name": "label", "dtype": "bytes", "shape": [1]}]}, "t")
+    tensors = parse_tensors(
+        {
+            "inputs": [
+                {"name": "x", "dtype": "FP32", "shape": [-1, 4]},
+                {"name": "ids", "dtype": "int64", "shape": [-1], "ragged": True},
+            ],
+            "outputs": [
+                {"name": "y", "dtype": "np.float16", "shape": 3},
+                {"name": "label", "dtype": "bytes", "shape": [1]},
+            ],
+        },
+        "t",
+    )
     assert tensors["outputs"][0] == {"name": "y", "dtype": "float16", "shape": [3]}
     api = ApiSpec(name="a", project_dir="/p", predictor_path="p.py", tensors=tensors)
     config = parse_pbtxt(render_config(api))
-    assert [(t.name, list(t.dims), t.allow_ragged_batch) for t in config.input] == [("x", [-1, 4], False),
-                                                                                    ("ids", [-1], True)]
+    assert [(t.name, list(t.dims), t.allow_ragged_batch) for t in config.input] == [
+        ("x", [-1, 4], False),
+        ("ids", [-1], True),
+    ]
     from tritonclient.grpc import model_config_pb2 as pb
+
     assert [t.data_type for t in config.input] == [pb.TYPE_FP32, pb.TYPE_INT64]
     assert [t.data_type for t in config.output] == [pb.TYPE_FP16, pb.TYPE_STRING]
     assert model_config_dict(api)["output"][1]["dims"] == ["1"]
 
 
-@pytest.mark.parametrize("section, words", [
-    ({"inputs": [{"name": "x", "dtype": "complex64"}], "outputs": [{"name": "y", "dtype": "int8"}]}, "unknown dtype"),
-    ({"inputs": [{"name": "x", "dtype": "int8", "shape": [0]}], "outputs": [{"name": "y", "dtype": "int8"}]}, "shape"),
-    ({"inputs": [], "outputs": [{"name": "y", "dtype": "int8"}]}, "non-empty list"),
-    ({"inputs": [{"name": "x", "dtype": "int8"}, {"name": "x", "dtype": "int8"}],
-      "outputs": [{"name": "y", "dtype": "int8"}]}, "unique"),
-    ({"inputs": [{"name": "x", "dtype": "int8"}], "outputs": [{"name": "y", "dtype": "int8", "ragged": True}]},
-     "ragged: unknown key"),
-])
+@pytest.mark.parametrize(
+    "section, words",
+    [
+        (
+            {"inputs": [{"name": "x", "dtype": "complex64"}], "outputs": [{"name": "y", "dtype": "int8"}]},
+            "unknown dtype",
+        ),
+        (
+            {"inputs": [{"name": "x", "dtype": "int8", "shape": [0]}], "outputs": [{"name": "y", "dtype": "int8"}]},
+            "shape",
+        ),
+        ({"inputs": [], "outputs": [{"name": "y", "dtype": "int8"}]}, "non-empty list"),
+        (
+            {
+                "inputs": [{"name": "x", "dtype": "int8"}, {"name": "x", "dtype": "int8"}],
+                "outputs": [{"name": "y", "dtype": "int8"}],
+            },
+            "unique",
+        ),
+        (
+            {"inputs": [{"name": "x", "dtype": "int8"}], "outputs": [{"name": "y", "dtype": "int8", "ragged": True}]},
+            "ragged: unknown key",
+        ),
+    ],
+)
 def test_bad_tensors(section, words):
     with pytest.raises(SpecError, match=words):
         parse_tensors(section, "t")

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (predictor sources and messages are compared verbatim)
 import ast
 import json
 import os
@@ -40,10 +41,16 @@ def test_repository_layout(project, tmp_path):
     assert [a.name for a in result.apis] == ["proj"]
     assert (model / "config.pbtxt").read_text().startswith('name: "proj"')
     assert (model / "1" / "model.py").read_text() == open(
-        os.path.join(os.path.dirname(__file__), "..", "model_repository_template", "model.py")).read()
+        os.path.join(os.path.dirname(__file__), "..", "model_repository_template", "model.py")
+    ).read()
     settings = json.loads((model / "1" / "tritonize_api.json").read_text())
-    assert settings["predictor"] == {"path": "predictor.py", "class_name": "PythonPredictor", "config": {"k": 1},
-                                     "python_path": [], "env": {}}
+    assert settings["predictor"] == {
+        "path": "predictor.py",
+        "class_name": "PythonPredictor",
+        "config": {"k": 1},
+        "python_path": [],
+        "env": {},
+    }
     assert files_under(model / "1" / "project") == [".tritonizeignore", "data/labels.txt", "predictor.py"]
     assert "handler.py" in os.listdir(model / "1" / "tritonize_runtime")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tritonize-build-")]

@@ -7,8 +7,8 @@ import sysconfig
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import FIXTURES
+
 from tritonize.cli.main import cli
 
 PROJECT = os.path.join(FIXTURES, "project")
@@ -20,8 +20,20 @@ def run(*args):
 
 def test_dry_run_uses_server_decode_and_encode():
     cwd = os.getcwd()
-    result = run("test", os.path.join(PROJECT, "cortex.yaml"), "--api", "echo", "--data", '{"a": 1}',
-                 "--param", "q=1", "--header", "X-Tenant=acme", "--header", "Accept=x")
+    result = run(
+        "test",
+        os.path.join(PROJECT, "cortex.yaml"),
+        "--api",
+        "echo",
+        "--data",
+        '{"a": 1}',
+        "--param",
+        "q=1",
+        "--header",
+        "X-Tenant=acme",
+        "--header",
+        "Accept=x",
+    )
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["payload"] == {"a": 1} and out["query_params"] == {"q": "1"} and out["headers"]["x-tenant"] == "acme"
@@ -34,7 +46,10 @@ def test_dry_run_errors_exit_non_zero_with_status():
     bad = run("test", spec, "--api", "behaviour", "--data", "{oops")
     assert bad.exit_code == 1 and "[400] malformed JSON" in bad.stderr
     failing = run("test", spec, "--api", "behaviour", "--data", "{}", "--param", "op=raise")
-    assert failing.exit_code == 1 and "[500] predict() failed: ValueError: the predictor raised on purpose" in failing.stderr
+    assert (
+        failing.exit_code == 1
+        and "[500] predict() failed: ValueError: the predictor raised on purpose" in failing.stderr
+    )
     ambiguous = run("test", spec, "--data", "{}")
     assert ambiguous.exit_code == 2 and "pick one with --api" in ambiguous.stderr
 
@@ -56,8 +71,20 @@ def test_build_reports_bad_predictor_and_writes_nothing(tmp_path):
 def test_build_config_values_are_yaml_scalars(tmp_path):
     pred = tmp_path / "predictor.py"
     pred.write_text("class PythonPredictor:\n    def predict(self, payload):\n        pass\n")
-    result = run("build", str(pred), "-o", str(tmp_path / "repo"), "--config", "n=3", "--config", "flag=true",
-                 "--config", "name=bert", "--name", "api1")
+    result = run(
+        "build",
+        str(pred),
+        "-o",
+        str(tmp_path / "repo"),
+        "--config",
+        "n=3",
+        "--config",
+        "flag=true",
+        "--config",
+        "name=bert",
+        "--name",
+        "api1",
+    )
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "repo" / "api1" / "1" / "tritonize_api.json").read_text())
     assert settings["predictor"]["config"] == {"n": 3, "flag": True, "name": "bert"}
@@ -119,18 +146,21 @@ def test_max_body_size_parsing():
             _size(bad, "--max-body-size")
 
 
-@pytest.mark.parametrize("line, triton", [
-    ('I1125 17:03:36.998938 21598 server.cc:305] "Waiting for in-flight requests to complete."', True),
-    ('W1125 17:03:36.998938 21598 pinned_memory_manager.cc:273] "Unable to allocate pinned system memory"', True),
-    ("+------------------+---------+--------+", True),
-    ("| iris-classifier  | 1       | READY  |", True),
-    ("", True),
-    ("Signal (15) received.", True),
-    ("using device: cpu", False),
-    ("[tritonize 22876] ERROR iris-classifier: predictor failed to load: FileNotFoundError", False),
-    ("Device set to use cpu", False),
-    ("I love this model", False),
-])
+@pytest.mark.parametrize(
+    "line, triton",
+    [
+        ('I1125 17:03:36.998938 21598 server.cc:305] "Waiting for in-flight requests to complete."', True),
+        ('W1125 17:03:36.998938 21598 pinned_memory_manager.cc:273] "Unable to allocate pinned system memory"', True),
+        ("+------------------+---------+--------+", True),
+        ("| iris-classifier  | 1       | READY  |", True),
+        ("", True),
+        ("Signal (15) received.", True),
+        ("using device: cpu", False),
+        ("[tritonize 22876] ERROR iris-classifier: predictor failed to load: FileNotFoundError", False),
+        ("Device set to use cpu", False),
+        ("I love this model", False),
+    ],
+)
 def test_triton_log_lines_are_told_from_predictor_output(line, triton):
     from tritonize.server.process import is_triton_log_line
 

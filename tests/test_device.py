@@ -5,22 +5,58 @@ import pytest
 from tritonize.adapter.runtime.device import device_config, device_environment, pin_device
 
 
-@pytest.mark.parametrize("kind, device_id, environ, changes, device", [
-    ("GPU", "0", {}, {"CUDA_VISIBLE_DEVICES": "0", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"}, "cuda:0"),
-    ("GPU", "3", {}, {"CUDA_VISIBLE_DEVICES": "3", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "3"}, "cuda:0"),
-    ("KIND_GPU", 1, {}, {"CUDA_VISIBLE_DEVICES": "1", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "1"}, "cuda:0"),
-    # tritonserver itself limited to GPUs 2,3: its device 1 is physical GPU 3.
-    ("GPU", "1", {"CUDA_VISIBLE_DEVICES": "2,3"},
-     {"CUDA_VISIBLE_DEVICES": "3", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "1"}, "cuda:0"),
-    ("GPU", "0", {"CUDA_VISIBLE_DEVICES": "GPU-aaaa, GPU-bbbb"},
-     {"CUDA_VISIBLE_DEVICES": "GPU-aaaa", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"}, "cuda:0"),
-    ("GPU", "0", {"CUDA_VISIBLE_DEVICES": ""},
-     {"CUDA_VISIBLE_DEVICES": "0", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"}, "cuda:0"),
-    ("CPU", "0", {"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "", "TRITONIZE_DEVICE": "cpu"}, "cpu"),
-    ("KIND_CPU", None, {}, {"CUDA_VISIBLE_DEVICES": "", "TRITONIZE_DEVICE": "cpu"}, "cpu"),
-    ("MODEL", "0", {"CUDA_VISIBLE_DEVICES": "0"}, {}, None),
-    (None, None, {}, {}, None),
-])
+@pytest.mark.parametrize(
+    "kind, device_id, environ, changes, device",
+    [
+        (
+            "GPU",
+            "0",
+            {},
+            {"CUDA_VISIBLE_DEVICES": "0", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"},
+            "cuda:0",
+        ),
+        (
+            "GPU",
+            "3",
+            {},
+            {"CUDA_VISIBLE_DEVICES": "3", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "3"},
+            "cuda:0",
+        ),
+        (
+            "KIND_GPU",
+            1,
+            {},
+            {"CUDA_VISIBLE_DEVICES": "1", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "1"},
+            "cuda:0",
+        ),
+        # tritonserver itself limited to GPUs 2,3: its device 1 is physical GPU 3.
+        (
+            "GPU",
+            "1",
+            {"CUDA_VISIBLE_DEVICES": "2,3"},
+            {"CUDA_VISIBLE_DEVICES": "3", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "1"},
+            "cuda:0",
+        ),
+        (
+            "GPU",
+            "0",
+            {"CUDA_VISIBLE_DEVICES": "GPU-aaaa, GPU-bbbb"},
+            {"CUDA_VISIBLE_DEVICES": "GPU-aaaa", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"},
+            "cuda:0",
+        ),
+        (
+            "GPU",
+            "0",
+            {"CUDA_VISIBLE_DEVICES": ""},
+            {"CUDA_VISIBLE_DEVICES": "0", "TRITONIZE_DEVICE": "cuda:0", "TRITONIZE_GPU_ID": "0"},
+            "cuda:0",
+        ),
+        ("CPU", "0", {"CUDA_VISIBLE_DEVICES": "0,1"}, {"CUDA_VISIBLE_DEVICES": "", "TRITONIZE_DEVICE": "cpu"}, "cpu"),
+        ("KIND_CPU", None, {}, {"CUDA_VISIBLE_DEVICES": "", "TRITONIZE_DEVICE": "cpu"}, "cpu"),
+        ("MODEL", "0", {"CUDA_VISIBLE_DEVICES": "0"}, {}, None),
+        (None, None, {}, {}, None),
+    ],
+)
 def test_device_environment(kind, device_id, environ, changes, device):
     assert device_environment(kind, device_id, environ) == (changes, device)
 

@@ -3,23 +3,32 @@
 import json
 import os
 import shlex
-import shutil
 
 import pytest
-
 from conftest import FIXTURES, run_tritonize
+
 from tritonize.adapter.build import build
-from tritonize.errors import BuildError, SpecError
 from tritonize.adapter.spec import load_spec_file
 from tritonize.docker.build import _entrypoint_run, docker_build, image_python, render_dockerfile
+from tritonize.errors import BuildError, SpecError
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
 TRITON_FLAGS = [
-    "--model-repository=/models", "--disable-auto-complete-config", "--http-address=0.0.0.0",
-    "--grpc-address=0.0.0.0", "--metrics-address=0.0.0.0", "--http-port=8000", "--grpc-port=8001",
-    "--metrics-port=8002", "--http-header-forward-pattern=^x-", "--grpc-header-forward-pattern=^x-",
-    "--exit-timeout-secs=10", "--allow-sagemaker=false", "--allow-vertex-ai=false", "--metrics-config=summary_latencies=true",
+    "--model-repository=/models",
+    "--disable-auto-complete-config",
+    "--http-address=0.0.0.0",
+    "--grpc-address=0.0.0.0",
+    "--metrics-address=0.0.0.0",
+    "--http-port=8000",
+    "--grpc-port=8001",
+    "--metrics-port=8002",
+    "--http-header-forward-pattern=^x-",
+    "--grpc-header-forward-pattern=^x-",
+    "--exit-timeout-secs=10",
+    "--allow-sagemaker=false",
+    "--allow-vertex-ai=false",
+    "--metrics-config=summary_latencies=true",
 ]
 
 
@@ -53,7 +62,8 @@ def project(tmp_path):
         "- {name: plain, predictor: {path: predictor.py}}\n"
         "- name: custom\n  predictor: {path: predictor.py, dependencies: {pip: deps/more.txt, shell: deps/setup.sh}}\n"
         "  compute: {gpu: 1}\n"
-        "- name: nothing\n  predictor: {path: predictor.py, dependencies: {pip: none.txt, shell: none.sh}}\n")
+        "- name: nothing\n  predictor: {path: predictor.py, dependencies: {pip: none.txt, shell: none.sh}}\n"
+    )
     return p
 
 
@@ -65,8 +75,11 @@ def test_dockerfile_instructions(project, tmp_path):
     assert instructions[:-1] == [
         ("FROM", "nvcr.io/nvidia/tritonserver:24.10-py3"),
         ("ENV", "PIP_CONSTRAINT=/opt/tritonize/constraints.txt"),
-        ("RUN", "mkdir -p /opt/tritonize && echo 'numpy<2' > /opt/tritonize/constraints.txt && "
-                "python3 -m pip install --no-cache-dir 'numpy<2'"),
+        (
+            "RUN",
+            "mkdir -p /opt/tritonize && echo 'numpy<2' > /opt/tritonize/constraints.txt && "
+            "python3 -m pip install --no-cache-dir 'numpy<2'",
+        ),
         ("COPY", ". /models"),
         # APIs in name order; per API the shell script first (as Cortex did), then pip.
         ("RUN", "cd /models/custom/1/project && bash -e deps/setup.sh"),
@@ -84,8 +97,12 @@ def test_dockerfile_instructions(project, tmp_path):
     env = dict(item.split("=", 1) for item in shlex.split(instructions[-5][1]))
     assert env == {"TRITONIZE_FORWARD_SENSITIVE_HEADERS": "0", "TRITONIZE_HEADER_PATTERN": "^x-"}
     # Every path the RUN lines use exists in the build context (the repository).
-    for path in ("custom/1/project/deps/setup.sh", "custom/1/project/deps/more.txt",
-                 "plain/1/project/dependencies.sh", "plain/1/project/requirements.txt"):
+    for path in (
+        "custom/1/project/deps/setup.sh",
+        "custom/1/project/deps/more.txt",
+        "plain/1/project/dependencies.sh",
+        "plain/1/project/requirements.txt",
+    ):
         assert (tmp_path / "repo" / path).is_file()
 
 
@@ -108,7 +125,9 @@ def test_conda_dependencies_are_refused(project, tmp_path):
 
 
 def test_dependency_paths_are_checked_in_the_spec(project):
-    (project / "cortex.yaml").write_text("- {name: a, predictor: {path: predictor.py, dependencies: {pip: ../x.txt}}}\n")
+    (project / "cortex.yaml").write_text(
+        "- {name: a, predictor: {path: predictor.py, dependencies: {pip: ../x.txt}}}\n"
+    )
     with pytest.raises(SpecError, match="predictor.dependencies.pip: '../x.txt' points outside"):
         load_spec_file(str(project / "cortex.yaml"))
     (project / "cortex.yaml").write_text("- {name: a, predictor: {path: predictor.py, dependencies: {npm: x}}}\n")
@@ -136,8 +155,10 @@ def test_cli_runs_docker_build(project, tmp_path, monkeypatch):
     (tmp_path / "out").mkdir()
     result = run_tritonize("docker", "build", str(tmp_path / "repo"), "-f", str(dockerfile))
     argvs = [json.loads(line)["argv"] for line in log.read_text().splitlines()]
-    assert argvs == [["info", "--format", "{{.ServerVersion}}"],
-                     ["build", "-f", str(dockerfile), "-t", "tritonize-repo:latest", str(tmp_path / "repo")]]
+    assert argvs == [
+        ["info", "--format", "{{.ServerVersion}}"],
+        ["build", "-f", str(dockerfile), "-t", "tritonize-repo:latest", str(tmp_path / "repo")],
+    ]
     assert "Built tritonize-repo:latest" in result.stdout and "--gpus" not in result.stdout
     assert parse_dockerfile(dockerfile.read_text())[0][0] == "FROM"
     # Daemon down: a clear error.
@@ -173,10 +194,16 @@ def test_entrypoint_restricts_admin_apis(project, tmp_path):
         return subprocess.run([script, "echo", *args], env=env, capture_output=True, text=True, check=True).stdout
 
     assert run("tritonserver", "--x=1", token="s3cret").split() == [
-        "tritonserver", "--x=1", f"--http-restricted-api={rule}s3cret", f"--grpc-restricted-protocol={rule}s3cret"]
+        "tritonserver",
+        "--x=1",
+        f"--http-restricted-api={rule}s3cret",
+        f"--grpc-restricted-protocol={rule}s3cret",
+    ]
     out = run("tritonserver").splitlines()  # no token given: a random one, printed
     token = out[0].rsplit(" ", 1)[1]
-    assert len(token) == 32 and out[1].split()[1:] == [f"--http-restricted-api={rule}{token}",
-                                                      f"--grpc-restricted-protocol={rule}{token}"]
+    assert len(token) == 32 and out[1].split()[1:] == [
+        f"--http-restricted-api={rule}{token}",
+        f"--grpc-restricted-protocol={rule}{token}",
+    ]
     given = f"--http-restricted-api={rule}mine"  # serve --docker and Kubernetes pass their own
     assert run("tritonserver", given).split() == ["tritonserver", given]

@@ -8,8 +8,8 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import FIXTURES, HAS_GPU, ServeProcess, free_ports, run_tritonize
+
 from tritonize.adapter.build import build
 from tritonize.errors import ServeError
 from tritonize.server.docker import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
@@ -18,10 +18,20 @@ from tritonize.server.options import ServerOptions, model_control_args
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
 TRITON_FLAGS = [
-    "--model-repository=/models", "--disable-auto-complete-config", "--http-address=0.0.0.0",
-    "--grpc-address=0.0.0.0", "--metrics-address=0.0.0.0", "--http-port=8000", "--grpc-port=8001",
-    "--metrics-port=8002", "--http-header-forward-pattern=^x-", "--grpc-header-forward-pattern=^x-",
-    "--exit-timeout-secs=10", "--allow-sagemaker=false", "--allow-vertex-ai=false", "--metrics-config=summary_latencies=true",
+    "--model-repository=/models",
+    "--disable-auto-complete-config",
+    "--http-address=0.0.0.0",
+    "--grpc-address=0.0.0.0",
+    "--metrics-address=0.0.0.0",
+    "--http-port=8000",
+    "--grpc-port=8001",
+    "--metrics-port=8002",
+    "--http-header-forward-pattern=^x-",
+    "--grpc-header-forward-pattern=^x-",
+    "--exit-timeout-secs=10",
+    "--allow-sagemaker=false",
+    "--allow-vertex-ai=false",
+    "--metrics-config=summary_latencies=true",
 ]
 # `serve` restricts the admin APIs in the container too (token from --admin-token).
 RESTRICTED_FLAGS = [
@@ -57,6 +67,7 @@ def fake_docker(tmp_path, monkeypatch):
 
     def calls():
         return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
     return calls
 
 
@@ -64,28 +75,58 @@ def test_docker_run_command_line(repo):
     options = ServerOptions(repo, http_port=18000, grpc_port=18001, metrics_port=18002)
     args = docker_run_args(options, DockerOptions(), gpu_needs(repo), "tz")
     assert args == [
-        "docker", "run", "--rm", "--init", "--name", "tz", "--shm-size", "1g",
-        "-p", "127.0.0.1:18000:8000", "-p", "127.0.0.1:18001:8001", "-p", "127.0.0.1:18002:8002",
-        "-v", f"{repo}:/models:ro",
-        "-e", "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0", "-e", "TRITONIZE_HEADER_PATTERN=^x-",
-        DEFAULT_IMAGE, "tritonserver", *TRITON_FLAGS,
+        "docker",
+        "run",
+        "--rm",
+        "--init",
+        "--name",
+        "tz",
+        "--shm-size",
+        "1g",
+        "-p",
+        "127.0.0.1:18000:8000",
+        "-p",
+        "127.0.0.1:18001:8001",
+        "-p",
+        "127.0.0.1:18002:8002",
+        "-v",
+        f"{repo}:/models:ro",
+        "-e",
+        "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0",
+        "-e",
+        "TRITONIZE_HEADER_PATTERN=^x-",
+        DEFAULT_IMAGE,
+        "tritonserver",
+        *TRITON_FLAGS,
     ]
     assert DEFAULT_IMAGE == "nvcr.io/nvidia/tritonserver:24.10-py3"
 
 
 def test_docker_run_options_and_gpus(repo, gpu_repo):
-    options = ServerOptions(repo, host="0.0.0.0", header_pattern="^x-(tenant|id)$", forward_sensitive_headers=True,
-                            log_verbose=1, extra_args=["--log-info=true"])
+    options = ServerOptions(
+        repo,
+        host="0.0.0.0",
+        header_pattern="^x-(tenant|id)$",
+        forward_sensitive_headers=True,
+        log_verbose=1,
+        extra_args=["--log-info=true"],
+    )
     docker = DockerOptions(image="nvcr.io/nvidia/tritonserver:24.12-py3", gpus=[0, 1], shm_size="2g", detach=True)
     args = docker_run_args(options, docker, {}, "named")
     assert args[:8] == ["docker", "run", "--rm", "--init", "--name", "named", "--detach", "--shm-size"]
     assert args[args.index("-p") + 1] == "0.0.0.0:8000:8000"
-    assert args[args.index("--gpus"):args.index("--gpus") + 2] == ["--gpus", '"device=0,1"']
+    assert args[args.index("--gpus") : args.index("--gpus") + 2] == ["--gpus", '"device=0,1"']
     assert "TRITONIZE_FORWARD_SENSITIVE_HEADERS=1" in args and "TRITONIZE_HEADER_PATTERN=^x-(tenant|id)$" in args
-    tail = args[args.index("nvcr.io/nvidia/tritonserver:24.12-py3"):]
-    assert tail[1:] == ["tritonserver", *TRITON_FLAGS[:8], "--http-header-forward-pattern=^x-(tenant|id)$",
-                        "--grpc-header-forward-pattern=^x-(tenant|id)$", *TRITON_FLAGS[10:],
-                        "--log-verbose=1", "--log-info=true"]
+    tail = args[args.index("nvcr.io/nvidia/tritonserver:24.12-py3") :]
+    assert tail[1:] == [
+        "tritonserver",
+        *TRITON_FLAGS[:8],
+        "--http-header-forward-pattern=^x-(tenant|id)$",
+        "--grpc-header-forward-pattern=^x-(tenant|id)$",
+        *TRITON_FLAGS[10:],
+        "--log-verbose=1",
+        "--log-info=true",
+    ]
     needs = gpu_needs(gpu_repo)  # built with --gpus 1
     assert gpu_args(DockerOptions(), needs) == ["--gpus", "all"]
     assert gpu_args(DockerOptions(gpus="all"), needs) == ["--gpus", "all"]
@@ -116,14 +157,17 @@ def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
         server.start()
     shutil.rmtree(server.workdir)
     # Explicit model control is the local launcher's own (its watchdog reloads crashed APIs).
-    local_flags = [a for a in seen["args"][1:] if not a.startswith(("--backend-directory=", "--backend-config="))
-                   and a not in model_control_args(options)]
+    local_flags = [
+        a
+        for a in seen["args"][1:]
+        if not a.startswith(("--backend-directory=", "--backend-config=")) and a not in model_control_args(options)
+    ]
     docker_args = docker_run_args(options, DockerOptions(), {}, "tz")
-    docker_flags = docker_args[docker_args.index("tritonserver") + 1:]
+    docker_flags = docker_args[docker_args.index("tritonserver") + 1 :]
 
     def normalise(flags):
-        return [f.split("=")[0] if f.split("=")[0].endswith(("-address", "-port", "-repository")) else f
-                for f in flags]
+        return [f.split("=")[0] if f.split("=")[0].endswith(("-address", "-port", "-repository")) else f for f in flags]
+
     assert normalise(local_flags) == normalise(docker_flags)
     assert {"--backend-directory", "--backend-config"} & {a.split("=")[0] for a in docker_flags} == set()
 
@@ -153,11 +197,31 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
     calls = fake_docker()
     assert [c["argv"] for c in calls] == [
         ["info", "--format", "{{.ServerVersion}}"],
-        ["run", "--rm", "--init", "--name", name, "--shm-size", "1g",
-         "-p", f"127.0.0.1:{serve.http_port}:8000", "-p", f"127.0.0.1:{serve.grpc_port}:8001",
-         "-p", f"127.0.0.1:{serve.metrics_port}:8002", "-v", f"{repo}:/models:ro",
-         "-e", "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0", "-e", "TRITONIZE_HEADER_PATTERN=^x-",
-         DEFAULT_IMAGE, "tritonserver", *TRITON_FLAGS, *RESTRICTED_FLAGS],
+        [
+            "run",
+            "--rm",
+            "--init",
+            "--name",
+            name,
+            "--shm-size",
+            "1g",
+            "-p",
+            f"127.0.0.1:{serve.http_port}:8000",
+            "-p",
+            f"127.0.0.1:{serve.grpc_port}:8001",
+            "-p",
+            f"127.0.0.1:{serve.metrics_port}:8002",
+            "-v",
+            f"{repo}:/models:ro",
+            "-e",
+            "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0",
+            "-e",
+            "TRITONIZE_HEADER_PATTERN=^x-",
+            DEFAULT_IMAGE,
+            "tritonserver",
+            *TRITON_FLAGS,
+            *RESTRICTED_FLAGS,
+        ],
         ["stop", "--time", "10", name],
     ]
     run_env = calls[1]["env"]
@@ -165,16 +229,36 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
     # nothing of the local launcher's (its LD_LIBRARY_PATH, status dir) leaks in.
     assert run_env["PATH"] == os.environ["PATH"]
     assert run_env.get("LD_LIBRARY_PATH") == os.environ.get("LD_LIBRARY_PATH")
-    assert {"TRITONIZE_HEADER_PATTERN", "TRITONIZE_FORWARD_SENSITIVE_HEADERS", "TRITONIZE_STATUS_DIR"} & set(run_env) == set()
+    assert {"TRITONIZE_HEADER_PATTERN", "TRITONIZE_FORWARD_SENSITIVE_HEADERS", "TRITONIZE_STATUS_DIR"} & set(
+        run_env
+    ) == set()
     assert {k: v for k, v in run_env.items() if k.startswith("TRITONIZE_")} == {
-        k: v for k, v in os.environ.items() if k.startswith("TRITONIZE_")}
+        k: v for k, v in os.environ.items() if k.startswith("TRITONIZE_")
+    }
 
 
 def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
     http, grpc, metrics = free_ports(3)
-    result = run_tritonize("serve", repo, "--docker", "--detach", "--name", "tz-bg", "--shm-size", "2g",
-                           "--image", "nvcr.io/nvidia/tritonserver:24.12-py3", "--http-port", str(http),
-                           "--grpc-port", str(grpc), "--metrics-port", str(metrics), "--admin-token", "T0K")
+    result = run_tritonize(
+        "serve",
+        repo,
+        "--docker",
+        "--detach",
+        "--name",
+        "tz-bg",
+        "--shm-size",
+        "2g",
+        "--image",
+        "nvcr.io/nvidia/tritonserver:24.12-py3",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        "--admin-token",
+        "T0K",
+    )
     try:
         assert "docker stop tz-bg" in result.stderr and "docker logs --follow tz-bg" in result.stderr
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/v2/health/ready", timeout=5) as response:
@@ -185,8 +269,11 @@ def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
         assert argvs[2:] in ([], [["logs", "--follow", "tz-bg"]])
         run = argvs[1]
         assert run[:8] == ["run", "--rm", "--init", "--name", "tz-bg", "--detach", "--shm-size", "2g"]
-        assert run[run.index("nvcr.io/nvidia/tritonserver:24.12-py3") + 1:] == [
-            "tritonserver", *TRITON_FLAGS, *RESTRICTED_FLAGS]
+        assert run[run.index("nvcr.io/nvidia/tritonserver:24.12-py3") + 1 :] == [
+            "tritonserver",
+            *TRITON_FLAGS,
+            *RESTRICTED_FLAGS,
+        ]
     finally:
         os.system(f"{os.path.join(FAKE_DOCKER_DIR, 'docker')} stop tz-bg > /dev/null")
 
@@ -194,27 +281,51 @@ def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
 def test_container_that_fails_to_start_is_reported(repo, fake_docker, monkeypatch):
     monkeypatch.setenv("FAKE_DOCKER_RUN", "fail")
     http, grpc, metrics = free_ports(3)
-    result = run_tritonize("serve", repo, "--docker", "--http-port", str(http), "--grpc-port", str(grpc),
-                           "--metrics-port", str(metrics), check=False)
+    result = run_tritonize(
+        "serve",
+        repo,
+        "--docker",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        check=False,
+    )
     assert result.returncode == 1
     assert "error: container tritonize-repo-" in result.stderr and "stopped (exit code 1)" in result.stderr
     assert "failed to load all models" in result.stderr
 
 
-@pytest.mark.parametrize("setup, args, words", [
-    ("daemon_down", [], "cannot reach the Docker daemon: Cannot connect to the Docker daemon"),
-    ("no_docker", [], "`docker` was not found on PATH"),
-    ("fake", ["--shm-size", "64m"], "--shm-size 64m is too small"),
-    ("fake", ["--cpu"], "--cpu applies to the local server"),
-])
+@pytest.mark.parametrize(
+    "setup, args, words",
+    [
+        ("daemon_down", [], "cannot reach the Docker daemon: Cannot connect to the Docker daemon"),
+        ("no_docker", [], "`docker` was not found on PATH"),
+        ("fake", ["--shm-size", "64m"], "--shm-size 64m is too small"),
+        ("fake", ["--cpu"], "--cpu applies to the local server"),
+    ],
+)
 def test_docker_errors_are_clear_and_nothing_runs(repo, fake_docker, monkeypatch, tmp_path, setup, args, words):
     if setup == "daemon_down":
         monkeypatch.setenv("FAKE_DOCKER_DAEMON", "down")
     if setup == "no_docker":
         monkeypatch.setenv("PATH", str(tmp_path))  # the CLI runs as sys.executable: PATH needs nothing
     http, grpc, metrics = free_ports(3)
-    result = run_tritonize("serve", repo, "--docker", "--http-port", str(http), "--grpc-port", str(grpc),
-                           "--metrics-port", str(metrics), *args, check=False)
+    result = run_tritonize(
+        "serve",
+        repo,
+        "--docker",
+        "--http-port",
+        str(http),
+        "--grpc-port",
+        str(grpc),
+        "--metrics-port",
+        str(metrics),
+        *args,
+        check=False,
+    )
     assert result.returncode == 1, result.stderr
     assert words in result.stderr
     assert [c for c in fake_docker() if c["argv"][0] == "run"] == []

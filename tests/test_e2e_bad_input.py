@@ -12,8 +12,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
 from tritonize.client.client import _status_of
 
@@ -76,8 +76,9 @@ def raw_http(document):
     """An HTTP-only row: a KServe request body as bytes (gRPC cannot express it)."""
 
     def call(server, protocol):
-        request = urllib.request.Request(f"http://{server.http_url}/v2/models/robust/infer", data=document,
-                                         method="POST")
+        request = urllib.request.Request(
+            f"http://{server.http_url}/v2/models/robust/infer", data=document, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
                 return response.status, response.read().decode()
@@ -103,40 +104,104 @@ ROWS = [
     ("unknown-charset", "both", predict(b"hi", "text/plain; charset=klingon"), 400, ["unknown charset 'klingon'"]),
     ("binary-declared-json", "both", predict(b"\xff\x00\xfe", "application/json"), 400, ["JSON"]),
     ("non-utf8-text", "both", predict(b"caf\xe9", "text/plain"), 400, ["not valid utf-8 text"]),
-    ("body-over-limit", "both", predict(b'"' + b"x" * (MAX_BODY + 10) + b'"'), 400,
-     ["request body too large", f"at most {MAX_BODY}", "--max-body-size"]),
+    (
+        "body-over-limit",
+        "both",
+        predict(b'"' + b"x" * (MAX_BODY + 10) + b'"'),
+        400,
+        ["request body too large", f"at most {MAX_BODY}", "--max-body-size"],
+    ),
     ("no-input-tensor", "both", tensors(), 400, ["expected 1 inputs but got 0"]),
-    ("unknown-input-tensor", "both", tensors(("wrong", "BYTES", body_tensor())), 400,
-     ["unexpected inference input 'wrong'"]),
-    ("extra-input-tensor", "both", tensors(PAYLOAD, ("extra", "BYTES", body_tensor())), 400,
-     ["expected 1 inputs but got 2", "'extra'"]),
-    ("payload-not-bytes", "both", tensors(("payload", "INT32", np.ones((1, 1), np.int32))), 400,
-     ["data-type is 'INT32'", "expects 'BYTES'"]),
-    ("typed-wrong-dtype", "both", tensors(("x", "INT32", np.ones((1, 4), np.int32)), model="typed"), 400,
-     ["data-type is 'INT32'", "expects 'FP32'"]),
-    ("typed-wrong-shape", "both", tensors(("x", "FP32", np.ones((1, 3), np.float32)), model="typed"), 400,
-     ["Expected [-1,4], got [1,3]"]),
+    (
+        "unknown-input-tensor",
+        "both",
+        tensors(("wrong", "BYTES", body_tensor())),
+        400,
+        ["unexpected inference input 'wrong'"],
+    ),
+    (
+        "extra-input-tensor",
+        "both",
+        tensors(PAYLOAD, ("extra", "BYTES", body_tensor())),
+        400,
+        ["expected 1 inputs but got 2", "'extra'"],
+    ),
+    (
+        "payload-not-bytes",
+        "both",
+        tensors(("payload", "INT32", np.ones((1, 1), np.int32))),
+        400,
+        ["data-type is 'INT32'", "expects 'BYTES'"],
+    ),
+    (
+        "typed-wrong-dtype",
+        "both",
+        tensors(("x", "INT32", np.ones((1, 4), np.int32)), model="typed"),
+        400,
+        ["data-type is 'INT32'", "expects 'FP32'"],
+    ),
+    (
+        "typed-wrong-shape",
+        "both",
+        tensors(("x", "FP32", np.ones((1, 3), np.float32)), model="typed"),
+        400,
+        ["Expected [-1,4], got [1,3]"],
+    ),
     ("unknown-api", "both", predict(b"{}", api="nope"), 404, ["unknown model: 'nope'"]),
     ("unknown-version", "both", tensors(PAYLOAD, version="7"), 404, ["'robust' version 7 is not found"]),
-    ("nested-parameter", "http", raw_http(json.dumps({"inputs": [GOOD_KSERVE], "parameters": {"a": {"b": 1}}}).encode()),
-     400, ["parameter 'a' has invalid type"]),
-    ("header-collides-with-param", "both", predict(b"{}", params={"x-model": "a"}, headers={"X-Model": "b"}), 400,
-     ["'x-model' was sent twice", "rename one"]),
-    ("too-many-parameters", "both", predict(b"{}", params={f"p{i}": "v" for i in range(3000)}), 400,
-     ["too many request parameters", "at most 1000"]),
-    ("returns-a-set", "both", predict(b"{}", params={"op": "set"}), 500,
-     ["cannot be encoded as JSON", "set is not JSON serializable"]),
+    (
+        "nested-parameter",
+        "http",
+        raw_http(json.dumps({"inputs": [GOOD_KSERVE], "parameters": {"a": {"b": 1}}}).encode()),
+        400,
+        ["parameter 'a' has invalid type"],
+    ),
+    (
+        "header-collides-with-param",
+        "both",
+        predict(b"{}", params={"x-model": "a"}, headers={"X-Model": "b"}),
+        400,
+        ["'x-model' was sent twice", "rename one"],
+    ),
+    (
+        "too-many-parameters",
+        "both",
+        predict(b"{}", params={f"p{i}": "v" for i in range(3000)}),
+        400,
+        ["too many request parameters", "at most 1000"],
+    ),
+    (
+        "returns-a-set",
+        "both",
+        predict(b"{}", params={"op": "set"}),
+        500,
+        ["cannot be encoded as JSON", "set is not JSON serializable"],
+    ),
     ("returns-nan", "both", predict(b"{}", params={"op": "nan"}), 500, ["cannot be encoded as JSON", "nan"]),
-    ("response-3xx", "both", predict(b"{}", params={"op": "status", "code": "302"}), 500,
-     ["Response with status 302", "only 2xx, 4xx and 5xx"]),
-    ("response-1xx", "both", predict(b"{}", params={"op": "status", "code": "101"}), 500,
-     ["Response with status 101", "only 2xx, 4xx and 5xx"]),
+    (
+        "response-3xx",
+        "both",
+        predict(b"{}", params={"op": "status", "code": "302"}),
+        500,
+        ["Response with status 302", "only 2xx, 4xx and 5xx"],
+    ),
+    (
+        "response-1xx",
+        "both",
+        predict(b"{}", params={"op": "status", "code": "101"}),
+        500,
+        ["Response with status 101", "only 2xx, 4xx and 5xx"],
+    ),
     ("predictor-raises", "both", predict(b"{}", params={"op": "nope"}), 500, ["ValueError: unknown op 'nope'"]),
     # Triton itself parses the KServe envelope, and answers 500 for a broken one (2.51).
     ("broken-kserve-envelope", "http", raw_http(b'{"inputs": [}'), 500, ["failed to parse the request JSON"]),
 ]
-CASES = [pytest.param(protocol, *row[2:], id=f"{row[0]}-{protocol}")
-         for row in ROWS for protocol in ("http", "grpc") if row[1] in ("both", protocol)]
+CASES = [
+    pytest.param(protocol, *row[2:], id=f"{row[0]}-{protocol}")
+    for row in ROWS
+    for protocol in ("http", "grpc")
+    if row[1] in ("both", protocol)
+]
 
 
 @pytest.mark.parametrize("protocol,request_call,status,words", CASES)
@@ -161,8 +226,11 @@ def test_non_string_parameters_arrive_as_strings(server, protocol):
         import tritonclient.grpc as grpcclient
 
         client = grpcclient.InferenceServerClient(server.grpc_url)
-        result = client.infer("robust", [grpcclient.InferInput("payload", [1, 1], "BYTES").set_data_from_numpy(
-            body_tensor())], parameters=params)
+        result = client.infer(
+            "robust",
+            [grpcclient.InferInput("payload", [1, 1], "BYTES").set_data_from_numpy(body_tensor())],
+            parameters=params,
+        )
         client.close()
         out = json.loads(result.as_numpy("response").reshape(-1)[0])
     expected = {"n": "3", "flag": "true"} | ({"ratio": "0.5"} if protocol == "http" else {})

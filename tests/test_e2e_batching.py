@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
 
 pytestmark = pytest.mark.e2e
@@ -139,9 +139,11 @@ def test_typed_tensors_round_trip_with_batching(server, protocol):
 def test_typed_output_mismatches_are_500_naming_the_tensor(server, protocol):
     x = np.ones((1, 4), dtype=np.float32)
     url = url_for(server, protocol)
-    for op, words in (("bad_dtype", "output 'y': expected dtype float32, got float64"),
-                      ("bad_shape", "output 'y': expected shape [1, 3] (-1: any), got [1, 2]"),
-                      ("missing", "predict() returned no output 'batch_len'")):
+    for op, words in (
+        ("bad_dtype", "output 'y': expected dtype float32, got float64"),
+        ("bad_shape", "output 'y': expected shape [1, 3] (-1: any), got [1, 2]"),
+        ("missing", "predict() returned no output 'batch_len'"),
+    ):
         error = typed_infer(protocol, url, x, params={"op": op})
         assert not isinstance(error, tuple), op
         assert words in error.message(), (op, error.message())
@@ -160,7 +162,20 @@ def test_typed_input_dtype_and_shape_are_checked(server, protocol):
 
 
 def test_bench_typed_api(server):
-    result = run_tritonize("bench", "typed", "--data", '{"x": [1, 2, 3, 4]}', "--concurrency", "8", "--duration", "1s",
-                           "--url", server.http_url, "--engine", "builtin", "--json")
+    result = run_tritonize(
+        "bench",
+        "typed",
+        "--data",
+        '{"x": [1, 2, 3, 4]}',
+        "--concurrency",
+        "8",
+        "--duration",
+        "1s",
+        "--url",
+        server.http_url,
+        "--engine",
+        "builtin",
+        "--json",
+    )
     (row,) = json.loads(result.stdout)["results"]
     assert row["errors"] == 0 and row["throughput"] > 20, row

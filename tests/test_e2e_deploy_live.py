@@ -10,11 +10,11 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
+from tritonize.client.status import collect, parse_metrics
 from tritonize.deploy.k8s import keda_query
 from tritonize.deploy.target import deploy_k8s, deploy_target
-from tritonize.client.status import collect, parse_metrics
 
 pytestmark = pytest.mark.e2e
 SPEC = os.path.join(FIXTURES, "replica", "cortex.yaml")
@@ -43,8 +43,9 @@ def server(tmp_path_factory):
 
 
 def infer(url, body):
-    data = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES",
-                                   "data": [json.dumps(body)]}]}).encode()
+    data = json.dumps(
+        {"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps(body)]}]}
+    ).encode()
     request = urllib.request.Request(f"http://{url}/v2/models/replica/infer", data=data)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -84,8 +85,11 @@ def test_autoscaling_metric_exists_and_measures_requests_in_flight(server, tmp_p
     after, t1 = metrics(server), time.monotonic()
     names = {n for n, labels, _ in after if labels.get("model") == "replica"}
     assert used <= names, f"{used - names} not exported by Triton"
-    in_flight = (value(after, "nv_inference_request_duration_us") - value(before, "nv_inference_request_duration_us")) \
-        / 1e6 / (t1 - t0)
+    in_flight = (
+        (value(after, "nv_inference_request_duration_us") - value(before, "nv_inference_request_duration_us"))
+        / 1e6
+        / (t1 - t0)
+    )
     print(f"measured in flight: {in_flight:.2f} at client concurrency {CONCURRENCY}")
     # Client time outside the server (HTTP, Python threads on 2 cores) makes it somewhat lower.
     assert CONCURRENCY * 0.6 <= in_flight <= CONCURRENCY * 1.05
@@ -93,7 +97,9 @@ def test_autoscaling_metric_exists_and_measures_requests_in_flight(server, tmp_p
 
 
 def test_status_reports_state_instances_requests_errors_and_latency(server):
-    base = {s.name: s for s in collect(server.http_url, f"127.0.0.1:{server.metrics_port}", token=ADMIN_TOKEN)}["replica"]
+    base = {s.name: s for s in collect(server.http_url, f"127.0.0.1:{server.metrics_port}", token=ADMIN_TOKEN)}[
+        "replica"
+    ]
     sent = 20
     statuses = [infer(server.http_url, {"x": i}) for i in range(sent)]
     statuses += [infer(server.http_url, {"fail": True}) for _ in range(2)]
@@ -114,9 +120,13 @@ def test_status_watch_refreshes(server):
 
     from conftest import tritonize_cmd
 
-    process = subprocess.Popen(tritonize_cmd("status", "--url", server.http_url, "--metrics-url",
-                                             f"127.0.0.1:{server.metrics_port}", "--watch", "0.3"),
-                               stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        tritonize_cmd(
+            "status", "--url", server.http_url, "--metrics-url", f"127.0.0.1:{server.metrics_port}", "--watch", "0.3"
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(2.0)
     process.terminate()
     output = process.communicate(timeout=10)[0]
@@ -148,9 +158,18 @@ def test_status_sends_the_admin_token_and_shows_failed_models(monkeypatch):
             if self.headers.get("tritonize-admin-token") != "s3cret":
                 return self._send(403, {"error": "This API is restricted"})
             if self.path == "/v2/repository/index":
-                return self._send(200, [{"name": "bad", "version": "1", "state": "UNAVAILABLE",
-                                         "reason": "load failed: ImportError: no module named torch"},
-                                        {"name": "slow", "state": "LOADING"}])
+                return self._send(
+                    200,
+                    [
+                        {
+                            "name": "bad",
+                            "version": "1",
+                            "state": "UNAVAILABLE",
+                            "reason": "load failed: ImportError: no module named torch",
+                        },
+                        {"name": "slow", "state": "LOADING"},
+                    ],
+                )
             return self._send(200, {"model_stats": []})
 
         def log_message(self, *args):
@@ -162,8 +181,9 @@ def test_status_sends_the_admin_token_and_shows_failed_models(monkeypatch):
     try:
         result = run_tritonize("status", "--url", url, "--metrics-url", url, check=False)
         assert result.returncode == 1 and "403" in result.stderr and "TRITONIZE_ADMIN_TOKEN" in result.stderr
-        result = run_tritonize("status", "--url", url, "--metrics-url", url,
-                               env={**os.environ, "TRITONIZE_ADMIN_TOKEN": "s3cret"})
+        result = run_tritonize(
+            "status", "--url", url, "--metrics-url", url, env={**os.environ, "TRITONIZE_ADMIN_TOKEN": "s3cret"}
+        )
         lines = result.stdout.splitlines()
         assert lines[1].split()[:2] == ["bad", "failed"] and lines[2].split()[:2] == ["slow", "loading"]
         assert "bad: load failed: ImportError: no module named torch" in lines

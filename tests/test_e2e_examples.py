@@ -17,8 +17,8 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import HAS_GPU, ServeProcess, free_ports, run_tritonize
+
 from tritonize.client.client import Client, PredictError
 from tritonize.server.options import ADMIN_TOKEN_HEADER
 
@@ -72,8 +72,12 @@ IRIS = {
 def test_iris_trains_builds_serves_and_classifies(tmp_path):
     project = tmp_path / "iris"
     shutil.copytree(os.path.join(EXAMPLES, "iris"), project, ignore=shutil.ignore_patterns("model.pkl"))
-    trained = subprocess.run([sys.executable, str(project / "train.py"), str(project / "model.pkl")],
-                             capture_output=True, text=True, timeout=120)
+    trained = subprocess.run(
+        [sys.executable, str(project / "train.py"), str(project / "model.pkl")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert trained.returncode == 0, trained.stderr
     assert (project / "model.pkl").stat().st_size > 0
     serve = serve_example(tmp_path, "iris", serve_args=())
@@ -83,8 +87,9 @@ def test_iris_trains_builds_serves_and_classifies(tmp_path):
             with client:
                 for label, measurements in IRIS.items():
                     assert client.predict("iris-classifier", measurements) == label, client.protocol
-        out = run_tritonize("predict", "iris-classifier", "--data", "@" + str(project / "sample.json"),
-                            "--url", serve.http_url).stdout
+        out = run_tritonize(
+            "predict", "iris-classifier", "--data", "@" + str(project / "sample.json"), "--url", serve.http_url
+        ).stdout
         assert out.strip() == "setosa"
         with Client(serve.http_url) as client:  # a missing feature is the predictor's KeyError: 500
             with pytest.raises(PredictError) as failed:
@@ -107,6 +112,7 @@ def test_iris_without_its_model_file_fails_to_load_with_the_reason(tmp_path):
 
 # --- summarizer: pipeline("summarization"), Cortex's device choice --------------------------------
 
+
 def test_summarizer_returns_a_summary_over_http_and_grpc(tmp_path, hf_env):
     serve = serve_example(tmp_path, "summarizer", env=hf_env)
     try:
@@ -122,14 +128,21 @@ def test_summarizer_returns_a_summary_over_http_and_grpc(tmp_path, hf_env):
 
 
 def test_summarizer_for_transformers_5_runs_in_the_dry_run(tmp_path, hf_env):
-    result = run_tritonize("test", os.path.join(EXAMPLES, "summarizer", "predictor_transformers5.py"),
-                           "--data", "@" + os.path.join(EXAMPLES, "summarizer", "sample.json"),
-                           "--output", str(tmp_path / "summary.txt"), env={**os.environ, **hf_env})
+    result = run_tritonize(
+        "test",
+        os.path.join(EXAMPLES, "summarizer", "predictor_transformers5.py"),
+        "--data",
+        "@" + os.path.join(EXAMPLES, "summarizer", "sample.json"),
+        "--output",
+        str(tmp_path / "summary.txt"),
+        env={**os.environ, **hf_env},
+    )
     assert "using device: cpu" in result.stdout + result.stderr
     assert (tmp_path / "summary.txt").read_text(encoding="utf-8", errors="replace").strip()
 
 
 # --- multi-model: routed by a query parameter; JSONResponse(400) ---------------------------------
+
 
 def test_multi_model_routes_by_query_param_and_returns_its_400(tmp_path, hf_env):
     serve = serve_example(tmp_path, "multi-model", env=hf_env)
@@ -150,8 +163,13 @@ def test_multi_model_routes_by_query_param_and_returns_its_400(tmp_path, hf_env)
         # Plain HTTP: status 400, and Triton's error body carries the predictor's body verbatim.
         request = urllib.request.Request(
             f"http://{serve.http_url}/v2/models/multi-model/infer",
-            data=json.dumps({"parameters": {"model": "translator"}, "inputs": [
-                {"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps(text)]}]}).encode())
+            data=json.dumps(
+                {
+                    "parameters": {"model": "translator"},
+                    "inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps(text)]}],
+                }
+            ).encode(),
+        )
         with pytest.raises(urllib.error.HTTPError) as http_error:
             urllib.request.urlopen(request, timeout=30)
         assert http_error.value.code == 400
@@ -159,8 +177,19 @@ def test_multi_model_routes_by_query_param_and_returns_its_400(tmp_path, hf_env)
 
         # The CLI prints status and body and exits non-zero.
         for url, protocol in ((serve.http_url, "http"), (serve.grpc_url, "grpc")):
-            result = run_tritonize("predict", "multi-model", "--data", json.dumps(text), "--param", "model=translator",
-                                   "--url", url, "--protocol", protocol, check=False)
+            result = run_tritonize(
+                "predict",
+                "multi-model",
+                "--data",
+                json.dumps(text),
+                "--param",
+                "model=translator",
+                "--url",
+                url,
+                "--protocol",
+                protocol,
+                check=False,
+            )
             assert result.returncode != 0
             assert '[400] {"error":"unknown model: translator"}' in result.stderr, result.stderr
         with Client(serve.http_url) as client:  # the server is still up
@@ -191,8 +220,9 @@ def typed_embedding(client, protocol, texts):
 
 
 def batch_sizes_served(serve, api):
-    request = urllib.request.Request(f"http://{serve.http_url}/v2/models/{api}/stats",
-                                     headers={ADMIN_TOKEN_HEADER: ADMIN_TOKEN})
+    request = urllib.request.Request(
+        f"http://{serve.http_url}/v2/models/{api}/stats", headers={ADMIN_TOKEN_HEADER: ADMIN_TOKEN}
+    )
     with urllib.request.urlopen(request, timeout=10) as response:
         stats = json.load(response)["model_stats"][0]
     return {int(b["batch_size"]): int(b["compute_infer"]["count"]) for b in stats["batch_stats"]}
@@ -222,8 +252,10 @@ def test_embeddings_typed_tensor_variant_matches_the_json_api(embeddings_server)
 
     with Client(embeddings_server.http_url) as client:
         reference = np.array([client.predict("embeddings", {"text": s})["embedding"] for s in SENTENCES])
-    for protocol, client in (("http", httpclient.InferenceServerClient(embeddings_server.http_url)),
-                             ("grpc", grpcclient.InferenceServerClient(embeddings_server.grpc_url))):
+    for protocol, client in (
+        ("http", httpclient.InferenceServerClient(embeddings_server.http_url)),
+        ("grpc", grpcclient.InferenceServerClient(embeddings_server.grpc_url)),
+    ):
         vectors = typed_embedding(client, protocol, SENTENCES)  # one request carrying a batch of 3
         assert vectors.dtype == np.float32 and vectors.shape == (3, 384), protocol
         np.testing.assert_allclose(vectors, reference, atol=1e-4)
@@ -258,13 +290,21 @@ def test_embeddings_batches_concurrent_requests_and_keeps_their_order(embeddings
 
 # --- the README's main job -----------------------------------------------------------------------
 
+
 def test_quickstart_trains_builds_serves_and_predicts_iris():
     http, grpc, metrics = free_ports(3)
     bin_dir = os.path.dirname(sys.executable)
-    env = {**os.environ, "HTTP_PORT": str(http), "GRPC_PORT": str(grpc), "METRICS_PORT": str(metrics),
-           "TRITONIZE": os.path.join(bin_dir, "tritonize"), "PATH": bin_dir + os.pathsep + os.environ["PATH"]}
-    result = subprocess.run(["bash", os.path.join(EXAMPLES, "quickstart.sh")], capture_output=True, text=True,
-                            env=env, timeout=300)
+    env = {
+        **os.environ,
+        "HTTP_PORT": str(http),
+        "GRPC_PORT": str(grpc),
+        "METRICS_PORT": str(metrics),
+        "TRITONIZE": os.path.join(bin_dir, "tritonize"),
+        "PATH": bin_dir + os.pathsep + os.environ["PATH"],
+    }
+    result = subprocess.run(
+        ["bash", os.path.join(EXAMPLES, "quickstart.sh")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
     for expected in ("setosa", "virginica"):
@@ -275,9 +315,14 @@ def test_quickstart_trains_builds_serves_and_predicts_iris():
 
 # --- GPU: two instances on GPU 0, each model on its pinned GPU ----------------------------------
 
+
 def _gpu_processes():
-    out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30).stdout
+    out = subprocess.run(
+        ["nvidia-smi", "--query-compute-apps=pid,gpu_uuid,used_memory", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
     return [line.split(", ") for line in out.splitlines() if line.strip()]
 
 
@@ -291,10 +336,18 @@ def test_embeddings_on_two_gpu_instances(tmp_path):
         with Client(serve.http_url) as client:
             vector = client.predict("embeddings", {"text": SENTENCES[0]})["embedding"]
         assert abs(np.linalg.norm(vector) - 1.0) < 1e-4
-        stub_pids = {int(p) for p in subprocess.run(["pgrep", "-f", "triton_python_backend_stub"],
-                                                    capture_output=True, text=True).stdout.split()}
-        gpu0 = subprocess.run(["nvidia-smi", "--id=0", "--query-gpu=uuid", "--format=csv,noheader"],
-                              capture_output=True, text=True, timeout=30).stdout.strip()
+        stub_pids = {
+            int(p)
+            for p in subprocess.run(
+                ["pgrep", "-f", "triton_python_backend_stub"], capture_output=True, text=True
+            ).stdout.split()
+        }
+        gpu0 = subprocess.run(
+            ["nvidia-smi", "--id=0", "--query-gpu=uuid", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        ).stdout.strip()
         ours = [(int(pid), uuid) for pid, uuid, _ in _gpu_processes() if int(pid) in stub_pids]
         assert len(ours) == 4, (stub_pids, _gpu_processes())  # every instance holds its model on a GPU...
         assert {uuid for _, uuid in ours} == {gpu0}  # ...the one it was pinned to

@@ -5,7 +5,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from conftest import FIXTURES, ServeProcess, free_ports, run_tritonize
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +42,17 @@ def test_port_in_use_is_a_clear_error(tmp_path):
     http_port = busy.getsockname()[1]
     grpc_port, metrics_port = free_ports(2)
     try:
-        result = run_tritonize("serve", str(repo), "--http-port", str(http_port), "--grpc-port", str(grpc_port),
-                               "--metrics-port", str(metrics_port), check=False)
+        result = run_tritonize(
+            "serve",
+            str(repo),
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(grpc_port),
+            "--metrics-port",
+            str(metrics_port),
+            check=False,
+        )
     finally:
         busy.close()
     assert result.returncode != 0
@@ -62,8 +70,16 @@ def test_serve_binds_localhost_and_filters_sensitive_headers_even_with_a_wide_pa
     from tritonize import Client
 
     repo = tmp_path / "repo"
-    run_tritonize("build", os.path.join(FIXTURES, "project", "echo_predictor.py"), "-o", str(repo), "--name", "echo",
-                  "--config", "greeting=hi")
+    run_tritonize(
+        "build",
+        os.path.join(FIXTURES, "project", "echo_predictor.py"),
+        "-o",
+        str(repo),
+        "--name",
+        "echo",
+        "--config",
+        "greeting=hi",
+    )
     serve = ServeProcess(str(repo), extra_args=["--header-pattern", ".*"])
     try:
         assert serve.wait_ready(), serve.output()
@@ -71,8 +87,11 @@ def test_serve_binds_localhost_and_filters_sensitive_headers_even_with_a_wide_pa
             assert _listening_addresses(port) == ["127.0.0.1"], port
         for protocol, url in (("http", serve.http_url), ("grpc", serve.grpc_url)):
             with Client(url, protocol=protocol) as client:
-                out = client.predict("echo", {"a": 1}, headers={"Authorization": "Bearer s", "Cookie": "c=1",
-                                                                  "X-Team": "ml", "Accept-Language": "fr"})
+                out = client.predict(
+                    "echo",
+                    {"a": 1},
+                    headers={"Authorization": "Bearer s", "Cookie": "c=1", "X-Team": "ml", "Accept-Language": "fr"},
+                )
             headers = out["headers"]
             assert headers["x-team"] == "ml", protocol
             assert not {"authorization", "cookie", "host", "content-length"} & set(headers), (protocol, headers)

@@ -8,8 +8,8 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import FIXTURES, GPU_COUNT, HAS_GPU, ServeProcess, run_tritonize
+
 from tritonize import Client
 
 pytestmark = pytest.mark.e2e
@@ -25,6 +25,7 @@ def build_fixture(tmp_path, fixture, *options):
 
 def answers_by_pid(url, want, payload, timeout=60):
     """Send rounds of concurrent slow requests until `want` instance processes answered."""
+
     def call(_):
         with Client(url) as client:
             return client.predict("api", payload)
@@ -100,8 +101,9 @@ def _torch_cuda():
     return torch.cuda.is_available()
 
 
-needs_gpu = pytest.mark.skipif(not HAS_GPU or not _torch_cuda(),
-                               reason="needs an NVIDIA GPU and a CUDA build of torch (none here)")
+needs_gpu = pytest.mark.skipif(
+    not HAS_GPU or not _torch_cuda(), reason="needs an NVIDIA GPU and a CUDA build of torch (none here)"
+)
 
 
 @pytest.mark.gpu

@@ -6,8 +6,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import FIXTURES, free_ports, run_tritonize
+
 from tritonize import Client, PredictError
 from tritonize.deploy.liveness import liveness_command
 from tritonize.server.local import LocalTritonServer
@@ -30,8 +30,9 @@ def test_liveness_fails_when_an_instance_process_died(tmp_path, monkeypatch):
     http, grpc, metrics = free_ports(3)
     # As in a pod: no watchdog reloads the model; only the liveness probe can notice.
     monkeypatch.setattr(LocalTritonServer, "_start_watchdog", lambda self: None)
-    server = LocalTritonServer(ServerOptions(str(repo), http_port=http, grpc_port=grpc, metrics_port=metrics,
-                                             admin_token="t"))
+    server = LocalTritonServer(
+        ServerOptions(str(repo), http_port=http, grpc_port=grpc, metrics_port=metrics, admin_token="t")
+    )
     server.start()
     try:
         server.wait_ready(timeout=120)

@@ -10,9 +10,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
+
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
 from soak_load import run_soak  # noqa: E402  (benchmarks/ shares it with benchmarks/soak.py)
 
@@ -41,9 +42,11 @@ def test_soak_batching_api_answers_every_request(tmp_path):
     try:
         result = run_soak(f"http://{serve.http_url}", "batchy", SOAK_REQUESTS, 64, tritonserver_pid(repo))
         rss = result["rss_kib"]
-        print(f"\nsoak: {result['requests']} requests at concurrency 64 in {result['seconds']} s "
-              f"({result['throughput']} req/s); tritonserver RSS {rss['before']['tritonserver']} -> "
-              f"{rss['after']['tritonserver']} KiB; stubs {rss['before']['stubs']} -> {rss['after']['stubs']} KiB")
+        print(
+            f"\nsoak: {result['requests']} requests at concurrency 64 in {result['seconds']} s "
+            f"({result['throughput']} req/s); tritonserver RSS {rss['before']['tritonserver']} -> "
+            f"{rss['after']['tritonserver']} KiB; stubs {rss['before']['stubs']} -> {rss['after']['stubs']} KiB"
+        )
         assert result["statuses"] == {"200": SOAK_REQUESTS}, result
         assert result["wrong"] == 0, result  # every answer was the request's own
         # Reported above; a generous bound only catches a leak per request (20k x >=5 KiB).

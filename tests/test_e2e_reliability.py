@@ -12,12 +12,13 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
 
 pytestmark = pytest.mark.e2e
-TOKEN_HEADER = "tritonize-admin-token"
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER as TOKEN_HEADER
+from tritonize.adapter.runtime.constants import GRPC_ADMIN_TOKEN_HEADER
 
 
 def build_robust(work, names=None):
@@ -25,7 +26,9 @@ def build_robust(work, names=None):
     spec = work / "project" / "cortex.yaml"
     if names is not None:  # a spec with only some of the APIs (and maybe the broken one)
         entries = {"robust": "robust_predictor.py", "broken": "broken_predictor.py"}
-        spec.write_text("".join(f"- name: {n}\n  predictor:\n    type: python\n    path: {entries[n]}\n" for n in names))
+        spec.write_text(
+            "".join(f"- name: {n}\n  predictor:\n    type: python\n    path: {entries[n]}\n" for n in names)
+        )
     repo = work / "model_repository"
     run_tritonize("build", str(spec), "-o", str(repo))
     return repo
@@ -55,8 +58,9 @@ def wait_banner(serve, timeout=90):
 
 
 def http(serve, path, body=None, token=None):
-    request = urllib.request.Request(f"http://{serve.http_url}{path}", data=body,
-                                     method="GET" if body is None else "POST")
+    request = urllib.request.Request(
+        f"http://{serve.http_url}{path}", data=body, method="GET" if body is None else "POST"
+    )
     if token:
         request.add_header(TOKEN_HEADER, token)
     try:
@@ -102,7 +106,7 @@ def test_grpc_admin_apis_need_the_token_inference_and_health_do_not(server):
             assert "restricted" in str(err.value), (name, err.value)
             with pytest.raises(InferenceServerException):
                 call({TOKEN_HEADER: server.token})  # gRPC metadata needs Triton's prefix
-            call({"triton-grpc-protocol-" + TOKEN_HEADER: server.token})
+            call({GRPC_ADMIN_TOKEN_HEADER: server.token})
         assert client.is_server_live() and client.is_server_ready() and client.is_model_ready("robust")
         assert client.get_model_metadata("robust").name == "robust"
     finally:
@@ -117,7 +121,7 @@ def test_grpc_admin_apis_need_the_token_inference_and_health_do_not(server):
 def test_the_token_header_never_reaches_predictors(server):
     from tritonize.adapter.runtime.params import ParameterRules, split_parameters
 
-    grpc_key = "triton-grpc-protocol-" + TOKEN_HEADER
+    grpc_key = GRPC_ADMIN_TOKEN_HEADER
     _, headers, _ = split_parameters(json.dumps({TOKEN_HEADER: "t", grpc_key: "t", "x-a": "1"}), ParameterRules(".*"))
     assert TOKEN_HEADER not in headers and grpc_key not in headers and headers["x-a"] == "1"
 
@@ -146,8 +150,10 @@ def test_crashed_instance_is_reloaded(server, how):
                 time.sleep(0.1)
         recovered = time.monotonic() - died
     assert out["payload"] == {"again": True} and out["pid"] != pid_before
-    print(f"{how}: crash request answered after {failed_after:.2f} s; requests succeed again "
-          f"{recovered:.2f} s after it was sent")
+    print(
+        f"{how}: crash request answered after {failed_after:.2f} s; requests succeed again "
+        f"{recovered:.2f} s after it was sent"
+    )
     output = server.output()
     assert f"API 'robust': instance process robust_0_0 (pid {pid_before}) died" in output, output
     assert "API 'robust': reloaded in" in output

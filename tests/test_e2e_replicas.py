@@ -13,7 +13,6 @@ import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, free_ports, run_tritonize
 from netns_cluster import Cluster
 
@@ -43,8 +42,9 @@ def cluster(tmp_path_factory):
 
 
 def http_predict(port):
-    body = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES",
-                                   "data": [json.dumps({"x": 1})]}]}).encode()
+    body = json.dumps(
+        {"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": [json.dumps({"x": 1})]}]}
+    ).encode()
     request = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/replica/infer", data=body)
     with urllib.request.urlopen(request, timeout=15) as response:
         outputs = {o["name"]: o["data"][0] for o in json.load(response)["outputs"]}
@@ -116,8 +116,10 @@ def test_load_spreads_then_a_terminated_replica_drains_without_losing_requests(c
     events = load.events
     errors = [e for e in events if str(e[2]).startswith("error")]
     before = [e for e in events if e[0] < killed_at]
-    print(f"{len(events)} requests, {len(errors)} errors; before SIGTERM by replica: "
-          f"{collections.Counter((p, r) for _, p, r in before)}")
+    print(
+        f"{len(events)} requests, {len(errors)} errors; before SIGTERM by replica: "
+        f"{collections.Counter((p, r) for _, p, r in before)}"
+    )
     # 1. Spread: every replica answered HTTP and gRPC requests while all three were up.
     for protocol in ("http", "grpc"):
         share = collections.Counter(r for _, p, r in before if p == protocol)
@@ -136,8 +138,10 @@ def test_load_spreads_then_a_terminated_replica_drains_without_losing_requests(c
     replica = cluster.replicas[1]
     assert replica.process.wait(timeout=30) == 0, cluster.log(replica)
     answered_after_sigterm = sum(1 for t, _, r in events if r == "1" and t > killed_at)
-    print(f"left rotation {cluster.removed_at[1] - killed_at:.2f}s after SIGTERM; answered {answered_after_sigterm} "
-          f"requests in flight meanwhile; load ran {end - killed_at:.1f}s after SIGTERM")
+    print(
+        f"left rotation {cluster.removed_at[1] - killed_at:.2f}s after SIGTERM; answered {answered_after_sigterm} "
+        f"requests in flight meanwhile; load ran {end - killed_at:.1f}s after SIGTERM"
+    )
 
 
 def test_a_crashed_replica_costs_only_retries(cluster):

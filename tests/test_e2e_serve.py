@@ -5,14 +5,13 @@ import json
 import os
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 
 import numpy as np
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +45,8 @@ def client_for(server, protocol):
 def test_json_payload_query_params_and_headers(server, protocol):
     with client_for(server, protocol) as client:
         out = client.predict(
-            "echo", {"x": [1, 2.5], "s": "héllo ✓"},
+            "echo",
+            {"x": [1, 2.5], "s": "héllo ✓"},
             query_params={"model": "small", "n": 3},
             headers={"X-Tenant": "acme", "Authorization": "Bearer secret", "Accept-Language": "fr"},
         )
@@ -107,15 +107,18 @@ def test_unencodable_results_are_500(server, protocol):
 def test_text_and_binary_bodies(server, protocol):
     with client_for(server, protocol) as client:
         # text/plain with a charset: the predictor gets str, returns str -> text back.
-        body, ctype = client.predict_raw("behaviour", "café".encode("latin-1"), "text/plain; charset=latin-1",
-                                         query_params={"op": "text"})
+        body, ctype = client.predict_raw(
+            "behaviour", "café".encode("latin-1"), "text/plain; charset=latin-1", query_params={"op": "text"}
+        )
         assert (body.decode(), ctype) == ("plain text: café", "text/plain; charset=utf-8")
         # Any other content type: raw bytes in, bytes out (NUL and 0xff survive).
         raw = bytes(range(256)) + b"\x00tail"
         body, ctype = client.predict_raw("behaviour", raw, "application/octet-stream", query_params={"op": "bytes"})
         assert body == bytes(reversed(raw)) and ctype == "application/octet-stream"
         assert client.predict("behaviour", "just text", query_params={"op": "type"}) == {
-            "type": "str", "value": "just text"}
+            "type": "str",
+            "value": "just text",
+        }
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
@@ -139,8 +142,9 @@ def test_plain_http_request_without_tritonclient(server):
         "parameters": {"op": "type", "content_type": "text/plain"},
         "inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["hi there"]}],
     }
-    req = urllib.request.Request(f"http://{server.http_url}/v2/models/behaviour/infer",
-                                 data=json.dumps(request).encode(), method="POST")
+    req = urllib.request.Request(
+        f"http://{server.http_url}/v2/models/behaviour/infer", data=json.dumps(request).encode(), method="POST"
+    )
     with urllib.request.urlopen(req, timeout=30) as response:
         doc = json.load(response)
     outputs = {o["name"]: o["data"][0] for o in doc["outputs"]}
@@ -148,8 +152,11 @@ def test_plain_http_request_without_tritonclient(server):
     assert outputs["content_type"] == "application/json"
     bad = dict(request, parameters={"op": "type"})  # "hi there" is not JSON -> 400
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(urllib.request.Request(
-            f"http://{server.http_url}/v2/models/behaviour/infer", data=json.dumps(bad).encode(), method="POST"))
+        urllib.request.urlopen(
+            urllib.request.Request(
+                f"http://{server.http_url}/v2/models/behaviour/infer", data=json.dumps(bad).encode(), method="POST"
+            )
+        )
     assert err.value.code == 400
     assert "malformed JSON" in json.load(err.value)["error"]
 
@@ -158,9 +165,11 @@ def test_plain_http_request_without_tritonclient(server):
 def test_raw_tritonclient_without_tritonize(server, protocol):
     if protocol == "http":
         import tritonclient.http as tc
+
         client = tc.InferenceServerClient(server.http_url)
     else:
         import tritonclient.grpc as tc
+
         client = tc.InferenceServerClient(server.grpc_url)
     inp = tc.InferInput("payload", [1, 1], "BYTES")
     inp.set_data_from_numpy(np.array([[json.dumps({"raw": True}).encode()]], dtype=np.object_))
@@ -174,8 +183,20 @@ def test_raw_tritonclient_without_tritonize(server, protocol):
 @pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_predict_command(server, protocol):
     url = server.http_url if protocol == "http" else server.grpc_url
-    ok = run_tritonize("predict", "echo", "--data", '{"a": 1}', "--param", "q=7", "--header", "X-Id=9",
-                       "--protocol", protocol, "--url", url)
+    ok = run_tritonize(
+        "predict",
+        "echo",
+        "--data",
+        '{"a": 1}',
+        "--param",
+        "q=7",
+        "--header",
+        "X-Id=9",
+        "--protocol",
+        protocol,
+        "--url",
+        url,
+    )
     out = json.loads(ok.stdout)
     assert out["payload"] == {"a": 1} and out["query_params"] == {"q": "7"} and out["headers"]["x-id"] == "9"
     bad = run_tritonize("predict", "behaviour", "--data", "{nope", "--protocol", protocol, "--url", url, check=False)
@@ -208,17 +229,43 @@ def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
 
     data = tmp_path / "input.json"
     # perf_analyzer adds the batch dimension itself: the per-request shape is [1].
-    data.write_text(json.dumps({"data": [{"payload": {"content": ['{"features": [5.1, 3.5, 1.4, 0.2]}'],
-                                                      "shape": [1]}}]}))
+    data.write_text(
+        json.dumps({"data": [{"payload": {"content": ['{"features": [5.1, 3.5, 1.4, 0.2]}'], "shape": [1]}}]})
+    )
     url = server.http_url if protocol == "http" else server.grpc_url
     csv = tmp_path / "pa.csv"
     result = subprocess.run(
-        [perf_analyzer_binary(), "-m", "iris", "-u", url, "-i", protocol, "--input-data", str(data),
-         "--concurrency-range", "2", "--measurement-mode", "count_windows", "--measurement-request-count", "100",
-         # Checks the wire contract, not speed: accept noisy windows on a busy 2-core machine.
-         "--max-trials", "10", "--stability-percentage", "500", "-f", str(csv),
-         "-H", f"{'triton-grpc-protocol-' if protocol == 'grpc' else ''}tritonize-admin-token:{ADMIN_TOKEN}"],
-        env=perf_analyzer_environment(str(tmp_path)), capture_output=True, text=True, timeout=120)
+        [
+            perf_analyzer_binary(),
+            "-m",
+            "iris",
+            "-u",
+            url,
+            "-i",
+            protocol,
+            "--input-data",
+            str(data),
+            "--concurrency-range",
+            "2",
+            "--measurement-mode",
+            "count_windows",
+            "--measurement-request-count",
+            "100",
+            # Checks the wire contract, not speed: accept noisy windows on a busy 2-core machine.
+            "--max-trials",
+            "10",
+            "--stability-percentage",
+            "500",
+            "-f",
+            str(csv),
+            "-H",
+            f"{'triton-grpc-protocol-' if protocol == 'grpc' else ''}tritonize-admin-token:{ADMIN_TOKEN}",
+        ],
+        env=perf_analyzer_environment(str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     header, row = csv.read_text().splitlines()[:2]
     throughput = float(dict(zip(header.split(","), row.split(",")))["Inferences/Second"])
@@ -228,9 +275,26 @@ def test_perf_analyzer_with_a_json_input_file(server, protocol, tmp_path):
 @pytest.mark.parametrize("protocol, engine", [("http", "builtin"), ("grpc", "builtin"), ("http", "perf_analyzer")])
 def test_bench_command(server, protocol, engine):
     url = server.http_url if protocol == "http" else server.grpc_url
-    result = run_tritonize("bench", "echo", "--data", '{"x": 1}', "--concurrency", "1,4", "--duration", "1s",
-                           "--protocol", protocol, "--url", url, "--http-url", server.http_url,
-                           "--engine", engine, "--json", env=dict(os.environ, TRITONIZE_ADMIN_TOKEN=ADMIN_TOKEN))
+    result = run_tritonize(
+        "bench",
+        "echo",
+        "--data",
+        '{"x": 1}',
+        "--concurrency",
+        "1,4",
+        "--duration",
+        "1s",
+        "--protocol",
+        protocol,
+        "--url",
+        url,
+        "--http-url",
+        server.http_url,
+        "--engine",
+        engine,
+        "--json",
+        env=dict(os.environ, TRITONIZE_ADMIN_TOKEN=ADMIN_TOKEN),
+    )
     report = json.loads(result.stdout)
     assert report["engine"] == engine
     assert [r["concurrency"] for r in report["results"]] == [1, 4]
@@ -241,8 +305,20 @@ def test_bench_command(server, protocol, engine):
 
 def test_bench_counts_errors_and_table_output(server):
     # op=raise makes every request fail: the builtin engine reports errors instead of crashing.
-    result = run_tritonize("bench", "behaviour", "--data", "{}", "--param", "op=raise", "--concurrency", "2",
-                           "--duration", "0.5s", "--url", server.http_url)
+    result = run_tritonize(
+        "bench",
+        "behaviour",
+        "--data",
+        "{}",
+        "--param",
+        "op=raise",
+        "--concurrency",
+        "2",
+        "--duration",
+        "0.5s",
+        "--url",
+        server.http_url,
+    )
     lines = result.stdout.splitlines()
     assert lines[0] == "engine: builtin"  # query params: perf_analyzer cannot send them
     assert lines[1].split() == ["concurrency", "req/s", "p50", "ms", "p90", "ms", "p99", "ms", "errors"]

@@ -7,8 +7,8 @@ import pytest
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 from tritonize.adapter.build import build
-from tritonize.errors import ServeError
 from tritonize.adapter.model_config import parse_pbtxt
+from tritonize.errors import ServeError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
@@ -45,7 +45,8 @@ def repo(tmp_path):
     (tmp_path / "p" / "cortex.yaml").write_text(
         "- {name: cpu_api, predictor: {path: predictor.py}}\n"
         "- {name: two_gpus, predictor: {path: predictor.py}, compute: {gpu: 2}, tritonize: {instances: 2}}\n"
-        "- {name: any_gpu, predictor: {path: predictor.py}, tritonize: {kind: gpu}}\n")
+        "- {name: any_gpu, predictor: {path: predictor.py}, tritonize: {kind: gpu}}\n"
+    )
     build(str(tmp_path / "p" / "cortex.yaml"), str(tmp_path / "repo"))
     return str(tmp_path / "repo")
 

@@ -10,14 +10,13 @@ import kubernetes_validate
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import TESTS_DIR
 
-from tritonize.errors import SpecError
+from tritonize.cli.main import cli
 from tritonize.deploy.k8s import KUBERNETES_VERSIONS, PORTS
 from tritonize.deploy.target import deploy_k8s, deploy_kserve
-from tritonize.cli.main import cli
+from tritonize.errors import SpecError
 from tritonize.server.options import ServerOptions, runtime_environment, tritonserver_args
-
-from conftest import TESTS_DIR
 
 EXAMPLE = os.path.join(os.path.dirname(TESTS_DIR), "examples", "echo", "predictor.py")
 CRD_VALIDATORS = os.path.join(TESTS_DIR, "data", "crd_validators")
@@ -94,16 +93,32 @@ def test_container_runs_exactly_what_serve_runs(spec, tmp_path):
     deploy_k8s(spec, output=out, image="registry.example/text:1")
     container = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     options = ServerOptions(str(tmp_path))
-    inside = dataclasses.replace(options, host="0.0.0.0", http_port=8000, grpc_port=8001, metrics_port=8002,
-                                 admin_token="$(TRITONIZE_ADMIN_TOKEN)")
+    inside = dataclasses.replace(
+        options,
+        host="0.0.0.0",
+        http_port=8000,
+        grpc_port=8001,
+        metrics_port=8002,
+        admin_token="$(TRITONIZE_ADMIN_TOKEN)",
+    )
     assert container["command"] + container["args"] == ["tritonserver"] + tritonserver_args(inside, "/models")
     # Admin endpoints are restricted as by serve; Kubernetes expands the token from a Secret.
-    assert any(a.startswith("--http-restricted-api=") and a.endswith("=$(TRITONIZE_ADMIN_TOKEN)")
-               for a in container["args"])
+    assert any(
+        a.startswith("--http-restricted-api=") and a.endswith("=$(TRITONIZE_ADMIN_TOKEN)") for a in container["args"]
+    )
     plain = [e for e in container["env"] if "value" in e]
     assert {e["name"]: e["value"] for e in plain} == runtime_environment(options)
-    assert [e for e in container["env"] if "valueFrom" in e] == [{"name": "TRITONIZE_ADMIN_TOKEN", "valueFrom": {
-        "secretKeyRef": {"name": manifests(out)["Deployment"]["metadata"]["name"] + "-admin-token", "key": "token"}}}]
+    assert [e for e in container["env"] if "valueFrom" in e] == [
+        {
+            "name": "TRITONIZE_ADMIN_TOKEN",
+            "valueFrom": {
+                "secretKeyRef": {
+                    "name": manifests(out)["Deployment"]["metadata"]["name"] + "-admin-token",
+                    "key": "token",
+                }
+            },
+        }
+    ]
     assert container["image"] == "registry.example/text:1"
 
 
@@ -136,10 +151,11 @@ def test_probes_ports_shm_resources_and_rollout_follow_the_spec(spec, tmp_path):
     assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
     assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
     # compute: gpu is the largest API's (one pod serves both), cpu and mem add up.
-    assert container["resources"] == {"requests": {"cpu": "1500m", "memory": "2560Mi"},
-                                      "limits": {"nvidia.com/gpu": 1}}
-    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
-                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert container["resources"] == {"requests": {"cpu": "1500m", "memory": "2560Mi"}, "limits": {"nvidia.com/gpu": 1}}
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
     assert deployment["spec"]["replicas"] == 3  # init_replicas
     drain = 5 + 10  # preStop sleep + tritonserver --exit-timeout-secs
     assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
@@ -153,7 +169,10 @@ def test_service_ports_and_scraping(spec, tmp_path):
     docs = manifests(out)
     ports = {p["name"]: p for p in docs["Service"]["spec"]["ports"]}
     assert {n: (p["port"], p["targetPort"]) for n, p in ports.items()} == {
-        "http": (8000, "http"), "grpc": (8001, "grpc"), "metrics": (8002, "metrics")}
+        "http": (8000, "http"),
+        "grpc": (8001, "grpc"),
+        "metrics": (8002, "metrics"),
+    }
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert docs["Service"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
@@ -184,14 +203,17 @@ def test_defaults_follow_cortex_and_tolerances_need_kubernetes_1_33(tmp_path):
     shutil.copy(EXAMPLE, tmp_path / "predictor.py")
     (tmp_path / "cortex.yaml").write_text(
         "- name: a\n  predictor: {path: predictor.py}\n"
-        "  autoscaling: {upscale_tolerance: 0.05, downscale_tolerance: 0.1, max_replica_concurrency: 64}\n")
+        "  autoscaling: {upscale_tolerance: 0.05, downscale_tolerance: 0.1, max_replica_concurrency: 64}\n"
+    )
     result = deploy_k8s(str(tmp_path / "cortex.yaml"), output=str(tmp_path / "d"), image="i:1")
     hpa = manifests(str(tmp_path / "d"))["HorizontalPodAutoscaler"]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 100)
     behavior = hpa["spec"]["behavior"]
     assert (behavior["scaleUp"]["tolerance"], behavior["scaleDown"]["tolerance"]) == ("50m", "100m")
-    assert (behavior["scaleUp"]["stabilizationWindowSeconds"], behavior["scaleDown"]["stabilizationWindowSeconds"]) \
-        == (60, 300)
+    assert (behavior["scaleUp"]["stabilizationWindowSeconds"], behavior["scaleDown"]["stabilizationWindowSeconds"]) == (
+        60,
+        300,
+    )
     kubernetes_validate.validate(hpa, "1.33", strict=True)
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(hpa, "1.32", strict=True)
@@ -201,8 +223,7 @@ def test_defaults_follow_cortex_and_tolerances_need_kubernetes_1_33(tmp_path):
 
 def test_keda_and_service_monitor_validate_against_their_crd_schemas(spec, tmp_path):
     out = str(tmp_path / "deploy")
-    deploy_k8s(spec, output=out, image="i:1", namespace="ml", autoscaler="keda",
-               prometheus_url="http://prom:9090")
+    deploy_k8s(spec, output=out, image="i:1", namespace="ml", autoscaler="keda", prometheus_url="http://prom:9090")
     docs = manifests(out)
     assert "HorizontalPodAutoscaler" not in docs
     scaled = docs["ScaledObject"]["spec"]
@@ -210,11 +231,15 @@ def test_keda_and_service_monitor_validate_against_their_crd_schemas(spec, tmp_p
     (trigger,) = scaled["triggers"]
     assert trigger["metadata"]["threshold"] == "4" and trigger["metadata"]["serverAddress"] == "http://prom:9090"
     name = docs["Service"]["metadata"]["name"]
-    assert trigger["metadata"]["query"] == \
-        f'sum(rate(nv_inference_request_duration_us{{service="{name}",namespace="ml"}}[120s])) / 1e6'
+    assert (
+        trigger["metadata"]["query"]
+        == f'sum(rate(nv_inference_request_duration_us{{service="{name}",namespace="ml"}}[120s])) / 1e6'
+    )
 
-    assert scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] \
+    assert (
+        scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"]
         == 600
+    )
     broken = json.loads(json.dumps(docs["ScaledObject"]))
     broken["spec"]["minReplicaCount"] = "two"
     results = crd_validate([docs["ScaledObject"], docs["ServiceMonitor"], broken])
@@ -224,10 +249,17 @@ def test_keda_and_service_monitor_validate_against_their_crd_schemas(spec, tmp_p
 
 def crd_validate(documents):
     """Validate with the CRD schemas compiled by kubernetes-models-ts (tests/data/crd_validators)."""
-    assert os.path.isdir(os.path.join(CRD_VALIDATORS, "node_modules", "@kubernetes-models", "keda")), \
+    assert os.path.isdir(os.path.join(CRD_VALIDATORS, "node_modules", "@kubernetes-models", "keda")), (
         "run `npm ci` in tests/data/crd_validators (.ci/run does)"
-    done = subprocess.run(["node", os.path.join(CRD_VALIDATORS, "validate.mjs")], input=json.dumps(documents),
-                          capture_output=True, text=True, timeout=60, cwd=CRD_VALIDATORS)
+    )
+    done = subprocess.run(
+        ["node", os.path.join(CRD_VALIDATORS, "validate.mjs")],
+        input=json.dumps(documents),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=CRD_VALIDATORS,
+    )
     assert done.returncode == 0, done.stderr
     return [json.loads(line) for line in done.stdout.splitlines()]
 
@@ -243,11 +275,23 @@ def test_kserve_inference_service(spec, tmp_path):
     model = predictor["model"]
     assert model["modelFormat"] == {"name": "triton"} and model["storageUri"] == "s3://bucket/repo"
     # serve's flags, minus what KServe's runtime sets (repository, HTTP/gRPC ports and addresses)
-    full = tritonserver_args(dataclasses.replace(ServerOptions(str(tmp_path)), host="0.0.0.0", http_port=8000,
-                                                 grpc_port=8001, metrics_port=8002,
-                                                 admin_token="$(TRITONIZE_ADMIN_TOKEN)"), "s3://bucket/repo")
-    assert model["args"] == [a for a in full if a.split("=")[0] not in (
-        "--model-repository", "--http-port", "--grpc-port", "--http-address", "--grpc-address")]
+    full = tritonserver_args(
+        dataclasses.replace(
+            ServerOptions(str(tmp_path)),
+            host="0.0.0.0",
+            http_port=8000,
+            grpc_port=8001,
+            metrics_port=8002,
+            admin_token="$(TRITONIZE_ADMIN_TOKEN)",
+        ),
+        "s3://bucket/repo",
+    )
+    assert model["args"] == [
+        a
+        for a in full
+        if a.split("=")[0]
+        not in ("--model-repository", "--http-port", "--grpc-port", "--http-address", "--grpc-address")
+    ]
     assert "--http-header-forward-pattern=^x-" in model["args"]
     annotations = isvc["metadata"]["annotations"]
     assert annotations["autoscaling.knative.dev/window"] == "120s"
@@ -259,9 +303,15 @@ def test_kserve_inference_service(spec, tmp_path):
     assert any("upscale_stabilization_period" in w for w in result.warnings)
     # No InferenceService schema is installable here (see README); its container part is a core/v1 Container:
     container = {k: v for k, v in model.items() if k not in ("modelFormat", "runtime", "storageUri")}
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"},
-           "spec": {"containers": [{"name": "kserve-container", "image": "x", **container}],
-                    "volumes": predictor["volumes"]}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "x"},
+        "spec": {
+            "containers": [{"name": "kserve-container", "image": "x", **container}],
+            "volumes": predictor["volumes"],
+        },
+    }
     for version in _versions():
         kubernetes_validate.validate(pod, version, strict=True)
 
@@ -283,14 +333,17 @@ def test_cli_prints_what_to_apply_and_refuses_bad_input(spec, tmp_path):
     assert result.exit_code == 2 and "--model-store" in result.output
 
 
-@pytest.mark.parametrize("text, words", [
-    ("autoscaling: {min_replicas: 5, max_replicas: 2}", "max_replicas 2 is below min_replicas 5"),
-    ("autoscaling: {windoww: 1m}", "autoscaling.windoww: unknown key"),
-    ("autoscaling: {window: soon}", "autoscaling.window: expected a duration"),
-    ("update_strategy: {max_surge: 0, max_unavailable: 0}", "cannot both be 0"),
-    ("update_strategy: {max_surge: lots}", "update_strategy.max_surge: expected"),
-    ("compute: {mem: 2 gigs}", "compute.mem: expected a Kubernetes quantity"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("autoscaling: {min_replicas: 5, max_replicas: 2}", "max_replicas 2 is below min_replicas 5"),
+        ("autoscaling: {windoww: 1m}", "autoscaling.windoww: unknown key"),
+        ("autoscaling: {window: soon}", "autoscaling.window: expected a duration"),
+        ("update_strategy: {max_surge: 0, max_unavailable: 0}", "cannot both be 0"),
+        ("update_strategy: {max_surge: lots}", "update_strategy.max_surge: expected"),
+        ("compute: {mem: 2 gigs}", "compute.mem: expected a Kubernetes quantity"),
+    ],
+)
 def test_bad_autoscaling_settings_are_spec_errors(tmp_path, text, words):
     from tritonize.adapter.spec import load_spec_file
 
@@ -322,8 +375,9 @@ def test_committed_example_manifests_are_current(tmp_path):
 
 
 # KServe's own field tables (from its generated SDK models; tests/data/kserve/extract_models.py).
-KSERVE_MODELS = json.load(open(os.path.join(os.path.dirname(__file__), "data", "kserve",
-                                            "kserve_v1beta1_models.json")))["models"]
+KSERVE_MODELS = json.load(
+    open(os.path.join(os.path.dirname(__file__), "data", "kserve", "kserve_v1beta1_models.json"))
+)["models"]
 PRIMITIVES = {"str": str, "int": int, "bool": bool, "float": (int, float), "object": object}
 
 
@@ -366,4 +420,5 @@ def test_inference_service_matches_kserve_models(spec, tmp_path):
     broken["spec"]["predictor"]["minReplicas"] = "2"
     assert kserve_schema_errors(broken, "V1beta1InferenceService") == [
         "InferenceService.spec.predictor.minReplicas: expected int, got '2'",
-        "InferenceService.spec.predictor.model.storageURI: not a field of V1beta1ModelSpec"]
+        "InferenceService.spec.predictor.model.storageURI: not a field of V1beta1ModelSpec",
+    ]

@@ -21,7 +21,8 @@ def test_wire_contract_fields():
     config = parse_pbtxt(render_config(api("sentiment")))
     assert config.name == "sentiment" and config.backend == "python"
     assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
-        ("payload", model_config_pb2.TYPE_STRING, [1])]
+        ("payload", model_config_pb2.TYPE_STRING, [1])
+    ]
     assert [t.name for t in config.output] == ["response", "content_type"]
     assert all(t.data_type == model_config_pb2.TYPE_STRING and list(t.dims) == [1] for t in config.output)
     assert config.max_batch_size > 0

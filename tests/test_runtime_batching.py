@@ -27,8 +27,12 @@ class ListPredictor:
 
 def test_one_predict_call_with_lists_and_bad_bodies_answered_alone():
     predictor = ListPredictor()
-    items = [(b'{"a": 1}', '{"k": "1"}'), (b"{bad", "{}"), (Reply(400, b"no input", "text/plain"), "{}"),
-             (b"[2]", "{}")]
+    items = [
+        (b'{"a": 1}', '{"k": "1"}'),
+        (b"{bad", "{}"),
+        (Reply(400, b"no input", "text/plain"), "{}"),
+        (b"[2]", "{}"),
+    ]
     replies = handle_batch(LoadedPredictor(predictor), items, RULES)
     assert predictor.calls == [[{"a": 1}, [2]]]
     assert [r.status for r in replies] == [200, 400, 400, 200]
@@ -36,10 +40,13 @@ def test_one_predict_call_with_lists_and_bad_bodies_answered_alone():
     assert json.loads(replies[3].body) == {"p": [2], "q": {}}
 
 
-@pytest.mark.parametrize("transform, words", [
-    (lambda p: p[:-1], "got a list of 1 for a batch of 2"),
-    (lambda p: {"not": "a list"}, "must return a list with one result per request (batch of 2), got dict"),
-])
+@pytest.mark.parametrize(
+    "transform, words",
+    [
+        (lambda p: p[:-1], "got a list of 1 for a batch of 2"),
+        (lambda p: {"not": "a list"}, "must return a list with one result per request (batch of 2), got dict"),
+    ],
+)
 def test_wrong_return_fails_the_batch_with_the_reason(transform, words):
     replies = handle_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert [r.status for r in replies] == [500, 500]
@@ -47,7 +54,9 @@ def test_wrong_return_fails_the_batch_with_the_reason(transform, words):
 
 
 def test_numpy_array_return_is_one_row_per_request():
-    replies = handle_batch(LoadedPredictor(ListPredictor(lambda p: np.array(p) * 2)), [(b"1", "{}"), (b"2", "{}")], RULES)
+    replies = handle_batch(
+        LoadedPredictor(ListPredictor(lambda p: np.array(p) * 2)), [(b"1", "{}"), (b"2", "{}")], RULES
+    )
     assert [r.body for r in replies] == [b"2", b"4"]
 
 
@@ -65,8 +74,10 @@ class TensorPredictor:
         return {"y": payload["x"].sum(axis=1, keepdims=True)}
 
 
-TENSORS = {"inputs": [{"name": "x", "dtype": "float32", "shape": [-1], "ragged": False}],
-           "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}]}
+TENSORS = {
+    "inputs": [{"name": "x", "dtype": "float32", "shape": [-1], "ragged": False}],
+    "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}],
+}
 
 
 def test_tensor_batch_is_stacked_and_split_back():

@@ -1,7 +1,8 @@
+# ruff: noqa: E501  (predictor sources and messages are compared verbatim)
 import pytest
 
-from tritonize.errors import PredictorSourceError
 from tritonize.adapter.signature import check_predictor_source
+from tritonize.errors import PredictorSourceError
 
 
 def check(body, class_name="PythonPredictor"):
@@ -18,22 +19,36 @@ def test_other_class_name():
     assert check("class Mine:\n    def predict(self, payload): pass\n", "Mine") == ["payload"]
 
 
-@pytest.mark.parametrize("src, words", [
-    ("class PythonPredictor:\n    def predict(self, payload, body): pass\n",
-     "p.py:2: PythonPredictor.predict: unsupported argument 'body'; allowed: payload, query_params, headers, batch_id"),
-    ("class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
-     "argument 'python_client' is not supported yet"),
-    ("class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n    def predict(self): pass\n",
-     "argument 'job_spec' is not supported yet"),
-    ("class PythonPredictor:\n    def __init__(self, cfg): pass\n    def predict(self): pass\n", "unsupported argument 'cfg'"),
-    ("class PythonPredictor:\n    def predict(self, *args): pass\n", "*args is not supported"),
-    ("class PythonPredictor:\n    def predict(self, payload):\n        return (\n", "p.py:3:"),
-    ("class Other:\n    pass\n", "no top-level class 'PythonPredictor' (classes found: Other); use --class"),
-    ("class PythonPredictor:\n    pass\n", "has no predict() method"),
-    ("class PythonPredictor:\n    async def predict(self, payload): pass\n", "async def predict is not supported"),
-    ("class PythonPredictor:\n    def predict(self): pass\n    def post_predict(self, response, extra): pass\n",
-     "post_predict: unsupported argument 'extra'"),
-])
+@pytest.mark.parametrize(
+    "src, words",
+    [
+        (
+            "class PythonPredictor:\n    def predict(self, payload, body): pass\n",
+            "p.py:2: PythonPredictor.predict: unsupported argument 'body'; allowed: payload, query_params, headers, batch_id",
+        ),
+        (
+            "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
+            "argument 'python_client' is not supported yet",
+        ),
+        (
+            "class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n    def predict(self): pass\n",
+            "argument 'job_spec' is not supported yet",
+        ),
+        (
+            "class PythonPredictor:\n    def __init__(self, cfg): pass\n    def predict(self): pass\n",
+            "unsupported argument 'cfg'",
+        ),
+        ("class PythonPredictor:\n    def predict(self, *args): pass\n", "*args is not supported"),
+        ("class PythonPredictor:\n    def predict(self, payload):\n        return (\n", "p.py:3:"),
+        ("class Other:\n    pass\n", "no top-level class 'PythonPredictor' (classes found: Other); use --class"),
+        ("class PythonPredictor:\n    pass\n", "has no predict() method"),
+        ("class PythonPredictor:\n    async def predict(self, payload): pass\n", "async def predict is not supported"),
+        (
+            "class PythonPredictor:\n    def predict(self): pass\n    def post_predict(self, response, extra): pass\n",
+            "post_predict: unsupported argument 'extra'",
+        ),
+    ],
+)
 def test_bad_predictors_are_rejected_with_location(src, words):
     with pytest.raises(PredictorSourceError) as err:
         check(src)

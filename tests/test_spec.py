@@ -1,62 +1,88 @@
 import pytest
 
-from tritonize.errors import SpecError
 from tritonize.adapter.spec import api_from_predictor_file, load_spec_file
+from tritonize.errors import SpecError
 
 
 def write(tmp_path, text, name="cortex.yaml"):
     path = tmp_path / name
     path.write_text(text)
-    (tmp_path / "predictor.py").write_text("class PythonPredictor:\n    def predict(self, payload):\n        return payload\n")
+    (tmp_path / "predictor.py").write_text(
+        "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
+    )
     return str(path)
 
 
 def test_two_apis_with_all_supported_fields(tmp_path):
     (tmp_path / "lib").mkdir()
-    spec = write(tmp_path, """
+    spec = write(
+        tmp_path,
+        """
 - name: a
   kind: RealtimeAPI
   predictor: {type: python, path: predictor.py, config: {k: 1}, python_path: lib, env: {A: 1, B: x}}
 - name: b
   predictor: {path: ./predictor.py}
-""")
+""",
+    )
     a, b = load_spec_file(spec)
-    assert (a.name, a.predictor_path, a.config, a.python_path, a.env) == ("a", "predictor.py", {"k": 1}, ["lib"], {"A": "1", "B": "x"})
+    assert (a.name, a.predictor_path, a.config, a.python_path, a.env) == (
+        "a",
+        "predictor.py",
+        {"k": 1},
+        ["lib"],
+        {"A": "1", "B": "x"},
+    )
     assert a.project_dir == str(tmp_path.resolve())
     assert (b.name, b.predictor_path, b.config, a.warnings, b.warnings) == ("b", "predictor.py", {}, [], [])
 
 
 def test_known_but_unused_fields_are_warned_once(tmp_path):
-    spec = write(tmp_path, """
+    spec = write(
+        tmp_path,
+        """
 - name: a
   predictor: {type: python, path: predictor.py, server_side_batching: {max_batch_size: 8}, threads_per_process: 2}
   compute: {cpu: 1, mem: 1G}
   autoscaling: {min_replicas: 1}
   networking: {endpoint: /a}
-""")
+""",
+    )
     (api,) = load_spec_file(spec)
-    assert sorted(api.warnings) == sorted([
-        "a: ignored: networking (not supported yet)",
-        "a: ignored: predictor.threads_per_process (not needed: Triton runs one execute() at a time per "
-        "instance and batches concurrent requests into it)"])
+    assert sorted(api.warnings) == sorted(
+        [
+            "a: ignored: networking (not supported yet)",
+            "a: ignored: predictor.threads_per_process (not needed: Triton runs one execute() at a time per "
+            "instance and batches concurrent requests into it)",
+        ]
+    )
 
 
-@pytest.mark.parametrize("text, words", [
-    ("- name: a\n  predictor: {path: predictor.py}\n  bogus: 1\n", "[0] (a).bogus: unknown key"),
-    ("- name: a\n  predictor: {path: predictor.py, wat: 1}\n", "[0] (a).predictor.wat: unknown key"),
-    ("- name: a\n  predictor: {type: tensorflow, path: x}\n", "predictor.type: 'tensorflow' predictors are not supported"),
-    ("- name: a\n  kind: BatchAPI\n  predictor: {path: predictor.py}\n", "kind: BatchAPI is not supported"),
-    ("- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n", "unknown kind 'Foo'"),
-    ("- name: 'bad name!'\n  predictor: {path: predictor.py}\n", "is not a valid API name"),
-    ("- name: a\n  predictor: {type: python}\n", "predictor.path: required"),
-    ("- name: a\n", "predictor: required mapping is missing"),
-    ("- name: a\n  predictor: {path: ../outside.py}\n", "points outside the project directory"),
-    ("- name: a\n  predictor: {path: /abs/p.py}\n", "must be relative"),
-    ("- name: a\n  predictor: {path: predictor.py, env: {A: [1]}}\n", "predictor.env.A: expected a string"),
-    ("- name: a\n  predictor: {path: predictor.py}\n- name: a\n  predictor: {path: predictor.py}\n", "two APIs are named 'a'"),
-    ("foo: [\n", "not valid YAML"),
-    ("42\n", "expected a list of APIs"),
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("- name: a\n  predictor: {path: predictor.py}\n  bogus: 1\n", "[0] (a).bogus: unknown key"),
+        ("- name: a\n  predictor: {path: predictor.py, wat: 1}\n", "[0] (a).predictor.wat: unknown key"),
+        (
+            "- name: a\n  predictor: {type: tensorflow, path: x}\n",
+            "predictor.type: 'tensorflow' predictors are not supported",
+        ),
+        ("- name: a\n  kind: BatchAPI\n  predictor: {path: predictor.py}\n", "kind: BatchAPI is not supported"),
+        ("- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n", "unknown kind 'Foo'"),
+        ("- name: 'bad name!'\n  predictor: {path: predictor.py}\n", "is not a valid API name"),
+        ("- name: a\n  predictor: {type: python}\n", "predictor.path: required"),
+        ("- name: a\n", "predictor: required mapping is missing"),
+        ("- name: a\n  predictor: {path: ../outside.py}\n", "points outside the project directory"),
+        ("- name: a\n  predictor: {path: /abs/p.py}\n", "must be relative"),
+        ("- name: a\n  predictor: {path: predictor.py, env: {A: [1]}}\n", "predictor.env.A: expected a string"),
+        (
+            "- name: a\n  predictor: {path: predictor.py}\n- name: a\n  predictor: {path: predictor.py}\n",
+            "two APIs are named 'a'",
+        ),
+        ("foo: [\n", "not valid YAML"),
+        ("42\n", "expected a list of APIs"),
+    ],
+)
 def test_bad_specs_name_the_offending_key(tmp_path, text, words):
     with pytest.raises(SpecError) as err:
         load_spec_file(write(tmp_path, text))

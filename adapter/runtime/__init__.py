@@ -6,12 +6,4 @@ relative imports only, so it works both as `tritonize.adapter.runtime` and as
 the copied `tritonize_runtime`.
 """
 
-# The wire contract (public API, see README): re-exported by adapter/wire.py.
-INPUT_NAME = "payload"
-OUTPUT_NAME = "response"
-CONTENT_TYPE_OUTPUT_NAME = "content_type"
-SETTINGS_FILE = "tritonize_api.json"
-PROJECT_DIR = "project"
-# Set by `tritonize serve --max-body-size`: bigger request bodies are refused (400) before decoding.
-MAX_BODY_ENV = "TRITONIZE_MAX_BODY_BYTES"
-DEFAULT_MAX_BODY_BYTES = 64 << 20
+# The names everything shares live in constants.py.

@@ -75,11 +75,12 @@ def encode_json(value):
     try:
         return _ENCODER.encode(value).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        hint = " (NaN and Infinity are not valid JSON: return None or a string instead)" if (
-            isinstance(exc, ValueError) and "Out of range float" in str(exc)) else ""
-        raise PredictorFailure(
-            f"predict() returned a value that cannot be encoded as JSON: {exc}{hint}"
-        ) from None
+        hint = (
+            " (NaN and Infinity are not valid JSON: return None or a string instead)"
+            if (isinstance(exc, ValueError) and "Out of range float" in str(exc))
+            else ""
+        )
+        raise PredictorFailure(f"predict() returned a value that cannot be encoded as JSON: {exc}{hint}") from None
 
 
 def is_response_like(value):
@@ -147,7 +148,5 @@ def error_from_http_exception(exc):
     detail = exc.detail
     message = detail if isinstance(detail, str) else json.dumps(detail, default=str)
     if status < 400:
-        return PredictorFailure(
-            f"predict() raised HTTPException with status {status}; only 4xx and 5xx can be sent"
-        )
+        return PredictorFailure(f"predict() raised HTTPException with status {status}; only 4xx and 5xx can be sent")
     return RequestError(message, status=status)

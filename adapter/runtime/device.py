@@ -11,18 +11,16 @@ import logging
 import os
 import sys
 
+from .constants import DEVICE_ENV, GPU_ID_ENV
+
 log = logging.getLogger("tritonize")
 
 VISIBLE_ENV = "CUDA_VISIBLE_DEVICES"
-# What the predictor can read: "cuda:0" (its one visible GPU) or "cpu"; and the GPU's id as
-# the server numbers it (what Triton's config lists).
-DEVICE_ENV = "TRITONIZE_DEVICE"
-GPU_ID_ENV = "TRITONIZE_GPU_ID"
 
 
 def _kind(value):
     kind = str(value or "").upper()
-    return kind[len("KIND_"):] if kind.startswith("KIND_") else kind
+    return kind[len("KIND_") :] if kind.startswith("KIND_") else kind
 
 
 def device_environment(kind, device_id, environ):
@@ -55,11 +53,11 @@ def device_environment(kind, device_id, environ):
 def pin_device(args, environ=None):
     """Apply device_environment to this process (call before importing user code); return the device."""
     environ = os.environ if environ is None else environ
-    changes, device = device_environment(
-        args.get("model_instance_kind"), args.get("model_instance_device_id"), environ)
+    changes, device = device_environment(args.get("model_instance_kind"), args.get("model_instance_device_id"), environ)
     if changes and "torch" in sys.modules:
-        log.warning("torch was imported before the instance was pinned to %s; %s may not take effect",
-                    device, VISIBLE_ENV)
+        log.warning(
+            "torch was imported before the instance was pinned to %s; %s may not take effect", device, VISIBLE_ENV
+        )
     if GPU_ID_ENV not in changes:
         environ.pop(GPU_ID_ENV, None)  # a CPU instance must not inherit a GPU id
     environ.update(changes)

@@ -1,17 +1,9 @@
 """Errors a request can end with, each carrying the HTTP status it maps to.
 
-Triton's python backend can only report a few error codes; STATUS_TO_TRITON_CODE
-lists the code whose HTTP/gRPC status (measured on Triton 2.51) is nearest.
+Triton's python backend can only report a few error codes. The HTTP status Triton 2.51
+answers /infer with, per code (measured): INVALID_ARG 400, NOT_FOUND 404, INTERNAL 500,
+UNSUPPORTED 501, UNAVAILABLE 503; triton_code_for_status picks the nearest.
 """
-
-# Triton error code name -> HTTP status Triton answers with (2.51, /infer).
-TRITON_CODE_TO_STATUS = {
-    "INVALID_ARG": 400,
-    "NOT_FOUND": 404,
-    "INTERNAL": 500,
-    "UNSUPPORTED": 501,
-    "UNAVAILABLE": 503,
-}
 
 
 def triton_code_for_status(status):

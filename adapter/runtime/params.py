@@ -10,17 +10,27 @@ import json
 import os
 import re
 
+from .constants import (
+    ADMIN_TOKEN_HEADER,
+    CONTENT_TYPE_PARAMETER,
+    DEFAULT_HEADER_PATTERN,
+    GRPC_ADMIN_TOKEN_HEADER,
+    HEADER_PATTERN_ENV,
+    SENSITIVE_HEADERS_ENV,
+)
 from .errors import BadRequest
 
-CONTENT_TYPE_PARAMETER = "content_type"
-# Set by `tritonize serve` for tritonserver and inherited by every stub process.
-HEADER_PATTERN_ENV = "TRITONIZE_HEADER_PATTERN"
-DEFAULT_HEADER_PATTERN = "^x-"
-SENSITIVE_HEADERS_ENV = "TRITONIZE_FORWARD_SENSITIVE_HEADERS"
 # Never handed to predictors unless the operator opts in.
 SENSITIVE_HEADERS = frozenset(
-    ["authorization", "proxy-authorization", "cookie", "host", "content-length", "tritonize-admin-token",
-     "triton-grpc-protocol-tritonize-admin-token"]
+    [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "host",
+        "content-length",
+        ADMIN_TOKEN_HEADER,
+        GRPC_ADMIN_TOKEN_HEADER,
+    ]
 )
 
 # More than this many request parameters (query params + forwarded headers) is refused.
@@ -85,10 +95,7 @@ def split_parameters(parameters_json, rules):
         if ident in seen:
             # Triton appends a forwarded header even when a body parameter has
             # the same name: refuse rather than let one silently win.
-            raise BadRequest(
-                f"{key!r} was sent twice (as a header and a parameter, or twice); "
-                "rename one of them"
-            )
+            raise BadRequest(f"{key!r} was sent twice (as a header and a parameter, or twice); rename one of them")
         seen.add(ident)
         if key == CONTENT_TYPE_PARAMETER:
             content_type = text

@@ -8,12 +8,10 @@ import os
 import sys
 import traceback
 
+from .constants import POST_PREDICT_ARGS, PREDICT_ARGS
 from .errors import PredictorLoadError
 
 log = logging.getLogger("tritonize")
-
-PREDICT_ARGS = ("payload", "query_params", "headers", "batch_id")
-POST_PREDICT_ARGS = ("response", "payload", "query_params", "headers")
 
 
 def _argument_names(function, allowed):
@@ -101,9 +99,7 @@ def load_predictor(project_dir, settings, extra_config=None):
         spec.loader.exec_module(module)
     except BaseException as exc:
         sys.modules.pop(module_name, None)
-        raise PredictorLoadError(
-            f"importing {predictor['path']} failed:\n{_user_traceback(exc)}"
-        ) from None
+        raise PredictorLoadError(f"importing {predictor['path']} failed:\n{_user_traceback(exc)}") from None
     class_name = predictor.get("class_name", "PythonPredictor")
     cls = getattr(module, class_name, None)
     if cls is None:
@@ -115,9 +111,7 @@ def load_predictor(project_dir, settings, extra_config=None):
     try:
         instance = cls(config=config) if init_args else cls()
     except BaseException as exc:
-        raise PredictorLoadError(
-            f"{class_name}.__init__ failed:\n{_user_traceback(exc)}"
-        ) from None
+        raise PredictorLoadError(f"{class_name}.__init__ failed:\n{_user_traceback(exc)}") from None
     return LoadedPredictor(instance)
 
 
@@ -126,9 +120,9 @@ def _user_traceback(exc):
     frames = traceback.extract_tb(exc.__traceback__)
     here = os.path.dirname(os.path.abspath(__file__))
     frames = [
-        frame for frame in frames
-        if not frame.filename.startswith("<frozen")
-        and not os.path.abspath(frame.filename).startswith(here)
+        frame
+        for frame in frames
+        if not frame.filename.startswith("<frozen") and not os.path.abspath(frame.filename).startswith(here)
     ]
     text = "".join(traceback.format_list(frames))
     text += "".join(traceback.format_exception_only(type(exc), exc))

@@ -18,12 +18,36 @@ log = logging.getLogger("tritonize")
 
 # numpy dtype name -> Triton data type (config.pbtxt TYPE_<x>).
 NUMPY_TO_TRITON = {
-    "bool": "BOOL", "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "float16": "FP16", "float32": "FP32", "float64": "FP64", "bytes": "STRING",
+    "bool": "BOOL",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bytes": "STRING",
 }
-ALIASES = {"object": "bytes", "string": "bytes", "str": "bytes", "bytes_": "bytes", "bool_": "bool",
-           "half": "float16", "float": "float32", "double": "float64", "int": "int64", "long": "int64"}
+# The wire's datatype names (KServe v2: BYTES, not the config's STRING) -> numpy dtype names.
+TRITON_TO_NUMPY = {
+    ("BYTES" if t == "STRING" else t): ("object" if n == "bytes" else n) for n, t in NUMPY_TO_TRITON.items()
+}
+ALIASES = {
+    "object": "bytes",
+    "string": "bytes",
+    "str": "bytes",
+    "bytes_": "bytes",
+    "bool_": "bool",
+    "half": "float16",
+    "float": "float32",
+    "double": "float64",
+    "int": "int64",
+    "long": "int64",
+}
 ALIASES.update({triton.lower(): numpy for numpy, triton in NUMPY_TO_TRITON.items()})
 ALIASES.update({f"type_{triton.lower()}": numpy for numpy, triton in NUMPY_TO_TRITON.items()})
 
@@ -70,7 +94,9 @@ def check_outputs(outputs, declared, batch_size):
     for spec in declared:
         name = spec["name"]
         if name not in outputs:
-            raise PredictorFailure(f"predict() returned no output {name!r} (returned: {', '.join(map(str, outputs)) or 'none'})")
+            raise PredictorFailure(
+                f"predict() returned no output {name!r} (returned: {', '.join(map(str, outputs)) or 'none'})"
+            )
         array = to_numpy(outputs[name])
         expected_shape = [batch_size] + list(spec["shape"])
         if not _dtype_matches(array, spec["dtype"]):
@@ -133,7 +159,7 @@ def _run(predictor, group, tensors, as_lists):
         return {index: error_reply(error) for index, *_ in group}
     answers, start = {}, 0
     for (index, *_), size in zip(group, sizes):
-        answers[index] = {name: array[start:start + size] for name, array in outputs.items()}
+        answers[index] = {name: array[start : start + size] for name, array in outputs.items()}
         start += size
     return answers
 

@@ -17,7 +17,8 @@ from sklearn.model_selection import train_test_split
 def main(output):
     iris = load_iris()
     x_train, x_test, y_train, y_test = train_test_split(
-        iris.data, iris.target, test_size=0.2, random_state=42, stratify=iris.target)
+        iris.data, iris.target, test_size=0.2, random_state=42, stratify=iris.target
+    )
     model = LogisticRegression(solver="lbfgs", max_iter=1000)
     model.fit(x_train, y_train)
     print(f"accuracy on held-out data: {model.score(x_test, y_test):.3f}")

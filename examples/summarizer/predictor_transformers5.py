@@ -17,6 +17,5 @@ class PythonPredictor:
     def predict(self, payload):
         inputs = self.tokenizer(payload["text"], truncation=True, max_length=1024, return_tensors="pt").to(self.device)
         with torch.inference_mode():
-            ids = self.model.generate(**inputs, num_beams=4, length_penalty=2.0, max_length=142,
-                                      no_repeat_ngram_size=3)
+            ids = self.model.generate(**inputs, num_beams=4, length_penalty=2.0, max_length=142, no_repeat_ngram_size=3)
         return self.tokenizer.decode(ids[0], skip_special_tokens=True)

@@ -6,8 +6,13 @@ import torch
 
 def make_model():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(256, 2048), torch.nn.ReLU(), torch.nn.Linear(2048, 2048),
-                                torch.nn.ReLU(), torch.nn.Linear(2048, 16))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(256, 2048),
+        torch.nn.ReLU(),
+        torch.nn.Linear(2048, 2048),
+        torch.nn.ReLU(),
+        torch.nn.Linear(2048, 16),
+    )
     return model.eval()
 
 

@@ -16,6 +16,9 @@ class TritonPythonModel:
             out[0, 0] = json.dumps(json.loads(body)).encode()
             ctype = np.empty((1, 1), dtype=np.object_)
             ctype[0, 0] = b"application/json"
-            responses.append(pb_utils.InferenceResponse(
-                output_tensors=[pb_utils.Tensor("response", out), pb_utils.Tensor("content_type", ctype)]))
+            responses.append(
+                pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor("response", out), pb_utils.Tensor("content_type", ctype)]
+                )
+            )
         return responses
