@@ -165,3 +165,22 @@ def test_triton_log_lines_are_told_from_predictor_output(line, triton):
     from tritonize.server.process import is_triton_log_line
 
     assert is_triton_log_line(line) is triton
+
+
+def test_dry_run_hands_typed_bytes_inputs_over_as_bytes_like_triton(tmp_path):
+    """`tritonize test` and the server share one dispatch: a BYTES tensor element is bytes in both."""
+    (tmp_path / "predictor.py").write_text(
+        "import numpy as np\n\n"
+        "class PythonPredictor:\n"
+        "    def __init__(self, config):\n        pass\n"
+        "    def predict(self, payload):\n"
+        "        return {'kind': np.array([[type(v).__name__ for v in payload['text'][0]]], dtype=object)}\n"
+    )
+    (tmp_path / "cortex.yaml").write_text(
+        "- name: typed\n  predictor:\n    type: python\n    path: predictor.py\n    tensors:\n"
+        "      inputs: [{name: text, dtype: bytes, shape: [2]}]\n"
+        "      outputs: [{name: kind, dtype: bytes, shape: [2]}]\n"
+    )
+    result = run("test", str(tmp_path / "cortex.yaml"), "--data", '{"text": ["a", "b"]}')
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"kind": ["bytes", "bytes"]}

@@ -1,0 +1,190 @@
+"""model.py's execute(), in this process, with Triton's own triton_python_backend_utils module.
+
+The module comes from the nvidia-pytriton wheel (the file the python backend puts on the stub's
+path). The classes the stub adds to it from C++ (Tensor, InferenceResponse, TritonError,
+MetricFamily) are given here as small stand-ins; everything else is the real module, including
+get_input_tensor_by_name, which model.py calls for every request.
+"""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+from conftest import FIXTURES
+
+from tritonize.adapter.build import build
+from tritonize.server.triton_install import find_triton
+
+
+class Tensor:
+    def __init__(self, name, array):
+        self._name, self._array = name, array
+
+    def name(self):
+        return self._name
+
+    def as_numpy(self):
+        return self._array
+
+
+class InferenceResponse:
+    def __init__(self, output_tensors=None, error=None):
+        self.output_tensors, self._error = output_tensors or [], error
+
+    def error(self):
+        return self._error
+
+    def output_tensors_by_name(self):
+        return {t.name(): t.as_numpy() for t in self.output_tensors}
+
+
+class TritonError:
+    UNKNOWN, INTERNAL, NOT_FOUND, INVALID_ARG, UNAVAILABLE, UNSUPPORTED, ALREADY_EXISTS, CANCELLED = (
+        "UNKNOWN",
+        "INTERNAL",
+        "NOT_FOUND",
+        "INVALID_ARG",
+        "UNAVAILABLE",
+        "UNSUPPORTED",
+        "ALREADY_EXISTS",
+        "CANCELLED",
+    )
+
+    def __init__(self, message, code=INTERNAL):
+        self._message, self._code = message, code
+
+    def message(self):
+        return self._message
+
+    def code(self):
+        return self._code
+
+
+class MetricFamily:
+    COUNTER, GAUGE = "counter", "gauge"
+    families = {}
+
+    def __init__(self, name, description, kind):
+        self.name, self.metrics = name, {}
+        MetricFamily.families[name] = self
+
+    def Metric(self, labels):  # noqa: N802  (the stub's spelling)
+        family = self
+
+        class _Metric:
+            def increment(self, value):
+                key = tuple(sorted(labels.items()))
+                family.metrics[key] = family.metrics.get(key, 0) + value
+
+        return _Metric()
+
+
+class Request:
+    def __init__(self, inputs, parameters="{}"):
+        self._inputs, self._parameters = inputs, parameters
+
+    def inputs(self):
+        return self._inputs
+
+    def parameters(self):
+        return self._parameters
+
+
+@pytest.fixture(scope="module")
+def pb_utils():
+    path = os.path.join(find_triton().python_backend, "triton_python_backend_utils.py")
+    spec = importlib.util.spec_from_file_location("triton_python_backend_utils", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert hasattr(module, "get_input_tensor_by_name") and not hasattr(module, "Tensor")  # the real file
+    module.Tensor, module.InferenceResponse, module.TritonError = Tensor, InferenceResponse, TritonError
+    module.MetricFamily = MetricFamily
+    sys.modules["triton_python_backend_utils"] = module
+    yield module
+    del sys.modules["triton_python_backend_utils"]
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory):
+    out = tmp_path_factory.mktemp("unit") / "repo"
+    build(os.path.join(FIXTURES, "robust", "cortex.yaml"), str(out))
+    return out
+
+
+def load_model(pb_utils, repository, api):
+    version_dir = str(repository / api / "1")
+    spec = importlib.util.spec_from_file_location(f"model_{api}", os.path.join(version_dir, "model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    saved = (os.getcwd(), list(sys.path), dict(os.environ))
+    sys.path.insert(0, version_dir)  # Triton puts the version folder on the stub's path
+    try:
+        model = module.TritonPythonModel()
+        model.initialize(
+            {
+                "model_name": api,
+                "model_instance_kind": "CPU",
+                "model_instance_device_id": "0",
+                "model_instance_name": f"{api}_0_0",
+                "model_config": "{}",
+            }
+        )
+    finally:
+        os.chdir(saved[0])
+        os.environ.clear()
+        os.environ.update(saved[2])
+    return model
+
+
+def body_request(body, parameters=None):
+    array = np.empty((1, 1), dtype=np.object_)
+    array[0, 0] = body
+    return Request([Tensor("payload", array)], json.dumps(parameters or {}))
+
+
+def test_execute_answers_each_request_of_a_batch_on_its_own(pb_utils, repository):
+    model = load_model(pb_utils, repository, "robust")
+    good = body_request(b'{"a": 1}', {"x-tenant": "acme", "content_type": "application/json"})
+    bad_json = body_request(b'{"a": ', {"content_type": "application/json"})
+    missing = Request([])
+    responses = model.execute([good, bad_json, missing])
+    assert len(responses) == 3
+    assert responses[0].error() is None
+    outputs = responses[0].output_tensors_by_name()
+    answer = json.loads(outputs["response"].reshape(-1)[0])
+    assert answer["payload"] == {"a": 1} and answer["headers"] == {
+        "x-tenant": "acme",
+        "content-type": "application/json",
+    }
+    assert outputs["content_type"].reshape(-1)[0] == b"application/json"
+    assert responses[1].error().code() == TritonError.INVALID_ARG
+    assert responses[2].error().code() == TritonError.INVALID_ARG
+    assert "missing input tensor 'payload'" in responses[2].error().message()
+
+
+def test_error_responses_are_counted_by_status(pb_utils, repository):
+    MetricFamily.families.clear()
+    model = load_model(pb_utils, repository, "robust")
+    model.execute([Request([]), Request([])])
+    family = MetricFamily.families["tritonize_request_errors"]
+    assert family.metrics == {(("model", "robust"), ("status", "400")): 2}
+
+
+def test_batching_api_gets_one_predict_call_with_lists(pb_utils, repository):
+    model = load_model(pb_utils, repository, "batchy")
+    responses = model.execute([body_request(json.dumps({"i": i}).encode()) for i in range(3)])
+    answers = [json.loads(r.output_tensors_by_name()["response"].reshape(-1)[0]) for r in responses]
+    assert answers == [{"i": i, "n": 3} for i in range(3)]
+
+
+def test_typed_api_splits_the_batch_back(pb_utils, repository):
+    model = load_model(pb_utils, repository, "typed")
+    requests = [Request([Tensor("x", np.full((1, 4), i, dtype=np.float32))]) for i in range(2)]
+    requests.append(Request([]))  # no input: its own 400, the others still answered
+    responses = model.execute(requests)
+    assert [r.error() is None for r in responses] == [True, True, False]
+    ys = [r.output_tensors_by_name()["y"] for r in responses[:2]]
+    assert [y.shape for y in ys] == [(1, 1), (1, 1)] and ys[0][0, 0] != ys[1][0, 0]
