@@ -30,7 +30,7 @@ class ServeError(TritonizeError):
 class StatusCarrying(TritonizeError):
     """An error answer from a server, with its HTTP-style status."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(f"[{status}] {message}")
         self.status = status
         self.message = message
@@ -47,7 +47,7 @@ class PredictError(StatusCarrying):
 class ServerUnreachable(TritonizeError):
     """No server answered at the address (refused, reset, timed out)."""
 
-    def __init__(self, url, protocol, cause):
+    def __init__(self, url: str, protocol: str, cause: object) -> None:
         super().__init__(f"cannot reach Triton at {url} over {protocol}: {cause}")
 
 

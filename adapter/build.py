@@ -1,12 +1,15 @@
 """`tritonize build`: a predictor file or a cortex.yaml -> a model repository."""
 
+from __future__ import annotations
+
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from tritonize.adapter.batching import parse_batching
 from tritonize.adapter.instances import apply_instance_settings, describe
 from tritonize.adapter.repository import build_repository
-from tritonize.adapter.spec import api_from_predictor_file, load_spec_file
+from tritonize.adapter.spec import ApiSpec, api_from_predictor_file, load_spec_file
 from tritonize.adapter.tensor_spec import parse_tensors
 from tritonize.errors import SpecError
 
@@ -16,17 +19,24 @@ SPEC_SUFFIXES = (".yaml", ".yml")
 @dataclass
 class BuildResult:
     output_dir: str
-    apis: list
+    apis: list[ApiSpec]
 
     @property
-    def warnings(self):
+    def warnings(self) -> list[str]:
         return [w for api in self.apis for w in api.warnings]
 
-    def instance_summary(self):
+    def instance_summary(self) -> list[str]:
         return [f"  {api.name}: {describe(api)}" for api in self.apis]
 
 
-def load_apis(source, name=None, class_name="PythonPredictor", config=None, batching=None, tensors=None):
+def load_apis(
+    source: str,
+    name: str | None = None,
+    class_name: str = "PythonPredictor",
+    config: dict[str, Any] | None = None,
+    batching: dict[str, Any] | None = None,
+    tensors: dict[str, Any] | None = None,
+) -> list[ApiSpec]:
     """ApiSpecs from a .py predictor or a .yaml spec (settings from the command line apply to .py only).
 
     batching: server_side_batching as in a spec ({max_batch_size, batch_interval, max_queue_size});
@@ -53,7 +63,9 @@ def load_apis(source, name=None, class_name="PythonPredictor", config=None, batc
     ]
 
 
-def apply_instance_overrides(apis, kind=None, instances=None, gpus=None):
+def apply_instance_overrides(
+    apis: list[ApiSpec], kind: str | None = None, instances: int | None = None, gpus: list[int] | None = None
+) -> list[ApiSpec]:
     """`build --kind/--instances/--gpus` (already parsed): override every API's instance group."""
     for api in apis:
         apply_instance_settings(api, kind=kind, instances=instances, gpus=gpus, where="--kind/--gpus")
@@ -61,18 +73,19 @@ def apply_instance_overrides(apis, kind=None, instances=None, gpus=None):
 
 
 def build(
-    source,
-    output_dir="model_repository",
-    name=None,
-    class_name="PythonPredictor",
-    config=None,
-    force=False,
-    batching=None,
-    tensors=None,
-    kind=None,
-    instances=None,
-    gpus=None,
-):
+    source: str,
+    output_dir: str = "model_repository",
+    name: str | None = None,
+    class_name: str = "PythonPredictor",
+    config: dict[str, Any] | None = None,
+    force: bool = False,
+    batching: dict[str, Any] | None = None,
+    tensors: dict[str, Any] | None = None,
+    kind: str | None = None,
+    instances: int | None = None,
+    gpus: list[int] | None = None,
+) -> BuildResult:
+    """Write a Triton model repository for `source` (predictor.py or cortex.yaml); nothing half-done on failure."""
     apis = load_apis(source, name=name, class_name=class_name, config=config, batching=batching, tensors=tensors)
     apply_instance_overrides(apis, kind=kind, instances=instances, gpus=gpus)
     return BuildResult(build_repository(apis, os.path.abspath(output_dir), force=force), apis)

@@ -1,6 +1,10 @@
 """tritonize.Client: call a tritonize API over HTTP or gRPC with Cortex-like arguments."""
 
+from __future__ import annotations
+
 import json
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +40,7 @@ GRPC_TO_HTTP = {
 }
 
 
-def encode_payload(payload, content_type=None):
+def encode_payload(payload: Any, content_type: str | None = None) -> tuple[bytes, str]:
     """-> (body bytes, content type): bytes as binary, str as text, the rest as JSON."""
     if isinstance(payload, (bytes, bytearray)):
         return bytes(payload), content_type or BINARY
@@ -45,7 +49,7 @@ def encode_payload(payload, content_type=None):
     return json.dumps(payload).encode("utf-8"), content_type or JSON
 
 
-def _status_of(exc):
+def _status_of(exc: Any) -> int:
     status = str(exc.status() or "")
     if status.isdigit():
         return int(status)
@@ -56,7 +60,7 @@ def _status_of(exc):
 class Client:
     """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC."""
 
-    def __init__(self, url=None, protocol="http", timeout_s=60.0):
+    def __init__(self, url: str | None = None, protocol: str = "http", timeout_s: float = 60.0) -> None:
         self.protocol = protocol
         url = (url or DEFAULT_URLS.get(protocol, "")).split("://", 1)[-1]
         self.url = url
@@ -73,16 +77,23 @@ class Client:
         self._module = module
         self.timeout_s = timeout_s
 
-    def close(self):
+    def close(self) -> None:
         self._client.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def predict_raw(self, api, body, content_type=None, query_params=None, headers=None):
+    def predict_raw(
+        self,
+        api: str,
+        body: bytes,
+        content_type: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> tuple[bytes, str]:
         """Send raw body bytes -> (response body bytes, response content type)."""
         m = self._module
         inp = m.InferInput(INPUT_NAME, [1, 1], "BYTES")
@@ -122,14 +133,21 @@ class Client:
         response_type = result.as_numpy(CONTENT_TYPE_OUTPUT_NAME).reshape(-1)[0]
         return bytes(response_body), bytes(response_type).decode("utf-8")
 
-    def predict(self, api, payload, query_params=None, headers=None, content_type=None):
+    def predict(
+        self,
+        api: str,
+        payload: Any,
+        query_params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> Any:
         """Send payload (JSON-able, str or bytes) -> the decoded response (JSON, str or bytes)."""
         body, content_type = encode_payload(payload, content_type)
         response_body, response_type = self.predict_raw(api, body, content_type, query_params, headers)
         return decode_response(response_body, response_type)
 
 
-def decode_response(body, content_type):
+def decode_response(body: bytes, content_type: str) -> Any:
     """JSON -> object, text -> str, anything else -> bytes (the payload rules, reused)."""
     media_type, _ = parse_content_type(content_type)
     if is_json_media_type(media_type) and not body.strip():

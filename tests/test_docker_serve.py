@@ -343,3 +343,44 @@ def test_gpu_models_need_gpus_for_docker_too(gpu_repo, fake_docker):
     result = run_tritonize("serve", gpu_repo, "--docker", *ports, check=False)
     assert result.returncode == 1 and "this machine has no NVIDIA GPU" in result.stderr
     assert fake_docker() == []
+
+
+def test_every_launcher_implements_the_interface():
+    """The abstract Launcher refuses a launcher that lacks a method (the Docker one once had no kill())."""
+    from tritonize.server.docker import DockerTritonServer
+    from tritonize.server.launcher import Launcher
+    from tritonize.server.local import LocalTritonServer
+
+    assert not LocalTritonServer.__abstractmethods__ and not DockerTritonServer.__abstractmethods__
+
+    class Partial(Launcher):
+        http_url = "http://127.0.0.1:1"
+
+        def start(self): ...
+
+        def wait_ready(self, timeout=300.0, on_wait=None): ...
+
+        def stop(self): ...
+
+        def failure_report(self): ...
+
+    with pytest.raises(TypeError, match="kill"):
+        Partial()
+
+
+def test_docker_kill_during_stop_kills_the_container(repo, fake_docker):
+    """A second Ctrl-C while `docker stop` waits: kill() kills the container instead of raising."""
+    from tritonize.server.docker import DockerTritonServer
+
+    http, grpc, metrics = free_ports(3)
+    server = DockerTritonServer(
+        ServerOptions(repo, http_port=http, grpc_port=grpc, metrics_port=metrics), DockerOptions(name="tz-kill")
+    )
+    server.start()
+    try:
+        server.wait_ready(timeout=30)
+        server.kill()
+        assert server.process.wait(timeout=30) is not None
+        assert ["kill", "tz-kill"] in [call["argv"] for call in fake_docker()]
+    finally:
+        server.stop()
