@@ -5,8 +5,14 @@ from dataclasses import dataclass
 from tritonize.adapter.spec_values import check_keys, parse_duration_us  # noqa: F401  (re-exported)
 from tritonize.errors import SpecError
 
-# Requests Triton may hand one execute() call when the predictor takes one request at a time.
+# Requests Triton may hand one execute() call when the predictor takes one request at a time
+# (execute() then answers them one after the other, and Triton sends the answers when it returns).
+# One instance: up to 32, which halves the IPC per request of a cheap predictor (a JSON echo: ~9k
+# vs ~4.5k req/s). Several instances: 1, so a queued request goes to the next free instance rather
+# than waiting behind another instance's batch while one idles (50 ms predictor, 2 instances,
+# concurrency 4: p99 107 ms vs 154-378 ms). benchmarks/NOTES.md "Head-of-line blocking".
 DEFAULT_MAX_BATCH_SIZE = 32
+MULTI_INSTANCE_MAX_BATCH_SIZE = 1
 # 0 = no limit (Triton's default). A limit makes a full queue answer 503 at once, but on
 # Triton 2.51 any default_queue_policy cost a JSON echo 13x its throughput and added
 # ~500 ms stalls at concurrency 32 (benchmarks/NOTES.md), so it is opt-in.
@@ -57,3 +63,11 @@ def parse_batching(section, where, max_queue_size=None):
         batching.max_queue_size = _non_negative_int(section["max_queue_size"], f"{where}.max_queue_size")
     batching.predictor_batching = True
     return batching
+
+
+def triton_max_batch_size(batching, single_instance):
+    """The model config's max_batch_size: the predictor's own batch size with server_side_batching,
+    else what suits one-request-at-a-time predictors for the API's instance count."""
+    if batching.predictor_batching:
+        return batching.max_batch_size
+    return DEFAULT_MAX_BATCH_SIZE if single_instance else MULTI_INSTANCE_MAX_BATCH_SIZE

@@ -136,6 +136,13 @@ def instance_group_dicts(api):
     return [{"kind": "KIND_CPU", "count": api.instances}]
 
 
+def has_single_instance(api):
+    """Exactly one instance process (a GPU API without a GPU list gets one per GPU the server has)."""
+    if api.instances != 1:
+        return False
+    return api.kind == "cpu" or (api.gpus is not None and len(api.gpus) == 1)
+
+
 def describe(api):
     """'2 CPU instances' / '1 instance on each of GPUs 0, 1' / '1 instance on every GPU'."""
     plural = "s" if api.instances != 1 else ""

@@ -7,7 +7,8 @@ The config is written as a dict, parsed into `model_config_pb2.ModelConfig`
 from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
-from tritonize.adapter.instances import instance_group_dicts
+from tritonize.adapter.batching import triton_max_batch_size
+from tritonize.adapter.instances import has_single_instance, instance_group_dicts
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 from tritonize.adapter.runtime.tensors import NUMPY_TO_TRITON
 from tritonize.errors import BuildError
@@ -51,7 +52,7 @@ def model_config_dict(api):
     return {
         "name": api.name,
         "backend": "python",
-        "maxBatchSize": api.batching.max_batch_size,
+        "maxBatchSize": triton_max_batch_size(api.batching, has_single_instance(api)),
         "input": inputs,
         "output": outputs,
         "dynamicBatching": dynamic_batching_dict(api.batching),

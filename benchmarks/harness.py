@@ -1,11 +1,12 @@
-"""Servers and the HTTP load client the benchmarks use (wrk when installed, else tritonize's loadgen)."""
+"""The servers the benchmarks start: `tritonize serve`, a plain tritonserver, PyTriton, FastAPI.
 
-import asyncio
+Each is a context manager yielding the process (with .took: seconds until it answered) and
+its addresses. All listen on free 127.0.0.1 ports.
+"""
+
 import contextlib
 import glob
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -50,8 +51,8 @@ def process(cmd, ready_url, env=None, log_name="server"):
     log = tempfile.NamedTemporaryFile("w+", prefix=f"bench-{log_name}-", suffix=".log", delete=False)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True, cwd=ROOT)
     try:
-        took = wait_http(ready_url, proc)
-        yield took
+        proc.took = wait_http(ready_url, proc)
+        yield proc
     except Exception:
         log.seek(0)
         sys.stderr.write(log.read()[-3000:])
@@ -74,7 +75,12 @@ def process(cmd, ready_url, env=None, log_name="server"):
         os.unlink(log.name)
 
 
-def tritonize_serve(repo):
+class Addresses:
+    def __init__(self, http, grpc):
+        self.http, self.grpc = f"127.0.0.1:{http}", f"127.0.0.1:{grpc}"
+
+
+def tritonize_serve(repo, extra_args=()):
     http, grpc, metrics = free_ports(3)
     cmd = [
         sys.executable,
@@ -88,8 +94,36 @@ def tritonize_serve(repo):
         str(grpc),
         "--metrics-port",
         str(metrics),
+        *extra_args,
     ]
-    return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), f"127.0.0.1:{http}"
+    return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), Addresses(http, grpc)
+
+
+def plain_tritonserver(repo, workdir):
+    """The same tritonserver binary with only the flags any deployment needs: ports (on 127.0.0.1),
+    repository, backend dir and --disable-auto-complete-config (the configs are complete)."""
+    from tritonize.server.triton_install import find_triton
+
+    triton = find_triton()
+    backends = triton.make_backend_dir(os.path.join(workdir, "plain-backends"))
+    http, grpc, metrics = free_ports(3)
+    cmd = [
+        triton.binary,
+        f"--model-repository={repo}",
+        f"--backend-directory={backends}",
+        "--disable-auto-complete-config",
+        "--http-address=127.0.0.1",
+        "--grpc-address=127.0.0.1",
+        "--metrics-address=127.0.0.1",
+        f"--http-port={http}",
+        f"--grpc-port={grpc}",
+        f"--metrics-port={metrics}",
+    ]
+    # environment(): the stub runs this Python (PATH, LD_LIBRARY_PATH), as for any python-backend deployment.
+    return (
+        process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", env=triton.environment(), log_name="plain"),
+        Addresses(http, grpc),
+    )
 
 
 def fastapi_server(predictor_path, workers=2, config="{}"):
@@ -118,61 +152,5 @@ def pytriton_server():
     cmd = [sys.executable, os.path.join(ROOT, "benchmarks", "pytriton_echo.py"), str(http), str(grpc), str(metrics)]
     return (
         process(cmd, f"http://127.0.0.1:{http}/v2/models/echo_pytriton/ready", log_name="pytriton"),
-        f"127.0.0.1:{http}",
+        Addresses(http, grpc),
     )
-
-
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-
-
-def _ms(text):
-    match = re.match(r"([0-9.]+)(us|ms|s|m)$", text)
-    return float(match.group(1)) * _UNITS[match.group(2)]
-
-
-def client_name():
-    return "wrk" if shutil.which("wrk") else "tritonize loadgen (aiohttp)"
-
-
-def http_load(url, body, concurrency, duration_s, headers=None):
-    """Closed-loop POSTs of `body` -> {throughput, p50_ms, p90_ms, p99_ms, errors}."""
-    if not shutil.which("wrk"):
-        from tritonize.client.loadgen import run_http
-
-        r = asyncio.run(run_http(url, body, concurrency, duration_s, headers=headers))
-        return {
-            "throughput": r.throughput,
-            "p50_ms": r.p50_ms,
-            "p90_ms": r.p90_ms,
-            "p99_ms": r.p99_ms,
-            "errors": r.errors,
-        }
-    with tempfile.TemporaryDirectory() as tmp:
-        body_path, script = os.path.join(tmp, "body"), os.path.join(tmp, "post.lua")
-        with open(body_path, "wb") as f:
-            f.write(body)
-        lines = [
-            'wrk.method = "POST"',
-            f'local f = io.open("{body_path}", "rb")',
-            "wrk.body = f:read('*a')",
-            "f:close()",
-        ]
-        for key, value in (headers or {"Content-Type": "application/json"}).items():
-            lines.append(f'wrk.headers["{key}"] = "{value}"')
-        with open(script, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        out = subprocess.run(
-            ["wrk", f"-t{min(concurrency, 2)}", f"-c{concurrency}", f"-d{duration_s}s", "--latency", "-s", script, url],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    pct = dict(re.findall(r"^\s+(50|90|99)%\s+(\S+)", out, re.M))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {
-        "throughput": float(re.search(r"Requests/sec:\s+([0-9.]+)", out).group(1)),
-        "p50_ms": _ms(pct["50"]),
-        "p90_ms": _ms(pct["90"]),
-        "p99_ms": _ms(pct["99"]),
-        "errors": int(errors.group(1)) if errors else 0,
-    }

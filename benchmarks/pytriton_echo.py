@@ -15,7 +15,7 @@ ports = [int(p) for p in sys.argv[1:4]]
 def main():
     from pytriton.decorators import batch
     from pytriton.model_config import ModelConfig, Tensor
-    from pytriton.triton import Triton, TritonConfig
+    from pytriton.triton import Triton, TritonConfig, TritonSecurityConfig
 
     @batch
     def echo(payload):
@@ -31,7 +31,8 @@ def main():
         grpc_port=ports[1],
         metrics_port=ports[2],
     )
-    with Triton(config=config) as triton:
+    # Statistics open, as on the plain tritonserver: the benchmark reads them for CPU accounting.
+    with Triton(config=config, security_config=TritonSecurityConfig(restricted_endpoints=[])) as triton:
         triton.bind(
             model_name="echo_pytriton",
             infer_func=echo,

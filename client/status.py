@@ -1,9 +1,9 @@
 """`tritonize status`: each API's state, instances, requests, errors and latencies, like `cortex get`.
 
-Reads Triton's repository index, model configs and statistics (HTTP endpoint) and the
-latency summaries in /metrics (metrics endpoint; `serve` turns them on with
---metrics-config=summary_latencies=true). Behind a load balancer, each read is answered by
-whichever replica the balancer picks.
+Reads Triton's repository index, model configs and statistics (HTTP endpoint: counts and
+mean latencies since each model loaded) and /metrics (metrics endpoint: the runtime's error
+counter, and p50/p99 summaries when the server exports them: `serve --latency-percentiles`).
+Behind a load balancer, each read is answered by whichever replica the balancer picks.
 """
 
 import json
@@ -27,6 +27,10 @@ class ApiStatus:
     instances: int = 0
     requests: int = 0
     errors: int = 0
+    # Means since the model loaded, from Triton's statistics (always available).
+    mean_ms: float = None
+    queue_mean_ms: float = None
+    # From the latency summaries in /metrics (only with serve --latency-percentiles).
     p50_ms: float = None
     p99_ms: float = None
     queue_p50_ms: float = None
@@ -112,6 +116,8 @@ def collect(url, metrics_url=None, token=None, api=None):
             failed = int(inference.get("fail", {}).get("count", 0))
             status.requests += failed
             status.errors = failed + runtime_errors
+            status.mean_ms = _mean_ms(inference.get("success", {}))
+            status.queue_mean_ms = _mean_ms(inference.get("queue", {}))
             status.p50_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.5")
             status.p99_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.99")
             status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
@@ -120,6 +126,12 @@ def collect(url, metrics_url=None, token=None, api=None):
     if api and not result:
         raise StatusError(f"no API named {api!r} at {_url(url, '')}")
     return result
+
+
+def _mean_ms(duration):
+    """A statistics duration {count, ns} -> mean milliseconds, None before the first request."""
+    count = int(duration.get("count", 0))
+    return int(duration.get("ns", 0)) / count / 1e6 if count else None
 
 
 def _group_size(group):
@@ -138,26 +150,34 @@ def _ms(value):
     return "-" if value is None else f"{value:.1f}"
 
 
+PERCENTILES_HINT = "p50/p99: start the server with `tritonize serve --latency-percentiles`"
+
+
 def format_table(statuses):
-    header = ("api", "status", "instances", "requests", "errors", "p50 ms", "p99 ms", "queue p50", "queue p99")
+    """The status table; p50/p99 columns only when the server exports latency summaries."""
+    percentiles = any(s.p50_ms is not None or s.queue_p50_ms is not None for s in statuses)
+    header = ("api", "status", "instances", "requests", "errors", "mean ms", "queue ms")
+    if percentiles:
+        header += ("p50 ms", "p99 ms", "queue p50", "queue p99")
     rows = [header]
     for s in statuses:
-        rows.append(
-            (
-                s.name,
-                s.state,
-                str(s.instances) if s.state == "ready" else "-",
-                str(s.requests),
-                str(s.errors),
-                _ms(s.p50_ms),
-                _ms(s.p99_ms),
-                _ms(s.queue_p50_ms),
-                _ms(s.queue_p99_ms),
-            )
+        row = (
+            s.name,
+            s.state,
+            str(s.instances) if s.state == "ready" else "-",
+            str(s.requests),
+            str(s.errors),
+            _ms(s.mean_ms),
+            _ms(s.queue_mean_ms),
         )
+        if percentiles:
+            row += (_ms(s.p50_ms), _ms(s.p99_ms), _ms(s.queue_p50_ms), _ms(s.queue_p99_ms))
+        rows.append(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     for s in statuses:
         if s.reason:
             lines.append(f"{s.name}: {s.reason}")
+    if not percentiles and any(s.state == "ready" for s in statuses):
+        lines.append(f"(means since each API loaded; {PERCENTILES_HINT})")
     return "\n".join(lines)

@@ -37,6 +37,10 @@ class ServerOptions:
     exit_on_error: bool = False
     # serve --max-body-size: bigger request bodies are answered 400 by the runtime.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # serve --latency-percentiles: Triton's p50/p99 summaries in /metrics. Off by default: on
+    # Triton 2.51 they cost a JSON echo ~20-25 % of its throughput (benchmarks/NOTES.md);
+    # `tritonize status` shows mean latencies from the statistics endpoint without them.
+    latency_percentiles: bool = False
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
@@ -59,9 +63,10 @@ def tritonserver_args(options, model_repository):
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
-        # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us): `tritonize status`, Prometheus.
-        "--metrics-config=summary_latencies=true",
     ]
+    if options.latency_percentiles:
+        # p50/p99 request and queue times in /metrics (nv_inference_*_summary_us): `tritonize status`, Prometheus.
+        args.append("--metrics-config=summary_latencies=true")
     args += restricted_api_args(options)
     if options.log_verbose:
         args.append(f"--log-verbose={options.log_verbose}")

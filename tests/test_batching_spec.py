@@ -120,3 +120,23 @@ def test_tensor_command_line_option():
     assert parse_tensor_option("s:bytes", False) == {"name": "s", "dtype": "bytes", "shape": []}
     with pytest.raises(SpecError):
         parse_tensor_option("y:float32:3:ragged", False)
+
+
+@pytest.mark.parametrize(
+    "instances, kind, gpus, expected",
+    [(1, "cpu", None, 32), (2, "cpu", None, 1), (1, "gpu", [0], 32), (1, "gpu", [0, 1], 1), (1, "gpu", None, 1)],
+)
+def test_one_request_predictors_get_batches_only_with_a_single_instance(instances, kind, gpus, expected):
+    # Several instances: one request per execute(), so none waits behind another instance's batch.
+    api = ApiSpec(name="a", project_dir="/p", predictor_path="p.py", instances=instances, kind=kind, gpus=gpus)
+    assert parse_pbtxt(render_config(api)).max_batch_size == expected
+    batched = ApiSpec(
+        name="b",
+        project_dir="/p",
+        predictor_path="p.py",
+        instances=instances,
+        kind=kind,
+        gpus=gpus,
+        batching=parse_batching({"max_batch_size": 8}, "b"),
+    )
+    assert parse_pbtxt(render_config(batched)).max_batch_size == 8

@@ -28,7 +28,6 @@ TRITON_FLAGS = [
     "--exit-timeout-secs=10",
     "--allow-sagemaker=false",
     "--allow-vertex-ai=false",
-    "--metrics-config=summary_latencies=true",
 ]
 
 

@@ -31,7 +31,6 @@ TRITON_FLAGS = [
     "--exit-timeout-secs=10",
     "--allow-sagemaker=false",
     "--allow-vertex-ai=false",
-    "--metrics-config=summary_latencies=true",
 ]
 # `serve` restricts the admin APIs in the container too (token from --admin-token).
 RESTRICTED_FLAGS = [

@@ -96,23 +96,44 @@ def test_autoscaling_metric_exists_and_measures_requests_in_flight(server, tmp_p
     assert target.autoscaling.target_replica_concurrency == 4 and target.autoscaling.window_s == 30
 
 
-def test_status_reports_state_instances_requests_errors_and_latency(server):
+def _send_and_read_status(server):
+    """20 good + 2 failing requests, then `tritonize status` -> (its header cells, replica row cells, base)."""
     base = {s.name: s for s in collect(server.http_url, f"127.0.0.1:{server.metrics_port}", token=ADMIN_TOKEN)}[
         "replica"
     ]
-    sent = 20
-    statuses = [infer(server.http_url, {"x": i}) for i in range(sent)]
+    statuses = [infer(server.http_url, {"x": i}) for i in range(20)]
     statuses += [infer(server.http_url, {"fail": True}) for _ in range(2)]
-    assert statuses.count(200) == sent and statuses.count(500) == 2
+    assert statuses.count(200) == 20 and statuses.count(500) == 2
     result = run_tritonize("status", "--url", server.http_url, "--metrics-url", f"127.0.0.1:{server.metrics_port}")
-    header, row = result.stdout.splitlines()[:2]
-    assert header.split()[:5] == ["api", "status", "instances", "requests", "errors"]
-    cells = row.split()
+    lines = result.stdout.splitlines()
+    return lines, re.split(r"\s{2,}", lines[0]), lines[1].split(), base
+
+
+def test_status_reports_state_instances_requests_errors_and_latency(server):
+    # serve's default: no latency summaries (they cost ~20 % throughput); means from the statistics.
+    lines, header, cells, base = _send_and_read_status(server)
+    assert header == ["api", "status", "instances", "requests", "errors", "mean ms", "queue ms"]
     assert cells[:3] == ["replica", "ready", "1"]
-    assert int(cells[3]) == base.requests + sent + 2 and int(cells[4]) == base.errors + 2
-    p50, p99 = float(cells[5]), float(cells[6])
-    assert 20 <= p50 <= p99 < 1000  # the predictor sleeps 20 ms
-    assert float(cells[7]) >= 0 and float(cells[8]) >= float(cells[7])
+    assert int(cells[3]) == base.requests + 22 and int(cells[4]) == base.errors + 2
+    assert 20 <= float(cells[5]) < 1000  # the predictor sleeps 20 ms
+    assert 0 <= float(cells[6]) < float(cells[5])
+    assert "--latency-percentiles" in lines[-1]
+
+
+def test_status_shows_percentiles_when_serve_exports_them(tmp_path):
+    repo = str(tmp_path / "repo")
+    run_tritonize("build", SPEC, "-o", repo)
+    serve = ServeProcess(repo, extra_args=["--admin-token", ADMIN_TOKEN, "--latency-percentiles"])
+    try:
+        assert serve.wait_ready(), serve.output()
+        lines, header, cells, _ = _send_and_read_status(serve)
+    finally:
+        serve.stop()
+    assert header[5:] == ["mean ms", "queue ms", "p50 ms", "p99 ms", "queue p50", "queue p99"]
+    mean, p50, p99 = float(cells[5]), float(cells[7]), float(cells[8])
+    assert 20 <= p50 <= p99 < 1000 and 20 <= mean < 1000
+    assert 0 <= float(cells[9]) <= float(cells[10])
+    assert not any("--latency-percentiles" in line for line in lines)
 
 
 def test_status_watch_refreshes(server):

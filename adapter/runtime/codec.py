@@ -35,16 +35,17 @@ def decode_payload(body, content_type):
     """Turn the raw request body into what `predict(payload=...)` receives."""
     media_type, params = parse_content_type(content_type)
     if is_json_media_type(media_type):
-        if not body.strip():
-            raise BadRequest(
-                "empty request body: send a JSON document, or set content_type "
-                "to text/plain or application/octet-stream"
-            )
         try:
             return json.loads(body)
         except UnicodeDecodeError as exc:
             raise BadRequest(f"request body is not valid UTF-8 JSON: {exc}") from None
         except json.JSONDecodeError as exc:
+            # Checked only here: an emptiness test up front (body.strip()) copied every body.
+            if not body or body.isspace():
+                raise BadRequest(
+                    "empty request body: send a JSON document, or set content_type "
+                    "to text/plain or application/octet-stream"
+                ) from None
             raise BadRequest(
                 f"malformed JSON in request body: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno} (set content_type to send text or bytes)"

@@ -48,3 +48,7 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
+
+# A predictor failing the same way (same exception type, same frames) logs its traceback once per
+# this many seconds; the repeats in between are counted in the next one logged.
+FAILURE_LOG_WINDOW_S = 60.0

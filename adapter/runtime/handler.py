@@ -4,15 +4,12 @@ Without server_side_batching each request gets its own predict() call; with it,
 one predict() call receives lists (Cortex's contract) and returns a list.
 """
 
-import logging
-import traceback
 from dataclasses import dataclass
 
 from .codec import decode_payload, encode_result, error_from_http_exception
 from .errors import PredictorFailure, RequestError
+from .failure_log import failures
 from .params import split_parameters
-
-log = logging.getLogger("tritonize")
 
 
 @dataclass
@@ -49,7 +46,7 @@ def error_for_exception(exc, what="predict()"):
     """An exception from the predictor -> the RequestError the client sees."""
     error = error_from_http_exception(exc)
     if error is None:
-        log.error("%s failed:\n%s", what, traceback.format_exc())
+        failures.failed(what, exc)
         error = PredictorFailure(f"{what} failed: {type(exc).__name__}: {exc}")
     return error
 

@@ -3,15 +3,13 @@
 import copy
 import importlib.util
 import inspect
-import logging
 import os
 import sys
 import traceback
 
 from .constants import POST_PREDICT_ARGS, PREDICT_ARGS
 from .errors import PredictorLoadError
-
-log = logging.getLogger("tritonize")
+from .failure_log import failures
 
 
 def _argument_names(function, allowed):
@@ -49,8 +47,8 @@ class LoadedPredictor:
         values = {"response": response, "payload": payload, "query_params": query_params, "headers": headers}
         try:
             self.instance.post_predict(**{name: values[name] for name in self.post_predict_args})
-        except Exception:
-            log.error("post_predict failed (the response was already sent):\n%s", traceback.format_exc())
+        except Exception as exc:
+            failures.failed("post_predict (the response was already sent)", exc)
 
 
 def _evict_foreign_modules(project_dir):

@@ -1,5 +1,5 @@
-"""P1 baseline: a minimal hand-written python-backend model doing the echo's work
-(parse the JSON body, encode the result as JSON) with the same tensors."""
+"""P1 baseline: the minimal hand-written python-backend model a user would write for the echo's
+user-visible work (parse the JSON body, answer it as JSON): one input, one output."""
 
 import json
 
@@ -14,11 +14,5 @@ class TritonPythonModel:
             body = pb_utils.get_input_tensor_by_name(request, "payload").as_numpy().reshape(-1)[0]
             out = np.empty((1, 1), dtype=np.object_)
             out[0, 0] = json.dumps(json.loads(body)).encode()
-            ctype = np.empty((1, 1), dtype=np.object_)
-            ctype[0, 0] = b"application/json"
-            responses.append(
-                pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor("response", out), pb_utils.Tensor("content_type", ctype)]
-                )
-            )
+            responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("response", out)]))
         return responses
