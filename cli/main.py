@@ -243,6 +243,9 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     show_default=True,
     help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
 )
+@click.option(
+    "--debug-errors", is_flag=True, help="Put the exception text in 500 answers (development; the log always has it)."
+)
 @_docker_options
 def serve(
     model_repository,
@@ -258,6 +261,7 @@ def serve(
     admin_token,
     exit_on_error,
     max_body_size,
+    debug_errors,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -277,6 +281,7 @@ def serve(
         admin_token=admin_token or None,
         exit_on_error=exit_on_error,
         max_body_bytes=_size(max_body_size, "--max-body-size"),
+        debug_errors=debug_errors,
     )
     if verbose:
         options.extra_args.append("--log-info=true")
