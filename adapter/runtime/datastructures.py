@@ -69,11 +69,21 @@ class Headers(dict):
     __slots__ = ("_list",)
 
     def __init__(self, pairs=()):
-        pairs = [(str(name).lower(), value) for name, value in (pairs.items() if isinstance(pairs, dict) else pairs)]
-        super().__init__()
-        for name, value in pairs:
-            if not dict.__contains__(self, name):
-                dict.__setitem__(self, name, value)
+        self._fill(
+            [(str(name).lower(), value) for name, value in (pairs.items() if isinstance(pairs, dict) else pairs)]
+        )
+
+    @classmethod
+    def from_lower_case(cls, pairs):
+        """From a list of (lower-case name, value) pairs, taken as is (the runtime's hot path)."""
+        headers = cls.__new__(cls)
+        headers._fill(pairs)
+        return headers
+
+    def _fill(self, pairs):
+        dict.__init__(self, pairs)
+        if len(self) != len(pairs):  # repeated lines: the first value wins, as in starlette
+            dict.__init__(self, reversed(pairs))
         self._list = pairs
 
     def __getitem__(self, key):

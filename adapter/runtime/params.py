@@ -30,6 +30,8 @@ from .datastructures import Headers, QueryParams
 from .errors import BadRequest
 
 _NO_QUERY, _NO_HEADERS = QueryParams(), Headers()
+# Built once (json.loads with a hook builds a decoder per call); objects as [(key, value)], repeats kept.
+_PAIRS_DECODER = json.JSONDecoder(object_pairs_hook=list)
 
 
 def forwarded_header_pattern(header_pattern, forward_sensitive):
@@ -89,7 +91,7 @@ def split_parameters(parameters_json, rules):
     if not parameters_json or parameters_json == "{}":
         return _NO_QUERY, _NO_HEADERS, None
     try:
-        pairs = json.loads(parameters_json, object_pairs_hook=lambda items: items)
+        pairs = _PAIRS_DECODER.decode(parameters_json)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"request parameters are not a JSON object: {exc}") from None
     if not isinstance(pairs, list):
@@ -119,7 +121,7 @@ def split_parameters(parameters_json, rules):
     if content_type is not None:
         # The body's own type; a forwarded Content-Type describes Triton's envelope, not the body.
         headers = [("content-type", content_type)] + [pair for pair in headers if pair[0] != "content-type"]
-    return QueryParams(query), Headers(headers), content_type
+    return QueryParams(query), Headers.from_lower_case(headers), content_type
 
 
 def query_pairs(query_params):
