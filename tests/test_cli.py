@@ -173,3 +173,9 @@ def test_dry_run_with_deeply_nested_data_is_a_clear_error(tmp_path):
         spec = os.path.join(PROJECT if api == "echo" else os.path.join(FIXTURES, "batching"), "cortex.yaml")
         result = run("test", spec, "--api", api, "--data", f"@{deep}")
         assert result.exit_code == 1 and "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_header_pattern_that_forwards_reserved_names(tmp_path):
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--header-pattern", ".*"])
+    assert result.exit_code != 0 and "also matches content_type, tritonize_query" in result.stderr
+    assert "^[a-z0-9-]+$" in result.stderr

@@ -92,6 +92,7 @@ class Recorder:
         self._sink = sink
         self._interval_s = interval_s
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._pending = {}  # (kind, name, labels) -> counter delta | gauge value | [observations]
         self._warned = set()
         self._thread = None
@@ -118,13 +119,14 @@ class Recorder:
             log.warning("%s (further such warnings for it are not shown)", message)
 
     def flush(self):
-        with self._lock:
-            pending, self._pending = self._pending, {}
-        for (kind, name, labels), value in pending.items():
-            try:
-                self._sink.apply(kind, name, labels, value)
-            except Exception as exc:  # metrics disabled, kind clash, negative counter increment...
-                self.warn_once((kind, name), f"metric {name!r} ({kind}) not exported: {type(exc).__name__}: {exc}")
+        with self._flush_lock:  # the flusher thread and stop() at unload: one at a time
+            with self._lock:
+                pending, self._pending = self._pending, {}
+            for (kind, name, labels), value in pending.items():
+                try:
+                    self._sink.apply(kind, name, labels, value)
+                except Exception as exc:  # metrics disabled, kind clash, negative counter increment...
+                    self.warn_once((kind, name), f"metric {name!r} ({kind}) not exported: {type(exc).__name__}: {exc}")
 
     def _run(self):
         while not self._stopped.wait(self._interval_s):
