@@ -170,6 +170,13 @@ ROWS = [
     ("charset-undefined", "both", predict(b"hi", "text/plain; charset=undefined"), 400, ["cannot decode"]),
     ("non-utf8-header", "http", raw_http(GOOD_DOCUMENT, {"X-Bad": b"caf\xe9"}), 400, ["not valid UTF-8"]),
     (
+        "lone-surrogate-parameter",  # Triton hands it over as invalid UTF-8
+        "http",
+        raw_http(json.dumps({"inputs": [GOOD_KSERVE], "parameters": {"a": "\udcff"}}).encode()),
+        400,
+        ["not valid UTF-8"],
+    ),
+    (
         "non-utf8-binary-metadata",
         "grpc",
         tensors(PAYLOAD, headers={"x-bad-bin": b"\xff\xfe"}),

@@ -21,7 +21,7 @@ def error_reply(status, message):
 
 # request.parameters() raised UnicodeDecodeError: Triton could not hand over this request's headers/parameters.
 BAD_PARAMETERS_REPLY = error_reply(
-    400, "request headers or parameters are not valid UTF-8 (a forwarded header or gRPC metadata value)"
+    400, "request parameters or forwarded headers are not valid UTF-8 (a header or gRPC metadata value, or a parameter)"
 )
 
 
