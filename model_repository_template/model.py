@@ -101,11 +101,11 @@ class TritonPythonModel:
                 self._item(request, lambda r: dispatcher.arrays(lambda name: _input_array(r, name)))
                 for request in requests
             ]
-            return [self._tensor_response(answer) for answer in dispatcher.answer(items)]
+            return [self._respond(self._tensor_response, answer) for answer in dispatcher.answer(items)]
         items = [
             self._item(request, lambda r: dispatcher.body(_input_array(r, self.input_name))) for request in requests
         ]
-        return [self._body_response(reply) for reply in dispatcher.answer(items)]
+        return [self._respond(self._body_response, reply) for reply in dispatcher.answer(items)]
 
     # --- Failure handling around execute(): every request gets its own answer, no traceback leaves ---
 
@@ -116,6 +116,14 @@ class TritonPythonModel:
         except UnicodeDecodeError:  # a forwarded header or gRPC metadata value that is not UTF-8
             return self.bad_parameters_reply, "{}"
         return read_inputs(request), parameters
+
+    def _respond(self, respond, answer):
+        """One request's InferenceResponse; if building it fails, that request alone gets a 500."""
+        try:
+            return respond(answer)
+        except BaseException as exc:
+            reply = self.internal_reply("building the response failed", exc)
+            return self._error(reply.status, reply.message)
 
     def _answer_each_failed(self, requests, exc):
         reply = self.internal_reply("execute() failed", exc)
