@@ -113,3 +113,13 @@ def test_serve_refuses_a_pattern_matching_reserved_names(tmp_path):
     options = ServerOptions(str(tmp_path), header_pattern="^[a-z0-9-]+$", forward_sensitive_headers=True)
     args = tritonserver_args(options, str(tmp_path))
     assert any(a.startswith("--http-header-forward-pattern=(?:^[a-z0-9-]+$)|^(?:authorization") for a in args)
+
+
+def test_envelope_headers_never_reach_predictors():
+    # With a wide pattern Triton forwards its own KServe envelope's Content-Type: not the body's.
+    parameters = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": "9", "X-A": "1"}
+    assert split(parameters, pattern="^[a-z0-9-]+$")[1] == {"x-a": "1"}
+    assert split(dict(parameters, content_type="text/plain"), pattern="^[a-z0-9-]+$")[1].items() == [
+        ("content-type", "text/plain"),
+        ("x-a", "1"),
+    ]

@@ -57,8 +57,13 @@ QUERY_PARAMETER = "tritonize_query"
 RESERVED_PARAMETERS = (CONTENT_TYPE_PARAMETER, QUERY_PARAMETER)
 # Passed to predictors only with `serve --forward-sensitive-headers` (which adds them to Triton's pattern).
 SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "cookie", "host", "content-length")
-# Never passed to predictors.
-NEVER_FORWARDED_HEADERS = (ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER)
+# Never passed to predictors: the admin token, and what describes Triton's KServe envelope, not the body.
+NEVER_FORWARDED_HEADERS = (
+    ADMIN_TOKEN_HEADER,
+    GRPC_ADMIN_TOKEN_HEADER,
+    "content-type",
+    "inference-header-content-length",
+)
 # More than this many request parameters, headers, query params or form fields is refused (400).
 MAX_PARAMETERS = 1000
 MAX_FORM_FIELDS = 1000

@@ -118,9 +118,8 @@ def split_parameters(parameters_json, rules):
         query = decode_query(encoded_query) + query
         if len(query) > MAX_PARAMETERS:
             raise BadRequest(f"too many query parameters: {len(query)}, at most {MAX_PARAMETERS}")
-    if content_type is not None:
-        # The body's own type; a forwarded Content-Type describes Triton's envelope, not the body.
-        headers = [("content-type", content_type)] + [pair for pair in headers if pair[0] != "content-type"]
+    if content_type is not None:  # the body's own type (a forwarded Content-Type was the envelope's: dropped)
+        headers.insert(0, ("content-type", content_type))
     return QueryParams(query), Headers.from_lower_case(headers), content_type
 
 
