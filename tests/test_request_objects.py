@@ -97,6 +97,7 @@ def test_malformed_forms_are_400(body, content_type, words):
         (b"[" * 5000 + b"]" * 5000, None, "nested too deeply"),
         (b"hi", "text/plain; charset=undefined", "cannot decode"),
         (b"hi", "text/plain; charset=base64", "unknown charset"),
+        (b"1" * 5000, None, "number Python refuses to read"),
     ],
 )
 def test_hostile_bodies_are_400(body, content_type, words):

@@ -86,6 +86,8 @@ RESULTS = {
 BODIES = [
     b"",
     b"{}",
+    b"1" * 5000,  # more digits than Python reads as an int
+    b"-" + b"9" * 5000,
     b"\xff\xfe\x00",
     b"[" * 3000,
     b"[" * 5000 + b"]" * 5000,

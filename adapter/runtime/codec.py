@@ -53,6 +53,8 @@ def decode_payload(body, content_type):
             ) from None
         except RecursionError:
             raise BadRequest("JSON in request body is nested too deeply") from None
+        except ValueError as exc:  # an integer of more than 4300 digits (Python's int_max_str_digits)
+            raise BadRequest(f"JSON in request body has a number Python refuses to read: {exc}") from None
     if media_type == "text/plain":
         return _decode_text(body, params.get("charset", "utf-8"), content_type)
     if media_type == MULTIPART:
