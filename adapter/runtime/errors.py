@@ -89,10 +89,16 @@ def describe(exc):
     return printable(f"{type(exc).__name__}: {text}" if text else type(exc).__name__)
 
 
+_RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def log_failure(what, exc, error_id=None):
-    """Log `what` with the exception's traceback; never raises."""
+    """Log `what` with the exception's traceback (tritonize's own frames left out); never raises."""
     try:
-        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        report = traceback.TracebackException.from_exception(exc)
+        frames = [frame for frame in report.stack if not frame.filename.startswith(_RUNTIME_DIR)]
+        report.stack = traceback.StackSummary.from_list(frames or report.stack)
+        details = "".join(report.format())
     except BaseException:
         details = describe(exc)
     tag = f" [error id {error_id}]" if error_id else ""
