@@ -9,7 +9,7 @@ import traceback
 
 from .constants import INIT_ARGS, POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
 from .errors import PredictorLoadError
-from .metrics import COUNTER, MetricsClient, Recorder, metrics_sink
+from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
 from .post_predict import PostPredictWorker
 
 
@@ -33,7 +33,7 @@ class LoadedPredictor:
         self.post_predict_args = _argument_names(post, POST_PREDICT_ARGS) if callable(post) else None
         self._post_indices = tuple((name, POST_PREDICT_ARGS.index(name)) for name in self.post_predict_args or ())
         self._recorder = recorder
-        self._dropped_labels = (("api", api_name),)
+        self._dropped_labels = ((API_LABEL, api_name),)
         self._post_worker = PostPredictWorker(post, on_drop=self._count_drop) if callable(post) else None
 
     @property
