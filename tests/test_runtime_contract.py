@@ -224,3 +224,23 @@ def test_triton_sink_maps_kinds_and_keeps_one_family_per_name(caplog):
     kinds = {family.name: family.kind for family in FakeFamily.made}
     assert kinds == {"c": "COUNTER", "h": "HISTOGRAM", "neg": "COUNTER"}
     assert "already a counter" in caplog.text and "counters only go up" in caplog.text
+
+
+def test_dropped_post_predict_calls_are_counted_in_a_metric():
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, payload):
+            return payload
+
+        def post_predict(self, response):
+            release.wait(10)
+
+    sink = MemorySink()
+    recorder = Recorder(sink, interval_s=3600)
+    predictor = LoadedPredictor(Slow(), recorder, "slow-api")
+    for _ in range(1010):  # the queue holds 1000 (POST_PREDICT_QUEUE_SIZE), one is running
+        predictor.post_predict(1, 1, None, None)
+    release.set()
+    predictor.stop()
+    assert 9 <= sink.values[("tritonize_post_predict_dropped", (("api", "slow-api"),))] <= 10
