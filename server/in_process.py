@@ -60,7 +60,10 @@ def dry_run(
         settings = api_settings(api)
         # No instance process to pin here: the predictor runs in this process, told "cpu".
         predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
-        return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
+        try:
+            return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
+        finally:
+            predictor.stop()  # post_predict runs in the background: let it finish before this process exits
     finally:
         os.chdir(cwd)
         sys.path[:] = path

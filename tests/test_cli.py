@@ -179,3 +179,18 @@ def test_serve_refuses_a_header_pattern_that_forwards_reserved_names(tmp_path):
     result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--header-pattern", ".*"])
     assert result.exit_code != 0 and "also matches content_type, tritonize_query" in result.stderr
     assert "^[a-z0-9-]+$" in result.stderr
+
+
+def test_dry_run_waits_for_post_predict(tmp_path):
+    predictor = tmp_path / "p.py"
+    predictor.write_text(
+        "import time\n"
+        "class PythonPredictor:\n"
+        "    def predict(self, payload):\n"
+        "        return payload\n"
+        "    def post_predict(self, response):\n"
+        "        time.sleep(0.3)\n"
+        "        print('post_predict saw', response)\n"
+    )
+    result = run("test", str(predictor), "--data", '{"a": 1}')
+    assert result.exit_code == 0 and "post_predict saw {'a': 1}" in result.stdout, result.output
