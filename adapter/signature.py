@@ -2,15 +2,13 @@
 
 import ast
 
-from tritonize.adapter.runtime.constants import POST_PREDICT_ARGS, PREDICT_ARGS
+from tritonize.adapter.runtime.constants import INIT_ARGS, POST_PREDICT_ARGS, PREDICT_ARGS
 from tritonize.errors import PredictorSourceError
 
-INIT_ARGS = {"config"}
 # Cortex injected these into __init__ for features tritonize does not have (yet).
 UNSUPPORTED_INIT_ARGS = {
     "python_client": "multi-model caching (python_client)",
     "job_spec": "batch jobs (job_spec)",
-    "metrics_client": "custom metrics (metrics_client)",
     "tensorflow_client": "TensorFlow serving (tensorflow_client)",
     "onnx_client": "ONNX predictors (onnx_client)",
 }

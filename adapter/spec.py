@@ -90,6 +90,8 @@ def check_model_name(name, where="name"):
 def _relative_inside(project_dir, path, where):
     if not isinstance(path, str) or not path:
         raise SpecError(f"{where}: expected a path relative to the project directory, got {path!r}")
+    if "\0" in path:  # the OS refuses it (ValueError deep in os.path): say so here
+        raise SpecError(f"{where}: {path!r} contains a NUL byte")
     if os.path.isabs(path):
         raise SpecError(f"{where}: {path!r} must be relative to the project directory {project_dir}")
     full = os.path.realpath(os.path.join(project_dir, path))

@@ -248,6 +248,9 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     is_flag=True,
     help="Export p50/p99 latency summaries in /metrics (shown by `tritonize status`); costs ~20 % throughput.",
 )
+@click.option(
+    "--debug-errors", is_flag=True, help="Put the exception text in 500 answers (development; the log always has it)."
+)
 @_docker_options
 def serve(
     model_repository,
@@ -264,6 +267,7 @@ def serve(
     exit_on_error,
     max_body_size,
     latency_percentiles,
+    debug_errors,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -284,6 +288,7 @@ def serve(
         exit_on_error=exit_on_error,
         max_body_bytes=_size(max_body_size, "--max-body-size"),
         latency_percentiles=latency_percentiles,
+        debug_errors=debug_errors,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

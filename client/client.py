@@ -18,11 +18,11 @@ from tritonize.adapter.runtime.codec import (
 )
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
-    CONTENT_TYPE_PARAMETER,
     DEFAULT_URLS,
     INPUT_NAME,
     OUTPUT_NAME,
 )
+from tritonize.adapter.runtime.params import request_parameters
 from tritonize.errors import PredictError, ServerUnreachable
 
 # gRPC status -> the HTTP status Triton gives the same error over HTTP.
@@ -110,12 +110,13 @@ class Client:
             inp.set_data_from_numpy(data)
             outputs = [m.InferRequestedOutput(OUTPUT_NAME), m.InferRequestedOutput(CONTENT_TYPE_OUTPUT_NAME)]
             kwargs["client_timeout"] = self.timeout_s
-        parameters = {str(k): str(v) for k, v in (query_params or {}).items()}
-        headers = {str(k): str(v) for k, v in (headers or {}).items()}
+        # Query params travel URL-encoded in one parameter: repeated keys and names Triton reserves survive.
+        parameters = request_parameters(query_params, content_type)
+        headers = {
+            str(k): v if isinstance(v, bytes) else str(v) for k, v in (headers or {}).items()
+        }  # bytes: gRPC -bin
         if self.protocol == "grpc":
             headers = {k.lower(): v for k, v in headers.items()}  # gRPC metadata keys must be lower-case
-        if content_type:
-            parameters[CONTENT_TYPE_PARAMETER] = content_type
         try:
             result = self._client.infer(
                 api,

@@ -47,7 +47,7 @@ class TritonPythonModel:
         device = pin_device(args)
         _line_buffered_output()
         from tritonize_runtime import constants
-        from tritonize_runtime.dispatch import Dispatcher
+        from tritonize_runtime.dispatch import BAD_PARAMETERS_REPLY, Dispatcher, internal_reply
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
         from tritonize_runtime.handler import Reply
         from tritonize_runtime.params import ParameterRules
@@ -73,6 +73,7 @@ class TritonPythonModel:
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
         self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
+        self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
         self._init_error_metric()
         self.log.info(
             "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
@@ -91,17 +92,56 @@ class TritonPythonModel:
 
     def execute(self, requests):
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
+        try:
+            return self._execute(requests)
+        except BaseException as exc:  # never let Triton fail the whole batch with a traceback
+            return self._answer_each_failed(requests, exc)
+
+    def _execute(self, requests):
         dispatcher = self.dispatcher
         if dispatcher.tensors:
             items = [
-                (dispatcher.arrays(lambda name, r=request: _input_array(r, name)), request.parameters())
+                self._item(request, lambda r: dispatcher.arrays(lambda name: _input_array(r, name)))
                 for request in requests
             ]
-            return [self._tensor_response(answer) for answer in dispatcher.answer(items)]
+            return [self._respond(self._tensor_response, answer) for answer in dispatcher.answer(items)]
         items = [
-            (dispatcher.body(_input_array(request, self.input_name)), request.parameters()) for request in requests
+            self._item(request, lambda r: dispatcher.body(_input_array(r, self.input_name))) for request in requests
         ]
-        return [self._body_response(reply) for reply in dispatcher.answer(items)]
+        return [self._respond(self._body_response, reply) for reply in dispatcher.answer(items)]
+
+    # --- Failure handling around execute(): every request gets its own answer, no traceback leaves ---
+
+    def _item(self, request, read_inputs):
+        """(inputs or an error Reply, parameters JSON) for one request."""
+        try:
+            parameters = request.parameters()
+        except UnicodeDecodeError:  # a forwarded header or gRPC metadata value that is not UTF-8
+            return self.bad_parameters_reply, "{}"
+        return read_inputs(request), parameters
+
+    def _respond(self, respond, answer):
+        """One request's InferenceResponse; if building it fails, that request alone gets a 500."""
+        try:
+            return respond(answer)
+        except BaseException as exc:
+            reply = self.internal_reply("building the response failed", exc)
+            return self._error(reply.status, reply.message)
+
+    def _answer_each_failed(self, requests, exc):
+        reply = self.internal_reply("execute() failed", exc)
+        responses = []
+        for _ in requests:
+            try:
+                responses.append(self._error(reply.status, reply.message))
+            except BaseException:  # even the metric or the error object failed: a bare error
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("internal server error")))
+        return responses
+
+    def finalize(self):
+        dispatcher = getattr(self, "dispatcher", None)
+        if dispatcher is not None:
+            dispatcher.predictor.stop()
 
     def _body_response(self, reply):
         if not reply.ok:

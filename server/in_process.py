@@ -8,11 +8,11 @@ import numpy as np
 
 from tritonize.adapter.build import load_apis
 from tritonize.adapter.repository import api_settings, check_api_sources
-from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER
+from tritonize.adapter.runtime.constants import DEBUG_ERRORS_ENV
 from tritonize.adapter.runtime.device import device_config
 from tritonize.adapter.runtime.dispatch import Dispatcher, as_triton_input, error_reply
 from tritonize.adapter.runtime.handler import Reply
-from tritonize.adapter.runtime.params import ParameterRules
+from tritonize.adapter.runtime.params import ParameterRules, request_parameters
 from tritonize.adapter.runtime.predictor import load_predictor
 from tritonize.errors import SpecError
 
@@ -45,9 +45,7 @@ def dry_run(
     check_api_sources([api])
     rules = ParameterRules(header_pattern=header_pattern)
     warnings = list(api.warnings)
-    pairs = dict(query_params or {})
-    if content_type:
-        pairs[CONTENT_TYPE_PARAMETER] = content_type
+    pairs = request_parameters(query_params, content_type)
     for key, value in (headers or {}).items():
         if rules.is_header(key):
             pairs[key] = value
@@ -57,11 +55,15 @@ def dry_run(
             )
     # The predictor changes cwd, sys.path and the environment as in a server process: undo that after.
     cwd, path, environ = os.getcwd(), list(sys.path), dict(os.environ)
+    os.environ[DEBUG_ERRORS_ENV] = "1"  # a development tool: 500 answers show the exception text
     try:
         settings = api_settings(api)
         # No instance process to pin here: the predictor runs in this process, told "cpu".
         predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
-        return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
+        try:
+            return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
+        finally:
+            predictor.stop()  # post_predict runs in the background: let it finish before this process exits
     finally:
         os.chdir(cwd)
         sys.path[:] = path
@@ -77,6 +79,8 @@ def answer_one(api, dispatcher, body, parameters_json):
     try:
         values = json.loads(body)
         arrays = {t["name"]: as_triton_input(values[t["name"]], t["dtype"]) for t in api.tensors["inputs"]}
+    except RecursionError:
+        return error_reply(400, "--data is JSON nested too deeply")
     except (ValueError, KeyError, TypeError) as exc:
         names = ", ".join(t["name"] for t in api.tensors["inputs"])
         return error_reply(400, f"--data for a typed API must be JSON {{tensor: values}} with inputs {names}: {exc!r}")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,  # noqa: F401  (re-exported for the launchers)
     ADMIN_TOKEN_HEADER,
+    DEBUG_ERRORS_ENV,
     DEFAULT_HEADER_PATTERN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORTS,
@@ -14,6 +15,8 @@ from tritonize.adapter.runtime.constants import (
     MAX_BODY_ENV,
     SENSITIVE_HEADERS_ENV,
 )
+from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
+from tritonize.errors import ServeError
 
 
 @dataclass
@@ -41,13 +44,29 @@ class ServerOptions:
     # Triton 2.51 they cost a JSON echo ~20-25 % of its throughput (benchmarks/NOTES.md);
     # `tritonize status` shows mean latencies from the statistics endpoint without them.
     latency_percentiles: bool = False
+    # serve --debug-errors: a 500's body also carries the predictor's exception text (development only).
+    debug_errors: bool = False
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
+        check_header_pattern(self.header_pattern)
+
+
+def check_header_pattern(pattern):
+    """A pattern that forwards a header named like a reserved request parameter would let it change decoding."""
+    matched = reserved_names_matched(pattern)
+    if matched:
+        raise ServeError(
+            f"--header-pattern {pattern!r} also matches {', '.join(matched)}: request parameters tritonize reserves "
+            "(a header of that name would change how the body is decoded). Use a pattern that cannot match "
+            "them, e.g. '^[a-z0-9-]+$' for every header without '_'"
+        )
 
 
 def tritonserver_args(options, model_repository):
     """The flags every launcher passes to tritonserver (paths as tritonserver sees them)."""
+    # --forward-sensitive-headers adds those names: Triton would not forward them otherwise.
+    triton_pattern = forwarded_header_pattern(options.header_pattern, options.forward_sensitive_headers)
     args = [
         f"--model-repository={model_repository}",
         # tritonize writes complete configs; auto-complete would start an extra stub per model (~1.2 s).
@@ -58,8 +77,8 @@ def tritonserver_args(options, model_repository):
         f"--http-port={options.http_port}",
         f"--grpc-port={options.grpc_port}",
         f"--metrics-port={options.metrics_port}",
-        f"--http-header-forward-pattern={options.header_pattern}",
-        f"--grpc-header-forward-pattern={options.header_pattern}",
+        f"--http-header-forward-pattern={triton_pattern}",
+        f"--grpc-header-forward-pattern={triton_pattern}",
         f"--exit-timeout-secs={options.exit_timeout_s}",
         "--allow-sagemaker=false",
         "--allow-vertex-ai=false",
@@ -102,4 +121,6 @@ def runtime_environment(options):
     }
     if options.max_body_bytes != DEFAULT_MAX_BODY_BYTES:
         env[MAX_BODY_ENV] = str(options.max_body_bytes)
+    if options.debug_errors:
+        env[DEBUG_ERRORS_ENV] = "1"
     return env

@@ -46,10 +46,9 @@ def test_dry_run_errors_exit_non_zero_with_status():
     bad = run("test", spec, "--api", "behaviour", "--data", "{oops")
     assert bad.exit_code == 1 and "[400] malformed JSON" in bad.stderr
     failing = run("test", spec, "--api", "behaviour", "--data", "{}", "--param", "op=raise")
-    assert (
-        failing.exit_code == 1
-        and "[500] predict() failed: ValueError: the predictor raised on purpose" in failing.stderr
-    )
+    # tritonize test shows the exception text (a served API answers just `internal server error (error id ...)`).
+    assert failing.exit_code == 1 and "[500] internal server error (error id " in failing.stderr
+    assert "ValueError: the predictor raised on purpose" in failing.stderr
     ambiguous = run("test", spec, "--data", "{}")
     assert ambiguous.exit_code == 2 and "pick one with --api" in ambiguous.stderr
 
@@ -184,3 +183,33 @@ def test_dry_run_hands_typed_bytes_inputs_over_as_bytes_like_triton(tmp_path):
     result = run("test", str(tmp_path / "cortex.yaml"), "--data", '{"text": ["a", "b"]}')
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"kind": ["bytes", "bytes"]}
+
+
+def test_dry_run_with_deeply_nested_data_is_a_clear_error(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100000 + "]" * 100000)
+    for api in ("echo", "typed"):
+        spec = os.path.join(PROJECT if api == "echo" else os.path.join(FIXTURES, "batching"), "cortex.yaml")
+        result = run("test", spec, "--api", api, "--data", f"@{deep}")
+        assert result.exit_code == 1 and "nested too deeply" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_a_header_pattern_that_forwards_reserved_names(tmp_path):
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--header-pattern", ".*"])
+    assert result.exit_code != 0 and "also matches content_type, tritonize_query" in result.stderr
+    assert "^[a-z0-9-]+$" in result.stderr
+
+
+def test_dry_run_waits_for_post_predict(tmp_path):
+    predictor = tmp_path / "p.py"
+    predictor.write_text(
+        "import time\n"
+        "class PythonPredictor:\n"
+        "    def predict(self, payload):\n"
+        "        return payload\n"
+        "    def post_predict(self, response):\n"
+        "        time.sleep(0.3)\n"
+        "        print('post_predict saw', response)\n"
+    )
+    result = run("test", str(predictor), "--data", '{"a": 1}')
+    assert result.exit_code == 0 and "post_predict saw {'a': 1}" in result.stdout, result.output

@@ -120,8 +120,9 @@ def test_docker_run_options_and_gpus(repo, gpu_repo):
     assert tail[1:] == [
         "tritonserver",
         *TRITON_FLAGS[:8],
-        "--http-header-forward-pattern=^x-(tenant|id)$",
-        "--grpc-header-forward-pattern=^x-(tenant|id)$",
+        # --forward-sensitive-headers adds those names to Triton's pattern (else Triton drops them first).
+        "--http-header-forward-pattern=(?:^x-(tenant|id)$)|^(?:authorization|proxy-authorization|cookie|host|content-length)$",
+        "--grpc-header-forward-pattern=(?:^x-(tenant|id)$)|^(?:authorization|proxy-authorization|cookie|host|content-length)$",
         *TRITON_FLAGS[10:],
         "--log-verbose=1",
         "--log-info=true",

@@ -23,7 +23,8 @@ def server(tmp_path_factory):
     repo = work / "model_repository"
     build = run_tritonize("build", str(work / "project" / "cortex.yaml"), "-o", str(repo))
     assert "threads_per_process (not needed" in build.stderr
-    serve = ServeProcess(str(repo))
+    # --debug-errors: these tests check that 500s name the reason (without it, only the log does).
+    serve = ServeProcess(str(repo), extra_args=["--debug-errors"])
     assert serve.wait_ready(), serve.output()
     yield serve
     assert serve.stop() == 0, serve.output()

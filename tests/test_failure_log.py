@@ -1,7 +1,8 @@
-"""A predictor failing the same way logs its traceback once per window, counting the repeats."""
+"""A predictor failing the same way logs its traceback once per window; each repeat gets one line with its id."""
 
 import logging
 
+from tritonize.adapter.runtime import errors
 from tritonize.adapter.runtime.failure_log import FailureLog
 from tritonize.adapter.runtime.handler import handle_request
 from tritonize.adapter.runtime.params import ParameterRules
@@ -28,32 +29,38 @@ def failure(value):
         return exc
 
 
-def test_identical_failures_log_one_traceback_per_window(caplog):
+def test_identical_failures_log_one_traceback_per_window(caplog, monkeypatch):
     clock = Clock()
-    log = FailureLog(logging.getLogger("tritonize.test"), window_s=60, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="tritonize.test"):
+    monkeypatch.setattr(errors, "failures", FailureLog(window_s=60, clock=clock))
+    with caplog.at_level(logging.ERROR, logger="tritonize"):
         for i in range(5):
-            log.failed("predict()", failure(i))
-        log.failed("predict()", failure("other"))  # another exception type: its own traceback
-        assert [r.getMessage().splitlines()[0] for r in caplog.records] == ["predict() failed:"] * 2
-        assert "ValueError: bad value 0" in caplog.records[0].getMessage()
-        assert "KeyError: 'other'" in caplog.records[1].getMessage()
+            errors.log_failure("predict() failed", failure(i), f"id{i}")
+        errors.log_failure("predict() failed", failure("other"), "idk")  # another exception type: its own traceback
+        messages = [r.getMessage() for r in caplog.records]
+        assert [m for m in messages if "Traceback" in m] == [messages[0], messages[5]]
+        assert "ValueError: bad value 0" in messages[0] and "KeyError: 'other'" in messages[5]
+        # The repeats: one line each, their own id, pointing at the entry with the traceback.
+        assert (
+            messages[3]
+            == "predict() failed [error id id3]: ValueError: bad value 3 (traceback as logged for error id id0)"
+        )
         clock.now = 61
-        log.failed("predict()", failure(9))
+        errors.log_failure("predict() failed", failure(9), "id9")
     last = caplog.records[-1].getMessage()
-    assert last.startswith("predict() failed (4 more times like this in the last 60 s, not logged):")
+    assert last.startswith("predict() failed [error id id9] (4 more like this in the last 60 s, without traceback):")
     assert "ValueError: bad value 9" in last and 'in fail\n    raise ValueError(f"bad value {value}")' in last
 
 
-def test_each_failing_request_still_gets_its_own_error_reply(caplog):
+def test_each_failing_request_still_gets_its_own_error_reply(caplog, monkeypatch):
     class Broken:
         def predict(self, payload):
             raise RuntimeError(f"cannot handle {payload['n']}")
 
+    monkeypatch.setattr(errors, "failures", FailureLog())
     predictor = LoadedPredictor(Broken())
     with caplog.at_level(logging.ERROR, logger="tritonize"):
         replies = [handle_request(predictor, b'{"n": %d}' % i, "{}", ParameterRules("^x-")) for i in range(3)]
     assert [r.status for r in replies] == [500] * 3
-    assert [r.message for r in replies] == [f"predict() failed: RuntimeError: cannot handle {i}" for i in range(3)]
+    assert all(r.message.startswith("internal server error (error id ") for r in replies)
     tracebacks = [r for r in caplog.records if "Traceback" in r.getMessage()]
     assert len(tracebacks) == 1 and "cannot handle 0" in tracebacks[0].getMessage()

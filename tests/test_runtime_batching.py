@@ -47,9 +47,15 @@ def test_one_predict_call_with_lists_and_bad_bodies_answered_alone():
         (lambda p: {"not": "a list"}, "must return a list with one result per request (batch of 2), got dict"),
     ],
 )
-def test_wrong_return_fails_the_batch_with_the_reason(transform, words):
+def test_wrong_return_fails_the_batch_with_the_reason(transform, words, monkeypatch, caplog):
     replies = handle_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert [r.status for r in replies] == [500, 500]
+    # Cortex's answer: no reason for the client; the log has it under the same error id.
+    assert replies[0].message.startswith("internal server error (error id ") and words not in replies[0].message
+    error_id = replies[0].message.split("error id ")[1].rstrip(")")
+    assert error_id in caplog.text and words in caplog.text
+    monkeypatch.setenv("TRITONIZE_DEBUG_ERRORS", "1")  # serve --debug-errors, tritonize test
+    replies = handle_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert all(words in r.message for r in replies)
 
 

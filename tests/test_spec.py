@@ -74,6 +74,7 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
         ("- name: a\n", "predictor: required mapping is missing"),
         ("- name: a\n  predictor: {path: ../outside.py}\n", "points outside the project directory"),
         ("- name: a\n  predictor: {path: /abs/p.py}\n", "must be relative"),
+        ('- name: a\n  predictor: {path: "pred\\0.py"}\n', "contains a NUL byte"),
         ("- name: a\n  predictor: {path: predictor.py, env: {A: [1]}}\n", "predictor.env.A: expected a string"),
         (
             "- name: a\n  predictor: {path: predictor.py}\n- name: a\n  predictor: {path: predictor.py}\n",

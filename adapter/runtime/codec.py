@@ -1,13 +1,15 @@
 """Request decoding and response encoding, as Cortex did it.
 
 Body by content type: JSON (the default) -> parsed object, text/plain -> str,
+multipart/form-data and application/x-www-form-urlencoded -> FormData (forms.py),
 anything else -> bytes. Return value: dict/list/number/bool/None -> JSON,
 str -> text, bytes -> binary, a starlette-style Response -> its body and status.
 """
 
 import json
 
-from .errors import BadRequest, PredictorFailure, RequestError
+from .errors import BadRequest, PredictorFailure, RequestError, printable
+from .forms import MULTIPART, URLENCODED, parse_multipart, parse_urlencoded
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -50,15 +52,28 @@ def decode_payload(body, content_type):
                 f"malformed JSON in request body: {exc.msg} at line {exc.lineno} "
                 f"column {exc.colno} (set content_type to send text or bytes)"
             ) from None
+        except RecursionError:
+            raise BadRequest("JSON in request body is nested too deeply") from None
+        except ValueError as exc:  # an integer of more than 4300 digits (Python's int_max_str_digits)
+            raise BadRequest(f"JSON in request body has a number Python refuses to read: {exc}") from None
     if media_type == "text/plain":
-        charset = params.get("charset", "utf-8")
-        try:
-            return body.decode(charset)
-        except LookupError:
-            raise BadRequest(f"unknown charset {charset!r} in content type {content_type!r}") from None
-        except UnicodeDecodeError as exc:
-            raise BadRequest(f"request body is not valid {charset} text: {exc}") from None
+        return _decode_text(body, params.get("charset", "utf-8"), content_type)
+    if media_type == MULTIPART:
+        return parse_multipart(body, params)
+    if media_type == URLENCODED:
+        return parse_urlencoded(body)
     return body
+
+
+def _decode_text(body, charset, content_type):
+    try:
+        return body.decode(charset)
+    except LookupError:
+        raise BadRequest(f"unknown charset {charset!r} in content type {content_type!r}") from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"request body is not valid {charset} text: {exc}") from None
+    except (UnicodeError, TypeError, ValueError) as exc:  # e.g. charset=undefined: a codec that always fails
+        raise BadRequest(f"charset {charset!r} cannot decode the request body: {exc}") from None
 
 
 def _to_jsonable(value):
@@ -75,6 +90,8 @@ _ENCODER = json.JSONEncoder(default=_to_jsonable, allow_nan=False)
 def encode_json(value):
     try:
         return _ENCODER.encode(value).encode("utf-8")
+    except RecursionError:
+        raise PredictorFailure("predict() returned a value nested too deeply to encode as JSON") from None
     except (TypeError, ValueError) as exc:
         hint = (
             " (NaN and Infinity are not valid JSON: return None or a string instead)"
@@ -97,9 +114,16 @@ def _response_content_type(response):
         except Exception:  # an exotic headers object: fall back to media_type
             value = None
         if value:
-            return str(value)
+            return printable(str(value))
     media_type = getattr(response, "media_type", None)
-    return str(media_type) if media_type else BINARY
+    return printable(str(media_type)) if media_type else BINARY
+
+
+def _utf8(text, what):
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, e.g. from bytes decoded with surrogateescape
+        raise PredictorFailure(f"{what} cannot be encoded as UTF-8: {exc.reason} at position {exc.start}") from None
 
 
 def encode_result(result):
@@ -108,7 +132,7 @@ def encode_result(result):
         status = _status_code(result.status_code, "Response.status_code")
         body = result.body
         if isinstance(body, str):
-            body = body.encode("utf-8")
+            body = _utf8(body, "Response.body")
         if not isinstance(body, (bytes, bytearray, memoryview)):
             raise PredictorFailure(f"Response.body must be bytes, got {type(body).__name__}")
         body = bytes(body)
@@ -123,7 +147,7 @@ def encode_result(result):
     if isinstance(result, (bytes, bytearray, memoryview)):
         return bytes(result), BINARY
     if isinstance(result, str):
-        return result.encode("utf-8"), TEXT
+        return _utf8(result, "the text predict() returned"), TEXT
     return encode_json(result), JSON
 
 
@@ -131,7 +155,7 @@ def _status_code(value, what):
     try:
         status = int(value)
     except (TypeError, ValueError):
-        raise PredictorFailure(f"{what} must be an integer, got {value!r}") from None
+        raise PredictorFailure(f"{what} must be an integer, got {type(value).__name__}") from None
     if not 100 <= status <= 599:
         raise PredictorFailure(f"{what} {status} is not an HTTP status")
     return status
@@ -147,7 +171,10 @@ def error_from_http_exception(exc):
     except PredictorFailure as failure:
         return failure
     detail = exc.detail
-    message = detail if isinstance(detail, str) else json.dumps(detail, default=str)
+    try:
+        message = detail if isinstance(detail, str) else json.dumps(detail, default=str)
+    except (TypeError, ValueError, RecursionError) as error:
+        return PredictorFailure(f"HTTPException.detail cannot be sent: {error}")
     if status < 400:
         return PredictorFailure(f"predict() raised HTTPException with status {status}; only 4xx and 5xx can be sent")
     return RequestError(message, status=status)

@@ -52,3 +52,40 @@ DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in
 # A predictor failing the same way (same exception type, same frames) logs its traceback once per
 # this many seconds; the repeats in between are counted in the next one logged.
 FAILURE_LOG_WINDOW_S = 60.0
+
+# --- Request objects, errors, metrics_client and post_predict (the runtime's Cortex contract) ---
+# A URL-encoded query string (`a=1&a=2`) travelling as one request parameter: repeated keys,
+# names Triton reserves (timeout, priority, ...) and names matching the header pattern survive it.
+QUERY_PARAMETER = "tritonize_query"
+# Request parameters with a meaning of their own: never headers, never query params.
+RESERVED_PARAMETERS = (CONTENT_TYPE_PARAMETER, QUERY_PARAMETER)
+# Passed to predictors only with `serve --forward-sensitive-headers` (which adds them to Triton's pattern).
+SENSITIVE_HEADERS = ("authorization", "proxy-authorization", "cookie", "host", "content-length")
+# Never passed to predictors: the admin token, and what describes Triton's KServe envelope, not the body.
+NEVER_FORWARDED_HEADERS = (
+    ADMIN_TOKEN_HEADER,
+    GRPC_ADMIN_TOKEN_HEADER,
+    "content-type",
+    "inference-header-content-length",
+)
+# More than this many request parameters, headers, query params or form fields is refused (400).
+MAX_PARAMETERS = 1000
+MAX_FORM_FIELDS = 1000
+# "1": a 500's body also carries the exception text (`serve --debug-errors`, `tritonize test`).
+DEBUG_ERRORS_ENV = "TRITONIZE_DEBUG_ERRORS"
+# Arguments Cortex passed to a predictor's __init__ that tritonize provides.
+INIT_ARGS = ("config", "metrics_client")
+# metrics_client: names refused (Cortex's own prefixes, Triton's, tritonize's).
+RESERVED_METRIC_PREFIXES = ("cortex_", "istio_", "nv_", "tritonize_")
+# metrics_client.histogram(): fixed buckets, 1-2.5-5 steps from 0.001 to 100000 (ms and s values both fit).
+HISTOGRAM_BUCKETS = tuple(m * 10.0**e for e in range(-3, 5) for m in (1, 2.5, 5)) + (1e5,)
+# Metric changes are sent to Triton by a background thread this often (one Triton update is an IPC).
+METRICS_FLUSH_INTERVAL_S = 1.0
+# Histogram observations kept per series between two flushes; more are dropped.
+MAX_PENDING_OBSERVATIONS = 10000
+# post_predict calls waiting for the background worker; when full, new ones are dropped and counted.
+POST_PREDICT_QUEUE_SIZE = 1000
+POST_PREDICT_WARN_EVERY_S = 10.0
+POST_PREDICT_DROPPED_METRIC = "tritonize_post_predict_dropped"
+# At instance shutdown, queued post_predict calls get this long to finish.
+POST_PREDICT_DRAIN_S = 5.0

@@ -7,7 +7,9 @@ Each caller turns its own requests (Triton's, or the command line's) into items 
 import numpy as np
 
 from .constants import INPUT_NAME
+from .errors import internal_error
 from .handler import Reply, handle_batch, handle_request
+from .handler import error_reply as request_error_reply
 from .tensors import handle_tensor_requests
 
 TEXT = "text/plain; charset=utf-8"
@@ -15,6 +17,17 @@ TEXT = "text/plain; charset=utf-8"
 
 def error_reply(status, message):
     return Reply(status, message.encode("utf-8"), TEXT)
+
+
+# request.parameters() raised UnicodeDecodeError: Triton could not hand over this request's headers/parameters.
+BAD_PARAMETERS_REPLY = error_reply(
+    400, "request parameters or forwarded headers are not valid UTF-8 (a header or gRPC metadata value, or a parameter)"
+)
+
+
+def internal_reply(what, exc):
+    """The 500 for a failure outside predictor code (logged with its error id)."""
+    return request_error_reply(internal_error(what, exc))
 
 
 class Dispatcher:

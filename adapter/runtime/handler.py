@@ -1,15 +1,17 @@
-"""Answering body (JSON/text/bytes) requests: decode, predict, encode; never raises.
+"""Answering body (JSON/text/bytes/form) requests: decode, predict, encode; never raises.
 
 Without server_side_batching each request gets its own predict() call; with it,
-one predict() call receives lists (Cortex's contract) and returns a list.
+one predict() call receives lists (Cortex's contract) and returns a list. Either
+way post_predict is queued once per request with that request's own result.
 """
 
 from dataclasses import dataclass
 
 from .codec import decode_payload, encode_result, error_from_http_exception
-from .errors import PredictorFailure, RequestError
-from .failure_log import failures
+from .errors import PredictorFailure, RequestError, client_error, internal_error, printable
 from .params import split_parameters
+
+TEXT = "text/plain; charset=utf-8"
 
 
 @dataclass
@@ -30,47 +32,60 @@ class Reply:
 
 
 def error_reply(error):
-    return Reply(error.status, error.message.encode("utf-8"), "text/plain; charset=utf-8")
+    error = client_error(error)
+    return Reply(error.status, printable(error.message).encode("utf-8"), TEXT)
 
 
 def decode_request(predictor, body, parameters_json, rules):
     """-> (payload, query_params, headers); raises RequestError (400) if undecodable."""
     query_params, headers, content_type = split_parameters(parameters_json, rules)
-    if content_type is not None:
-        headers["content-type"] = content_type
     payload = decode_payload(body, content_type) if predictor.wants_payload else None
     return payload, query_params, headers
 
 
+def safe_decode(predictor, body, parameters_json, rules):
+    """decode_request, or an error Reply: a bug in decoding must not fail the batch either."""
+    try:
+        return decode_request(predictor, body, parameters_json, rules)
+    except RequestError as error:
+        return error_reply(error)
+    except BaseException as exc:
+        return error_reply(internal_error("decoding the request failed", exc))
+
+
 def error_for_exception(exc, what="predict()"):
-    """An exception from the predictor -> the RequestError the client sees."""
-    error = error_from_http_exception(exc)
-    if error is None:
-        failures.failed(what, exc)
-        error = PredictorFailure(f"{what} failed: {type(exc).__name__}: {exc}")
-    return error
+    """An exception from the predictor -> the RequestError the client sees (HTTPException's own, else 500)."""
+    try:
+        error = error_from_http_exception(exc)
+    except BaseException:  # an HTTPException look-alike whose attributes raise
+        error = None
+    return internal_error(f"{what} failed", exc) if error is None else error
 
 
 def reply_for_result(result):
+    """-> (Reply, encoded): encoded is False when the result could not be sent (no post_predict then, as Cortex)."""
     try:
         response_body, response_type = encode_result(result)
-        return Reply(200, response_body, response_type)
-    except RequestError as error:
-        return error_reply(error)
+        return Reply(200, response_body, response_type), True
+    except RequestError as error:  # a Response / HTTP error status the predictor chose, or a contract violation
+        return error_reply(error), not isinstance(error, PredictorFailure)
+    except BaseException as exc:
+        return error_reply(internal_error("encoding the result of predict() failed", exc)), False
 
 
 def handle_request(predictor, body, parameters_json, rules):
     """Answer one request with its own predict() call."""
-    try:
-        payload, query_params, headers = decode_request(predictor, body, parameters_json, rules)
-    except RequestError as error:
-        return error_reply(error)
+    decoded = safe_decode(predictor, body, parameters_json, rules)
+    if isinstance(decoded, Reply):
+        return decoded
+    payload, query_params, headers = decoded
     try:
         result = predictor.predict(payload, query_params, headers)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this request fails, the server stays
         return error_reply(error_for_exception(exc))
-    reply = reply_for_result(result)
-    predictor.post_predict(result, payload, query_params, headers)
+    reply, encoded = reply_for_result(result)
+    if encoded:
+        predictor.post_predict(result, payload, query_params, headers)
     return reply
 
 
@@ -101,28 +116,30 @@ def handle_batch(predictor, items, rules):
     for index, (body, parameters_json) in enumerate(items):
         if replies[index] is not None:
             continue
-        try:
-            payload, query_params, headers = decode_request(predictor, body, parameters_json, rules)
-        except RequestError as error:
-            replies[index] = error_reply(error)
+        decoded = safe_decode(predictor, body, parameters_json, rules)
+        if isinstance(decoded, Reply):
+            replies[index] = decoded
             continue
         indices.append(index)
-        payloads.append(payload)
-        queries.append(query_params)
-        headers_list.append(headers)
+        payloads.append(decoded[0])
+        queries.append(decoded[1])
+        headers_list.append(decoded[2])
     if not indices:
         return replies
     try:
         results = _as_result_list(predictor.predict(payloads, queries, headers_list), len(indices))
-    except PredictorFailure as error:
-        results, failure = None, error
-    except Exception as exc:
-        results, failure = None, error_for_exception(exc)
+    except RequestError as error:
+        failure = error_reply(error)
+        results = None
+    except BaseException as exc:
+        failure = error_reply(error_for_exception(exc))
+        results = None
     if results is None:
         for index in indices:
-            replies[index] = error_reply(failure)
+            replies[index] = failure
         return replies
-    for index, result in zip(indices, results):
-        replies[index] = reply_for_result(result)
-    predictor.post_predict(list(results), payloads, queries, headers_list)
+    for position, (index, result) in enumerate(zip(indices, results)):
+        replies[index], encoded = reply_for_result(result)
+        if encoded:  # each request's own item, as Cortex's batcher handed it to post_predict
+            predictor.post_predict(result, payloads[position], queries[position], headers_list[position])
     return replies

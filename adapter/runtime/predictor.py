@@ -7,9 +7,10 @@ import os
 import sys
 import traceback
 
-from .constants import POST_PREDICT_ARGS, PREDICT_ARGS
+from .constants import INIT_ARGS, POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
 from .errors import PredictorLoadError
-from .failure_log import failures
+from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
+from .post_predict import PostPredictWorker
 
 
 def _argument_names(function, allowed):
@@ -23,13 +24,17 @@ def _argument_names(function, allowed):
 class LoadedPredictor:
     """One predictor object plus which arguments its methods take."""
 
-    def __init__(self, instance):
+    def __init__(self, instance, recorder=None, api_name=""):
         self.instance = instance
         self.predict_args = _argument_names(instance.predict, PREDICT_ARGS)
         self._predict = instance.predict
         self._predict_indices = tuple((name, PREDICT_ARGS.index(name)) for name in self.predict_args)
         post = getattr(instance, "post_predict", None)
         self.post_predict_args = _argument_names(post, POST_PREDICT_ARGS) if callable(post) else None
+        self._post_indices = tuple((name, POST_PREDICT_ARGS.index(name)) for name in self.post_predict_args or ())
+        self._recorder = recorder
+        self._dropped_labels = ((API_LABEL, api_name),)
+        self._post_worker = PostPredictWorker(post, on_drop=self._count_drop) if callable(post) else None
 
     @property
     def wants_payload(self):
@@ -41,14 +46,22 @@ class LoadedPredictor:
         return self._predict(**{name: values[i] for name, i in self._predict_indices})
 
     def post_predict(self, response, payload, query_params, headers):
-        """Run post_predict if defined; its failure is logged, never raised."""
-        if self.post_predict_args is None:
+        """Queue post_predict (if defined) for the background worker; never blocks, never raises."""
+        if self._post_worker is None:
             return
-        values = {"response": response, "payload": payload, "query_params": query_params, "headers": headers}
-        try:
-            self.instance.post_predict(**{name: values[name] for name in self.post_predict_args})
-        except Exception as exc:
-            failures.failed("post_predict (the response was already sent)", exc)
+        values = (response, payload, query_params, headers)
+        self._post_worker.submit({name: values[i] for name, i in self._post_indices})
+
+    def _count_drop(self):
+        if self._recorder is not None:
+            self._recorder.record(COUNTER, POST_PREDICT_DROPPED_METRIC, self._dropped_labels, 1.0)
+
+    def stop(self):
+        """Instance shutdown: let queued post_predict calls finish (briefly), send pending metrics."""
+        if self._post_worker is not None:
+            self._post_worker.stop(POST_PREDICT_DRAIN_S)
+        if self._recorder is not None:
+            self._recorder.stop()
 
 
 def _evict_foreign_modules(project_dir):
@@ -105,12 +118,15 @@ def load_predictor(project_dir, settings, extra_config=None):
     config = copy.deepcopy(predictor.get("config") or {})
     if extra_config:
         config.update(extra_config)
-    init_args = _argument_names(cls.__init__, ("config",))
+    recorder = Recorder(metrics_sink())
+    api_name = settings.get("name", "")
+    available = {"config": config, "metrics_client": MetricsClient(api_name, recorder)}
+    init_args = _argument_names(cls.__init__, INIT_ARGS)
     try:
-        instance = cls(config=config) if init_args else cls()
+        instance = cls(**{name: available[name] for name in init_args})
     except BaseException as exc:
         raise PredictorLoadError(f"{class_name}.__init__ failed:\n{_user_traceback(exc)}") from None
-    return LoadedPredictor(instance)
+    return LoadedPredictor(instance, recorder, api_name)
 
 
 def _user_traceback(exc):

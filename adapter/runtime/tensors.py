@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from .errors import BadRequest, PredictorFailure, RequestError
+from .errors import BadRequest, PredictorFailure, RequestError, internal_error
 from .handler import Reply, error_for_exception, error_reply
 from .params import split_parameters
 
@@ -142,25 +142,25 @@ def _run(predictor, group, tensors, as_lists):
 
     as_lists: query_params and headers are lists, one per request (batching on).
     """
-    sizes = [_batch_size(arrays, tensors["inputs"]) for _, arrays, _, _ in group]
     try:
+        sizes = [_batch_size(arrays, tensors["inputs"]) for _, arrays, _, _ in group]
         inputs = _stack([arrays for _, arrays, _, _ in group], tensors["inputs"])
     except RequestError as error:
-        return {index: error_reply(error) for index, *_ in group}
+        return dict.fromkeys((index for index, *_ in group), error_reply(error))
     queries = [q for _, _, q, _ in group]
     headers = [h for _, _, _, h in group]
     try:
         result = predictor.predict(inputs, queries if as_lists else queries[0], headers if as_lists else headers[0])
         outputs = check_outputs(result, tensors["outputs"], sum(sizes))
     except PredictorFailure as error:
-        return {index: error_reply(error) for index, *_ in group}
-    except Exception as exc:
-        error = error_for_exception(exc)
-        return {index: error_reply(error) for index, *_ in group}
+        return dict.fromkeys((index for index, *_ in group), error_reply(error))
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: these requests fail, the server stays
+        return dict.fromkeys((index for index, *_ in group), error_reply(error_for_exception(exc)))
     answers, start = {}, 0
-    for (index, *_), size in zip(group, sizes):
-        answers[index] = {name: array[start : start + size] for name, array in outputs.items()}
+    for (index, arrays, query_params, request_headers), size in zip(group, sizes):
+        answers[index] = own = {name: array[start : start + size] for name, array in outputs.items()}
         start += size
+        predictor.post_predict(own, arrays, query_params, request_headers)  # this request's own tensors
     return answers
 
 
@@ -179,6 +179,9 @@ def handle_tensor_requests(predictor, items, tensors, rules, batching):
             query_params, headers, _ = split_parameters(parameters_json, rules)
         except RequestError as error:
             answers[index] = error_reply(error)
+            continue
+        except BaseException as exc:
+            answers[index] = error_reply(internal_error("decoding the request parameters failed", exc))
             continue
         group.append((index, arrays, query_params, headers))
     groups = [group] if batching and group else [[member] for member in group]

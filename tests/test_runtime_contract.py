@@ -1,0 +1,246 @@
+"""The runtime's failure handling, post_predict worker and metrics_client, in-process."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tritonize.adapter.runtime.handler import handle_batch, handle_request
+from tritonize.adapter.runtime.metrics import COUNTER, MemorySink, MetricNameError, MetricsClient, Recorder, TritonSink
+from tritonize.adapter.runtime.params import ParameterRules
+from tritonize.adapter.runtime.post_predict import PostPredictWorker
+from tritonize.adapter.runtime.predictor import LoadedPredictor
+from tritonize.adapter.runtime.tensors import handle_tensor_requests
+
+RULES = ParameterRules(header_pattern="^x-", forward_sensitive=False)
+
+
+class Hostile:
+    """predict() misbehaves as query param op= says; post_predict records what it got."""
+
+    def __init__(self):
+        self.post = []
+        self.post_delay = 0.0
+
+    def predict(self, payload, query_params):
+        op = query_params.get("op", "echo")
+        if op == "surrogate-text":
+            return "bad \udcff text"
+        if op == "surrogate-message":
+            raise ValueError("secret \udcff path /etc/x")
+        if op == "system-exit":
+            raise SystemExit(3)
+        if op == "keyboard-interrupt":
+            raise KeyboardInterrupt
+        if op == "base-exception":
+            raise BaseException("base")
+        if op == "unprintable":
+            raise type("Weird", (Exception,), {"__str__": lambda self: 1 / 0})()
+        return {"echo": payload}
+
+    def post_predict(self, response, payload, query_params):
+        time.sleep(self.post_delay)
+        if query_params.get("post") == "exit":
+            raise SystemExit("post_predict exits")
+        self.post.append((response, payload, dict(query_params)))
+
+
+def params(**query):
+    return json.dumps(query)
+
+
+@pytest.mark.parametrize(
+    "op", ["surrogate-text", "surrogate-message", "system-exit", "keyboard-interrupt", "base-exception", "unprintable"]
+)
+def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
+    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op=op), RULES)
+    assert reply.status == 500 and reply.message.startswith("internal server error (error id ")
+    assert "secret" not in reply.message and "Traceback" not in reply.message
+    reply.body.decode("utf-8")  # always valid UTF-8 for Triton's error object
+    error_id = reply.message.split("error id ")[1].rstrip(")")
+    assert error_id in caplog.text
+
+
+def test_debug_errors_show_the_exception_text(monkeypatch):
+    monkeypatch.setenv("TRITONIZE_DEBUG_ERRORS", "1")
+    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op="surrogate-message"), RULES)
+    assert "ValueError: secret \\udcff path /etc/x" in reply.message
+
+
+def test_one_bad_request_in_a_batch_fails_alone():
+    class Batch:
+        def predict(self, payload):
+            return [{"n": p} for p in payload]
+
+    items = [
+        (b"[" * 5000 + b"]" * 5000, "{}"),
+        (b"1", "{}"),
+        (b"hi", params(content_type="text/plain; charset=undefined")),
+    ]
+    replies = handle_batch(LoadedPredictor(Batch()), items, RULES)
+    assert [r.status for r in replies] == [400, 200, 400] and json.loads(replies[1].body) == {"n": 1}
+
+
+def wait_for(condition, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return condition()
+
+
+def test_post_predict_runs_after_the_reply_with_its_own_result():
+    hostile = Hostile()
+    hostile.post_delay = 0.5
+    predictor = LoadedPredictor(hostile)
+    started = time.monotonic()
+    reply = handle_request(predictor, b'{"a": 1}', params(tag="1"), RULES)
+    assert reply.status == 200 and time.monotonic() - started < 0.3  # not delayed by post_predict
+    assert hostile.post == [] and wait_for(lambda: len(hostile.post) == 1)
+    assert hostile.post == [({"echo": {"a": 1}}, {"a": 1}, {"tag": "1"})]
+
+
+def test_post_predict_with_batching_gets_each_requests_own_item():
+    class Batch(Hostile):
+        def predict(self, payload, query_params):
+            return [{"i": p} for p in payload]
+
+    batch = Batch()
+    predictor = LoadedPredictor(batch)
+    handle_batch(predictor, [(b"1", params(t="a")), (b"{bad", "{}"), (b"2", params(t="b"))], RULES)
+    assert wait_for(lambda: len(batch.post) == 2)
+    assert batch.post == [({"i": 1}, 1, {"t": "a"}), ({"i": 2}, 2, {"t": "b"})]
+
+
+def test_post_predict_for_typed_tensors_gets_each_requests_own_arrays():
+    class Typed(Hostile):
+        def predict(self, payload, query_params):
+            return {"y": payload["x"].sum(axis=1, keepdims=True)}
+
+    typed = Typed()
+    tensors = {
+        "inputs": [{"name": "x", "dtype": "float32", "shape": [2]}],
+        "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}],
+    }
+    items = [({"x": np.array([[1, 2]], np.float32)}, params(t="a")), ({"x": np.array([[3, 4]], np.float32)}, "{}")]
+    handle_tensor_requests(LoadedPredictor(typed), items, tensors, RULES, batching=True)
+    assert wait_for(lambda: len(typed.post) == 2)
+    (y0, x0, q0), (y1, x1, _) = typed.post
+    assert y0["y"].tolist() == [[3.0]] and x0["x"].tolist() == [[1, 2]] and q0 == {"t": "a"}
+    assert y1["y"].tolist() == [[7.0]] and x1["x"].tolist() == [[3, 4]]
+
+
+def test_post_predict_failure_is_logged_and_the_worker_keeps_going(caplog):
+    hostile = Hostile()
+    predictor = LoadedPredictor(hostile)
+    handle_request(predictor, b"1", params(post="exit"), RULES)
+    handle_request(predictor, b"2", "{}", RULES)
+    assert wait_for(lambda: len(hostile.post) == 1) and "post_predict() failed" in caplog.text
+
+
+def test_full_post_predict_queue_drops_counts_and_never_blocks(caplog):
+    release = threading.Event()
+    calls, drops = [], []
+    worker = PostPredictWorker(
+        lambda **kw: (release.wait(5), calls.append(kw)), on_drop=lambda: drops.append(1), max_pending=2
+    )
+    started = time.monotonic()
+    for i in range(10):
+        worker.submit({"i": i})
+    assert time.monotonic() - started < 0.5
+    assert 7 <= worker.dropped == len(drops) <= 8 and "post_predict is falling behind" in caplog.text
+    release.set()
+    worker.stop(5)
+    assert len(calls) == 10 - worker.dropped
+
+
+def test_metrics_client_names_tags_and_aggregation():
+    sink = MemorySink()
+    recorder = Recorder(sink, interval_s=60)
+    metrics = MetricsClient("iris", recorder)
+    for _ in range(3):
+        metrics.increment("my.counter", tags={"model": "v1", "api": "spoof", "1bad-key": 2})
+    metrics.gauge("temp", 1)
+    metrics.gauge("temp", 42.5)
+    metrics.histogram("latency_ms", 120)
+    metrics.increment("ignored", value="not a number")  # logged, never raised
+    recorder.flush()
+    labels = (("_1bad_key", "2"), ("api", "iris"), ("exported_api", "spoof"), ("model", "v1"))
+    assert sink.values[("my_counter", labels)] == 3.0
+    assert sink.values[("temp", (("api", "iris"),))] == 42.5
+    assert sink.values[("latency_ms", (("api", "iris"),))] == [120.0]
+    assert not any(name == "ignored" for name, _ in sink.values)
+
+
+@pytest.mark.parametrize("name", ["cortex_x", "istio_requests", "nv_inference_count", "tritonize_request_errors", ""])
+def test_reserved_metric_names_are_refused(name):
+    with pytest.raises(MetricNameError, match="reserved prefix|non-empty"):
+        MetricsClient("api", Recorder(MemorySink())).increment(name)
+
+
+class FakeFamily:
+    COUNTER, GAUGE, HISTOGRAM = "COUNTER", "GAUGE", "HISTOGRAM"
+    made = []
+
+    def __init__(self, name, description, kind):
+        self.name, self.kind = name, kind
+        FakeFamily.made.append(self)
+
+    def Metric(self, labels, buckets=None):
+        return FakeMetric(self, labels, buckets)
+
+
+class FakeMetric:
+    def __init__(self, family, labels, buckets):
+        self.family, self.labels, self.buckets, self.calls = family, labels, buckets, []
+
+    def increment(self, value):
+        self.calls.append(("increment", value))
+
+    def set(self, value):
+        self.calls.append(("set", value))
+
+    def observe(self, value):
+        self.calls.append(("observe", value))
+
+
+def test_triton_sink_maps_kinds_and_keeps_one_family_per_name(caplog):
+    """The mapping onto pb_utils.MetricFamily (the real one is exercised by tests/test_e2e_contract.py)."""
+
+    class PbUtils:
+        MetricFamily = FakeFamily
+
+    FakeFamily.made.clear()
+    recorder = Recorder(TritonSink(PbUtils()), interval_s=60)
+    metrics = MetricsClient("a", recorder)
+    metrics.increment("c", 2)
+    metrics.increment("c", 3)
+    metrics.histogram("h", 0.2)
+    metrics.histogram("h", 7)
+    metrics.gauge("c", 1)  # same name, other kind: logged, not raised
+    recorder.record(COUNTER, "neg", (("api", "a"),), -1.0)
+    recorder.flush()
+    kinds = {family.name: family.kind for family in FakeFamily.made}
+    assert kinds == {"c": "COUNTER", "h": "HISTOGRAM", "neg": "COUNTER"}
+    assert "already a counter" in caplog.text and "counters only go up" in caplog.text
+
+
+def test_dropped_post_predict_calls_are_counted_in_a_metric():
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, payload):
+            return payload
+
+        def post_predict(self, response):
+            release.wait(10)
+
+    sink = MemorySink()
+    recorder = Recorder(sink, interval_s=3600)
+    predictor = LoadedPredictor(Slow(), recorder, "slow-api")
+    for _ in range(1010):  # the queue holds 1000 (POST_PREDICT_QUEUE_SIZE), one is running
+        predictor.post_predict(1, 1, None, None)
+    release.set()
+    predictor.stop()
+    assert 9 <= sink.values[("tritonize_post_predict_dropped", (("api", "slow-api"),))] <= 10
