@@ -244,3 +244,20 @@ def test_dropped_post_predict_calls_are_counted_in_a_metric():
     release.set()
     predictor.stop()
     assert 9 <= sink.values[("tritonize_post_predict_dropped", (("api", "slow-api"),))] <= 10
+
+
+def test_post_predict_queue_is_bounded_in_bytes_too():
+    release = threading.Event()
+    calls = []
+    worker = PostPredictWorker(lambda **kw: (release.wait(5), calls.append(kw)), max_bytes=100)
+    worker.submit({"i": 0}, 500)  # alone: taken even if bigger than the bound
+    worker.submit({"i": 1}, 60)  # 560 > 100 held: dropped
+    assert worker.dropped == 1 and worker.pending_bytes == 500
+    release.set()
+    worker.stop(5)
+    assert calls == [{"i": 0}] and worker.pending_bytes == 0
+    worker = PostPredictWorker(lambda **kw: calls.append(kw), max_bytes=100)
+    worker.submit({"i": 2}, 60)
+    worker.submit({"i": 3}, 30)
+    worker.stop(5)
+    assert calls[1:] == [{"i": 2}, {"i": 3}] and worker.dropped == 0

@@ -85,6 +85,8 @@ METRICS_FLUSH_INTERVAL_S = 1.0
 MAX_PENDING_OBSERVATIONS = 10000
 # post_predict calls waiting for the background worker; when full, new ones are dropped and counted.
 POST_PREDICT_QUEUE_SIZE = 1000
+# ... and at most this many request bytes (bodies / input tensors) held by the waiting calls.
+POST_PREDICT_QUEUE_BYTES = 256 << 20
 POST_PREDICT_WARN_EVERY_S = 10.0
 POST_PREDICT_DROPPED_METRIC = "tritonize_post_predict_dropped"
 # At instance shutdown, queued post_predict calls get this long to finish.

@@ -85,7 +85,7 @@ def handle_request(predictor, body, parameters_json, rules):
         return error_reply(error_for_exception(exc))
     reply, encoded = reply_for_result(result)
     if encoded:
-        predictor.post_predict(result, payload, query_params, headers)
+        predictor.post_predict(result, payload, query_params, headers, len(body))
     return reply
 
 
@@ -141,5 +141,6 @@ def handle_batch(predictor, items, rules):
     for position, (index, result) in enumerate(zip(indices, results)):
         replies[index], encoded = reply_for_result(result)
         if encoded:  # each request's own item, as Cortex's batcher handed it to post_predict
-            predictor.post_predict(result, payloads[position], queries[position], headers_list[position])
+            size = len(items[index][0])
+            predictor.post_predict(result, payloads[position], queries[position], headers_list[position], size)
     return replies

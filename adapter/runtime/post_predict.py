@@ -1,9 +1,10 @@
 """post_predict as Cortex v0.33 ran it: after the response, in the background, once per request.
 
 Cortex submitted it to the request thread pool; here one daemon thread per instance
-runs the calls in order. The queue is bounded (POST_PREDICT_QUEUE_SIZE): when a slow
-post_predict falls that far behind, new calls are dropped, counted in the
-tritonize_post_predict_dropped metric and logged (at most every POST_PREDICT_WARN_EVERY_S).
+runs the calls in order. The queue is bounded, in calls (POST_PREDICT_QUEUE_SIZE) and in the
+request bytes they hold (POST_PREDICT_QUEUE_BYTES): when a slow post_predict falls that far
+behind, new calls are dropped, counted in the tritonize_post_predict_dropped metric and
+logged (at most every POST_PREDICT_WARN_EVERY_S).
 """
 
 import logging
@@ -11,30 +12,40 @@ import queue
 import threading
 import time
 
-from .constants import POST_PREDICT_QUEUE_SIZE, POST_PREDICT_WARN_EVERY_S
+from .constants import POST_PREDICT_QUEUE_BYTES, POST_PREDICT_QUEUE_SIZE, POST_PREDICT_WARN_EVERY_S
 from .errors import log_failure
 
 log = logging.getLogger("tritonize")
 
 
 class PostPredictWorker:
-    def __init__(self, function, on_drop=None, max_pending=POST_PREDICT_QUEUE_SIZE):
+    def __init__(self, function, on_drop=None, max_pending=POST_PREDICT_QUEUE_SIZE, max_bytes=POST_PREDICT_QUEUE_BYTES):
         self._function = function
         self._on_drop = on_drop
         self._queue = queue.Queue(max_pending)
         self._thread = None
         self._lock = threading.Lock()
+        self._max_bytes = max_bytes
+        self.pending_bytes = 0
         self.dropped = 0
         self._last_warning = 0.0
 
-    def submit(self, kwargs):
-        """Queue one call; never blocks, never raises."""
+    def submit(self, kwargs, nbytes=0):
+        """Queue one call holding about nbytes of request data; never blocks, never raises."""
         if self._thread is None:
             self._start()
-        try:
-            self._queue.put_nowait(kwargs)
-        except queue.Full:
-            self._drop()
+        with self._lock:
+            full = self.pending_bytes > 0 and self.pending_bytes + nbytes > self._max_bytes
+            if not full:
+                self.pending_bytes += nbytes
+        if not full:
+            try:
+                self._queue.put_nowait((kwargs, nbytes))
+                return
+            except queue.Full:
+                with self._lock:
+                    self.pending_bytes -= nbytes
+        self._drop()
 
     def _start(self):
         with self._lock:
@@ -53,21 +64,26 @@ class PostPredictWorker:
         if now - self._last_warning >= POST_PREDICT_WARN_EVERY_S:
             self._last_warning = now
             log.warning(
-                "post_predict is falling behind: %d calls dropped so far (queue of %d full)",
+                "post_predict is falling behind: %d calls dropped so far (queue of %d calls / %d bytes full)",
                 self.dropped,
                 self._queue.maxsize,
+                self._max_bytes,
             )
 
     def _run(self):
         while True:
-            kwargs = self._queue.get()
-            if kwargs is None:
+            job = self._queue.get()
+            if job is None:
                 return
+            kwargs, nbytes = job
             try:
                 self._function(**kwargs)
             except BaseException as exc:  # SystemExit too: the worker must keep running
                 log_failure("post_predict() failed (its response was already sent)", exc)
             finally:
+                del kwargs, job  # drop this request's data before waiting for the next
+                with self._lock:
+                    self.pending_bytes -= nbytes
                 self._queue.task_done()
 
     def stop(self, timeout_s):

@@ -45,12 +45,14 @@ class LoadedPredictor:
         values = (payload, query_params, headers, None)
         return self._predict(**{name: values[i] for name, i in self._predict_indices})
 
-    def post_predict(self, response, payload, query_params, headers):
-        """Queue post_predict (if defined) for the background worker; never blocks, never raises."""
+    def post_predict(self, response, payload, query_params, headers, nbytes=0):
+        """Queue post_predict (if defined) for the background worker; never blocks, never raises.
+
+        nbytes: the size of the request's body or input tensors, for the queue's byte bound."""
         if self._post_worker is None:
             return
         values = (response, payload, query_params, headers)
-        self._post_worker.submit({name: values[i] for name, i in self._post_indices})
+        self._post_worker.submit({name: values[i] for name, i in self._post_indices}, nbytes)
 
     def _count_drop(self):
         if self._recorder is not None:

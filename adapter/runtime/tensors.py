@@ -160,7 +160,8 @@ def _run(predictor, group, tensors, as_lists):
     for (index, arrays, query_params, request_headers), size in zip(group, sizes):
         answers[index] = own = {name: array[start : start + size] for name, array in outputs.items()}
         start += size
-        predictor.post_predict(own, arrays, query_params, request_headers)  # this request's own tensors
+        size = sum(getattr(array, "nbytes", 0) for array in arrays.values())
+        predictor.post_predict(own, arrays, query_params, request_headers, size)  # this request's own tensors
     return answers
 
 
