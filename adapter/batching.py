@@ -10,7 +10,7 @@ from tritonize.errors import SpecError
 # One instance: up to 32, which halves the IPC per request of a cheap predictor (a JSON echo: ~9k
 # vs ~4.5k req/s). Several instances: 1, so a queued request goes to the next free instance rather
 # than waiting behind another instance's batch while one idles (50 ms predictor, 2 instances,
-# concurrency 4: p99 107 ms vs 154-378 ms). benchmarks/NOTES.md "Head-of-line blocking".
+# concurrency 4: p99 107 vs 266 ms). benchmarks/NOTES.md "Head-of-line blocking".
 DEFAULT_MAX_BATCH_SIZE = 32
 MULTI_INSTANCE_MAX_BATCH_SIZE = 1
 # 0 = no limit (Triton's default). A limit makes a full queue answer 503 at once, but on

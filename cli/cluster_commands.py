@@ -140,7 +140,8 @@ def deploy_kserve_command(source, **kwargs):
     help="Refresh every N seconds (default 2) until Ctrl-C.",
 )
 def status_command(api, url, metrics_url, token, watch):
-    """Each API's state, instances, requests, errors, p50/p99 latency and queue time."""
+    """Each API's state, instances, requests, errors, mean latency and queue time (p50/p99: serve
+    --latency-percentiles)."""
     from tritonize.client.status import collect, default_metrics_url, format_table
 
     metrics_url = metrics_url or default_metrics_url(url)
