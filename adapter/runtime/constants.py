@@ -48,3 +48,12 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
+
+# python_client (Cortex's multi_model_reloading): the name Cortex gave the one model of `path`,
+# how often the poller looks for new model versions (Cortex: 10 s; the spec's
+# tritonize.model_poll_interval), where S3 models are downloaded to, and the gauge of the models
+# each instance holds in memory.
+SINGLE_MODEL_NAME = "_cortex_default"
+DEFAULT_MODEL_POLL_INTERVAL_S = 10.0
+MODEL_CACHE_DIR_ENV = "TRITONIZE_MODEL_CACHE_DIR"
+LOADED_MODELS_METRIC = "tritonize_models_loaded"

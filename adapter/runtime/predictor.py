@@ -10,6 +10,8 @@ import traceback
 
 from .constants import POST_PREDICT_ARGS, PREDICT_ARGS
 from .errors import PredictorLoadError
+from .model_storage import StorageError
+from .multi_model import construct_with_models
 
 log = logging.getLogger("tritonize")
 
@@ -85,7 +87,7 @@ def prepare_process(project_dir, settings):
         sys.path.insert(0, path)
 
 
-def load_predictor(project_dir, settings, extra_config=None):
+def load_predictor(project_dir, settings, extra_config=None, instance_name=None):
     """Import the predictor class and construct it with its config."""
     predictor = settings["predictor"]
     prepare_process(project_dir, settings)
@@ -107,9 +109,14 @@ def load_predictor(project_dir, settings, extra_config=None):
     config = copy.deepcopy(predictor.get("config") or {})
     if extra_config:
         config.update(extra_config)
-    init_args = _argument_names(cls.__init__, ("config",))
+    kwargs = {"config": config} if _argument_names(cls.__init__, ("config",)) else {}
     try:
-        instance = cls(config=config) if init_args else cls()
+        if settings.get("models"):  # python_client: multi-model serving, caching, live reloading
+            instance = construct_with_models(cls, kwargs, settings, project_dir, instance_name)
+        else:
+            instance = cls(**kwargs)
+    except StorageError as exc:  # the models could not be listed (no boto3, no bucket, no access)
+        raise PredictorLoadError(f"multi_model_reloading: {exc}") from None
     except BaseException as exc:
         raise PredictorLoadError(f"{class_name}.__init__ failed:\n{_user_traceback(exc)}") from None
     return LoadedPredictor(instance)
