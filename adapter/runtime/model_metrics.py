@@ -1,8 +1,8 @@
 """A Triton gauge of the models each instance holds in memory (python_client).
 
 tritonize_models_loaded{model=<api>, model_name=<name>, model_version=<version>, instance=<instance>}
-is 1 while that version is in this instance's memory; the series is deleted when the version
-is evicted or removed. Outside Triton (tritonize test) there is no gauge.
+is 1 while that version is in this instance's memory and 0 once it was evicted or removed.
+Outside Triton (tritonize test) there is no gauge.
 """
 
 import logging
@@ -36,17 +36,11 @@ class LoadedModelsGauge:
             return
         keys = set(keys)
         try:
-            for key in set(self._metrics) - keys:
-                del self._metrics[key]  # the Metric's destructor deletes the series
+            for key, metric in self._metrics.items():
+                metric.set(1 if key in keys else 0)
             for name, version in keys - set(self._metrics):
-                metric = self._family.Metric(
-                    labels={
-                        "model": self._api,
-                        "model_name": name,
-                        "model_version": version,
-                        "instance": self._instance,
-                    }
-                )
+                labels = {"model": self._api, "model_name": name, "model_version": version, "instance": self._instance}
+                metric = self._family.Metric(labels=labels)
                 metric.set(1)
                 self._metrics[(name, version)] = metric
         except Exception as exc:  # a metric must never fail a load
