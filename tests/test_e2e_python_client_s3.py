@@ -67,7 +67,7 @@ def loaded_models(serve):
     return sorted(
         labels["model_version"]
         for name, labels, value in samples
-        if name == LOADED_MODELS_METRIC and labels.get("model") == "mpg-estimator"
+        if name == LOADED_MODELS_METRIC and labels.get("model") == "mpg-estimator" and value == 1
     )
 
 
