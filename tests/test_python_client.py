@@ -229,3 +229,34 @@ def test_local_path_falls_back_to_the_repository_copy(tmp_path):
 
     predictor = construct_with_models(PythonPredictor, {}, settings, str(tmp_path / "project"))
     assert predictor.client.get_model()["text"] == "copy"
+
+
+def test_s3_paths_without_boto3_fail_the_load_naming_boto3(tmp_path, monkeypatch):
+    import sys
+
+    from tritonize.adapter.runtime.errors import PredictorLoadError
+    from tritonize.adapter.runtime.predictor import load_predictor
+
+    monkeypatch.setitem(sys.modules, "boto3", None)  # import boto3 -> ImportError
+    monkeypatch.chdir(tmp_path)  # load_predictor chdirs into the project and extends sys.path
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "predictor.py").write_text(
+        "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n"
+        "    def load_model(self, model_path): pass\n    def predict(self, payload): return 1\n"
+    )
+    settings = {
+        "name": "t",
+        "predictor": {"path": "predictor.py"},
+        "models": {
+            "mode": "path",
+            "models": [{"name": "_cortex_default", "path": "s3://bucket/m/", "project_path": None}],
+            "dir": None,
+            "cache_size": None,
+            "disk_cache_size": None,
+            "poll_interval": 0,
+        },
+    }
+    with pytest.raises(PredictorLoadError) as err:
+        load_predictor(str(tmp_path), settings)
+    assert "multi_model_reloading: s3:// model paths need boto3" in str(err.value)
+    assert "pip install boto3" in str(err.value)
