@@ -20,6 +20,7 @@ from tritonize.client.status import parse_metrics
 
 pytestmark = pytest.mark.e2e
 PROTOCOLS = ["http", "grpc"]
+ADMIN_TOKEN = "python-client-token"  # `tritonize status` reads the repository index
 POLL_MARGIN_S = 1 + 8  # model_poll_interval (1 s) + a margin for a loaded 2-core box
 
 
@@ -44,7 +45,7 @@ def server(tmp_path_factory):
         write_model(str(models / "many" / name), name, scale)
     repo = work / "model_repository"
     run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repo))
-    serve = ServeProcess(str(repo))
+    serve = ServeProcess(str(repo), extra_args=["--admin-token", ADMIN_TOKEN])
     assert serve.wait_ready(), serve.output()
     serve.models = models
     yield serve
@@ -105,6 +106,11 @@ def test_cache_size_evicts_least_recently_used_and_answers_stay_right(server):
     assert out["answer"] == 3
     assert out["loads"] == ["p", "q", "r", "q"]
     assert loaded_models(server, "cached") == [("q", "1"), ("r", "1")]
+    status = run_tritonize(
+        "status", "--url", server.http_url, "--metrics-url", f"127.0.0.1:{server.metrics_port}", "--token", ADMIN_TOKEN
+    ).stdout
+    assert "cached: models in memory: q 1, r 1" in status
+    assert "versions: models in memory: version 1, version 2, version 3" in status
 
 
 def wait_for(predicate, timeout):
