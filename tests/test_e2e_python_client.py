@@ -24,10 +24,10 @@ ADMIN_TOKEN = "python-client-token"  # `tritonize status` reads the repository i
 POLL_MARGIN_S = 1 + 8  # model_poll_interval (1 s) + a margin for a loaded 2-core box
 
 
-def write_model(folder, model_id, scale):
+def write_model(folder, model_id, scale, load_seconds=0):
     os.makedirs(folder, exist_ok=True)
     with open(os.path.join(folder, "model.json"), "w") as f:
-        json.dump({"id": model_id, "scale": scale}, f)
+        json.dump({"id": model_id, "scale": scale, "load_seconds": load_seconds}, f)
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +148,15 @@ def test_live_reloading_local_dir_new_version_new_model_removed_model_broken_ver
         assert wait_for(lambda: "load_model failed for model m1 of version 3" in server.output(), POLL_MARGIN_S)
         assert outcome(http, "fromdir", model="m1") == "m1v2"
         assert outcome(grpc, "fromdir", model="m1", version="3") == 404  # the predictor turns it into a 404
+        # a slow new version loads in the background: requests to the old one and to other models
+        # are answered meanwhile, and "latest" moves once it has loaded
+        write_model(str(live / "m1" / "4"), "m1v4", 4, load_seconds=6)
+        assert wait_for(lambda: "loading model m1 of version 4" in server.output(), POLL_MARGIN_S)
+        started = time.monotonic()
+        assert outcome(http, "fromdir", model="m1") == "m1v2"
+        assert outcome(grpc, "fromdir", model="m2") == "m2"
+        assert time.monotonic() - started < 3, "a request waited for a background load"
+        assert wait_for(lambda: outcome(http, "fromdir", model="m1") == "m1v4", 6 + POLL_MARGIN_S)
         # a removed model stops being served
         shutil.rmtree(live / "m2")
         assert wait_for(lambda: outcome(http, "fromdir", model="m2") == 404, POLL_MARGIN_S)
