@@ -6,13 +6,14 @@ with mlflow.sklearn). Their bucket, s3://cortex-examples, is a moto server on 12
 (AWS_ENDPOINT_URL), holding MLflow models made by the test; real Triton, HTTP and gRPC.
 """
 
+import json
 import os
 import shutil
 import time
 import urllib.request
 
 import pytest
-from conftest import FIXTURES, ServeProcess, run_tritonize
+from conftest import FIXTURES, HAS_GPU, ServeProcess, run_tritonize
 from s3_fixtures import MPG_SAMPLE, moto_s3, mpg_model  # noqa: F401  (moto_s3 is a fixture)
 
 from tritonize import Client, PredictError
@@ -28,12 +29,12 @@ POLL_S = 10
 MARGIN_S = 12
 
 
-def serve_cortex_api(tmp_path, moto_s3, api_dir):  # noqa: F811
+def serve_cortex_api(tmp_path, moto_s3, api_dir, env=None, extra_args=()):  # noqa: F811
     project = tmp_path / "project"
     shutil.copytree(os.path.join(FIXTURES, "python_client", "cortex_v033", api_dir), project)
     repo = tmp_path / "model_repository"
     run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repo))
-    serve = ServeProcess(str(repo), env=moto_s3.env)
+    serve = ServeProcess(str(repo), extra_args=extra_args, env={**moto_s3.env, **(env or {})})
     assert serve.wait_ready(), serve.output()
     return serve
 
@@ -61,13 +62,13 @@ def wait_for(predicate, timeout):
     return predicate()
 
 
-def loaded_models(serve):
+def loaded_models(serve, api="mpg-estimator"):
     with urllib.request.urlopen(f"http://127.0.0.1:{serve.metrics_port}/metrics", timeout=5) as r:
         samples = parse_metrics(r.read().decode())
     return sorted(
         labels["model_version"]
         for name, labels, value in samples
-        if name == LOADED_MODELS_METRIC and labels.get("model") == "mpg-estimator" and value == 1
+        if name == LOADED_MODELS_METRIC and labels.get("model") == api and value == 1
     )
 
 
@@ -131,5 +132,36 @@ def test_cortex_live_reloading_mpg_estimator_on_s3(tmp_path, moto_s3):  # noqa: 
                 predict(grpc, "3")
             assert err.value.status == 500
             assert loaded_models(serve) == []
+    finally:
+        assert serve.stop() == 0, serve.output()
+
+
+def test_cortex_model_caching_translator_dir_on_s3(tmp_path, moto_s3):  # noqa: F811
+    """test/apis/model-caching/python/translator: `dir` of Marian models, tokenizers from the (offline) hub."""
+    pytest.importorskip("sentencepiece")
+    from hf_offline_cache import offline_env
+    from translator_models import write_marian
+
+    bucket, prefix = "models.huggingface.co", "bert/Helsinki-NLP"
+    moto_s3.reset_bucket(bucket)
+    hf_home = str(tmp_path / "hf")
+    for pair in ("en-es", "en-he", "de-en"):
+        folder = write_marian(hf_home, str(tmp_path / "marian" / f"opus-mt-{pair}"), pair)
+        moto_s3.upload_folder(folder, bucket, f"{prefix}/opus-mt-{pair}")
+    # Its cortex.yaml asks for a GPU (compute.gpu: 1, "optional"): serve --cpu where there is none.
+    serve = serve_cortex_api(
+        tmp_path, moto_s3, "model-caching-translator", env=offline_env(hf_home), extra_args=[] if HAS_GPU else ["--cpu"]
+    )
+    try:
+        samples = os.path.join(FIXTURES, "python_client", "cortex_v033", "model-caching-translator")
+        with Client(serve.http_url) as http, Client(serve.grpc_url, protocol="grpc") as grpc:
+            for client, sample in ((http, "sample.json"), (grpc, "sample2.json")):
+                with open(os.path.join(samples, sample)) as f:
+                    out = client.predict("translator", json.load(f))
+                assert isinstance(out["generated_text"], str) and out["generated_text"]
+            with pytest.raises(PredictError) as err:  # no such model: Cortex's predictor lets it raise
+                http.predict("translator", {"source_language": "xx", "destination_language": "yy", "text": "hi"})
+            assert err.value.status == 500
+        assert sorted(loaded_models(serve, "translator")) == ["1", "1"]  # opus-mt-en-es and opus-mt-en-he
     finally:
         assert serve.stop() == 0, serve.output()
