@@ -157,6 +157,9 @@ def test_live_reloading_local_dir_new_version_new_model_removed_model_broken_ver
         assert outcome(grpc, "fromdir", model="m2") == "m2"
         assert time.monotonic() - started < 3, "a request waited for a background load"
         assert wait_for(lambda: outcome(http, "fromdir", model="m1") == "m1v4", 6 + POLL_MARGIN_S)
+        # files updated in place: the version is reloaded beside the old object, then swapped in
+        write_model(str(live / "m1" / "4"), "m1v4-updated", 4)
+        assert wait_for(lambda: outcome(grpc, "fromdir", model="m1") == "m1v4-updated", POLL_MARGIN_S)
         # a removed model stops being served
         shutil.rmtree(live / "m2")
         assert wait_for(lambda: outcome(http, "fromdir", model="m2") == 404, POLL_MARGIN_S)
