@@ -214,6 +214,8 @@ def _parse_api(entry, where, project_dir, class_name):
         processes_per_replica=int(predictor.get("processes_per_replica") or 1),
         poll_interval=parse_poll_interval(entry, where),
     )
+    if api.models is None and parse_poll_interval(entry, where) is not None:
+        api.warnings.append(f"{name}: ignored: tritonize.model_poll_interval (no predictor.multi_model_reloading)")
     api.dependencies = _parse_dependencies(
         predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies"
     )

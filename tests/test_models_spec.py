@@ -61,6 +61,8 @@ def test_path_paths_and_dir_become_runtime_settings(project):
         load(project, {"path": str(project / "models" / "plain")}).models["models"][0]["project_path"] == "models/plain"
     )
     assert load(project, None).models is None
+    api = load(project, None, tritonize__model_poll_interval="1s")
+    assert "api: ignored: tritonize.model_poll_interval (no predictor.multi_model_reloading)" in api.warnings
 
 
 @pytest.mark.parametrize(
