@@ -260,3 +260,31 @@ def test_s3_paths_without_boto3_fail_the_load_naming_boto3(tmp_path, monkeypatch
         load_predictor(str(tmp_path), settings)
     assert "multi_model_reloading: s3:// model paths need boto3" in str(err.value)
     assert "pip install boto3" in str(err.value)
+
+
+def test_the_poller_thread_publishes_new_versions(versioned):
+    class PythonPredictor:
+        def __init__(self, python_client):
+            self.client = python_client
+
+        def load_model(self, model_path):
+            return Loader()(model_path)
+
+    settings = {
+        "name": "t",
+        "models": {
+            "mode": "path",
+            "models": [{"name": "_cortex_default", "path": versioned, "project_path": None}],
+            "dir": None,
+            "cache_size": None,
+            "disk_cache_size": None,
+            "poll_interval": 0.1,
+        },
+    }
+    predictor = construct_with_models(PythonPredictor, {}, settings, "/nonexistent")
+    assert predictor.client.get_model()["text"] == "m10"
+    write(os.path.join(versioned, "20", "model.txt"), "m20")
+    deadline = time.monotonic() + 10
+    while predictor.client.get_model()["text"] != "m20" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert predictor.client.get_model()["text"] == "m20"

@@ -2,11 +2,16 @@
 
 import atexit
 import inspect
+import logging
 import os
+import threading
+import traceback
 
 from .constants import DEFAULT_MODEL_POLL_INTERVAL_S
 from .model_metrics import LoadedModelsGauge
-from .python_client import ModelPoller, PythonClient
+from .python_client import PythonClient
+
+log = logging.getLogger("tritonize")
 
 
 def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None):
@@ -61,3 +66,22 @@ def resolve_locations(models, project_dir):
     resolved["models"] = [{"name": m["name"], "path": where(m)} for m in models.get("models", [])]
     resolved["dir"] = where(models.get("dir"))
     return resolved
+
+
+class ModelPoller(threading.Thread):
+    """Calls client.refresh() every `interval` seconds (Cortex: 10) until stopped."""
+
+    def __init__(self, client, interval):
+        super().__init__(name="tritonize-model-poller", daemon=True)
+        self._client, self._interval = client, interval
+        self._stopped = threading.Event()
+
+    def run(self):
+        while not self._stopped.wait(self._interval):
+            try:
+                self._client.refresh()
+            except Exception:  # never let the poller die: the next round may work
+                log.error("model poller failed:\n%s", traceback.format_exc())
+
+    def stop(self):
+        self._stopped.set()

@@ -3,7 +3,7 @@
 get_model(name, version) returns what the predictor's load_model(path) made of that model's
 folder, loading it on first use. With cache_size/disk_cache_size, at most that many models stay
 in memory / on disk in this process, least recently used evicted first. A background poller
-(model_poller.py) calls refresh(): it loads new "latest" versions and files changed in place
+(multi_model.ModelPoller) calls refresh(): it loads new "latest" versions and files changed in place
 before it publishes them, so requests keep using what they had until the new one is ready, and a
 version whose load_model failed is skipped until its files change.
 """
@@ -332,22 +332,3 @@ class PythonClient:
     def close(self):
         if self._cache_dir:
             shutil.rmtree(self._cache_dir, ignore_errors=True)
-
-
-class ModelPoller(threading.Thread):
-    """Calls client.refresh() every `interval` seconds (Cortex: 10) until stopped."""
-
-    def __init__(self, client, interval):
-        super().__init__(name="tritonize-model-poller", daemon=True)
-        self._client, self._interval = client, interval
-        self._stopped = threading.Event()
-
-    def run(self):
-        while not self._stopped.wait(self._interval):
-            try:
-                self._client.refresh()
-            except Exception:  # never let the poller die: the next round may work
-                log.error("model poller failed:\n%s", traceback.format_exc())
-
-    def stop(self):
-        self._stopped.set()
