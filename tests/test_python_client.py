@@ -288,3 +288,6 @@ def test_the_poller_thread_publishes_new_versions(versioned):
     while predictor.client.get_model()["text"] != "m20" and time.monotonic() < deadline:
         time.sleep(0.05)
     assert predictor.client.get_model()["text"] == "m20"
+    predictor.client.close()
+    predictor.client.poller.join(timeout=5)
+    assert not predictor.client.poller.is_alive()

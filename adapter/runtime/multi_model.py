@@ -37,9 +37,8 @@ def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None
         client.set_load_method(instance.load_model)
     interval = models.get("poll_interval", DEFAULT_MODEL_POLL_INTERVAL_S)
     if interval:
-        poller = ModelPoller(client, interval)
-        poller.start()
-        atexit.register(poller.stop)
+        client.poller = ModelPoller(client, interval)
+        client.poller.start()
     return instance
 
 

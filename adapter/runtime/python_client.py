@@ -47,6 +47,7 @@ class PythonClient:
         self._broken = {}  # (name, version) -> fingerprint whose load_model failed
         self._problems = set()
         self._cache_dir = None
+        self.poller = None  # set by multi_model.construct_with_models; close() stops it
         found, problems = self._discover()  # StorageError here fails the API's load
         self._report(problems)
         self._available = found
@@ -330,5 +331,7 @@ class PythonClient:
             self._store(key, entry, obj)
 
     def close(self):
+        if self.poller is not None:
+            self.poller.stop()
         if self._cache_dir:
             shutil.rmtree(self._cache_dir, ignore_errors=True)
