@@ -35,7 +35,7 @@ def check_api_sources(apis):
             raise PredictorSourceError(f"{path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise PredictorSourceError(f"{path}: not UTF-8 text") from None
-        check_predictor_source(source, path, api.class_name)
+        check_predictor_source(source, path, api.class_name, models_configured=api.models is not None)
         for entry in api.python_path:
             if not os.path.isdir(os.path.join(api.project_dir, entry)):
                 api.warnings.append(f"{api.name}: python_path {entry!r} is not a directory")
@@ -57,6 +57,8 @@ def api_settings(api):
         "tensors": api.tensors,
         # Cortex's dependency files (relative to project/), for `tritonize docker build`.
         "dependencies": api.dependencies,
+        # predictor.multi_model_reloading for python_client (adapter/models_spec.py), or None.
+        "models": api.models,
     }
 
 

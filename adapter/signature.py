@@ -5,9 +5,11 @@ import ast
 from tritonize.adapter.runtime.constants import INIT_ARGS, POST_PREDICT_ARGS, PREDICT_ARGS
 from tritonize.errors import PredictorSourceError
 
+# Given to __init__ only when the spec configures models (predictor.multi_model_reloading).
+MODELS_INIT_ARG = "python_client"
+LOAD_MODEL_ARGS = ["model_path"]
 # Cortex injected these into __init__ for features tritonize does not have (yet).
 UNSUPPORTED_INIT_ARGS = {
-    "python_client": "multi-model caching (python_client)",
     "job_spec": "batch jobs (job_spec)",
     "tensorflow_client": "TensorFlow serving (tensorflow_client)",
     "onnx_client": "ONNX predictors (onnx_client)",
@@ -33,8 +35,44 @@ def _check_names(names, allowed, where):
             )
 
 
-def check_predictor_source(source, filename, class_name="PythonPredictor"):
-    """Return the argument names of predict(); raise PredictorSourceError if unusable."""
+def _check_python_client(init_names, models_configured, where):
+    if MODELS_INIT_ARG in init_names and not models_configured:
+        raise PredictorSourceError(
+            f"{where}: argument 'python_client' needs models in the API spec: add predictor.multi_model_reloading "
+            "with path, paths or dir to the cortex.yaml (Cortex passed python_client only then)"
+        )
+    if models_configured and MODELS_INIT_ARG not in init_names:
+        raise PredictorSourceError(
+            f"{where}: 'python_client' is a required argument when models are specified in the api spec "
+            "(predictor.multi_model_reloading); add it to __init__"
+        )
+
+
+def _check_models_methods(cls, methods, filename, class_name):
+    """With models in the spec, Cortex required __init__(..., python_client) and load_model(self, model_path)."""
+    if "__init__" not in methods and not cls.bases:
+        raise PredictorSourceError(
+            f"{filename}:{cls.lineno}: class {class_name} needs __init__(self, config, python_client) "
+            "when models are specified in the api spec"
+        )
+    load = methods.get("load_model")
+    if load is None:
+        if cls.bases:
+            return  # may be inherited; checked when the API loads
+        raise PredictorSourceError(
+            f'{filename}:{cls.lineno}: class {class_name}: required method "load_model" is not defined '
+            "(when models are specified in the api spec, load_model(self, model_path) is required)"
+        )
+    where = f"{filename}:{load.lineno}: {class_name}.load_model"
+    if _method_args(load, where) != LOAD_MODEL_ARGS:
+        raise PredictorSourceError(f"{where}: expected load_model(self, model_path)")
+
+
+def check_predictor_source(source, filename, class_name="PythonPredictor", models_configured=False):
+    """Return the argument names of predict(); raise PredictorSourceError if unusable.
+
+    models_configured: the spec has predictor.multi_model_reloading (python_client, load_model).
+    """
     try:
         tree = ast.parse(source, filename=filename)
     except SyntaxError as exc:
@@ -56,7 +94,10 @@ def check_predictor_source(source, filename, class_name="PythonPredictor"):
                 raise PredictorSourceError(
                     f"{where}: argument {name!r} is not supported yet: tritonize has no {UNSUPPORTED_INIT_ARGS[name]}"
                 )
-        _check_names(names, sorted(INIT_ARGS), where)
+        _check_python_client(names, models_configured, where)
+        _check_names(names, list(INIT_ARGS), where)  # python_client without models: refused above
+    if models_configured:
+        _check_models_methods(cls, methods, filename, class_name)
     predict = methods.get("predict")
     if predict is None:
         if cls.bases:

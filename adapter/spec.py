@@ -9,6 +9,8 @@ import yaml
 from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
 from tritonize.adapter.batching import Batching, parse_batching
 from tritonize.adapter.instances import parse_api_instances
+from tritonize.adapter.models_spec import SECTION_KEYS as MODELS_SECTION_KEYS
+from tritonize.adapter.models_spec import parse_models, parse_poll_interval
 from tritonize.adapter.spec_values import check_keys, is_quantity
 from tritonize.adapter.tensor_spec import parse_tensors
 from tritonize.errors import SpecError
@@ -20,9 +22,7 @@ KNOWN_IGNORED = {
     "predictor.tensorflow_serving_image": None,
     "predictor.log_level": None,
     "predictor.shm_size": None,
-    "predictor.models": None,
     "predictor.model_path": None,
-    "predictor.multi_model_reloading": None,
     "predictor.signature_key": None,
 }
 # Cortex fields with no equivalent needed: warned with the reason.
@@ -41,6 +41,7 @@ PREDICTOR_KEYS = {
     "tensors",
     "processes_per_replica",
     "dependencies",
+    *MODELS_SECTION_KEYS,
 } | {key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")}
 # Cortex's defaults: files in the project directory, used when they exist.
 DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt", "shell": "dependencies.sh"}
@@ -76,6 +77,8 @@ class ApiSpec:
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     autoscaling_given: bool = False
     update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
+    # Cortex's predictor.multi_model_reloading (python_client), as the runtime's settings; None = none.
+    models: dict = None
 
 
 def check_model_name(name, where="name"):
@@ -206,6 +209,15 @@ def _parse_api(entry, where, project_dir, class_name):
     api.warnings.extend(f"{name}: {text}" for text in more)
     api.autoscaling_given = entry.get("autoscaling") is not None
     api.update_strategy = parse_update_strategy(entry.get("update_strategy"), f"{where}.update_strategy")
+    api.models = parse_models(
+        predictor,
+        f"{where}.predictor",
+        project_dir,
+        processes_per_replica=int(predictor.get("processes_per_replica") or 1),
+        poll_interval=parse_poll_interval(entry, where),
+    )
+    if api.models is None and parse_poll_interval(entry, where) is not None:
+        api.warnings.append(f"{name}: ignored: tritonize.model_poll_interval (no predictor.multi_model_reloading)")
     api.dependencies = _parse_dependencies(
         predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies"
     )

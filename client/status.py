@@ -12,7 +12,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, DEFAULT_PORTS, ERROR_METRIC
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_ENV,
+    ADMIN_TOKEN_HEADER,
+    DEFAULT_PORTS,
+    ERROR_METRIC,
+    LOADED_MODELS_METRIC,
+    SINGLE_MODEL_NAME,
+)
 from tritonize.errors import StatusError
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
@@ -35,6 +42,8 @@ class ApiStatus:
     p99_ms: float = None
     queue_p50_ms: float = None
     queue_p99_ms: float = None
+    # python_client APIs: {(model name, version): instances holding it in memory}.
+    models: dict = None
 
 
 def _url(base, path):
@@ -74,6 +83,16 @@ def parse_metrics(text):
             except ValueError:
                 continue
     return samples
+
+
+def loaded_models(samples, api):
+    """{(model name, version): instances} that a python_client API holds in memory (its gauge)."""
+    models = {}
+    for name, labels, value in samples:
+        if name == LOADED_MODELS_METRIC and labels.get("model") == api and value == 1:
+            key = (labels.get("model_name", ""), labels.get("model_version", ""))
+            models[key] = models.get(key, 0) + 1
+    return models or None
 
 
 def _quantile(samples, metric, model, quantile):
@@ -122,6 +141,7 @@ def collect(url, metrics_url=None, token=None, api=None):
             status.p99_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.99")
             status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
             status.queue_p99_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.99")
+            status.models = loaded_models(samples, name)
         result.append(status)
     if api and not result:
         raise StatusError(f"no API named {api!r} at {_url(url, '')}")
@@ -180,4 +200,15 @@ def format_table(statuses):
             lines.append(f"{s.name}: {s.reason}")
     if not percentiles and any(s.state == "ready" for s in statuses):
         lines.append(f"(means since each API loaded; {PERCENTILES_HINT})")
+    for s in statuses:
+        if s.models:
+            lines.append(f"{s.name}: models in memory: {_models_text(s.models, s.instances)}")
     return "\n".join(lines)
+
+
+def _models_text(models, instances):
+    parts = []
+    for (name, version), count in sorted(models.items(), key=lambda item: (item[0][0], int(item[0][1] or 0))):
+        text = f"version {version}" if name == SINGLE_MODEL_NAME else f"{name} {version}"
+        parts.append(text if instances <= 1 else f"{text} ({count} of {instances} instances)")
+    return ", ".join(parts)

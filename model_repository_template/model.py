@@ -65,7 +65,10 @@ class TritonPythonModel:
             settings = json.load(f)
         try:
             predictor = load_predictor(
-                os.path.join(VERSION_DIR, constants.PROJECT_DIR), settings, extra_config=device_config(settings, device)
+                os.path.join(VERSION_DIR, constants.PROJECT_DIR),
+                settings,
+                extra_config=device_config(settings, device),
+                instance_name=args.get("model_instance_name"),
             )
         except PredictorLoadError as exc:
             self._report_load_failure(str(exc))

@@ -28,7 +28,7 @@ def test_other_class_name():
         ),
         (
             "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
-            "argument 'python_client' is not supported yet",
+            "argument 'python_client' needs models in the API spec",
         ),
         (
             "class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n    def predict(self): pass\n",
@@ -63,3 +63,28 @@ def test_syntax_error_names_file_and_line():
 
 def test_inherited_predict_is_left_to_runtime():
     assert check("class PythonPredictor(Base):\n    pass\n") is None
+
+
+MULTI = "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def load_model(self, model_path): pass\n    def predict(self): pass\n"
+
+
+def test_python_client_and_load_model_with_models_in_the_spec():
+    assert check_predictor_source(MULTI, "p.py", models_configured=True) == []
+
+
+@pytest.mark.parametrize(
+    "src, words",
+    [
+        (MULTI.replace(", python_client", ""), "'python_client' is a required argument when models are specified"),
+        (
+            MULTI.replace("    def load_model(self, model_path): pass\n", ""),
+            'required method "load_model" is not defined',
+        ),
+        (MULTI.replace("model_path)", "path, extra)"), "expected load_model(self, model_path)"),
+        ("class PythonPredictor:\n    def predict(self): pass\n", "needs __init__(self, config, python_client)"),
+    ],
+)
+def test_models_in_the_spec_need_python_client_and_load_model(src, words):
+    with pytest.raises(PredictorSourceError) as err:
+        check_predictor_source(src, "p.py", models_configured=True)
+    assert words in str(err.value)

@@ -74,7 +74,7 @@ MAX_FORM_FIELDS = 1000
 # "1": a 500's body also carries the exception text (`serve --debug-errors`, `tritonize test`).
 DEBUG_ERRORS_ENV = "TRITONIZE_DEBUG_ERRORS"
 # Arguments Cortex passed to a predictor's __init__ that tritonize provides.
-INIT_ARGS = ("config", "metrics_client")
+INIT_ARGS = ("config", "metrics_client", "python_client")
 # metrics_client: names refused (Cortex's own prefixes, Triton's, tritonize's).
 RESERVED_METRIC_PREFIXES = ("cortex_", "istio_", "nv_", "tritonize_")
 # metrics_client.histogram(): fixed buckets, 1-2.5-5 steps from 0.001 to 100000 (ms and s values both fit).
@@ -91,3 +91,12 @@ POST_PREDICT_WARN_EVERY_S = 10.0
 POST_PREDICT_DROPPED_METRIC = "tritonize_post_predict_dropped"
 # At instance shutdown, queued post_predict calls get this long to finish.
 POST_PREDICT_DRAIN_S = 5.0
+
+# python_client (Cortex's multi_model_reloading): the name Cortex gave the one model of `path`,
+# how often the poller looks for new model versions (Cortex: 10 s; the spec's
+# tritonize.model_poll_interval), where S3 models are downloaded to, and the gauge of the models
+# each instance holds in memory.
+SINGLE_MODEL_NAME = "_cortex_default"
+DEFAULT_MODEL_POLL_INTERVAL_S = 10.0
+MODEL_CACHE_DIR_ENV = "TRITONIZE_MODEL_CACHE_DIR"
+LOADED_MODELS_METRIC = "tritonize_models_loaded"

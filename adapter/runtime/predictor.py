@@ -3,14 +3,19 @@
 import copy
 import importlib.util
 import inspect
+import logging
 import os
 import sys
 import traceback
 
-from .constants import INIT_ARGS, POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
+from .constants import POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
 from .errors import PredictorLoadError
 from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
+from .model_storage import StorageError
+from .multi_model import construct_with_models
 from .post_predict import PostPredictWorker
+
+log = logging.getLogger("tritonize")
 
 
 def _argument_names(function, allowed):
@@ -98,7 +103,7 @@ def prepare_process(project_dir, settings):
         sys.path.insert(0, path)
 
 
-def load_predictor(project_dir, settings, extra_config=None):
+def load_predictor(project_dir, settings, extra_config=None, instance_name=None):
     """Import the predictor class and construct it with its config."""
     predictor = settings["predictor"]
     prepare_process(project_dir, settings)
@@ -123,9 +128,15 @@ def load_predictor(project_dir, settings, extra_config=None):
     recorder = Recorder(metrics_sink())
     api_name = settings.get("name", "")
     available = {"config": config, "metrics_client": MetricsClient(api_name, recorder)}
-    init_args = _argument_names(cls.__init__, INIT_ARGS)
+    # python_client is added by construct_with_models when the spec configures models.
+    kwargs = {name: available[name] for name in _argument_names(cls.__init__, available)}
     try:
-        instance = cls(**{name: available[name] for name in init_args})
+        if settings.get("models"):  # python_client: multi-model serving, caching, live reloading
+            instance = construct_with_models(cls, kwargs, settings, project_dir, instance_name)
+        else:
+            instance = cls(**kwargs)
+    except StorageError as exc:  # the models could not be listed (no boto3, no bucket, no access)
+        raise PredictorLoadError(f"multi_model_reloading: {exc}") from None
     except BaseException as exc:
         raise PredictorLoadError(f"{class_name}.__init__ failed:\n{_user_traceback(exc)}") from None
     return LoadedPredictor(instance, recorder, api_name)
