@@ -89,6 +89,11 @@ class TritonPythonModel:
         else:
             self.log.error("%s: predictor failed to load\n%s", self.model_name, message)
 
+    def finalize(self):
+        from tritonize_runtime.multi_model import close_all
+
+        close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
+
     def execute(self, requests):
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
         dispatcher = self.dispatcher
