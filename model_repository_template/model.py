@@ -142,9 +142,12 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
+        from tritonize_runtime.multi_model import close_all
+
         dispatcher = getattr(self, "dispatcher", None)
         if dispatcher is not None:
-            dispatcher.predictor.stop()
+            dispatcher.predictor.stop()  # queued post_predict calls, pending metrics
+        close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
 
     def _body_response(self, reply):
         if not reply.ok:

@@ -17,7 +17,7 @@ from conftest import FIXTURES, HAS_GPU, ServeProcess, run_tritonize
 from s3_fixtures import MPG_SAMPLE, moto_s3, mpg_model  # noqa: F401  (moto_s3 is a fixture)
 
 from tritonize import Client, PredictError
-from tritonize.adapter.runtime.constants import LOADED_MODELS_METRIC
+from tritonize.adapter.runtime.constants import LOADED_MODELS_METRIC, MODEL_CACHE_DIR_ENV
 from tritonize.client.status import parse_metrics
 
 pytestmark = pytest.mark.e2e
@@ -26,7 +26,7 @@ BUCKET = "cortex-examples"
 PREFIX = "sklearn/mpg-estimator/linreg"
 # Cortex's poller ran every 10 s and so does tritonize's by default (these specs set nothing).
 POLL_S = 10
-MARGIN_S = 12
+MARGIN_S = 20  # a download and a load_model on a loaded 2-core box
 
 
 def serve_cortex_api(tmp_path, moto_s3, api_dir, env=None, extra_args=()):  # noqa: F811
@@ -75,7 +75,8 @@ def loaded_models(serve, api="mpg-estimator"):
 def test_cortex_model_caching_mpg_estimator_evicts_by_cache_size(tmp_path, moto_s3):  # noqa: F811
     moto_s3.reset_bucket(BUCKET)
     answers = upload_versions(moto_s3, tmp_path, [1, 2, 3])
-    serve = serve_cortex_api(tmp_path, moto_s3, "model-caching-mpg-estimator")
+    cache = tmp_path / "downloads"
+    serve = serve_cortex_api(tmp_path, moto_s3, "model-caching-mpg-estimator", env={MODEL_CACHE_DIR_ENV: str(cache)})
     try:
         with Client(serve.http_url) as http, Client(serve.grpc_url, protocol="grpc") as grpc:
             for client, version in ((http, "1"), (grpc, "2"), (http, "3")):
@@ -89,8 +90,11 @@ def test_cortex_model_caching_mpg_estimator_evicts_by_cache_size(tmp_path, moto_
         assert "removed model mpg-estimator of version 2 from memory (cache_size 1)" in log
         assert "removed model mpg-estimator of version 1 from disk (disk_cache_size 2)" in log
         assert "removed model mpg-estimator of version 2 from disk" not in log
+        (folder,) = os.listdir(cache)  # this instance's downloads: versions 2 and 3 (disk_cache_size 2)
+        assert sorted(v.split("-")[0] for v in os.listdir(cache / folder / "mpg-estimator")) == ["2", "3"]
     finally:
         assert serve.stop() == 0, serve.output()
+    assert os.listdir(cache) == []  # removed when the instance stopped
 
 
 def test_cortex_live_reloading_mpg_estimator_on_s3(tmp_path, moto_s3):  # noqa: F811
@@ -106,7 +110,9 @@ def test_cortex_live_reloading_mpg_estimator_on_s3(tmp_path, moto_s3):  # noqa: 
             # a new version: "latest" moves within the poll interval, no restart
             answers.update(upload_versions(moto_s3, tmp_path, [4]))
             started = time.monotonic()
-            assert wait_for(lambda: predict(http)["prediction"] == pytest.approx(answers["4"]), POLL_S + MARGIN_S)
+            assert wait_for(lambda: predict(http)["prediction"] == pytest.approx(answers["4"]), POLL_S + MARGIN_S), (
+                serve.output()[-4000:]
+            )
             assert time.monotonic() - started <= POLL_S + MARGIN_S
             assert predict(grpc)["prediction"] == pytest.approx(answers["4"])
             # a broken new version: load_model fails, logged; version 4 keeps serving
@@ -127,7 +133,7 @@ def test_cortex_live_reloading_mpg_estimator_on_s3(tmp_path, moto_s3):  # noqa: 
                     return exc.status == 500
                 return False
 
-            assert wait_for(gone, POLL_S + MARGIN_S)
+            assert wait_for(gone, POLL_S + MARGIN_S), serve.output()[-4000:]
             with pytest.raises(PredictError) as err:
                 predict(grpc, "3")
             assert err.value.status == 500

@@ -291,3 +291,15 @@ def test_the_poller_thread_publishes_new_versions(versioned):
     predictor.client.close()
     predictor.client.poller.join(timeout=5)
     assert not predictor.client.poller.is_alive()
+
+
+def test_download_folders_of_dead_processes_are_removed(tmp_path):
+    from tritonize.adapter.runtime.python_client import _remove_stale_caches
+
+    dead = tmp_path / "tritonize-models-api-x-4194999-abc_1"  # beyond Linux's pid_max default
+    alive = tmp_path / f"tritonize-models-api-{os.getpid()}-def"
+    other = tmp_path / "unrelated-1-2"
+    for folder in (dead, alive, other):
+        folder.mkdir()
+    _remove_stale_caches(str(tmp_path))
+    assert not dead.exists() and alive.exists() and other.exists()

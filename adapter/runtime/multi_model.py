@@ -12,6 +12,7 @@ from .model_metrics import LoadedModelsGauge
 from .python_client import PythonClient
 
 log = logging.getLogger("tritonize")
+_CLIENTS = []  # this process's python_clients, for close_all()
 
 
 def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None):
@@ -24,6 +25,7 @@ def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None
     models = resolve_locations(settings["models"], project_dir)
     gauge = LoadedModelsGauge(settings.get("name", "api"), instance_name)
     client = PythonClient(models, api_name=settings.get("name", "api"), on_change=gauge.update)
+    _CLIENTS.append(client)
     atexit.register(client.close)
     if "python_client" in _init_args(cls):
         kwargs = dict(kwargs, python_client=client)
@@ -40,6 +42,12 @@ def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None
         client.poller = ModelPoller(client, interval)
         client.poller.start()
     return instance
+
+
+def close_all():
+    """Stop every poller and remove the S3 downloads (model.py's finalize: the stub skips atexit)."""
+    while _CLIENTS:
+        _CLIENTS.pop().close()
 
 
 def _init_args(cls):
