@@ -11,7 +11,7 @@ from tritonize.errors import SpecError
 KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
-TRITONIZE_KEYS = {"kind", "instances", "gpus"}
+TRITONIZE_KEYS = {"kind", "instances", "gpus", "stream"}  # stream: adapter/streaming.py
 # compute fields that decide the instance group; every other one is reported as ignored.
 USED_COMPUTE_KEYS = {"cpu", "gpu", "mem"}  # mem: `tritonize deploy` (memory request)
 

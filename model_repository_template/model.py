@@ -70,6 +70,7 @@ class TritonPythonModel:
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
         self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
+        self.streams = self._stream_executor(settings) if settings.get("stream") else None
         self._init_error_metric()
         self.log.info(
             "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
@@ -87,6 +88,8 @@ class TritonPythonModel:
             self.log.error("%s: predictor failed to load\n%s", self.model_name, message)
 
     def execute(self, requests):
+        if self.streams is not None:  # a streaming API (decoupled): responses leave from stream threads
+            return self.streams.execute(requests)
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
         dispatcher = self.dispatcher
         if dispatcher.tensors:
@@ -99,6 +102,18 @@ class TritonPythonModel:
             (dispatcher.body(_input_array(request, self.input_name)), request.parameters()) for request in requests
         ]
         return [self._body_response(reply) for reply in dispatcher.answer(items)]
+
+    def _stream_executor(self, settings):
+        from tritonize_runtime.streaming import StreamExecutor
+
+        threads = settings.get("stream_threads") or self.constants.DEFAULT_STREAM_THREADS
+        return StreamExecutor(
+            self.dispatcher,
+            threads,
+            lambda request: self.dispatcher.body(_input_array(request, self.input_name)),
+            self._body_response,
+            pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+        )
 
     def _body_response(self, reply):
         if not reply.ok:

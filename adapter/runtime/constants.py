@@ -48,3 +48,15 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
+
+# Streaming APIs (a predict() that yields; adapter/runtime/streaming.py).
+# Streams one instance runs at once unless predictor.threads_per_process says otherwise.
+DEFAULT_STREAM_THREADS = 16
+# How often a running stream asks Triton whether its client went away: each ask is an IPC round
+# trip to the server process (as costly as sending a chunk), so not before every chunk.
+CANCEL_CHECK_INTERVAL_S = 0.02
+# An error chunk's message: "[<HTTP status>] <message>"; SSE events and gRPC stream errors carry
+# no status code of their own, so the status travels in the message.
+STREAM_ERROR_FORMAT = "[{status}] {message}"
+# Triton's HTTP streaming endpoint (server-sent events); gRPC streams use ModelStreamInfer.
+GENERATE_STREAM_PATH = "/v2/models/{api}/generate_stream"
