@@ -115,7 +115,7 @@ class Client:
                 **kwargs,
             )
         except m.InferenceServerException as exc:
-            raise PredictError(_status_of(exc), exc.message()) from None
+            raise PredictError(_status_of(exc), _with_stream_hint(exc.message())) from None
         except OSError as exc:  # refused, reset, timed out: tritonclient's HTTP transport raises these as they are
             raise ServerUnreachable(self.url, self.protocol, exc) from None
         response_body = result.as_numpy(OUTPUT_NAME).reshape(-1)[0]
@@ -127,6 +127,52 @@ class Client:
         body, content_type = encode_payload(payload, content_type)
         response_body, response_type = self.predict_raw(api, body, content_type, query_params, headers)
         return decode_response(response_body, response_type)
+
+    def stream_raw(self, api, body, content_type=None, query_params=None, headers=None):
+        """Send raw body bytes to a streaming API -> an iterator of (chunk body bytes, content type).
+
+        HTTP: Triton's generate_stream (server-sent events; the body must be UTF-8 text and headers
+        do not reach the predictor); gRPC: ModelStreamInfer on this client's one stream (one stream
+        at a time per Client). An error chunk raises PredictError with its status. Leaving the loop
+        early (break, close()) cancels the request: the predictor's generator is closed.
+        """
+        from . import streams
+
+        if self.protocol == "http":
+            chunks = streams.stream_http(self.url, api, body, content_type, query_params, headers, self.timeout_s)
+        else:
+            chunks = streams.stream_grpc(
+                self._client, self._module, api, body, content_type, query_params, headers, self.timeout_s
+            )
+        return _unreachable_as(chunks, self.url, self.protocol)
+
+    def stream(self, api, payload, query_params=None, headers=None, content_type=None):
+        """Send payload to a streaming API -> an iterator over its decoded chunks (JSON, str or bytes)."""
+        body, content_type = encode_payload(payload, content_type)
+        return _decoded(self.stream_raw(api, body, content_type, query_params, headers))
+
+
+def _decoded(chunks):
+    try:
+        for body, content_type in chunks:
+            yield decode_response(body, content_type)
+    finally:
+        chunks.close()
+
+
+def _unreachable_as(chunks, url, protocol):
+    try:
+        yield from chunks
+    except OSError as exc:
+        raise ServerUnreachable(url, protocol, exc) from None
+    finally:
+        chunks.close()
+
+
+def _with_stream_hint(message):
+    if "decoupled transaction policy" in message:
+        return message + " (a streaming API: use Client.stream(), `tritonize predict --stream` or generate_stream)"
+    return message
 
 
 def decode_response(body, content_type):
