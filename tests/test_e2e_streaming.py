@@ -9,8 +9,8 @@ import urllib.error
 import urllib.request
 
 import pytest
-
 from conftest import FIXTURES, ServeProcess, run_tritonize
+
 from tritonize import Client, PredictError
 
 pytestmark = pytest.mark.e2e
