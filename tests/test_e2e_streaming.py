@@ -45,6 +45,10 @@ def test_chunks_arrive_in_order_before_the_generator_finishes(server, protocol):
             arrived.append((time.time(), chunk))
     assert [c["i"] for _, c in arrived] == [0, 1, 2, 3]
     assert all(c["tag"] == protocol for _, c in arrived)
+    with client_for(server, protocol) as client:
+        (chunk,) = client.stream("stream", {"n": 1}, headers={"X-Tag": "h"})
+    # Triton's generate_stream does not forward headers (README: Streaming); gRPC streams do.
+    assert chunk["hdr"] == ("h" if protocol == "grpc" else "")
     # The first chunk was in the client's hands long before the last one was produced.
     first_received, last_produced = arrived[0][0], arrived[-1][1]["t"]
     assert last_produced - first_received > 0.6, arrived
