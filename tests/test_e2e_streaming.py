@@ -17,6 +17,25 @@ pytestmark = pytest.mark.e2e
 PROTOCOLS = ["http", "grpc"]
 
 
+def stub_cpu_seconds(repository, model):
+    """CPU time used so far by the stub process(es) serving `model` of `repository` (from /proc)."""
+    total, found = 0.0, False
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            if "triton_python_backend_stub" not in cmdline or f"{repository}/{model}/1/model.py" not in cmdline:
+                continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found = True
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    assert found, f"no stub process for {model}"
+    return total
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("streaming")
@@ -29,6 +48,7 @@ def server(tmp_path_factory):
     assert "threads_per_process (not needed" not in build.stderr  # it means something for streams
     serve = ServeProcess(str(repo))
     assert serve.wait_ready(), serve.output()
+    serve.repository = str(repo)
     yield serve
     assert serve.stop() == 0, serve.output()
 
@@ -116,6 +136,25 @@ def test_client_disconnect_closes_the_generator(server, protocol, tmp_path):
     assert os.path.exists(marker), "the predictor's finally did not run"
     sent = int(open(marker).read().split()[-1])
     assert sent < 100  # stopped long before its 1000 chunks
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_cancelled_busy_stream_leaves_the_stub_idle(server, protocol, tmp_path):
+    marker = str(tmp_path / f"busy-{protocol}")
+    with client_for(server, protocol) as client:
+        chunks = client.stream("stream", {"n": 10**9, "marker": marker})  # no delay: as fast as it can
+        for chunk in chunks:
+            if chunk["i"] == 50:
+                break
+        chunks.close()
+        deadline = time.monotonic() + 10
+        while not os.path.exists(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(marker), "the predictor's finally did not run"
+        before = stub_cpu_seconds(server.repository, "stream")
+        time.sleep(1.0)
+        used = stub_cpu_seconds(server.repository, "stream") - before
+    assert used < 0.3, f"the stub kept working after the cancel: {used:.2f} s CPU in 1 s"
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
