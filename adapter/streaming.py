@@ -43,3 +43,8 @@ def resolve_streaming(api, predict_yields, not_needed_reason):
 
 def stream_threads(api):
     return api.stream_threads or DEFAULT_STREAM_THREADS
+
+
+def describe_streaming(api):
+    """', streaming (N streams at once per instance)' for `build`'s summary; '' for other APIs."""
+    return f", streaming ({stream_threads(api)} streams at once per instance)" if api.streaming else ""
