@@ -35,6 +35,7 @@ from tritonize.client import stream_load  # noqa: E402
 
 CHUNKS = 64
 BODY = json.dumps({"n": CHUNKS}).encode()
+ONE_CHUNK = json.dumps({"n": 1}).encode()  # TTFC without the stream's later chunks competing for the cores
 PROJECT = os.path.join(ROOT, "benchmarks", "projects", "stream", "predictor.py")
 
 
@@ -66,19 +67,22 @@ def in_process(seconds=2.0):
     return statistics.median(ttfcs) * 1e3, chunks / (time.perf_counter() - start)
 
 
-def _grpc_inputs(module):
-    inp = module.InferInput("payload", [1, 1], "BYTES")
-    data = np.empty((1, 1), dtype=np.object_)
-    data[0, 0] = BODY
-    inp.set_data_from_numpy(data)
-    return [inp]
+def _grpc_inputs(body):
+    def make(module):
+        inp = module.InferInput("payload", [1, 1], "BYTES")
+        data = np.empty((1, 1), dtype=np.object_)
+        data[0, 0] = body
+        inp.set_data_from_numpy(data)
+        return [inp]
+
+    return make
 
 
-def measure(grpc_url, http_url, model, concurrency, duration_s, protocol):
+def measure(grpc_url, http_url, model, concurrency, duration_s, protocol, body=BODY):
     if protocol == "grpc":
-        run = stream_load.run_grpc(grpc_url, model, _grpc_inputs, concurrency, duration_s)
+        run = stream_load.run_grpc(grpc_url, model, _grpc_inputs(body), concurrency, duration_s)
     else:
-        body = json.dumps({"payload": BODY.decode()}).encode()
+        body = json.dumps({"payload": body.decode()}).encode()
         run = stream_load.run_http(
             f"http://{http_url}/v2/models/{model}/generate_stream", body, concurrency, duration_s
         )
@@ -127,11 +131,12 @@ def main():
                 measure(grpc_url, http_url, model, 2, 1.0, "grpc")
             for _ in range(args.reps):
                 local.append(in_process())
-                for concurrency in (1, 16):
+                for concurrency, body in ((1, ONE_CHUNK), (1, BODY), (16, BODY)):
                     for protocol in ("grpc", "http"):
                         for name, (grpc_url, http_url, model) in targets.items():
-                            result = measure(grpc_url, http_url, model, concurrency, args.duration, protocol)
-                            rows.setdefault((name, protocol, concurrency), []).append(result)
+                            result = measure(grpc_url, http_url, model, concurrency, args.duration, protocol, body)
+                            key = (name, protocol, concurrency) if body is BODY else (name, protocol, "one")
+                            rows.setdefault(key, []).append(result)
                             print(
                                 f"{name:9} {protocol:4} c={concurrency:<2} TTFC p50 {result.ttfc_p50_ms:6.2f} ms  "
                                 f"{result.chunks_per_s:8.0f} chunks/s",
@@ -159,16 +164,17 @@ def render(rows, local, args, load_before, load_after):
         f"(2 cores, client on the same machine). In-process (stream_replies, no Triton): TTFC "
         f"{ttfc_local * 1e3:.0f} us, {chunks_local:,.0f} chunks/s on one thread.",
         "",
-        "| server | protocol | TTFC c=1 p50 (ms) | TTFC - in-process (ms) | chunks/s c=16 | ÷ in-process "
-        "| TTFC c=16 p50 (ms) |",
-        "|---|---|---|---|---|---|---|",
+        "| server | protocol | TTFC c=1 p50 (ms) | TTFC - in-process (ms) | TTFC c=1, 1-chunk stream (ms) "
+        "| chunks/s c=16 | ÷ in-process | TTFC c=16 p50 (ms) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in ("tritonize", "pytriton"):
         for protocol in ("grpc", "http"):
             ttfc = med((name, protocol, 1), "ttfc_p50_ms")
             chunks = med((name, protocol, 16), "chunks_per_s")
             lines.append(
-                f"| {name} | {protocol} | {ttfc:.2f} | {ttfc - ttfc_local:.2f} | {chunks:,.0f} | "
+                f"| {name} | {protocol} | {ttfc:.2f} | {ttfc - ttfc_local:.2f} | "
+                f"{med((name, protocol, 'one'), 'ttfc_p50_ms'):.2f} | {chunks:,.0f} | "
                 f"{chunks / chunks_local:.3f} | {med((name, protocol, 16), 'ttfc_p50_ms'):.2f} |"
             )
     return "\n".join(lines) + "\n"
