@@ -10,6 +10,7 @@ from tritonize.adapter.batching import parse_batching
 from tritonize.adapter.instances import apply_instance_settings, describe
 from tritonize.adapter.repository import build_repository
 from tritonize.adapter.spec import ApiSpec, api_from_predictor_file, load_spec_file
+from tritonize.adapter.streaming import describe_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
 from tritonize.errors import SpecError
 
@@ -26,7 +27,7 @@ class BuildResult:
         return [w for api in self.apis for w in api.warnings]
 
     def instance_summary(self) -> list[str]:
-        return [f"  {api.name}: {describe(api)}" for api in self.apis]
+        return [f"  {api.name}: {describe(api)}{describe_streaming(api)}" for api in self.apis]
 
 
 def load_apis(

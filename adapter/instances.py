@@ -11,7 +11,8 @@ from tritonize.errors import SpecError
 KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
-TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval"}  # the last: adapter/models_spec.py
+# model_poll_interval: adapter/models_spec.py; stream: adapter/streaming.py
+TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval", "stream"}
 # compute fields that decide the instance group; every other one is reported as ignored.
 USED_COMPUTE_KEYS = {"cpu", "gpu", "mem"}  # mem: `tritonize deploy` (memory request)
 

@@ -57,6 +57,8 @@ def model_config_dict(api):
         "output": outputs,
         "dynamicBatching": dynamic_batching_dict(api.batching),
         "instanceGroup": instance_group_dicts(api),
+        # A streaming API answers with any number of responses per request (Triton's decoupled mode).
+        **({"modelTransactionPolicy": {"decoupled": True}} if api.streaming else {}),
     }
 
 

@@ -10,7 +10,9 @@ from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
 from tritonize.adapter.project_files import copy_project
 from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE, SETTINGS_FILE
-from tritonize.adapter.signature import check_predictor_source
+from tritonize.adapter.signature import check_predictor_source, predict_is_generator
+from tritonize.adapter.spec import NOT_NEEDED
+from tritonize.adapter.streaming import THREADS_KEY, resolve_streaming, stream_threads
 from tritonize.errors import BuildError, PredictorSourceError
 
 MARKER_FILE = ".tritonize.json"
@@ -36,6 +38,7 @@ def check_api_sources(apis):
         except UnicodeDecodeError:
             raise PredictorSourceError(f"{path}: not UTF-8 text") from None
         check_predictor_source(source, path, api.class_name, models_configured=api.models is not None)
+        resolve_streaming(api, predict_is_generator(source, api.class_name), NOT_NEEDED[THREADS_KEY])
         for entry in api.python_path:
             if not os.path.isdir(os.path.join(api.project_dir, entry)):
                 api.warnings.append(f"{api.name}: python_path {entry!r} is not a directory")
@@ -59,6 +62,9 @@ def api_settings(api):
         "dependencies": api.dependencies,
         # predictor.multi_model_reloading for python_client (adapter/models_spec.py), or None.
         "models": api.models,
+        # A streaming API (decoupled model): how many streams one instance runs at once.
+        "stream": api.streaming,
+        "stream_threads": stream_threads(api) if api.streaming else None,
     }
 
 

@@ -113,3 +113,28 @@ def check_predictor_source(source, filename, class_name="PythonPredictor", model
         where = f"{filename}:{post.lineno}: {class_name}.post_predict"
         _check_names(_method_args(post, where), POST_PREDICT_ARGS, where)
     return predict_args
+
+
+def _yields(function):
+    """Whether a function's own body yields (nested functions, lambdas and classes do not count)."""
+    stack = list(function.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.Yield, ast.YieldFrom)):
+            return True
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            stack.extend(ast.iter_child_nodes(node))
+    return False
+
+
+def predict_is_generator(source, class_name="PythonPredictor"):
+    """True if the class's own predict() is a generator function (a streaming API); None if the
+    class has no predict() of its own (inherited: unknown without importing). Source must parse."""
+    tree = ast.parse(source)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    predict = (
+        None
+        if cls is None
+        else next((n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "predict"), None)
+    )
+    return None if predict is None else _yields(predict)

@@ -12,6 +12,7 @@ from tritonize.adapter.instances import parse_api_instances
 from tritonize.adapter.models_spec import SECTION_KEYS as MODELS_SECTION_KEYS
 from tritonize.adapter.models_spec import parse_models, parse_poll_interval
 from tritonize.adapter.spec_values import check_keys, is_quantity
+from tritonize.adapter.streaming import parse_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
 from tritonize.errors import SpecError
 
@@ -27,9 +28,12 @@ KNOWN_IGNORED = {
 }
 # Cortex fields with no equivalent needed: warned with the reason.
 NOT_NEEDED = {
+    # Used by streaming APIs (streams one instance runs at once); warned for the others at build.
     "predictor.threads_per_process": "not needed: Triton runs one execute() at a time per instance "
     "and batches concurrent requests into it",
 }
+# NOT_NEEDED keys that some APIs do use: checked once build knows what the API is (adapter/streaming.py).
+USED_BY_SOME = {"predictor.threads_per_process"}
 API_KEYS = {"name", "kind", "predictor", "networking", "compute", "autoscaling", "update_strategy", "tritonize"}
 PREDICTOR_KEYS = {
     "type",
@@ -79,6 +83,12 @@ class ApiSpec:
     update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
     # Cortex's predictor.multi_model_reloading (python_client), as the runtime's settings; None = none.
     models: dict = None
+    # Streaming (adapter/streaming.py): the spec's tritonize.stream (None: decided by whether
+    # predict() yields), predictor.threads_per_process (streams one instance runs at once), and
+    # what build decided from both and the source.
+    stream: bool = None
+    stream_threads: int = None
+    streaming: bool = False
 
 
 def check_model_name(name, where="name"):
@@ -189,7 +199,7 @@ def _parse_api(entry, where, project_dir, class_name):
         if (sub in holder) if sub else (section in entry):
             warnings.append(f"{name}: ignored: {dotted} (not supported yet)")
     for dotted, why in NOT_NEEDED.items():
-        if dotted.split(".", 1)[1] in predictor:
+        if dotted.split(".", 1)[1] in predictor and dotted not in USED_BY_SOME:
             warnings.append(f"{name}: ignored: {dotted} ({why})")
     api = ApiSpec(
         name=name,
@@ -204,6 +214,7 @@ def _parse_api(entry, where, project_dir, class_name):
         warnings=warnings,
     )
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
+    api.stream, api.stream_threads = parse_streaming(entry, predictor, where)
     api.compute = _parse_compute(entry.get("compute"), f"{where}.compute")
     api.autoscaling, more = parse_autoscaling(entry.get("autoscaling"), f"{where}.autoscaling", api.instances)
     api.warnings.extend(f"{name}: {text}" for text in more)

@@ -9,7 +9,7 @@ import yaml
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_HEADER_PATTERN, DEFAULT_PORTS, DEFAULT_URLS
 from tritonize.adapter.runtime.errors import PredictorLoadError
 from tritonize.cli.cluster_commands import deploy, docker, status_command
-from tritonize.errors import SpecError, TritonizeError
+from tritonize.errors import PredictError, SpecError, TritonizeError
 
 
 def _key_values(items, what, parse_values=False):
@@ -46,6 +46,41 @@ def _print_body(body, content_type, output):
         click.echo(f"<{len(body)} bytes of {content_type}; use --output FILE to save them>")
     else:
         sys.stdout.buffer.write(body)
+
+
+def _print_chunks(chunks, output):
+    """A stream's chunks as they arrive: JSON one per line, text as it comes, bytes raw (or to FILE)."""
+    sink = open(output, "wb") if output else None
+    mid_line = False
+    try:
+        for body, content_type in chunks:
+            if sink:
+                sink.write(body)
+                sink.flush()
+            elif content_type.startswith("application/json"):
+                click.echo(json.dumps(json.loads(body), ensure_ascii=False) if body.strip() else "null")
+                mid_line = False
+            elif content_type.startswith("text/"):
+                text = body.decode("utf-8", errors="replace")
+                sys.stdout.write(text)
+                sys.stdout.flush()
+                mid_line = not text.endswith("\n")
+            else:
+                sys.stdout.buffer.write(body)
+                sys.stdout.buffer.flush()
+    finally:
+        if mid_line:
+            click.echo("")
+        if sink:
+            sink.close()
+
+
+def _reply_chunks(replies):
+    """`tritonize test --stream`'s Replies as chunks; an error chunk ends the stream as the server's would."""
+    for reply in replies:
+        if not reply.ok:
+            raise PredictError(reply.status, reply.message)
+        yield reply.body, reply.content_type
 
 
 class _Group(click.Group):
@@ -332,11 +367,21 @@ def _request_options(func):
 @_request_options
 @click.option("--protocol", type=click.Choice(["http", "grpc"]), default="http", show_default=True)
 @click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
-def predict(api, data, content_type, params, headers, output, protocol, url):
+@click.option("--stream", is_flag=True, help="A streaming API: print chunks as they arrive (HTTP: SSE, gRPC: stream).")
+def predict(api, data, content_type, params, headers, output, protocol, url, stream):
     """Send one request to API on a running server and print the response."""
     from tritonize.client.client import Client
 
     with Client(url or DEFAULT_URLS[protocol], protocol=protocol) as client:
+        if stream:
+            chunks = client.stream_raw(
+                api,
+                _read_data(data),
+                content_type=content_type,
+                query_params=_key_values(params, "--param"),
+                headers=_key_values(headers, "--header"),
+            )
+            return _print_chunks(chunks, output)
         body, response_type = client.predict_raw(
             api,
             _read_data(data),
@@ -353,11 +398,13 @@ def predict(api, data, content_type, params, headers, output, protocol, url):
 @click.option("--api", "api_name", help="Which API of a spec file.")
 @click.option("--class", "class_name", default="PythonPredictor", show_default=True)
 @click.option("--config", "config_items", multiple=True, metavar="KEY=VALUE")
-def test_command(source, data, content_type, params, headers, output, api_name, class_name, config_items):
+@click.option("--stream", is_flag=True, help="A streaming API: print each chunk as the generator yields it.")
+def test_command(source, data, content_type, params, headers, output, api_name, class_name, config_items, stream):
     """Load the predictor in this process and answer one request (no Triton needed)."""
-    from tritonize.server.in_process import dry_run
+    from tritonize.server.in_process import dry_run, dry_run_stream
 
-    reply, warnings = dry_run(
+    run = dry_run_stream if stream else dry_run
+    answer, warnings = run(
         source,
         _read_data(data),
         content_type=content_type,
@@ -369,6 +416,9 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
     )
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
+    if stream:
+        return _print_chunks(_reply_chunks(answer), output)
+    reply = answer
     if not reply.ok:
         click.secho(f"error: [{reply.status}] {reply.message}", fg="red", err=True)
         sys.exit(1)

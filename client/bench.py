@@ -19,7 +19,7 @@ import numpy as np
 
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER, DEFAULT_URLS, INPUT_NAME
 from tritonize.adapter.runtime.tensors import TRITON_TO_NUMPY
-from tritonize.client import loadgen
+from tritonize.client import loadgen, stream_load
 from tritonize.errors import BenchError, TritonizeError
 
 
@@ -188,6 +188,10 @@ def bench(
     url = url or DEFAULT_URLS[protocol]
     http_url = http_url or (url if protocol == "http" else DEFAULT_URLS["http"])
     workload = Workload(model_metadata(http_url, api), data, content_type, query_params)
+    if stream_load.is_streaming(http_url, api):  # time to first chunk and chunks/s instead
+        return "stream", stream_load.bench_streams(
+            api, data, workload, concurrencies, duration_s, protocol, url, content_type, query_params, progress
+        )
     tool = None
     if engine in ("auto", "perf_analyzer") and not workload.parameters:
         tool = _perf_analyzer_usable()
@@ -224,6 +228,8 @@ def bench(
 
 
 def format_table(engine, results):
+    if engine == "stream":
+        return stream_load.format_table(results)
     lines = [
         f"engine: {engine}",
         f"{'concurrency':>11} {'req/s':>10} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'errors':>7}",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import numpy as np
@@ -127,7 +127,7 @@ class Client:
                 **kwargs,
             )
         except m.InferenceServerException as exc:
-            raise PredictError(_status_of(exc), exc.message()) from None
+            raise PredictError(_status_of(exc), _with_stream_hint(exc.message())) from None
         except OSError as exc:  # refused, reset, timed out: tritonclient's HTTP transport raises these as they are
             raise ServerUnreachable(self.url, self.protocol, exc) from None
         response_body = result.as_numpy(OUTPUT_NAME).reshape(-1)[0]
@@ -146,6 +146,68 @@ class Client:
         body, content_type = encode_payload(payload, content_type)
         response_body, response_type = self.predict_raw(api, body, content_type, query_params, headers)
         return decode_response(response_body, response_type)
+
+    def stream_raw(
+        self,
+        api: str,
+        body: bytes,
+        content_type: str | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+    ) -> Generator[tuple[bytes, str], None, None]:
+        """Send raw body bytes to a streaming API -> an iterator of (chunk body bytes, content type).
+
+        HTTP: Triton's generate_stream (server-sent events; the body must be UTF-8 text and headers
+        do not reach the predictor); gRPC: ModelStreamInfer on this client's one stream (one stream
+        at a time per Client). An error chunk raises PredictError with its status. Leaving the loop
+        early (break, close()) cancels the request: the predictor's generator is closed.
+        """
+        from . import streams
+
+        if self.protocol == "http":
+            chunks = streams.stream_http(self.url, api, body, content_type, query_params, headers, self.timeout_s)
+        else:
+            chunks = streams.stream_grpc(
+                self._client, self._module, api, body, content_type, query_params, headers, self.timeout_s
+            )
+        return _unreachable_as(chunks, self.url, self.protocol)
+
+    def stream(
+        self,
+        api: str,
+        payload: Any,
+        query_params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> Generator[Any, None, None]:
+        """Send payload to a streaming API -> an iterator over its decoded chunks (JSON, str or bytes)."""
+        body, content_type = encode_payload(payload, content_type)
+        return _decoded(self.stream_raw(api, body, content_type, query_params, headers))
+
+
+def _decoded(chunks: Generator[tuple[bytes, str], None, None]) -> Generator[Any, None, None]:
+    try:
+        for body, content_type in chunks:
+            yield decode_response(body, content_type)
+    finally:
+        chunks.close()
+
+
+def _unreachable_as(
+    chunks: Generator[tuple[bytes, str], None, None], url: str, protocol: str
+) -> Generator[tuple[bytes, str], None, None]:
+    try:
+        yield from chunks
+    except OSError as exc:
+        raise ServerUnreachable(url, protocol, exc) from None
+    finally:
+        chunks.close()
+
+
+def _with_stream_hint(message: str) -> str:
+    if "decoupled transaction policy" in message:
+        return message + " (a streaming API: use Client.stream(), `tritonize predict --stream` or generate_stream)"
+    return message
 
 
 def decode_response(body: bytes, content_type: str) -> Any:

@@ -77,6 +77,7 @@ class TritonPythonModel:
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
         self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
         self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
+        self.streams = self._stream_executor(settings) if settings.get("stream") else None
         self._init_error_metric()
         self.log.info(
             "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
@@ -94,6 +95,8 @@ class TritonPythonModel:
             self.log.error("%s: predictor failed to load\n%s", self.model_name, message)
 
     def execute(self, requests):
+        if self.streams is not None:  # a streaming API (decoupled): responses leave from stream threads
+            return self.streams.execute(requests)
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
         try:
             return self._execute(requests)
@@ -149,11 +152,36 @@ class TritonPythonModel:
             dispatcher.predictor.stop()  # queued post_predict calls, pending metrics
         close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
 
+    def _stream_executor(self, settings):
+        from tritonize_runtime.streaming import StreamExecutor
+
+        threads = settings.get("stream_threads") or self.constants.DEFAULT_STREAM_THREADS
+        return StreamExecutor(
+            self.dispatcher,
+            threads,
+            lambda request: self.dispatcher.body(_input_array(request, self.input_name)),
+            self._stream_body_response,
+            pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+        )
+
     def _body_response(self, reply):
         if not reply.ok:
             return self._error(reply.status, reply.message)
         return pb_utils.InferenceResponse(
             output_tensors=[pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)), self._content_type(reply)]
+        )
+
+    def _stream_body_response(self, reply):
+        # Decoupled responses leave from other threads and are released as they are sent: each
+        # gets tensors of its own (a shared content-type tensor came back corrupted over gRPC).
+        if not reply.ok:
+            return self._error(reply.status, reply.message)
+        content_type = _one_bytes_item(reply.content_type.encode("utf-8"))
+        return pb_utils.InferenceResponse(
+            output_tensors=[
+                pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)),
+                pb_utils.Tensor(self.content_type_output_name, content_type),
+            ]
         )
 
     def _content_type(self, reply):

@@ -1,5 +1,6 @@
 """`tritonize test`: load a predictor in this process and answer one request, no Triton."""
 
+import contextlib
 import json
 import os
 import sys
@@ -14,6 +15,7 @@ from tritonize.adapter.runtime.dispatch import Dispatcher, as_triton_input, erro
 from tritonize.adapter.runtime.handler import Reply
 from tritonize.adapter.runtime.params import ParameterRules, request_parameters
 from tritonize.adapter.runtime.predictor import load_predictor
+from tritonize.adapter.runtime.streaming import batch_stream_replies, stream_replies
 from tritonize.errors import SpecError
 
 
@@ -28,18 +30,8 @@ def select_api(apis, api_name):
     raise SpecError(f"no API named {api_name!r} (found: {', '.join(a.name for a in apis)})")
 
 
-def dry_run(
-    source,
-    body,
-    content_type=None,
-    query_params=None,
-    headers=None,
-    api_name=None,
-    class_name="PythonPredictor",
-    config=None,
-    header_pattern=None,
-):
-    """Returns (Reply, warnings). Uses the same decode/predict/encode code as the server."""
+def _prepare(source, content_type, query_params, headers, api_name, class_name, config, header_pattern):
+    """-> (api, rules, parameters JSON, warnings), without touching this process."""
     apis = load_apis(source, class_name=class_name, config=config)
     api = select_api(apis, api_name)
     check_api_sources([api])
@@ -53,7 +45,13 @@ def dry_run(
             warnings.append(
                 f"header {key!r} would not be forwarded by the server (pattern {rules.header_regex.pattern!r})"
             )
-    # The predictor changes cwd, sys.path and the environment as in a server process: undo that after.
+    return api, rules, json.dumps(pairs), warnings
+
+
+@contextlib.contextmanager
+def _predictor_process(api, rules):
+    """The API's Dispatcher, loaded here; the predictor changes cwd, sys.path and the environment
+    as in a server process: undone after."""
     cwd, path, environ = os.getcwd(), list(sys.path), dict(os.environ)
     os.environ[DEBUG_ERRORS_ENV] = "1"  # a development tool: 500 answers show the exception text
     try:
@@ -61,7 +59,7 @@ def dry_run(
         # No instance process to pin here: the predictor runs in this process, told "cpu".
         predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
         try:
-            return answer_one(api, Dispatcher(predictor, settings, rules), body, json.dumps(pairs)), warnings
+            yield Dispatcher(predictor, settings, rules)
         finally:
             predictor.stop()  # post_predict runs in the background: let it finish before this process exits
     finally:
@@ -69,6 +67,61 @@ def dry_run(
         sys.path[:] = path
         os.environ.clear()
         os.environ.update(environ)
+
+
+def dry_run(
+    source,
+    body,
+    content_type=None,
+    query_params=None,
+    headers=None,
+    api_name=None,
+    class_name="PythonPredictor",
+    config=None,
+    header_pattern=None,
+):
+    """Returns (Reply, warnings). Uses the same decode/predict/encode code as the server."""
+    api, rules, parameters_json, warnings = _prepare(
+        source, content_type, query_params, headers, api_name, class_name, config, header_pattern
+    )
+    if api.streaming:
+        raise SpecError(f"{api.name} is a streaming API (its predict() yields): use `tritonize test --stream`")
+    with _predictor_process(api, rules) as dispatcher:
+        return answer_one(api, dispatcher, body, parameters_json), warnings
+
+
+def dry_run_stream(
+    source,
+    body,
+    content_type=None,
+    query_params=None,
+    headers=None,
+    api_name=None,
+    class_name="PythonPredictor",
+    config=None,
+    header_pattern=None,
+):
+    """Returns (an iterator of Replies, one per chunk, warnings), through the server's own stream code."""
+    api, rules, parameters_json, warnings = _prepare(
+        source, content_type, query_params, headers, api_name, class_name, config, header_pattern
+    )
+    if api.tensors:
+        raise SpecError(f"{api.name} is a typed tensor API; those do not stream")
+    return _stream(api, rules, body, parameters_json), warnings
+
+
+def _stream(api, rules, body, parameters_json):
+    with _predictor_process(api, rules) as dispatcher:
+        body = dispatcher.body(np.array([[body]], dtype=np.object_))
+        if not dispatcher.batching:
+            yield from stream_replies(dispatcher.predictor, body, parameters_json, rules)
+            return
+        # A batch of one, as Triton would hand it; None (finished) ends it.
+        for events in batch_stream_replies(dispatcher.predictor, [(body, parameters_json)], rules):
+            for _, reply in events:
+                if reply is None:
+                    return
+                yield reply
 
 
 def answer_one(api, dispatcher, body, parameters_json):

@@ -100,3 +100,15 @@ SINGLE_MODEL_NAME = "_cortex_default"
 DEFAULT_MODEL_POLL_INTERVAL_S = 10.0
 MODEL_CACHE_DIR_ENV = "TRITONIZE_MODEL_CACHE_DIR"
 LOADED_MODELS_METRIC = "tritonize_models_loaded"
+
+# Streaming APIs (a predict() that yields; adapter/runtime/streaming.py).
+# Streams one instance runs at once unless predictor.threads_per_process says otherwise.
+DEFAULT_STREAM_THREADS = 16
+# How often a running stream asks Triton whether its client went away: each ask is an IPC round
+# trip to the server process (as costly as sending a chunk), so not before every chunk.
+CANCEL_CHECK_INTERVAL_S = 0.02
+# An error chunk's message: "[<HTTP status>] <message>"; SSE events and gRPC stream errors carry
+# no status code of their own, so the status travels in the message.
+STREAM_ERROR_FORMAT = "[{status}] {message}"
+# Triton's HTTP streaming endpoint (server-sent events); gRPC streams use ModelStreamInfer.
+GENERATE_STREAM_PATH = "/v2/models/{api}/generate_stream"
