@@ -125,7 +125,7 @@ def test_unused_compute_fields_are_still_warned(tmp_path):
         ("  tritonize: {gpus: '-1'}\n", "tritonize.gpus: expected GPU ids"),
         ("  tritonize: {gpus: []}\n", "tritonize.gpus: expected at least one GPU id"),
         ("  tritonize: {kind: cpu, gpus: [0]}\n", "GPUs [0] were given for kind 'cpu'"),
-        ("  tritonize: {batch: 8}\n", "tritonize.batch: unknown key (known: gpus, instances, kind)"),
+        ("  tritonize: {batch: 8}\n", "tritonize.batch: unknown key (known: gpus, instances, kind, stream)"),
         ("  tritonize: [1]\n", "tritonize: expected a mapping"),
         (
             "  predictor: {path: predictor.py, processes_per_replica: 0}\n",
