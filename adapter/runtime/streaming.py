@@ -130,8 +130,8 @@ def batch_stream_replies(predictor, items, rules):
     try:
         steps = _items_of(predictor.predict(payloads, queries, headers_list))
     except Exception as exc:
-        error = error_reply(error_for_exception(exc))
-        yield [(index, error) for index in indices]
+        failed = error_reply(error_for_exception(exc))
+        yield [(index, failed) for index in indices]
         return
     active = set(indices)
     try:
@@ -144,8 +144,8 @@ def batch_stream_replies(predictor, items, rules):
                 yield [(index, error_reply(failure)) for index in indices if index in active]
                 return
             except Exception as exc:
-                error = error_reply(error_for_exception(exc))
-                yield [(index, error) for index in indices if index in active]
+                failed = error_reply(error_for_exception(exc))
+                yield [(index, failed) for index in indices if index in active]
                 return
             events = []
             for index, result in zip(indices, step):
