@@ -9,6 +9,8 @@ from tritonize.adapter.runtime.constants import DEFAULT_STREAM_THREADS
 from tritonize.errors import SpecError
 
 THREADS_KEY = "predictor.threads_per_process"
+# Each is a thread started when the instance loads: a typo like 10000 should not start that many.
+MAX_STREAM_THREADS = 1024
 
 
 def parse_streaming(entry, predictor, where):
@@ -17,8 +19,12 @@ def parse_streaming(entry, predictor, where):
     if stream is not None and not isinstance(stream, bool):
         raise SpecError(f"{where}.tritonize.stream: expected true or false, got {stream!r}")
     threads = predictor.get("threads_per_process")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise SpecError(f"{where}.{THREADS_KEY}: expected a positive integer, got {threads!r}")
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_STREAM_THREADS
+    ):
+        raise SpecError(
+            f"{where}.{THREADS_KEY}: expected a positive integer up to {MAX_STREAM_THREADS}, got {threads!r}"
+        )
     return stream, threads
 
 
@@ -48,3 +54,18 @@ def stream_threads(api):
 def describe_streaming(api):
     """', streaming (N streams at once per instance)' for `build`'s summary; '' for other APIs."""
     return f", streaming ({stream_threads(api)} streams at once per instance)" if api.streaming else ""
+
+
+def streaming_models(repository):
+    """The models of a built repository that stream (their config.pbtxt makes them decoupled)."""
+    import os
+
+    names = []
+    for name in sorted(os.listdir(repository)):
+        try:
+            with open(os.path.join(repository, name, "config.pbtxt"), encoding="utf-8") as f:
+                if "decoupled: true" in f.read():
+                    names.append(name)
+        except OSError:
+            continue
+    return names

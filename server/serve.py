@@ -87,17 +87,39 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
                 signal.signal(sig, handler)
 
 
+def _try_lines(options, host, apis):
+    """How to call the first API: /infer, or for a streaming API (decoupled) generate_stream."""
+    from tritonize.adapter.streaming import streaming_models
+
+    streams = streaming_models(options.model_repository)
+    plain = [api for api in apis if api not in streams]
+    lines = []
+    if streams:
+        lines.append(f"  streaming APIs (predict --stream, /generate_stream): {', '.join(streams)}")
+    if plain:
+        example = json.dumps(
+            {"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ['{"x": 1}']}]}
+        )
+        return lines + [
+            f"Try: tritonize predict {plain[0]} --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
+            f"  or: curl -s http://{host}:{options.http_port}/v2/models/{plain[0]}/infer -d '{example}'",
+        ]
+    return lines + [
+        f"Try: tritonize predict {apis[0]} --stream --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
+        f"  or: curl -N http://{host}:{options.http_port}/v2/models/{apis[0]}/generate_stream "
+        f"-d '{json.dumps({'payload': json.dumps({'x': 1})})}'",
+    ]
+
+
 def ready_banner(options, apis, took):
     host = options.host
-    example = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ['{"x": 1}']}]})
     lines = [
         f"Ready in {took:.1f} s.",
         f"  HTTP    http://{host}:{options.http_port}/v2/models/<api>/infer",
         f"  gRPC    {host}:{options.grpc_port}",
         f"  metrics http://{host}:{options.metrics_port}/metrics",
         f"  APIs    {', '.join(apis)}",
-        f"Try: tritonize predict {apis[0]} --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
-        f"  or: curl -s http://{host}:{options.http_port}/v2/models/{apis[0]}/infer -d '{example}'",
+        *_try_lines(options, host, apis),
         f"Admin APIs (model repository, shared memory, statistics, trace, logging) need the header "
         f"'{ADMIN_TOKEN_HEADER}: {options.admin_token}' (gRPC metadata: '{GRPC_ADMIN_TOKEN_HEADER}')",
         f"  for tritonize commands: export {ADMIN_TOKEN_ENV}={options.admin_token}",

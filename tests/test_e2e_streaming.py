@@ -199,3 +199,17 @@ def test_curl_style_sse(server):
     events = [json.loads(line[len("data: ") :]) for line in text.split("\n\n") if line]
     assert [e["response"] for e in events] == ["tok0 ", "tok1 "]
     assert all(e["content_type"].startswith("text/plain") for e in events)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_cli_predict_stream(server, protocol):
+    url = server.http_url if protocol == "http" else server.grpc_url
+    common = ("--url", url, "--protocol", protocol)
+    result = run_tritonize("predict", "stream", "--stream", "-d", '{"n": 3, "kind": "text"}', *common)
+    assert result.stdout == "tok0 tok1 tok2 \n"
+    result = run_tritonize("predict", "stream", "--stream", "-d", '{"n": 2}', "--param", "tag=cli", *common)
+    assert [json.loads(line)["tag"] for line in result.stdout.splitlines()] == ["cli", "cli"]
+    result = run_tritonize("predict", "stream", "--stream", "-d", '{"n": 3, "fail_at": 1}', *common, check=False)
+    assert result.returncode != 0 and len(result.stdout.splitlines()) == 1 and "[500]" in result.stderr
+    result = run_tritonize("predict", "stream", "-d", '{"n": 1}', *common, check=False)
+    assert result.returncode != 0 and "--stream" in result.stderr  # the hint for a non-streaming call

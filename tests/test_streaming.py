@@ -279,3 +279,25 @@ def test_test_command_streams(tmp_path):
     assert result.returncode != 0 and "--stream" in result.stderr
     result = run_tritonize("test", spec, "--api", "stream", "--stream", "-d", '{"n": 3, "fail_at": 1}', check=False)
     assert result.returncode == 1 and result.stdout.count("\n") == 1 and "[500]" in result.stderr
+
+
+def test_a_request_cancelled_while_queued_never_reaches_predict():
+    gate, calls = threading.Event(), []
+
+    def predict(payload):
+        calls.append(payload["name"])
+        if payload["name"] == "first":
+            gate.wait(10)
+        yield payload["name"]
+
+    log = []
+    first, gone = FakeSender(log), FakeSender(log, cancel_after=0)
+    executor = _executor(Predictor(predict), threads=1)
+    executor.execute([FakeRequest(first, b'{"name": "first"}')])
+    waiting = threading.Thread(target=executor.execute, args=([FakeRequest(gone, b'{"name": "gone"}')],))
+    waiting.start()  # blocks: the one stream thread is busy
+    time.sleep(0.1)
+    gate.set()
+    waiting.join(10)
+    _wait_final(log, [first, gone])
+    assert calls == ["first"] and gone.sent == 0

@@ -275,25 +275,41 @@ class StreamExecutor:
     def execute(self, requests):
         """Decoupled execute(): hands each request (or, with batching, the batch) to a stream thread."""
         if self.batching:
-            self._submit(lambda: self._run_batch(requests))
+            waited = self._slot()
+            self.jobs.put(lambda: self._run_batch(requests, waited))
         else:
             for request in requests:
-                self._submit(lambda request=request: self._run_one(request))
+                waited = self._slot()
+                self.jobs.put(lambda request=request, waited=waited: self._run_one(request, waited))
         return None
 
-    def _submit(self, job):
+    def _slot(self):
+        """Wait for a free stream thread; True if that meant waiting (the client may have left meanwhile)."""
+        if self.slots.acquire(blocking=False):
+            return False
         self.slots.acquire()
-        self.jobs.put(job)
+        return True
 
     def _stream(self, request):
         return Stream(request.get_response_sender(), self.respond, self.final_flag)
 
-    def _run_one(self, request):
+    def _run_one(self, request, waited):
         stream = self._stream(request)
+        if waited and stream.cancelled():  # gone while queued: predict() is never called
+            _finish(stream)
+            return
         replies = stream_replies(self.predictor, self.body_of(request), request.parameters(), self.rules)
         pump(replies, stream)
 
-    def _run_batch(self, requests):
-        streams = {index: self._stream(request) for index, request in enumerate(requests)}
-        items = [(self.body_of(request), request.parameters()) for request in requests]
+    def _run_batch(self, requests, waited):
+        pairs = [(request, self._stream(request)) for request in requests]
+        if waited:  # drop the requests whose clients left while the batch was queued
+            for _, stream in pairs:
+                if stream.cancelled():
+                    _finish(stream)
+            pairs = [(request, stream) for request, stream in pairs if stream.open]
+        if not pairs:
+            return
+        streams = {index: stream for index, (_, stream) in enumerate(pairs)}
+        items = [(self.body_of(request), request.parameters()) for request, _ in pairs]
         pump_batch(batch_stream_replies(self.predictor, items, self.rules), streams)
