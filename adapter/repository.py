@@ -57,6 +57,8 @@ def api_settings(api):
         "tensors": api.tensors,
         # Cortex's dependency files (relative to project/), for `tritonize docker build`.
         "dependencies": api.dependencies,
+        # networking.endpoint: where the Cortex endpoint (front/) also answers for this API.
+        "endpoint": api.endpoint,
     }
 
 

@@ -6,7 +6,13 @@ import sys
 import click
 import yaml
 
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_HEADER_PATTERN, DEFAULT_PORTS, DEFAULT_URLS
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_ENV,
+    DEFAULT_CORTEX_PORT,
+    DEFAULT_HEADER_PATTERN,
+    DEFAULT_PORTS,
+    DEFAULT_URLS,
+)
 from tritonize.adapter.runtime.errors import PredictorLoadError
 from tritonize.cli.cluster_commands import deploy, docker, status_command
 from tritonize.errors import SpecError, TritonizeError
@@ -243,6 +249,13 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     show_default=True,
     help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
 )
+@click.option(
+    "--cortex-port",
+    default=DEFAULT_CORTEX_PORT,
+    show_default=True,
+    help="Port of the Cortex endpoint: POST /<api> with the raw body, as Cortex clients call it.",
+)
+@click.option("--no-cortex", is_flag=True, help="Do not start the Cortex endpoint (Triton's own ports only).")
 @_docker_options
 def serve(
     model_repository,
@@ -258,6 +271,8 @@ def serve(
     admin_token,
     exit_on_error,
     max_body_size,
+    cortex_port,
+    no_cortex,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -277,6 +292,7 @@ def serve(
         admin_token=admin_token or None,
         exit_on_error=exit_on_error,
         max_body_bytes=_size(max_body_size, "--max-body-size"),
+        cortex_port=None if no_cortex else cortex_port,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,  # noqa: F401  (re-exported for the launchers)
     ADMIN_TOKEN_HEADER,
+    DEFAULT_CORTEX_PORT,
     DEFAULT_HEADER_PATTERN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORTS,
@@ -37,6 +38,8 @@ class ServerOptions:
     exit_on_error: bool = False
     # serve --max-body-size: bigger request bodies are answered 400 by the runtime.
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, front/); None: not started.
+    cortex_port: int = DEFAULT_CORTEX_PORT
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)

@@ -9,6 +9,7 @@ rest are query params; `content_type` is reserved for the body's content type.
 import json
 import os
 import re
+from urllib.parse import parse_qsl
 
 from .constants import (
     ADMIN_TOKEN_HEADER,
@@ -16,6 +17,7 @@ from .constants import (
     DEFAULT_HEADER_PATTERN,
     GRPC_ADMIN_TOKEN_HEADER,
     HEADER_PATTERN_ENV,
+    QUERY_PARAMETER,
     SENSITIVE_HEADERS_ENV,
 )
 from .errors import BadRequest
@@ -89,6 +91,14 @@ def split_parameters(parameters_json, rules):
     seen = set()
     for key, value in pairs:
         text = _as_string(key, value)
+        if key == QUERY_PARAMETER:
+            # The whole query string (the Cortex endpoint sends it): a repeated key keeps its last
+            # value, as starlette's query_params[key] did.
+            try:
+                query_params.update(parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMETERS))
+            except ValueError:
+                raise BadRequest(f"too many query parameters, at most {MAX_PARAMETERS}") from None
+            continue
         folded = key.lower()
         is_header = key != CONTENT_TYPE_PARAMETER and rules.is_header(key)
         ident = folded if is_header else key
