@@ -1,13 +1,13 @@
-"""Reading a request body under the size limit, before any of it reaches Triton.
+"""The request body under the size limit, checked before any of it reaches Triton.
 
 The limit applies to the body the predictor would get: a gzip/deflate body is inflated
 here, in bounded steps, and refused as soon as the inflated size passes the limit
-(a 1 MB gzip bomb costs at most the limit, never its 1 GiB).
+(a 64 KB gzip bomb costs at most the limit, never the 64 MiB it expands to).
 """
 
 import zlib
 
-# zlib window bits: gzip header (16+), zlib header (plain); raw deflate as sent by some clients is not accepted.
+# zlib window bits: gzip header (16+), zlib header (plain).
 _WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"x-gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 
 
@@ -30,53 +30,42 @@ def check_declared(content_length, content_encoding, limit):
         raise BodyError(
             415, f"unsupported Content-Encoding {content_encoding.decode('latin-1')!r}: send identity, gzip or deflate"
         )
-    if content_length is not None and limit:
+    if content_length is not None and limit and content_encoding in (None, b"identity"):
         try:
             declared = int(content_length)
         except ValueError:
             raise BodyError(400, "invalid Content-Length") from None
-        if declared > limit and content_encoding in (None, b"identity"):
+        if declared > limit:
             raise too_large(limit)
 
 
-async def read_body(receive, content_encoding, limit):
-    """The whole body (inflated), or BodyError(413) as soon as it passes `limit` (0: no limit)."""
-    inflater = zlib.decompressobj(_WBITS[content_encoding]) if content_encoding in _WBITS else None
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise BodyError(499, "client went away")
-        data = message.get("body", b"")
-        more = message.get("more_body", False)
-        if inflater is not None:
-            data = _inflate(inflater, data, limit, size)
-            if not more:
-                if not inflater.eof:
-                    raise BodyError(400, f"truncated {content_encoding.decode()} body")
-        size += len(data)
-        if limit and size > limit:
-            raise too_large(limit)
-        if data:
-            chunks.append(data)
-        if not more:
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+class Inflater:
+    """feed(data, size so far) -> the body bytes it stands for; BodyError(413) past the limit."""
 
+    def __init__(self, content_encoding, limit):
+        wbits = _WBITS.get(content_encoding)
+        self.encoding = content_encoding
+        self.zlib = zlib.decompressobj(wbits) if wbits is not None else None
+        self.limit = limit
 
-def _inflate(inflater, data, limit, have):
-    out = []
-    produced = 0
-    while data:
-        budget = (limit - have - produced + 1) if limit else 0
-        try:
-            piece = inflater.decompress(data, budget)
-        except zlib.error as exc:
-            raise BodyError(400, f"body is not valid compressed data: {exc}") from None
-        produced += len(piece)
-        out.append(piece)
-        if limit and have + produced > limit:
-            raise too_large(limit)
-        data = inflater.unconsumed_tail
-        if inflater.eof:
-            break
-    return b"".join(out)
+    def feed(self, data, have):
+        if self.zlib is None:
+            return data
+        out = []
+        produced = 0
+        while data and not self.zlib.eof:
+            budget = (self.limit - have - produced + 1) if self.limit else 0  # 0: no bound
+            try:
+                piece = self.zlib.decompress(data, budget)
+            except zlib.error as exc:
+                raise BodyError(400, f"body is not valid {self.encoding.decode()} data: {exc}") from None
+            produced += len(piece)
+            if self.limit and have + produced > self.limit:
+                raise too_large(self.limit)
+            out.append(piece)
+            data = self.zlib.unconsumed_tail
+        return b"".join(out)
+
+    def finish(self):
+        if self.zlib is not None and not self.zlib.eof:
+            raise BodyError(400, f"truncated {self.encoding.decode()} body")

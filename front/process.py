@@ -54,7 +54,7 @@ class CortexFrontProcess:
         ]
 
     def start(self, timeout_s=START_TIMEOUT_S):
-        missing = [name for name in ("uvicorn", "httptools") if importlib.util.find_spec(name) is None]
+        missing = [name for name in ("httptools",) if importlib.util.find_spec(name) is None]
         if missing:
             raise ServeError(
                 f"the Cortex endpoint needs {' and '.join(missing)}: pip install 'tritonize[server]' "

@@ -63,13 +63,12 @@ class GrpcStreamer:
         request.parameters["triton_enable_empty_final_response"].bool_param = True
         return request
 
-    async def stream(self, api, body, parameters, headers, receive, send):
-        from .app import CORS, TEXT, error_body, respond
+    async def stream(self, api, body, parameters, headers, conn):
+        from .app import TEXT, error_body
 
         stub = self._client()
         call = stub.ModelStreamInfer(metadata=_metadata(headers))
-        disconnected = asyncio.ensure_future(_wait_disconnect(receive))
-        disconnected.add_done_callback(lambda _: call.cancel())
+        conn.lost.add_done_callback(lambda _: call.cancel())
         started = False
         try:
             await call.write(self._request(api, body, parameters))
@@ -77,52 +76,33 @@ class GrpcStreamer:
             async for message in call:
                 if message.error_message:
                     if started:
-                        # The status is sent: break the chunked body so the client sees an incomplete answer.
-                        raise ConnectionAbortedError(f"{api}: stream failed: {message.error_message}")
+                        return conn.abort()  # the status is sent: the client sees an incomplete body
                     match = _STATUS_PREFIX.match(message.error_message)
                     status = int(match.group(1)) if match else 500
                     text = message.error_message[match.end() :] if match else message.error_message
-                    return await respond(send, status, *error_body(text))
+                    return conn.respond(status, *error_body(text))
                 response = message.infer_response
                 chunk = _bytes_output(response, OUTPUT_NAME)
                 if not started and chunk is not None:
-                    content_type = _bytes_output(response, CONTENT_TYPE_OUTPUT_NAME) or TEXT
-                    await send(
-                        {
-                            "type": "http.response.start",
-                            "status": 200,
-                            "headers": [(b"content-type", content_type), *CORS],
-                        }
-                    )
+                    conn.start_chunked(200, _bytes_output(response, CONTENT_TYPE_OUTPUT_NAME) or TEXT)
                     started = True
-                if chunk:
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                conn.write_chunk(chunk)
                 if response.parameters["triton_final_response"].bool_param:
                     break
         except asyncio.CancelledError:
-            if disconnected.done():
-                return None  # the client went away; the call is cancelled
+            if conn.closed:
+                return None  # the client went away and the call was cancelled with it
             raise
         except self._grpc.aio.AioRpcError as exc:
-            if disconnected.done():
+            if conn.closed:
                 return None
             if started:
-                raise ConnectionAbortedError(f"{api}: stream failed: {exc.details()}") from None
-            return await respond(send, 503, TEXT, f"Triton did not answer: {exc.details()}".encode())
-        finally:
-            if not disconnected.done():
-                disconnected.cancel()
+                return conn.abort()
+            return conn.respond(503, TEXT, f"Triton did not answer: {exc.details()}".encode())
         if not started:
-            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", TEXT), *CORS]})
-        await send({"type": "http.response.body", "body": b""})
+            conn.start_chunked(200, TEXT)
+        conn.end_chunked()
 
     async def close(self):
         if self._channel is not None:
             await self._channel.close()
-
-
-async def _wait_disconnect(receive):
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            return

@@ -177,7 +177,9 @@ def test_nested_arrays_envelope_never_reaches_tritons_parser(server):
     # ~120 000 nested arrays: segfaults Triton 2.51's HTTP JSON parser when sent as a KServe envelope.
     body = b'{"inputs": [], "x": ' + b"[" * 120_000 + b"]" * 120_000 + b"}"
     r = requests.post(f"{server.cortex}/v2/models/pure/infer", data=body)
-    assert r.status_code == 404
+    assert r.status_code == 413  # the size limit comes first, on every path
+    small = b'{"inputs": [], "x": ' + b"[" * 30_000 + b"]" * 30_000 + b"}"
+    assert requests.post(f"{server.cortex}/v2/models/pure/infer", data=small).status_code == 404
     r = requests.post(f"{server.cortex}/pure", data=body, headers={"Content-Type": "application/octet-stream"})
     assert r.status_code == 413  # bigger than this server's 64k limit
     r = requests.post(
@@ -264,3 +266,48 @@ def test_cortex_port_in_use_is_a_clear_error(tmp_path, server):
     result = run_tritonize("serve", str(server.repo), "--cortex-port", str(server.cortex_port), check=False)
     assert result.returncode != 0
     assert "cortex port" in result.stderr and "--cortex-port" in result.stderr
+
+
+def _raw_exchange(server, data, read_until=b"", timeout=10):
+    sock = socket.create_connection(("127.0.0.1", server.cortex_port), timeout=timeout)
+    sock.sendall(data)
+    got = b""
+    while read_until not in got or not read_until:
+        piece = sock.recv(65536)
+        if not piece:
+            break
+        got += piece
+        if read_until and read_until in got:
+            break
+    sock.close()
+    return got
+
+
+def test_http_details_pipelining_continue_head_and_limits(server):
+    one = b'POST /pure HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{"n":1}'
+    two = one.replace(b'{"n":1}', b'{"n":2}').replace(b"Host: x", b"Host: x\r\nConnection: close")
+    got = _raw_exchange(server, one + two)
+    assert got.count(b"HTTP/1.1 200 OK") == 2 and got.index(b'{"n": 1}') < got.index(b'{"n": 2}')
+    sock = socket.create_connection(("127.0.0.1", server.cortex_port), timeout=10)
+    sock.sendall(
+        b"POST /pure HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n"
+        b"Content-Type: application/json\r\n\r\n"
+    )
+    assert sock.recv(100).startswith(b"HTTP/1.1 100 Continue")
+    sock.sendall(b"{}")
+    assert b"200 OK" in sock.recv(1000)
+    sock.close()
+    got = _raw_exchange(server, b"GET /pure HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 431")
+    assert _raw_exchange(server, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+    r = requests.head(f"{server.cortex}/pure")
+    assert r.status_code == 200 and r.content == b""
+    r = requests.put(f"{server.cortex}/pure", data=b"{}")
+    assert r.status_code == 405
+    r = requests.options(f"{server.cortex}/pure")
+    assert r.status_code == 204 and r.headers["access-control-allow-methods"] == "GET, POST, OPTIONS"
+    # A header value that is not UTF-8 is refused here (Triton's parameters() would fail on it).
+    got = _raw_exchange(
+        server, b"POST /pure HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Bad: caf\xe9\r\nContent-Length: 2\r\n\r\n{}"
+    )
+    assert got.startswith(b"HTTP/1.1 400") and b"not valid UTF-8" in got
