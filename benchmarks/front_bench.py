@@ -109,7 +109,7 @@ def report(scenarios):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=float, default=4)
+    parser.add_argument("--duration", type=int, default=4, help="seconds per point (wrk takes whole seconds)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--skip-mlp", action="store_true")
     args = parser.parse_args()

@@ -88,6 +88,7 @@ def tritonize_serve(repo):
         str(grpc),
         "--metrics-port",
         str(metrics),
+        "--no-cortex",  # Triton's own ports only; benchmarks/front_bench.py measures the Cortex endpoint
     ]
     return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), f"127.0.0.1:{http}"
 

@@ -43,6 +43,7 @@ class _Connection(asyncio.Protocol):
         self.headers = {}
         self.chunks = []
         self.got_bytes = False
+        self.headers_done = False
         self.closed = False
 
     def connection_made(self, transport):
@@ -59,13 +60,16 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name, value):
         self.headers[name.lower()] = value
 
+    def on_headers_complete(self):
+        self.headers_done = True
+
     def on_body(self, body):
         self.chunks.append(body)
 
     def on_message_complete(self):
         waiter, self.waiter = self.waiter, None
         result = (self.parser.get_status_code(), self.headers, b"".join(self.chunks))
-        self.headers, self.chunks = {}, []
+        self.headers, self.chunks, self.headers_done = {}, [], False
         if waiter is not None and not waiter.done():
             waiter.set_result(result)
         if not self.parser.should_keep_alive():
@@ -73,6 +77,8 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc):
         self.closed = True
+        if self.headers_done and exc is None and self.waiter is not None:
+            self.on_message_complete()  # a body delimited by the end of the connection (HTTP/1.0 style)
         self._fail(UpstreamError("Triton closed the connection"))
 
     def _fail(self, error):
@@ -81,7 +87,7 @@ class _Connection(asyncio.Protocol):
             waiter.set_exception(error)
 
     def send(self, data):
-        self.got_bytes = False
+        self.got_bytes = self.headers_done = False
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
         return self.waiter
