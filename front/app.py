@@ -91,7 +91,8 @@ class CortexFront:
             return conn.respond(204, TEXT, b"", b"access-control-max-age: 1728000\r\n")
         return conn.respond(405, TEXT, b"method not allowed: POST a payload, or GET", b"allow: GET, POST, OPTIONS\r\n")
 
-    async def _predict(self, route, conn, request):
+    def _predict(self, route, conn, request):
+        """-> None (answered), a coroutine (streams), or the Future of Triton's answer (answered when it comes)."""
         content_type = None
         forward = []
         for name, value in request.headers:
@@ -103,7 +104,8 @@ class CortexFront:
                 try:
                     value.decode("utf-8")
                 except UnicodeDecodeError:
-                    return conn.respond(400, TEXT, b"header %s is not valid UTF-8" % name)
+                    conn.respond(400, TEXT, b"header %s is not valid UTF-8" % name)
+                    return None
             forward.append((name, value))
         parameters = {}
         if content_type is not None:
@@ -111,19 +113,12 @@ class CortexFront:
         if request.query:
             parameters[QUERY_PARAMETER] = request.query.decode("latin-1")
         if route.streaming and self.streamer is not None:
-            return await self.streamer.stream(route.api, request.body, parameters, forward, conn)
+            return self.streamer.stream(route.api, request.body, parameters, forward, conn)
         if not any(name == b"host" for name, _ in forward):
             forward.append((b"host", b"triton"))
-        try:
-            status, headers, answer = await self.pool.request(
-                infer_request(route.api, request.body, parameters, forward)
-            )
-            if status != 200:
-                return conn.respond(status, *error_body(error_message(answer)))
-            outputs = infer_result(status, headers, answer)
-            return conn.respond(200, outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
-        except (UpstreamError, KeyError) as exc:
-            return conn.respond(503, TEXT, f"Triton did not answer: {exc}".encode())
+        answer = self.pool.send(infer_request(route.api, request.body, parameters, forward))
+        answer.add_done_callback(lambda done: _answer(conn, done))
+        return answer
 
     async def _ready(self, conn, head):
         try:
@@ -138,3 +133,15 @@ class CortexFront:
         self.pool.close()
         if self.streamer is not None:
             await self.streamer.close()
+
+
+def _answer(conn, done):
+    """Triton's answer (a done Future) -> the client's."""
+    try:
+        status, headers, answer = done.result()
+        if status != 200:
+            return conn.respond(status, *error_body(error_message(answer)))
+        outputs = infer_result(status, headers, answer)
+        return conn.respond(200, outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
+    except (UpstreamError, KeyError) as exc:
+        return conn.respond(503, TEXT, f"Triton did not answer: {exc}".encode())

@@ -15,6 +15,7 @@ from http import HTTPStatus
 import httptools
 
 from .body import BodyError, Inflater, check_declared, too_large
+from .upstream import UpstreamError
 
 # A request's URL and headers together; more is answered 431 (uvicorn/h11 allow ~64 KiB too).
 MAX_HEADER_BYTES = 64 << 10
@@ -166,19 +167,22 @@ class HttpConnection(asyncio.Protocol):
                 return
             self.busy = True
             result = self.handler(self, request)
-            if result is not None:  # a coroutine: the answer comes later
-                task = asyncio.ensure_future(result)
-                task.add_done_callback(self._done)
+            if result is not None:  # a Future or a coroutine: the answer comes later
+                asyncio.ensure_future(result).add_done_callback(self._done)
                 return
             self.busy = False
         self.busy = False
 
     def _done(self, task):
         self.busy = False
-        if not task.cancelled() and task.exception() is not None and not self.closed:
-            self.server.log_error(task.exception())
-            self.transport.close()
-            return
+        if task.cancelled():
+            return self.transport.close()
+        error = task.exception()
+        if error is not None and not isinstance(error, UpstreamError):  # the handler answered UpstreamErrors
+            if not self.closed:
+                self.server.log_error(error)
+                self.transport.close()
+            return None
         self._next()
 
     def respond(self, status, content_type, body, extra=b"", head=False):

@@ -6,6 +6,7 @@ one write and one parse per request, no protobuf objects, no extra thread.
 
 import asyncio
 import collections
+import functools
 import json
 import struct
 
@@ -126,6 +127,37 @@ class TritonPool:
         result = await connection.send(data)
         self._release(connection)
         return result
+
+    def send(self, data):
+        """request() without a coroutine: -> a Future of (status, headers, body) (the hot path)."""
+        result = asyncio.get_running_loop().create_future()
+        self._send_on_idle(data, result)
+        return result
+
+    def _send_on_idle(self, data, result):
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection.closed:
+                sent = connection.send(data)
+                sent.add_done_callback(functools.partial(self._sent, connection, data=data, result=result))
+                return
+        asyncio.ensure_future(self._send_on_new(data, result))
+
+    def _sent(self, connection, sent, *, data, result):
+        error = sent.exception()
+        if error is None:
+            self._release(connection)
+            result.set_result(sent.result())
+        elif connection.got_bytes:
+            result.set_exception(error)
+        else:
+            self._send_on_idle(data, result)  # Triton closed it while idle: nothing was processed, try another
+
+    async def _send_on_new(self, data, result):
+        try:
+            result.set_result(await self.request(data))
+        except UpstreamError as error:
+            result.set_exception(error)
 
     def _release(self, connection):
         if connection.closed:
