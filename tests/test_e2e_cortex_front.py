@@ -311,3 +311,36 @@ def test_http_details_pipelining_continue_head_and_limits(server):
         server, b"POST /pure HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Bad: caf\xe9\r\nContent-Length: 2\r\n\r\n{}"
     )
     assert got.startswith(b"HTTP/1.1 400") and b"not valid UTF-8" in got
+
+
+def test_cortex_endpoint_dies_with_serve_even_on_sigkill(tmp_path):
+    import signal
+
+    run_tritonize(
+        "build",
+        os.path.join(ROOT, "benchmarks", "projects", "echo", "predictor.py"),
+        "-o",
+        str(tmp_path / "repo"),
+        "--name",
+        "pure",
+    )
+    serve = ServeProcess(str(tmp_path / "repo"))
+    try:
+        assert serve.wait_ready(), serve.output()
+        _wait_listening(serve.cortex_port, serve)
+        os.kill(serve.process.pid, signal.SIGKILL)  # no cleanup code of serve runs
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=1).close()
+            except OSError:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the Cortex endpoint outlived serve")
+    finally:
+        serve.stop()
+        try:  # tritonserver gets SIGTERM from the kernel when serve dies; make sure nothing is left
+            os.killpg(serve.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
