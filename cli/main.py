@@ -247,7 +247,7 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     "--max-body-size",
     default="64m",
     show_default=True,
-    help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
+    help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400 (413 on the Cortex endpoint).",
 )
 @click.option(
     "--cortex-port",
