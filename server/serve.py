@@ -47,7 +47,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     else:
         server = LocalTritonServer(options, on_output=on_output, on_event=lambda line: out(f"[watchdog] {line}"))
     # The Cortex endpoint (POST /<api>): its own process, started once Triton is ready, stopped first.
-    front = CortexFrontProcess(options) if options.cortex_port else None
+    # Not with --detach: serve exits once the container is ready, and the front would die with it.
+    detach = docker is not None and docker.detach
+    front = CortexFrontProcess(options) if options.cortex_port and not detach else None
     if front is not None:
         check_port_free(options.host, options.cortex_port, "cortex")
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -70,9 +72,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         started["ready"] = True
         for name, why in sorted(server.failed_apis.items()):
             out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
-        if front is not None and not server.detached:
+        if front is not None:
             front.start()
-        out(ready_banner(options, apis, took, cortex=front is not None and not server.detached))
+        out(ready_banner(options, apis, took, cortex=front is not None))
         if server.detached:
             out(server.detach_message())
             return 0
