@@ -84,6 +84,9 @@ class CortexFront:
                 return self._ready(conn, method == b"HEAD")
             return conn.respond(404, TEXT, b"not found: POST to /<api-name>")
         if method == b"POST":
+            if route.typed:
+                message = f"API {route.api!r} takes typed tensors: call /v2/models/{route.api}/infer on Triton's port"
+                return conn.respond(400, TEXT, message.encode())
             return self._predict(route, conn, request)
         if method in (b"GET", b"HEAD"):
             return conn.respond(200, JSON, API_SUMMARY, head=method == b"HEAD")

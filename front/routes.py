@@ -16,6 +16,8 @@ class Route:
     api: str
     # A decoupled (streaming) model: answered from Triton's gRPC stream, as a chunked response.
     streaming: bool = False
+    # A typed tensor API (predictor.tensors): no body to send; clients use Triton's /infer.
+    typed: bool = False
 
 
 def endpoint_path(endpoint):
@@ -31,14 +33,16 @@ def load_routes(repository):
         if not os.path.isfile(config):
             continue
         with open(config, encoding="utf-8") as f:
-            route = Route(api, streaming=bool(_DECOUPLED.search(f.read())))
-        paths = {"/" + api}
+            streaming = bool(_DECOUPLED.search(f.read()))
+        settings = {}
         settings_path = os.path.join(repository, api, "1", SETTINGS_FILE)
         if os.path.isfile(settings_path):
             with open(settings_path, encoding="utf-8") as f:
-                endpoint = json.load(f).get("endpoint")
-            if endpoint:
-                paths.add(endpoint_path(endpoint))
+                settings = json.load(f)
+        route = Route(api, streaming=streaming, typed=bool(settings.get("tensors")))
+        paths = {"/" + api}
+        if settings.get("endpoint"):
+            paths.add(endpoint_path(settings["endpoint"]))
         for path in paths:
             other = routes.get(path)
             if other is not None and other.api != api:

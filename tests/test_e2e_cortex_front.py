@@ -93,6 +93,11 @@ def test_readiness_route_and_unknown_paths(server):
     assert requests.post(f"{server.cortex}/v2/models/pure/infer", json={}).status_code == 404
 
 
+def test_typed_tensor_api_says_where_to_go(server):
+    r = requests.post(f"{server.cortex}/typed", json={"x": [1, 2, 3, 4]})
+    assert r.status_code == 400 and "/v2/models/typed/infer" in r.text
+
+
 def test_networking_endpoint_and_api_name_both_answer(server):
     for path in ("/v1/classify", "/cortexish", "/v1/classify/"):
         r = requests.post(server.cortex + path, json={"a": 1})
