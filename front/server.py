@@ -22,6 +22,8 @@ MAX_HEADER_BYTES = 64 << 10
 # Connections with no request in progress for this long are closed (also slow clients' half requests).
 IDLE_TIMEOUT_S = 30.0
 SWEEP_EVERY_S = 5.0
+# Pipelined requests read ahead of the one being answered; past this the connection stops reading.
+MAX_PIPELINED = 32
 _REASONS = {status.value: status.phrase.encode() for status in HTTPStatus}
 
 
@@ -48,6 +50,8 @@ class HttpConnection(asyncio.Protocol):
         self.lost = None  # a Future set when the client goes away (streams wait on it)
         self.last_active = time.monotonic()
         self.keep_alive = True
+        self.reading_paused = False
+        self.failed = False
         self._reset()
 
     def _reset(self):
@@ -143,6 +147,9 @@ class HttpConnection(asyncio.Protocol):
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         request = Request(self.parser.get_method(), path, query, self.headers, body, self.parser.should_keep_alive())
         self.pending.append(request)
+        if len(self.pending) >= MAX_PIPELINED and not self.reading_paused:
+            self.reading_paused = True
+            self.transport.pause_reading()
         if not self.busy:
             self._next()
 
@@ -153,6 +160,7 @@ class HttpConnection(asyncio.Protocol):
             return
         self.error = (status, message)
         self.pending.append(Request(b"", b"", b"", [], b"", False, error=self.error))
+        self.reading_paused = self.failed = True  # for good: the connection closes once this is answered
         self.transport.pause_reading()
         if not self.busy:
             self._next()
@@ -160,6 +168,9 @@ class HttpConnection(asyncio.Protocol):
     def _next(self):
         while self.pending and not self.closed:
             request = self.pending.popleft()
+            if self.reading_paused and not self.failed and len(self.pending) < MAX_PIPELINED // 2:
+                self.reading_paused = False
+                self.transport.resume_reading()
             self.keep_alive = request.keep_alive
             if request.error is not None:
                 status, message = request.error

@@ -349,3 +349,17 @@ def test_cortex_endpoint_dies_with_serve_even_on_sigkill(tmp_path):
             os.killpg(serve.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_many_pipelined_requests_are_all_answered_in_order(server):
+    # More than the read-ahead bound (front/server.py MAX_PIPELINED): reading pauses and resumes.
+    requests_ = b"".join(
+        b"POST /pure HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+        for body in (json.dumps({"n": i}).encode() for i in range(100))
+    )
+    last = b"GET /pure HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got = _raw_exchange(server, requests_ + last)
+    assert got.count(b"HTTP/1.1 200 OK") == 101
+    positions = [got.index(b'{"n": %d}' % i) for i in range(100)]
+    assert positions == sorted(positions)
