@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import time
 
 import pytest
@@ -37,6 +39,11 @@ def server(tmp_path_factory):
     pure = os.path.join(ROOT, "benchmarks", "projects", "echo", "predictor.py")  # returns the payload as is
     run_tritonize("build", pure, "-o", str(work / "pure_repo"), "--name", "pure")
     shutil.copytree(work / "pure_repo" / "pure", repo / "pure")
+    iris = work / "iris"  # Cortex's iris classifier, trained here (scikit-learn, a second)
+    shutil.copytree(os.path.join(ROOT, "examples", "iris"), iris, ignore=shutil.ignore_patterns("model.pkl"))
+    subprocess.run([sys.executable, str(iris / "train.py"), str(iris / "model.pkl")], check=True, capture_output=True)
+    run_tritonize("build", str(iris / "cortex.yaml"), "-o", str(work / "iris_repo"))
+    shutil.copytree(work / "iris_repo" / "iris-classifier", repo / "iris-classifier")
     # A decoupled model with the wire contract's tensors stands in for a streaming API.
     shutil.copytree(os.path.join(FIXTURES, "cortex_stream", "stream"), repo / "stream")
     (cortex_port,) = free_ports(1)
@@ -79,6 +86,14 @@ def test_example_sample_json_as_cortex_documented(server):
     assert r.headers["access-control-allow-origin"] == "*"
     r = requests.post(f"{server.cortex}/echo?lang=en", json=json.loads(sample), headers={"X-Tenant": "acme"})
     assert (r.json()["query_params"], r.json()["headers"]["x-tenant"]) == ({"lang": "en"}, "acme")
+
+
+def test_iris_sample_with_plain_requests_post(server):
+    with open(os.path.join(ROOT, "examples", "iris", "sample.json")) as f:
+        sample = json.load(f)
+    r = requests.post(f"{server.cortex}/iris-classifier", json=sample)
+    # Cortex's iris example: the predictor returns the label, a str -> text/plain.
+    assert (r.status_code, r.headers["content-type"], r.text) == (200, "text/plain; charset=utf-8", "setosa")
 
 
 def test_get_answers_with_cortex_message(server):
