@@ -53,17 +53,58 @@ def serve_with_front(repo):
         yield f"127.0.0.1:{http}", f"127.0.0.1:{cortex}"
 
 
-def measure(targets, concurrencies, reps, duration):
-    """targets: {label: (url, body)} -> {(label, c): [results]}, rounds interleaved."""
+def _processes(pattern):
+    """PIDs whose command line contains `pattern`, with all their descendants (the python-backend stubs)."""
+    found, children = set(), {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+        if pattern in cmdline:
+            found.add(int(entry))
+    todo = list(found)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def cpu_seconds(pids):
+    """User + system CPU time of these processes (those still alive)."""
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def measure(targets, concurrencies, reps, duration, groups):
+    """targets: {label: (url, body)} -> {(label, c): medians}, rounds interleaved; groups: {name: pids} whose
+    CPU per request is recorded too (load-independent where the machine is shared: RESULTS.md)."""
     raw = {}
     for c in concurrencies:
         for _ in range(reps):
             for label, (url, body) in targets.items():
-                raw.setdefault((label, c), []).append(http_load(url, body, c, duration))
-    return {
-        key: {k: statistics.median(r[k] for r in rs) for k in ("throughput", "p50_ms", "p99_ms", "errors")}
-        for key, rs in raw.items()
-    }
+                before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+                result = http_load(url, body, c, duration)
+                served = max(result["throughput"] * duration, 1)
+                for name, pids in groups.items():
+                    result[f"{name}_us"] = (cpu_seconds(pids) - before[name]) / served * 1e6
+                raw.setdefault((label, c), []).append(result)
+    return {key: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for key, rs in raw.items()}
 
 
 def scenario(name, api, repo, predictor, payload, fastapi_workers, args):
@@ -79,7 +120,11 @@ def scenario(name, api, repo, predictor, payload, fastapi_workers, args):
                     body,
                 ),
             }
-            results = measure(targets, (1, 32), args.reps, args.duration)
+            groups = {
+                "front": _processes(f"tritonize.front --repository {repo} "),
+                "triton": _processes(f"--model-repository={repo}"),
+            }
+            results = measure(targets, (1, 32), args.reps, args.duration, groups)
     return name, results
 
 
@@ -103,6 +148,11 @@ def report(scenarios):
         lines.append(
             f"\nfront / Triton throughput at c=32: **{ratio:.2f}**; added p50 at c=1: **{added:+.2f} ms**; "
             f"front / FastAPI at c=32: {fastapi:.2f}"
+        )
+        via, direct = results[(front, 32)], results[(triton, 32)]
+        lines.append(
+            f"CPU per request at c=32: front {via['front_us']:.0f} us; Triton {direct['triton_us']:.0f} us direct, "
+            f"{via['triton_us']:.0f} us via the front"
         )
     return "\n".join(lines)
 
