@@ -89,8 +89,11 @@ class HttpConnection(asyncio.Protocol):
         self._reset()
 
     def on_url(self, url):
-        self.url += url
         self.header_bytes += len(url)
+        if self.header_bytes > MAX_HEADER_BYTES:
+            self._fail(414, "request URL too long")
+            return
+        self.url += url
 
     def on_header(self, name, value):
         self.header_bytes += len(name) + len(value)
@@ -100,7 +103,7 @@ class HttpConnection(asyncio.Protocol):
         self.headers.append((name.lower(), value))
 
     def on_headers_complete(self):
-        if self.header_bytes > MAX_HEADER_BYTES:
+        if self.error is not None:
             return
         length = encoding = None
         expect = False

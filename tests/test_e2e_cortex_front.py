@@ -320,6 +320,8 @@ def test_http_details_pipelining_continue_head_and_limits(server):
     got = _raw_exchange(server, b"GET /pure HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n")
     assert got.startswith(b"HTTP/1.1 431")
     assert _raw_exchange(server, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400")
+    got = _raw_exchange(server, b"GET /pure?q=" + b"a" * 70_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 414")
     r = requests.head(f"{server.cortex}/pure")
     assert r.status_code == 200 and r.content == b""
     r = requests.put(f"{server.cortex}/pure", data=b"{}")
