@@ -180,7 +180,13 @@ class HttpConnection(asyncio.Protocol):
                 self.respond(status, b"text/plain; charset=utf-8", message.encode())
                 return
             self.busy = True
-            result = self.handler(self, request)
+            try:
+                result = self.handler(self, request)
+            except Exception as exc:  # a bug in the handler: answer this request, keep serving the others
+                self.server.log_error(exc)
+                self.keep_alive = False
+                self.respond(500, b"text/plain; charset=utf-8", b"internal server error")
+                return
             if result is not None:  # a Future or a coroutine: the answer comes later
                 asyncio.ensure_future(result).add_done_callback(self._done)
                 return
