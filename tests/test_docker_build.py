@@ -234,6 +234,8 @@ def test_image_runs_the_cortex_endpoint_beside_tritonserver(project, tmp_path):
     # The zipapp runs with nothing of tritonize installed (a bare Python, as in the image).
     out = subprocess.run(
         [sys.executable, "-I", str(tmp_path / "repo" / "tritonize_front.pyz"), "--help"],
-        capture_output=True, text=True, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert out.returncode == 0 and "--triton-http-port" in out.stdout
