@@ -65,6 +65,8 @@ def api_settings(api):
         # A streaming API (decoupled model): how many streams one instance runs at once.
         "stream": api.streaming,
         "stream_threads": stream_threads(api) if api.streaming else None,
+        # networking.endpoint: where the Cortex endpoint (front/) also answers for this API.
+        "endpoint": api.endpoint,
     }
 
 

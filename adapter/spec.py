@@ -18,7 +18,6 @@ from tritonize.errors import SpecError
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
 KNOWN_IGNORED = {
-    "networking": None,
     "predictor.image": None,
     "predictor.tensorflow_serving_image": None,
     "predictor.log_level": None,
@@ -52,6 +51,8 @@ DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt"
 OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
 # Triton model names become directory names; keep them portable.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# networking.endpoint without its slashes: segments like API names (so it never meets /_tritonize/...).
+ENDPOINT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)*$")
 
 
 @dataclass
@@ -89,6 +90,26 @@ class ApiSpec:
     stream: bool = None
     stream_threads: int = None
     streaming: bool = False
+    # Cortex's networking.endpoint: a second URL path the Cortex endpoint (front/) answers on.
+    endpoint: str = None
+
+
+def parse_endpoint(networking, where, warnings, name):
+    """networking.endpoint -> '/path' or None; the other networking keys are Cortex's load balancer's."""
+    if networking is None:
+        return None
+    if not isinstance(networking, dict):
+        raise SpecError(f"{where}: expected a mapping")
+    for key in sorted(set(networking) - {"endpoint"}):
+        warnings.append(f"{name}: ignored: networking.{key} (not supported)")
+    endpoint = networking.get("endpoint")
+    if endpoint is None:
+        return None
+    if not isinstance(endpoint, str) or not ENDPOINT_RE.match(endpoint.strip("/")):
+        raise SpecError(
+            f"{where}.endpoint: {endpoint!r} is not a URL path (letters, digits, '-', '_', '.', '/' between segments)"
+        )
+    return "/" + endpoint.strip("/")
 
 
 def check_model_name(name, where="name"):
@@ -156,6 +177,11 @@ def load_spec_file(spec_file, class_name="PythonPredictor"):
         if api.name in seen:
             raise SpecError(f"{spec_file}: two APIs are named {api.name!r}")
         seen.add(api.name)
+    paths = {}
+    for api in apis:
+        for path in {"/" + api.name, api.endpoint} - {None}:
+            if paths.setdefault(path, api.name) != api.name:
+                raise SpecError(f"{spec_file}: APIs {paths[path]!r} and {api.name!r} both answer on {path}")
     return apis
 
 
@@ -213,6 +239,7 @@ def _parse_api(entry, where, project_dir, class_name):
         tensors=parse_tensors(predictor.get("tensors"), f"{where}.predictor.tensors"),
         warnings=warnings,
     )
+    api.endpoint = parse_endpoint(entry.get("networking"), f"{where}.networking", api.warnings, name)
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
     api.stream, api.stream_threads = parse_streaming(entry, predictor, where)
     api.compute = _parse_compute(entry.get("compute"), f"{where}.compute")

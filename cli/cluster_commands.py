@@ -45,7 +45,10 @@ def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
     else:
         click.echo(f"Built {image_tag}")
     gpus = " --gpus all" if result.needs_gpus else ""
-    click.echo(f"Run it with: docker run --rm --shm-size 1g -p 8000:8000 -p 8001:8001 -p 8002:8002{gpus} {image_tag}")
+    click.echo(
+        "Run it with: docker run --rm --shm-size 1g -p 8000:8000 -p 8001:8001 -p 8002:8002 -p 8080:8080"
+        f"{gpus} {image_tag}  (8080: the Cortex endpoint, POST /<api>)"
+    )
 
 
 @click.group()

@@ -6,7 +6,13 @@ import sys
 import click
 import yaml
 
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_HEADER_PATTERN, DEFAULT_PORTS, DEFAULT_URLS
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_ENV,
+    DEFAULT_CORTEX_PORT,
+    DEFAULT_HEADER_PATTERN,
+    DEFAULT_PORTS,
+    DEFAULT_URLS,
+)
 from tritonize.adapter.runtime.errors import PredictorLoadError
 from tritonize.cli.cluster_commands import deploy, docker, status_command
 from tritonize.errors import PredictError, SpecError, TritonizeError
@@ -276,7 +282,7 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     "--max-body-size",
     default="64m",
     show_default=True,
-    help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400.",
+    help="Largest request body predictors accept (e.g. 512k, 10m); bigger ones get 400 (413 on the Cortex endpoint).",
 )
 @click.option(
     "--latency-percentiles",
@@ -286,6 +292,13 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
 @click.option(
     "--debug-errors", is_flag=True, help="Put the exception text in 500 answers (development; the log always has it)."
 )
+@click.option(
+    "--cortex-port",
+    default=DEFAULT_CORTEX_PORT,
+    show_default=True,
+    help="Port of the Cortex endpoint: POST /<api> with the raw body, as Cortex clients call it.",
+)
+@click.option("--no-cortex", is_flag=True, help="Do not start the Cortex endpoint (Triton's own ports only).")
 @_docker_options
 def serve(
     model_repository,
@@ -303,6 +316,8 @@ def serve(
     max_body_size,
     latency_percentiles,
     debug_errors,
+    cortex_port,
+    no_cortex,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -324,6 +339,7 @@ def serve(
         max_body_bytes=_size(max_body_size, "--max-body-size"),
         latency_percentiles=latency_percentiles,
         debug_errors=debug_errors,
+        cortex_port=None if no_cortex else cortex_port,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

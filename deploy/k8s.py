@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_PORTS
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORTS
 from tritonize.deploy.autoscaling import (
     HPA_PERIOD_S,
     INFLIGHT_METRIC,
@@ -20,6 +20,12 @@ from tritonize.deploy.autoscaling import (
 )
 from tritonize.deploy.liveness import liveness_command
 from tritonize.errors import SpecError
+from tritonize.front.zipapp import container_command
+
+# The Service port of the Cortex endpoint: http://<service>/<api>, one endpoint per API, as Cortex's
+# load balancer gave (type LoadBalancer, or an Ingress to this port, for outside clients).
+CORTEX_SERVICE_PORT = 80
+CORTEX_READY_PATH = "/_tritonize/ready"
 
 PORTS = DEFAULT_PORTS  # the container listens on Triton's defaults
 LIVE_PATH = "/v2/health/live"
@@ -55,6 +61,10 @@ class DeployTarget:
     # Secret holding the admin token (key "token"); args refer to it as $(TRITONIZE_ADMIN_TOKEN),
     # which Kubernetes expands from the container's environment.
     admin_token_secret: str = None
+    # The Cortex endpoint (POST /<api>) as a sidecar from the same image (one built by `tritonize
+    # docker build`, which holds front/); None: no sidecar (a stock image with --model-store).
+    cortex_port: int = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def resources(self):
@@ -152,10 +162,29 @@ def container(t):
     return spec
 
 
+def cortex_container(t):
+    """The front beside tritonserver: ready when Triton is (it asks it), stopped with the pod."""
+    return {
+        "name": "cortex",
+        "image": t.image,
+        "command": container_command(t.cortex_port, t.max_body_bytes),
+        "ports": [{"name": "cortex", "containerPort": t.cortex_port, "protocol": "TCP"}],
+        "readinessProbe": {
+            "httpGet": {"path": CORTEX_READY_PATH, "port": "cortex"},
+            "periodSeconds": 5,
+            "failureThreshold": 2,
+            "timeoutSeconds": 5,
+        },
+        "livenessProbe": {"tcpSocket": {"port": "cortex"}, "periodSeconds": PROBE_PERIOD_S, "failureThreshold": 3},
+        # Same drain as tritonserver's: Services drop the pod first.
+        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
+    }
+
+
 def deployment(t):
     pod = {
         "terminationGracePeriodSeconds": t.grace_period_s,
-        "containers": [container(t)],
+        "containers": [container(t)] + ([cortex_container(t)] if t.cortex_port else []),
         # The python backend talks to its stubs through /dev/shm; the runtime default (64 MB) is too small.
         "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
     }
@@ -189,6 +218,16 @@ def service(t):
         {"name": "grpc", "port": PORTS["grpc"], "targetPort": "grpc", "protocol": "TCP", "appProtocol": "grpc"},
         {"name": "metrics", "port": PORTS["metrics"], "targetPort": "metrics", "protocol": "TCP"},
     ]
+    if t.cortex_port:
+        ports.append(
+            {
+                "name": "cortex",
+                "port": CORTEX_SERVICE_PORT,
+                "targetPort": "cortex",
+                "protocol": "TCP",
+                "appProtocol": "http",
+            }
+        )
     return {
         "apiVersion": "v1",
         "kind": "Service",

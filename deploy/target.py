@@ -6,6 +6,7 @@ import os
 
 import yaml
 
+from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT
 from tritonize.adapter.spec import load_spec_file
 from tritonize.deploy.k8s import ADMIN_TOKEN_ENV, PORTS, DeployTarget, k8s_name, render
 from tritonize.deploy.kserve import inference_service
@@ -133,6 +134,8 @@ def deploy_target(
         **extra,
     )
     target.admin_token_secret = f"{target.name}-admin-token"
+    if image and not model_store:  # an image from `tritonize docker build` holds the Cortex endpoint
+        target.cortex_port, target.max_body_bytes = DEFAULT_CORTEX_PORT, options.max_body_bytes
     return target, warnings
 
 

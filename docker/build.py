@@ -11,8 +11,16 @@ import sys
 from importlib import resources
 
 from tritonize.adapter.repository import model_names
-from tritonize.adapter.runtime.constants import PROJECT_DIR, SETTINGS_FILE
+from tritonize.adapter.runtime.constants import (
+    DEFAULT_CORTEX_PORT,
+    DEFAULT_MAX_BODY_BYTES,
+    MAX_BODY_ENV,
+    PROJECT_DIR,
+    SETTINGS_FILE,
+)
 from tritonize.errors import BuildError
+from tritonize.front.routes import load_routes
+from tritonize.front.zipapp import FRONT_PATH, container_command, write_zipapp
 from tritonize.server.docker import (
     CONTAINER_PORTS,
     CONTAINER_REPOSITORY,
@@ -87,7 +95,20 @@ def entrypoint_lines():
         '  TRITONIZE_ADMIN_TOKEN=$(python3 -c "import secrets; print(secrets.token_hex(16))")',
         f'  echo "tritonize: admin APIs need the header {ADMIN_TOKEN_HEADER}: $TRITONIZE_ADMIN_TOKEN"',
         "fi",
+        *_front_entrypoint_lines(),
         f'exec "$@" "--http-restricted-api={rule}" "--grpc-restricted-protocol={rule}"',
+    ]
+
+
+def _front_entrypoint_lines():
+    """Start the Cortex endpoint in the background, bound to tritonserver's life (the shell execs into it)."""
+    command = " ".join(
+        container_command(f'"${CORTEX_PORT_ENV}"', f'"${{{MAX_BODY_ENV}:-{DEFAULT_MAX_BODY_BYTES}}}"', "$$")
+    )
+    return [
+        f'if [ "$1" = tritonserver ] && [ "${{{CORTEX_PORT_ENV}:-off}}" != off ]; then',
+        f"  {command} &",
+        "fi",
     ]
 
 
@@ -95,6 +116,23 @@ def _entrypoint_run():
     # printf with single-quoted lines: none of them contains a single quote.
     quoted = " ".join(f"'{line}'" for line in entrypoint_lines())
     return f"printf '%s\\n' {quoted} > /opt/tritonize/entrypoint.sh && chmod +x /opt/tritonize/entrypoint.sh"
+
+
+# The image's Cortex endpoint: TRITONIZE_CORTEX_PORT (default DEFAULT_CORTEX_PORT; "off" turns it off).
+CORTEX_PORT_ENV = "TRITONIZE_CORTEX_PORT"
+
+
+def front_steps(repository):
+    """Dockerfile lines installing what the Cortex endpoint (front/) needs beside the zipapp in /models."""
+    packages = ["httptools>=0.6", "uvloop>=0.19"]
+    if any(route.streaming for route in load_routes(repository).values()):
+        packages.append("tritonclient[grpc]==2.51.0")  # streaming APIs: Triton's gRPC stream
+    return [
+        "# The Cortex endpoint (POST /<api>, as Cortex clients call it): tritonize's front, run from",
+        f"# {FRONT_PATH} by the entrypoint beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
+        "RUN python3 -m pip install --no-cache-dir " + " ".join(f"'{p}'" for p in packages),
+        f"ENV {CORTEX_PORT_ENV}={DEFAULT_CORTEX_PORT}",
+    ]
 
 
 def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
@@ -115,6 +153,8 @@ def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
         IMAGE_PYTHON=image_python(image) or "(unknown for this tag)",
         IMAGE=image,
         DEPENDENCY_STEPS="\n".join(dependency_steps(repository)),
+        FRONT_STEPS="\n".join(front_steps(repository)),
+        CORTEX_PORT=DEFAULT_CORTEX_PORT,
         RUNTIME_ENV=env,
         ENTRYPOINT_SCRIPT=_entrypoint_run(),
         CMD=json.dumps(["tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)),
@@ -164,6 +204,7 @@ def docker_build(repository, tag=None, image=DEFAULT_IMAGE, dockerfile=None, dry
         check_daemon(binary)
     with open(dockerfile, "w", encoding="utf-8") as f:
         f.write(text)
+    write_zipapp(repository)  # the Cortex endpoint, copied into the image with the repository
     result = DockerBuild(dockerfile, command, notes, bool(gpu_needs(repository)))
     if not dry_run:
         code = subprocess.run(command).returncode

@@ -7,6 +7,7 @@ from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,  # noqa: F401  (re-exported for the launchers)
     ADMIN_TOKEN_HEADER,
     DEBUG_ERRORS_ENV,
+    DEFAULT_CORTEX_PORT,
     DEFAULT_HEADER_PATTERN,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORTS,
@@ -46,6 +47,8 @@ class ServerOptions:
     latency_percentiles: bool = False
     # serve --debug-errors: a 500's body also carries the predictor's exception text (development only).
     debug_errors: bool = False
+    # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, front/); None: not started.
+    cortex_port: int = DEFAULT_CORTEX_PORT
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)

@@ -9,7 +9,8 @@ import sys
 from tritonize.adapter.repository import model_names
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 from tritonize.errors import ServeError
-from tritonize.server.local import LocalTritonServer
+from tritonize.front.process import CortexFrontProcess
+from tritonize.server.local import LocalTritonServer, check_port_free
 from tritonize.server.process import is_triton_log_line
 
 
@@ -45,6 +46,12 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         server = DockerTritonServer(options, docker, on_output=on_output)
     else:
         server = LocalTritonServer(options, on_output=on_output, on_event=lambda line: out(f"[watchdog] {line}"))
+    # The Cortex endpoint (POST /<api>): its own process, started once Triton is ready, stopped first.
+    # Not with --detach: serve exits once the container is ready, and the front would die with it.
+    detach = docker is not None and docker.detach
+    front = CortexFrontProcess(options) if options.cortex_port and not detach else None
+    if front is not None:
+        check_port_free(options.host, options.cortex_port, "cortex")
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         where = f" in Docker ({docker.image})" if docker is not None else ""
@@ -65,7 +72,9 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         started["ready"] = True
         for name, why in sorted(server.failed_apis.items()):
             out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
-        out(ready_banner(options, apis, took))
+        if front is not None:
+            front.start()
+        out(ready_banner(options, apis, took, cortex=front is not None))
         if server.detached:
             out(server.detach_message())
             return 0
@@ -81,6 +90,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         for sig in previous:
             signal.signal(sig, lambda signum, frame: server.kill())
         try:
+            if front is not None:
+                front.stop()
             server.stop()
         finally:
             for sig, handler in previous.items():
@@ -111,7 +122,7 @@ def _try_lines(options, host, apis):
     ]
 
 
-def ready_banner(options, apis, took):
+def ready_banner(options, apis, took, cortex=False):
     host = options.host
     lines = [
         f"Ready in {took:.1f} s.",
@@ -119,6 +130,11 @@ def ready_banner(options, apis, took):
         f"  gRPC    {host}:{options.grpc_port}",
         f"  metrics http://{host}:{options.metrics_port}/metrics",
         f"  APIs    {', '.join(apis)}",
+        *(
+            [f"  Cortex  http://{host}:{options.cortex_port}/<api>  (POST the payload, as Cortex clients do)"]
+            if cortex
+            else []
+        ),
         *_try_lines(options, host, apis),
         f"Admin APIs (model repository, shared memory, statistics, trace, logging) need the header "
         f"'{ADMIN_TOKEN_HEADER}: {options.admin_token}' (gRPC metadata: '{GRPC_ADMIN_TOKEN_HEADER}')",

@@ -38,7 +38,10 @@ class ServeProcess:
     """`tritonize serve` as a child process on free ports."""
 
     def __init__(self, repository, extra_args=(), env=None):
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
+        self.http_port, self.grpc_port, self.metrics_port, self.cortex_port = free_ports(4)
+        if "--cortex-port" not in extra_args and "--no-cortex" not in extra_args:
+            # The Cortex endpoint's default port (8080) may be taken on a shared machine.
+            extra_args = [*extra_args, "--cortex-port", str(self.cortex_port)]
         self.log_path = os.path.join(os.path.dirname(repository), f"serve-{self.http_port}.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(

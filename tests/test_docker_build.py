@@ -3,6 +3,7 @@
 import json
 import os
 import shlex
+import sys
 
 import pytest
 from conftest import FIXTURES, run_tritonize
@@ -86,14 +87,16 @@ def test_dockerfile_instructions(project, tmp_path):
         ("RUN", "cd /models/plain/1/project && bash -e dependencies.sh"),
         ("RUN", "python3 -m pip install --no-cache-dir -r /models/plain/1/project/requirements.txt"),
         ("ENV", 'TRITONIZE_FORWARD_SENSITIVE_HEADERS="0" TRITONIZE_HEADER_PATTERN="^x-"'),
-        ("EXPOSE", "8000 8001 8002"),
+        ("RUN", "python3 -m pip install --no-cache-dir 'httptools>=0.6' 'uvloop>=0.19'"),  # the Cortex endpoint
+        ("ENV", "TRITONIZE_CORTEX_PORT=8080"),
+        ("EXPOSE", "8000 8001 8002 8080"),
         ("RUN", _entrypoint_run()),  # executed for real in test_entrypoint_restricts_admin_apis
         ("ENTRYPOINT", '["/opt/tritonize/entrypoint.sh"]'),
     ]
     keyword, cmd = instructions[-1]
     assert keyword == "CMD" and json.loads(cmd) == ["tritonserver", *TRITON_FLAGS]  # exec form, same flags as serve
     # The ENV values are what the runtime reads (shell-style quoting, as Docker parses ENV).
-    env = dict(item.split("=", 1) for item in shlex.split(instructions[-5][1]))
+    env = dict(item.split("=", 1) for item in shlex.split(instructions[-7][1]))
     assert env == {"TRITONIZE_FORWARD_SENSITIVE_HEADERS": "0", "TRITONIZE_HEADER_PATTERN": "^x-"}
     # Every path the RUN lines use exists in the build context (the repository).
     for path in (
@@ -206,3 +209,32 @@ def test_entrypoint_restricts_admin_apis(project, tmp_path):
     ]
     given = f"--http-restricted-api={rule}mine"  # serve --docker and Kubernetes pass their own
     assert run("tritonserver", given).split() == ["tritonserver", given]
+
+
+def test_image_runs_the_cortex_endpoint_beside_tritonserver(project, tmp_path):
+    """The entrypoint starts the front (from the zipapp `docker build` writes) only for tritonserver."""
+    import subprocess
+
+    from tritonize.docker.build import docker_build
+
+    build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
+    docker_build(str(tmp_path / "repo"), dry_run=True)
+    assert (tmp_path / "repo" / "tritonize_front.pyz").is_file()  # copied to /models by COPY . /models
+    runs = [arg for keyword, arg in parse_dockerfile(render_dockerfile(str(tmp_path / "repo"))) if keyword == "RUN"]
+    (write_script,) = [run for run in runs if "entrypoint.sh" in run]
+    subprocess.run(["sh", "-c", write_script.replace("/opt/tritonize/", f"{tmp_path}/")], check=True)
+    script = (tmp_path / "entrypoint.sh").read_text()
+    assert 'if [ "$1" = tritonserver ] && [ "${TRITONIZE_CORTEX_PORT:-off}" != off ]; then' in script
+    assert (
+        'python3 /models/tritonize_front.pyz --repository /models --host 0.0.0.0 --port "$TRITONIZE_CORTEX_PORT" '
+        '--triton-http-port 8000 --triton-grpc-port 8001 --max-body-bytes "${TRITONIZE_MAX_BODY_BYTES:-67108864}" '
+        "--parent-pid $$ &" in script
+    )
+    # The zipapp runs with nothing of tritonize installed (a bare Python, as in the image).
+    out = subprocess.run(
+        [sys.executable, "-I", str(tmp_path / "repo" / "tritonize_front.pyz"), "--help"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0 and "--triton-http-port" in out.stdout

@@ -164,7 +164,7 @@ ROWS = [
         "both",
         predict(b"{}", params={f"p{i}": "v" for i in range(3000)}),
         400,
-        ["too many request parameters", "at most 1000"],
+        ["too many query parameters", "at most 1000"],
     ),
     ("deep-json", "both", predict(b"[" * 5000 + b"]" * 5000), 400, ["nested too deeply"]),
     ("charset-undefined", "both", predict(b"hi", "text/plain; charset=undefined"), 400, ["cannot decode"]),

@@ -136,7 +136,7 @@ def test_probes_ports_shm_resources_and_rollout_follow_the_spec(spec, tmp_path):
     deploy_k8s(spec, output=out, image="i:1", shm_size="2Gi")
     deployment = manifests(out)["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, _cortex = pod["containers"]  # tritonserver, and the Cortex endpoint's sidecar
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
     # The probes hit Triton's health endpoints on the HTTP port, the one tritonserver_args listens on.
@@ -172,6 +172,7 @@ def test_service_ports_and_scraping(spec, tmp_path):
         "http": (8000, "http"),
         "grpc": (8001, "grpc"),
         "metrics": (8002, "metrics"),
+        "cortex": (80, "cortex"),  # http://<service>/<api>: one endpoint per API, as Cortex's load balancer
     }
     assert ports["grpc"]["appProtocol"] == "grpc"
     assert docs["Service"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
@@ -422,3 +423,23 @@ def test_inference_service_matches_kserve_models(spec, tmp_path):
         "InferenceService.spec.predictor.minReplicas: expected int, got '2'",
         "InferenceService.spec.predictor.model.storageURI: not a field of V1beta1ModelSpec",
     ]
+
+
+def test_cortex_endpoint_runs_as_a_sidecar_of_the_built_image(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="registry.example/text:1")
+    triton, cortex = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert cortex["image"] == triton["image"] == "registry.example/text:1"
+    assert cortex["command"][:2] == ["python3", "/models/tritonize_front.pyz"]  # written by `tritonize docker build`
+    args = dict(zip(cortex["command"][2::2], cortex["command"][3::2]))
+    assert args["--port"] == "8080" and args["--host"] == "0.0.0.0"
+    assert args["--triton-http-port"] == "8000" and args["--triton-grpc-port"] == "8001"
+    assert args["--max-body-bytes"] == str(64 << 20)
+    assert cortex["ports"] == [{"name": "cortex", "containerPort": 8080, "protocol": "TCP"}]
+    assert cortex["readinessProbe"]["httpGet"] == {"path": "/_tritonize/ready", "port": "cortex"}
+    assert cortex["livenessProbe"]["tcpSocket"] == {"port": "cortex"}
+    # A stock image (--model-store) has no front: no sidecar, no Service port for it.
+    deploy_k8s(spec, output=str(tmp_path / "store"), model_store="s3://b/r")
+    docs = manifests(str(tmp_path / "store"))
+    assert [c["name"] for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]] == ["tritonserver"]
+    assert "cortex" not in {p["name"] for p in docs["Service"]["spec"]["ports"]}

@@ -49,8 +49,9 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
 """,
     )
     (api,) = load_spec_file(spec)
+    assert api.endpoint == "/a"  # served by the Cortex endpoint (front/), not ignored
     # threads_per_process is warned at build, once it is known the API does not stream (test_streaming.py).
-    assert sorted(api.warnings) == ["a: ignored: networking (not supported yet)"]
+    assert api.warnings == []
 
 
 @pytest.mark.parametrize(
@@ -95,3 +96,31 @@ def test_predictor_file_api_names(tmp_path):
     assert api_from_predictor_file(str(project / "predictor.py"), name="x", config={"a": 1}).config == {"a": 1}
     with pytest.raises(SpecError):
         api_from_predictor_file(str(project / "predictor.py"), name="no/slashes")
+
+
+@pytest.mark.parametrize(
+    "networking,expected",
+    [("{endpoint: v1/classify/}", "/v1/classify"), ("{endpoint: /a.b_c-d}", "/a.b_c-d"), ("{}", None)],
+)
+def test_networking_endpoint_is_a_url_path(tmp_path, networking, expected):
+    spec = write(
+        tmp_path, f"- name: a\n  predictor: {{type: python, path: predictor.py}}\n  networking: {networking}\n"
+    )
+    assert load_spec_file(spec)[0].endpoint == expected
+
+
+@pytest.mark.parametrize("endpoint", ["'/a b'", "/_tritonize/ready", "'../x'", "'a//b'", "1"])
+def test_bad_networking_endpoint_is_refused(tmp_path, endpoint):
+    text = f"- name: a\n  predictor: {{type: python, path: predictor.py}}\n  networking: {{endpoint: {endpoint}}}\n"
+    with pytest.raises(SpecError, match="networking.endpoint"):
+        load_spec_file(write(tmp_path, text))
+
+
+def test_two_apis_on_one_endpoint_are_refused(tmp_path):
+    spec = write(
+        tmp_path,
+        "- name: a\n  predictor: {type: python, path: predictor.py}\n  networking: {endpoint: b}\n"
+        "- name: b\n  predictor: {type: python, path: predictor.py}\n",
+    )
+    with pytest.raises(SpecError, match="both answer on /b"):
+        load_spec_file(spec)

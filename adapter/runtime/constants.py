@@ -11,6 +11,9 @@ OUTPUT_NAME = "response"
 CONTENT_TYPE_OUTPUT_NAME = "content_type"
 # The request parameter carrying the body's content type.
 CONTENT_TYPE_PARAMETER = "content_type"
+# The request parameter carrying the URL query string, urlencoded as sent (repeated keys and
+# names Triton reserves, such as `timeout`, survive); the Cortex endpoint (front/) sends it.
+QUERY_PARAMETER = "tritonize_query"
 
 # What a model version folder holds besides model.py.
 SETTINGS_FILE = "tritonize_api.json"
@@ -46,6 +49,8 @@ ERROR_METRIC = "tritonize_request_errors"
 
 # Triton's default ports (the container's, and `serve`'s defaults).
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
+# The Cortex endpoint's (front/, POST /<api>) default port, beside Triton's.
+DEFAULT_CORTEX_PORT = 8080
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
 
@@ -53,10 +58,6 @@ DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in
 # this many seconds; the repeats in between are counted in the next one logged.
 FAILURE_LOG_WINDOW_S = 60.0
 
-# --- Request objects, errors, metrics_client and post_predict (the runtime's Cortex contract) ---
-# A URL-encoded query string (`a=1&a=2`) travelling as one request parameter: repeated keys,
-# names Triton reserves (timeout, priority, ...) and names matching the header pattern survive it.
-QUERY_PARAMETER = "tritonize_query"
 # Request parameters with a meaning of their own: never headers, never query params.
 RESERVED_PARAMETERS = (CONTENT_TYPE_PARAMETER, QUERY_PARAMETER)
 # Passed to predictors only with `serve --forward-sensitive-headers` (which adds them to Triton's pattern).

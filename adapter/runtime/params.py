@@ -80,10 +80,7 @@ def decode_query(text):
     try:
         return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_PARAMETERS)
     except ValueError:
-        raise BadRequest(
-            f"too many request parameters: {QUERY_PARAMETER!r} holds more than {MAX_PARAMETERS} "
-            f"(at most {MAX_PARAMETERS})"
-        ) from None
+        raise BadRequest(f"too many query parameters: more than {MAX_PARAMETERS} (at most {MAX_PARAMETERS})") from None
 
 
 def split_parameters(parameters_json, rules):

@@ -1,0 +1,150 @@
+"""The Cortex endpoint: POST /<api> with the body as the payload, in front of Triton.
+
+Per request it only translates: the client's body, Content-Type, query string and headers become
+one /v2/models/<api>/infer request (see upstream.py); Triton's answer becomes the predictor's own
+body, content type and status. It never parses the client's body, so a hostile JSON document
+reaches the predictor as bytes, never Triton's envelope parser.
+"""
+
+import json
+
+from tritonize.adapter.runtime.constants import (
+    CONTENT_TYPE_OUTPUT_NAME,
+    CONTENT_TYPE_PARAMETER,
+    OUTPUT_NAME,
+    QUERY_PARAMETER,
+)
+
+from .upstream import UpstreamError, error_message, infer_request, infer_result
+
+# What Cortex v0.33 answered to GET on an API's endpoint (cortex_internal/serve/serve.py).
+API_SUMMARY = json.dumps(
+    {"message": "make a prediction by sending a post request to this endpoint with a json payload"}
+).encode()
+# For load balancers and Kubernetes probes; not a valid Cortex API name, so it never hides an API.
+READY_PATH = b"/_tritonize/ready"
+JSON = b"application/json"
+TEXT = b"text/plain; charset=utf-8"
+# Cortex's nginx added these to every API answer (browser clients rely on them).
+CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"GET, POST, OPTIONS"),
+    (b"access-control-allow-headers", b"*"),
+    (b"access-control-allow-credentials", b"true"),
+]
+# Request headers about the client's message framing (and Accept-Encoding: Triton would compress its answer
+# to us), not its content: never copied to Triton.
+NOT_FORWARDED = frozenset(
+    [
+        b"content-length",
+        b"content-type",
+        b"content-encoding",
+        b"transfer-encoding",
+        b"connection",
+        b"keep-alive",
+        b"te",
+        b"trailer",
+        b"upgrade",
+        b"expect",
+        b"proxy-connection",
+        b"inference-header-content-length",
+        b"accept-encoding",
+    ]
+)
+
+
+def error_body(message):
+    """-> (content type, body); the message is the predictor's own body for a JSONResponse: keep its type."""
+    body = message.encode("utf-8", errors="replace")
+    if message[:1] in "{[":
+        try:
+            json.loads(message)
+            return JSON, body
+        except ValueError:
+            pass
+    return TEXT, body
+
+
+class CortexFront:
+    """handle(connection, request): answers at once, or returns the coroutine that will (server.py)."""
+
+    def __init__(self, routes, pool, streamer=None):
+        self.routes = {path.encode(): route for path, route in routes.items()}
+        self.pool = pool
+        self.streamer = streamer
+
+    def handle(self, conn, request):
+        path = request.path
+        if len(path) > 1 and path.endswith(b"/"):
+            path = path[:-1]
+        route = self.routes.get(path)
+        method = request.method
+        if route is None:
+            if path == READY_PATH and method in (b"GET", b"HEAD"):
+                return self._ready(conn, method == b"HEAD")
+            return conn.respond(404, TEXT, b"not found: POST to /<api-name>")
+        if method == b"POST":
+            if route.typed:
+                message = f"API {route.api!r} takes typed tensors: call /v2/models/{route.api}/infer on Triton's port"
+                return conn.respond(400, TEXT, message.encode())
+            return self._predict(route, conn, request)
+        if method in (b"GET", b"HEAD"):
+            return conn.respond(200, JSON, API_SUMMARY, head=method == b"HEAD")
+        if method == b"OPTIONS":
+            return conn.respond(204, TEXT, b"", b"access-control-max-age: 1728000\r\n")
+        return conn.respond(405, TEXT, b"method not allowed: POST a payload, or GET", b"allow: GET, POST, OPTIONS\r\n")
+
+    def _predict(self, route, conn, request):
+        """-> None (answered), a coroutine (streams), or the Future of Triton's answer (answered when it comes)."""
+        content_type = None
+        forward = []
+        for name, value in request.headers:
+            if name in NOT_FORWARDED:
+                if name == b"content-type":
+                    content_type = value
+                continue
+            if not value.isascii():
+                try:
+                    value.decode("utf-8")
+                except UnicodeDecodeError:
+                    conn.respond(400, TEXT, b"header %s is not valid UTF-8" % name)
+                    return None
+            forward.append((name, value))
+        parameters = {}
+        if content_type is not None:
+            parameters[CONTENT_TYPE_PARAMETER] = content_type.decode("latin-1")
+        if request.query:
+            parameters[QUERY_PARAMETER] = request.query.decode("latin-1")
+        if route.streaming and self.streamer is not None:
+            return self.streamer.stream(route.api, request.body, parameters, forward, conn)
+        if not any(name == b"host" for name, _ in forward):
+            forward.append((b"host", b"triton"))
+        answer = self.pool.send(infer_request(route.api, request.body, parameters, forward))
+        answer.add_done_callback(lambda done: _answer(conn, done))
+        return answer
+
+    async def _ready(self, conn, head):
+        try:
+            status, _, _ = await self.pool.request(b"GET /v2/health/ready HTTP/1.1\r\nHost: triton\r\n\r\n")
+        except UpstreamError:
+            status = 503
+        if status == 200:
+            return conn.respond(200, TEXT, b"ready", head=head)
+        return conn.respond(503, TEXT, b"not ready", head=head)
+
+    async def close(self):
+        self.pool.close()
+        if self.streamer is not None:
+            await self.streamer.close()
+
+
+def _answer(conn, done):
+    """Triton's answer (a done Future) -> the client's."""
+    try:
+        status, headers, answer = done.result()
+        if status != 200:
+            return conn.respond(status, *error_body(error_message(answer)))
+        outputs = infer_result(status, headers, answer)
+        return conn.respond(200, outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
+    except (UpstreamError, KeyError) as exc:
+        return conn.respond(503, TEXT, f"Triton did not answer: {exc}".encode())

@@ -1,0 +1,84 @@
+"""Starting and stopping the Cortex endpoint process beside Triton (used by server/serve.py)."""
+
+import importlib.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from tritonize.errors import ServeError
+
+START_TIMEOUT_S = 30.0
+
+
+def _loopback(host):
+    return "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+
+
+class CortexFrontProcess:
+    """python -m tritonize.front, a child of `serve` that dies with it (PR_SET_PDEATHSIG + parent poll)."""
+
+    def __init__(self, options, triton_host=None):
+        self.options = options
+        self.triton_host = triton_host or _loopback(options.host)
+        self.process = None
+
+    @property
+    def url(self):
+        return f"http://{self.options.host}:{self.options.cortex_port}"
+
+    def command(self):
+        opts = self.options
+        return [
+            sys.executable,
+            "-m",
+            "tritonize.front",
+            "--repository",
+            opts.model_repository,
+            "--host",
+            opts.host,
+            "--port",
+            str(opts.cortex_port),
+            "--triton-host",
+            self.triton_host,
+            "--triton-http-port",
+            str(opts.http_port),
+            "--triton-grpc-port",
+            str(opts.grpc_port),
+            "--max-body-bytes",
+            str(opts.max_body_bytes),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
+
+    def start(self, timeout_s=START_TIMEOUT_S):
+        missing = [name for name in ("httptools",) if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ServeError(
+                f"the Cortex endpoint needs {' and '.join(missing)}: pip install 'tritonize[server]' "
+                "(or serve --no-cortex)"
+            )
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServeError(f"the Cortex endpoint exited at start (code {self.process.returncode}); see above")
+            try:
+                with socket.create_connection((_loopback(self.options.host), self.options.cortex_port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise ServeError(f"the Cortex endpoint did not listen on port {self.options.cortex_port} in {timeout_s:.0f} s")
+
+    def stop(self, timeout_s=5.0):
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()

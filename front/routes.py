@@ -1,0 +1,51 @@
+"""Which URL path answers for which API: /<api> always, and the spec's networking.endpoint when given."""
+
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from tritonize.adapter.runtime.constants import SETTINGS_FILE
+from tritonize.errors import ServeError
+
+_DECOUPLED = re.compile(r"decoupled\s*:\s*true")
+
+
+@dataclass(frozen=True)
+class Route:
+    api: str
+    # A decoupled (streaming) model: answered from Triton's gRPC stream, as a chunked response.
+    streaming: bool = False
+    # A typed tensor API (predictor.tensors): no body to send; clients use Triton's /infer.
+    typed: bool = False
+
+
+def endpoint_path(endpoint):
+    """'my/path' or '/my/path/' -> '/my/path'."""
+    return "/" + endpoint.strip().strip("/")
+
+
+def load_routes(repository):
+    """{path: Route} for every model in the repository (paths without a trailing slash)."""
+    routes = {}
+    for api in sorted(os.listdir(repository)):
+        config = os.path.join(repository, api, "config.pbtxt")
+        if not os.path.isfile(config):
+            continue
+        with open(config, encoding="utf-8") as f:
+            streaming = bool(_DECOUPLED.search(f.read()))
+        settings = {}
+        settings_path = os.path.join(repository, api, "1", SETTINGS_FILE)
+        if os.path.isfile(settings_path):
+            with open(settings_path, encoding="utf-8") as f:
+                settings = json.load(f)
+        route = Route(api, streaming=streaming, typed=bool(settings.get("tensors")))
+        paths = {"/" + api}
+        if settings.get("endpoint"):
+            paths.add(endpoint_path(settings["endpoint"]))
+        for path in paths:
+            other = routes.get(path)
+            if other is not None and other.api != api:
+                raise ServeError(f"APIs {other.api!r} and {api!r} both answer on {path}: change networking.endpoint")
+            routes[path] = route
+    return routes

@@ -1,0 +1,61 @@
+"""The Cortex endpoint as one file, for images: `python3 tritonize_front.pyz --repository /models ...`.
+
+`tritonize docker build` writes it at the repository's top level (Triton only loads folders, so a
+file there is ignored) and the image runs it beside tritonserver; `deploy k8s` runs it as a sidecar.
+It holds front/ and the few tritonize modules it imports (stdlib only); httptools and uvloop are
+installed in the image by pip.
+"""
+
+import os
+import zipfile
+
+import tritonize
+from tritonize.adapter.runtime.constants import DEFAULT_PORTS
+
+ZIPAPP_NAME = "tritonize_front.pyz"
+# Where images have it: the model repository is /models there (server/docker.py's CONTAINER_REPOSITORY).
+FRONT_PATH = f"/models/{ZIPAPP_NAME}"
+# Packages the front imports, relative to the tritonize package (each with its __init__.py).
+_MODULES = [
+    "__init__.py",
+    "errors.py",
+    "adapter/__init__.py",
+    "adapter/runtime/__init__.py",
+    "adapter/runtime/constants.py",
+]
+_MAIN = "from tritonize.front.__main__ import main\n\nraise SystemExit(main())\n"
+
+
+def write_zipapp(directory):
+    """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
+    root = os.path.dirname(os.path.abspath(tritonize.__file__))
+    front = os.path.join(root, "front")
+    names = _MODULES + [f"front/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
+    path = os.path.join(directory, ZIPAPP_NAME)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in names:
+            with open(os.path.join(root, name), "rb") as f:
+                archive.writestr(zipfile.ZipInfo(f"tritonize/{name}", (2020, 1, 1, 0, 0, 0)), f.read())
+        archive.writestr(zipfile.ZipInfo("__main__.py", (2020, 1, 1, 0, 0, 0)), _MAIN)
+    return path
+
+
+def container_command(port, max_body_bytes, parent_pid=None):
+    """The front's command line in an image: the entrypoint (beside tritonserver) or a Kubernetes sidecar."""
+    command = [
+        "python3",
+        FRONT_PATH,
+        "--repository",
+        os.path.dirname(FRONT_PATH),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(port),
+        "--triton-http-port",
+        str(DEFAULT_PORTS["http"]),
+        "--triton-grpc-port",
+        str(DEFAULT_PORTS["grpc"]),
+        "--max-body-bytes",
+        str(max_body_bytes),
+    ]
+    return command + (["--parent-pid", parent_pid] if parent_pid else [])

@@ -1,0 +1,109 @@
+"""The Cortex endpoint's pieces that need no Triton: body limits and inflation, routes, the wire it writes."""
+
+import gzip
+import json
+import struct
+import zlib
+
+import pytest
+
+from tritonize.errors import ServeError
+from tritonize.front.body import BodyError, Inflater, check_declared
+from tritonize.front.routes import Route, load_routes
+from tritonize.front.upstream import error_message, infer_request, infer_result
+
+
+@pytest.mark.parametrize(
+    "length,encoding,status",
+    [(b"11", None, 413), (b"11", b"identity", 413), (b"x", None, 400), (b"5", b"br", 415), (b"5", b"compress", 415)],
+)
+def test_declared_bodies_refused_before_reading(length, encoding, status):
+    with pytest.raises(BodyError) as info:
+        check_declared(length, encoding, 10)
+    assert info.value.status == status
+
+
+def test_declared_sizes_within_the_limit_or_compressed_are_read():
+    check_declared(b"10", None, 10)
+    check_declared(b"1000", b"gzip", 10)  # judged once inflated
+    check_declared(b"1000", None, 0)  # 0: no limit
+
+
+@pytest.mark.parametrize("encoding,compress", [(b"gzip", gzip.compress), (b"deflate", zlib.compress)])
+def test_inflater_stops_at_the_limit_in_bounded_steps(encoding, compress):
+    bomb = compress(b"0" * (8 << 20))
+    inflater = Inflater(encoding, 1000)
+    fed = 0
+    with pytest.raises(BodyError) as info:
+        for fed in range(0, len(bomb), 512):
+            inflater.feed(bomb[fed : fed + 512], 0)
+    assert info.value.status == 413
+    assert fed == 0  # refused within the first 512 compressed bytes, never inflating the 8 MiB
+    small = compress(b'{"a": 1}')
+    inflater = Inflater(encoding, 1000)
+    assert inflater.feed(small[:3], 0) + inflater.feed(small[3:], 0) == b'{"a": 1}'
+    inflater.finish()
+
+
+def test_inflater_refuses_garbage_and_truncation():
+    with pytest.raises(BodyError, match="not valid gzip"):
+        Inflater(b"gzip", 100).feed(b"definitely not gzip", 0)
+    inflater = Inflater(b"gzip", 100)
+    inflater.feed(gzip.compress(b"hello")[:-4], 0)
+    with pytest.raises(BodyError, match="truncated gzip"):
+        inflater.finish()
+
+
+def _model(repo, name, decoupled=False, endpoint=None):
+    (repo / name / "1").mkdir(parents=True)
+    policy = "model_transaction_policy { decoupled: true }\n" if decoupled else ""
+    (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n{policy}')
+    (repo / name / "1" / "tritonize_api.json").write_text(json.dumps({"endpoint": endpoint}))
+
+
+def test_routes_name_endpoint_and_streaming(tmp_path):
+    _model(tmp_path, "a", endpoint="/v1/a")
+    _model(tmp_path, "s", decoupled=True)
+    (tmp_path / "tritonize_front.pyz").write_text("")  # files at the top are not models
+    assert load_routes(tmp_path) == {"/a": Route("a"), "/v1/a": Route("a"), "/s": Route("s", streaming=True)}
+    _model(tmp_path, "b", endpoint="a")
+    with pytest.raises(ServeError, match="both answer on /a"):
+        load_routes(tmp_path)
+
+
+def test_infer_request_is_a_binary_tensor_envelope():
+    data = infer_request(
+        "echo",
+        b'{"x": 1}',
+        {"content_type": "application/json", "tritonize_query": "a=1&a=2"},
+        [(b"x-tenant", b"acme"), (b"host", b"h")],
+    )
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /v2/models/echo/infer HTTP/1.1"
+    assert b"x-tenant: acme" in lines and b"host: h" in lines
+    headers = dict(line.split(b": ", 1) for line in lines[1:])
+    json_size = int(headers[b"Inference-Header-Content-Length"])
+    assert int(headers[b"Content-Length"]) == len(body)
+    envelope = json.loads(body[:json_size])
+    assert envelope["inputs"] == [
+        {"name": "payload", "shape": [1, 1], "datatype": "BYTES", "parameters": {"binary_data_size": 12}}
+    ]
+    assert envelope["parameters"] == {"content_type": "application/json", "tritonize_query": "a=1&a=2"}
+    assert body[json_size:] == struct.pack("<I", 8) + b'{"x": 1}'
+
+
+def test_infer_result_and_error_message():
+    header = json.dumps(
+        {
+            "outputs": [
+                {"name": "response", "parameters": {"binary_data_size": 6}},
+                {"name": "content_type", "parameters": {"binary_data_size": 14}},
+            ]
+        }
+    ).encode()
+    body = header + struct.pack("<I", 2) + b"ok" + struct.pack("<I", 10) + b"text/plain"
+    out = infer_result(200, {b"inference-header-content-length": str(len(header)).encode()}, body)
+    assert out == {"response": b"ok", "content_type": b"text/plain"}
+    assert error_message(b'{"error": "boom"}') == "boom"
+    assert error_message(b"not json") == "not json"
