@@ -198,6 +198,7 @@ class PythonClient:
             keys = list(self._loaded)
         self._dropped([k for k, _ in evicted], f"from memory (cache_size {self._cache_size})")
         del evicted
+        self._evict_disk()
         self._on_change(keys)
 
     def _dropped(self, keys, why):
@@ -223,9 +224,17 @@ class PythonClient:
         with self._lock:
             old = self._disk.pop(key, None)
             self._disk[key] = (dest, entry.fingerprint)
-            stale = [old[0]] if old and old[0] != dest else []
+        if old and old[0] != dest:
+            shutil.rmtree(old[0], ignore_errors=True)
+        self._evict_disk(keep=key)
+        return dest
+
+    def _evict_disk(self, keep=None):
+        """Down to disk_cache_size S3 copies: least recently used first, never one in memory."""
+        stale = []
+        with self._lock:
             while self._disk_cache_size and len(self._disk) > self._disk_cache_size:
-                victim = next((k for k in self._disk if k not in self._loaded and k != key), None)
+                victim = next((k for k in self._disk if k not in self._loaded and k != keep), None)
                 if victim is None:
                     break
                 stale.append(self._disk.pop(victim)[0])
@@ -238,7 +247,6 @@ class PythonClient:
                 )
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
-        return dest
 
     def _cache_root(self):
         if self._cache_dir is None:
