@@ -12,20 +12,18 @@ import gc
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import traceback
 from collections import OrderedDict, namedtuple
 
-from .constants import MODEL_CACHE_DIR_ENV, SINGLE_MODEL_NAME
+from .constants import SINGLE_MODEL_NAME
 from .model_errors import ModelLoadError, ModelNotFound, UserRuntimeException
-from .model_storage import LocalStorage, StorageError, is_s3, storage_for
+from .model_storage import LocalStorage, StorageError, is_s3, make_download_dir, storage_for
 from .model_tree import discover, latest_version
 
 log = logging.getLogger("tritonize")
 
 _Loaded = namedtuple("_Loaded", "obj fingerprint")
-CACHE_PREFIX = "tritonize-models-"  # <prefix><api>-<pid>-<random>: S3 downloads of one process
 
 
 class PythonClient:
@@ -250,10 +248,7 @@ class PythonClient:
 
     def _cache_root(self):
         if self._cache_dir is None:
-            base = os.environ.get(MODEL_CACHE_DIR_ENV) or tempfile.gettempdir()
-            os.makedirs(base, exist_ok=True)
-            _remove_stale_caches(base)
-            self._cache_dir = tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{self._api}-{os.getpid()}-", dir=base)
+            self._cache_dir = make_download_dir(self._api)
         return self._cache_dir
 
     def _storage(self, location):
@@ -345,17 +340,3 @@ class PythonClient:
             self.poller.stop()
         if self._cache_dir:
             shutil.rmtree(self._cache_dir, ignore_errors=True)
-
-
-def _remove_stale_caches(base):
-    """Remove the download folders of processes that are gone (killed before they could clean up)."""
-    for name in os.listdir(base):
-        parts = name.rsplit("-", 2)
-        if not name.startswith(CACHE_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
-            continue
-        try:
-            os.kill(int(parts[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        except OSError:  # alive, another user's
-            pass
