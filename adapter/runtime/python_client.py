@@ -302,12 +302,12 @@ class PythonClient:
             ]
             folders = [self._disk.pop(k)[0] for k in stale]
             keys = list(self._loaded)
+        if gone:
+            self._on_change(keys)  # first: the gauge should follow what requests see
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         del dropped
         self._dropped(gone, "from memory: its files are no longer there")
-        if gone:
-            self._on_change(keys)
 
     def _to_preload(self, old, found, loaded):
         """Versions in memory whose files changed, and new latest versions of models in use."""
