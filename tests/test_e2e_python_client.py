@@ -164,4 +164,4 @@ def test_live_reloading_local_dir_new_version_new_model_removed_model_broken_ver
         shutil.rmtree(live / "m2")
         assert wait_for(lambda: outcome(http, "fromdir", model="m2") == 404, POLL_MARGIN_S)
         assert outcome(grpc, "fromdir", model="m2") == 404
-        assert ("m2", "1") not in loaded_models(server, "fromdir")
+        assert wait_for(lambda: ("m2", "1") not in loaded_models(server, "fromdir"), 5)

@@ -137,7 +137,7 @@ def test_cortex_live_reloading_mpg_estimator_on_s3(tmp_path, moto_s3):  # noqa: 
             with pytest.raises(PredictError) as err:
                 predict(grpc, "3")
             assert err.value.status == 500
-            assert loaded_models(serve) == []
+            assert wait_for(lambda: loaded_models(serve) == [], 5)  # the gauge follows just after
     finally:
         assert serve.stop() == 0, serve.output()
 

@@ -294,7 +294,7 @@ def test_the_poller_thread_publishes_new_versions(versioned):
 
 
 def test_download_folders_of_dead_processes_are_removed(tmp_path):
-    from tritonize.adapter.runtime.python_client import _remove_stale_caches
+    from tritonize.adapter.runtime.model_storage import _remove_stale_caches
 
     dead = tmp_path / "tritonize-models-api-x-4194999-abc_1"  # beyond Linux's pid_max default
     alive = tmp_path / f"tritonize-models-api-{os.getpid()}-def"

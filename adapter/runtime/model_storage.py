@@ -8,8 +8,12 @@ fetch a subtree to local disk. boto3 is imported only for s3:// paths.
 import importlib
 import os
 import shutil
+import tempfile
+
+from .constants import MODEL_CACHE_DIR_ENV
 
 S3_SCHEME = "s3://"
+DOWNLOADS_PREFIX = "tritonize-models-"  # <prefix><api>-<pid>-<random>: one process's S3 downloads
 
 
 class StorageError(Exception):
@@ -118,3 +122,25 @@ class S3Storage:
 
 def storage_for(path):
     return S3Storage() if is_s3(path) else LocalStorage()
+
+
+def make_download_dir(api_name):
+    """A private folder for this process's S3 downloads, under $TRITONIZE_MODEL_CACHE_DIR or the temp dir."""
+    base = os.environ.get(MODEL_CACHE_DIR_ENV) or tempfile.gettempdir()
+    os.makedirs(base, exist_ok=True)
+    _remove_stale_caches(base)
+    return tempfile.mkdtemp(prefix=f"{DOWNLOADS_PREFIX}{api_name}-{os.getpid()}-", dir=base)
+
+
+def _remove_stale_caches(base):
+    """Remove the download folders of processes that are gone (killed before they could clean up)."""
+    for name in os.listdir(base):
+        parts = name.rsplit("-", 2)
+        if not name.startswith(DOWNLOADS_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+        except OSError:  # alive, another user's
+            pass

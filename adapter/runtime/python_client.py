@@ -12,20 +12,18 @@ import gc
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import traceback
 from collections import OrderedDict, namedtuple
 
-from .constants import MODEL_CACHE_DIR_ENV, SINGLE_MODEL_NAME
+from .constants import SINGLE_MODEL_NAME
 from .model_errors import ModelLoadError, ModelNotFound, UserRuntimeException
-from .model_storage import LocalStorage, StorageError, is_s3, storage_for
+from .model_storage import LocalStorage, StorageError, is_s3, make_download_dir, storage_for
 from .model_tree import discover, latest_version
 
 log = logging.getLogger("tritonize")
 
 _Loaded = namedtuple("_Loaded", "obj fingerprint")
-CACHE_PREFIX = "tritonize-models-"  # <prefix><api>-<pid>-<random>: S3 downloads of one process
 
 
 class PythonClient:
@@ -198,6 +196,7 @@ class PythonClient:
             keys = list(self._loaded)
         self._dropped([k for k, _ in evicted], f"from memory (cache_size {self._cache_size})")
         del evicted
+        self._evict_disk()
         self._on_change(keys)
 
     def _dropped(self, keys, why):
@@ -223,9 +222,17 @@ class PythonClient:
         with self._lock:
             old = self._disk.pop(key, None)
             self._disk[key] = (dest, entry.fingerprint)
-            stale = [old[0]] if old and old[0] != dest else []
+        if old and old[0] != dest:
+            shutil.rmtree(old[0], ignore_errors=True)
+        self._evict_disk(keep=key)
+        return dest
+
+    def _evict_disk(self, keep=None):
+        """Down to disk_cache_size S3 copies: least recently used first, never one in memory."""
+        stale = []
+        with self._lock:
             while self._disk_cache_size and len(self._disk) > self._disk_cache_size:
-                victim = next((k for k in self._disk if k not in self._loaded and k != key), None)
+                victim = next((k for k in self._disk if k not in self._loaded and k != keep), None)
                 if victim is None:
                     break
                 stale.append(self._disk.pop(victim)[0])
@@ -238,14 +245,10 @@ class PythonClient:
                 )
         for folder in stale:
             shutil.rmtree(folder, ignore_errors=True)
-        return dest
 
     def _cache_root(self):
         if self._cache_dir is None:
-            base = os.environ.get(MODEL_CACHE_DIR_ENV) or tempfile.gettempdir()
-            os.makedirs(base, exist_ok=True)
-            _remove_stale_caches(base)
-            self._cache_dir = tempfile.mkdtemp(prefix=f"{CACHE_PREFIX}{self._api}-{os.getpid()}-", dir=base)
+            self._cache_dir = make_download_dir(self._api)
         return self._cache_dir
 
     def _storage(self, location):
@@ -299,12 +302,12 @@ class PythonClient:
             ]
             folders = [self._disk.pop(k)[0] for k in stale]
             keys = list(self._loaded)
+        if gone:
+            self._on_change(keys)  # first: the gauge should follow what requests see
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         del dropped
         self._dropped(gone, "from memory: its files are no longer there")
-        if gone:
-            self._on_change(keys)
 
     def _to_preload(self, old, found, loaded):
         """Versions in memory whose files changed, and new latest versions of models in use."""
@@ -337,17 +340,3 @@ class PythonClient:
             self.poller.stop()
         if self._cache_dir:
             shutil.rmtree(self._cache_dir, ignore_errors=True)
-
-
-def _remove_stale_caches(base):
-    """Remove the download folders of processes that are gone (killed before they could clean up)."""
-    for name in os.listdir(base):
-        parts = name.rsplit("-", 2)
-        if not name.startswith(CACHE_PREFIX) or len(parts) != 3 or not parts[1].isdigit():
-            continue
-        try:
-            os.kill(int(parts[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
-        except OSError:  # alive, another user's
-            pass
