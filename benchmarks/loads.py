@@ -100,7 +100,7 @@ def grpc_load(grpc_url, model, payload_text, concurrency, duration_s, headers=No
             str(window_ms),
             # Three windows (its minimum), accepted whatever their spread: rounds interleave against noise.
             "--stability-percentage",
-            "1000",
+            "1000000",
             "--max-trials",
             "3",
             "--percentile",
@@ -110,7 +110,11 @@ def grpc_load(grpc_url, model, payload_text, concurrency, duration_s, headers=No
         ]
         for key, value in (headers or {}).items():
             cmd += ["-H", f"{key}:{value}"]
-        out = subprocess.run(cmd, capture_output=True, text=True, env=perf_analyzer_environment(tmp))
+        env = perf_analyzer_environment(tmp)
+        for _attempt in range(2):  # p99 of a window can still jump past any bound on a loaded machine
+            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+            if out.returncode == 0:
+                break
         if out.returncode != 0:
             raise RuntimeError(f"perf_analyzer failed ({out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
         with open(report) as f:
