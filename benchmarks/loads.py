@@ -145,18 +145,23 @@ def _children():
 
 
 def server_cpu_s(root_pid):
-    """CPU seconds (user + system) used so far by root_pid and all its descendants."""
-    kids, todo, total = _children(), [root_pid], 0
+    """CPU seconds (user + system) used so far by root_pid and all its descendants, in all and by
+    part: {"total", "stub" (python-backend instance processes), "tritonserver", "other" (launchers)}."""
+    kids, todo, parts = _children(), [root_pid], {"total": 0.0, "stub": 0.0, "tritonserver": 0.0, "other": 0.0}
     while todo:
         pid = todo.pop()
         todo += kids.get(pid, [])
         try:
             with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-        except (OSError, IndexError, ValueError):
+                text = f.read()
+        except OSError:
             continue
-    return total / _TICK
+        name, fields = text[text.index("(") + 1 : text.rindex(")")], text.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / _TICK
+        part = "stub" if name.startswith("triton_python") else "tritonserver" if name == "tritonserver" else "other"
+        parts[part] += seconds
+        parts["total"] += seconds
+    return parts
 
 
 def served_requests(http_url, model, token=None):
