@@ -57,7 +57,7 @@ def measure(rec, echo_repo, raw_repo, workdir, with_percentiles=True):
 
 def goal_rows(rec):
     def key(label, what):
-        return f"{label} | {what}"
+        return f"{label}, {what}"
 
     rows = []
     for proto in ("HTTP", "gRPC"):
@@ -88,14 +88,17 @@ def goal_rows(rec):
                     goal,
                 )
             )
-    rows.append(
-        (
-            "server CPU per request",
-            "tritonize − hand-written, µs (HTTP c=32)",
-            rec.overhead_us(key(TRITONIZE, "HTTP c=32"), key(HANDWRITTEN, "HTTP c=32"), "cpu_us") / 1000,
-            "reported",
-        )
-    )
+    for proto in ("HTTP", "gRPC"):
+        for field, part in (
+            ("cpu_us", "all"),
+            ("cpu_stub_us", "instance (stub)"),
+            ("cpu_tritonserver_us", "tritonserver"),
+            ("cpu_other_us", "launcher"),
+        ):
+            extra = rec.overhead_us(key(TRITONIZE, f"{proto} c=32"), key(HANDWRITTEN, f"{proto} c=32"), field) / 1000
+            rows.append(
+                (f"server CPU/request {proto}, {part}", "tritonize − hand-written, µs (c=32)", extra, "reported")
+            )
     if rec.has(key(PERCENTILES, "HTTP c=32")):
         rows.append(
             (

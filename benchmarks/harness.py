@@ -100,7 +100,7 @@ def tritonize_serve(repo, extra_args=()):
     return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), Addresses(http, grpc)
 
 
-def plain_tritonserver(repo, workdir):
+def plain_tritonserver(repo, workdir, extra_args=()):
     """The same tritonserver binary with only the flags any deployment needs: ports (on 127.0.0.1),
     repository, backend dir and --disable-auto-complete-config (the configs are complete)."""
     from tritonize.server.triton_install import find_triton
@@ -119,6 +119,7 @@ def plain_tritonserver(repo, workdir):
         f"--http-port={http}",
         f"--grpc-port={grpc}",
         f"--metrics-port={metrics}",
+        *extra_args,
     ]
     # environment(): the stub runs this Python (PATH, LD_LIBRARY_PATH), as for any python-backend deployment.
     return (

@@ -32,12 +32,16 @@ class Recorder:
         result = run()
         cpu1, n1 = loads.server_cpu_s(target.proc.pid), self._served(target)
         answered = n1 - n0 if n0 is not None and n1 is not None else result["requests"]
-        result["cpu_us"] = (cpu1 - cpu0) / max(answered, 1) * 1e6
+        for part in ("total", "stub", "tritonserver", "other"):
+            suffix = "" if part == "total" else f"_{part}"
+            result[f"cpu{suffix}_us"] = (cpu1[part] - cpu0[part]) / max(answered, 1) * 1e6
         result["load"] = os.getloadavg()[0]
         self.raw.setdefault(key, []).append(result)
         print(
             f"  {key:<44} {result['throughput']:9.1f} req/s  p50 {result['p50_ms']:7.3f} ms  "
-            f"p99 {result['p99_ms']:7.3f} ms  cpu {result['cpu_us']:6.1f} us/req  load {result['load']:.1f}",
+            f"p99 {result['p99_ms']:7.3f} ms  cpu {result['cpu_us']:6.1f} us/req (stub {result['cpu_stub_us']:5.1f}, "
+            f"tritonserver {result['cpu_tritonserver_us']:5.1f}, launcher {result['cpu_other_us']:4.1f})  "
+            f"load {result['load']:.1f}",
             flush=True,
         )
         if result["errors"]:
@@ -46,13 +50,13 @@ class Recorder:
 
     def http(self, target, body, concurrency, headers=None, url=None):
         url = url or target.url()
-        key = f"{target.label} | HTTP c={concurrency}"
+        key = f"{target.label}, HTTP c={concurrency}"
         if key not in self.raw:  # warm-up: first requests of each batch size are slow in torch
             loads.http_load(url, body, concurrency, 2, headers)
         return self._record(key, target, lambda: loads.http_load(url, body, concurrency, self.duration, headers))
 
     def grpc(self, target, payload_text, concurrency, headers=None):
-        key = f"{target.label} | gRPC c={concurrency}"
+        key = f"{target.label}, gRPC c={concurrency}"
         return self._record(
             key,
             target,
