@@ -13,6 +13,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, DEFAULT_PORTS, ERROR_METRIC
+from tritonize.client import local_http
 from tritonize.errors import StatusError
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
@@ -43,7 +44,7 @@ def _request(base, path, token=None, method="GET", timeout=5):
         _url(base, path), method=method, headers=headers, data=b"{}" if method == "POST" else None
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with local_http.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")[:200]

@@ -11,7 +11,7 @@ from tritonize.adapter.runtime.constants import DEFAULT_PORTS
 from tritonize.adapter.spec_values import parse_size
 from tritonize.errors import ServeError, SpecError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
-from tritonize.server.launcher import Launcher
+from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.local import check_port_free
 from tritonize.server.options import runtime_environment, tritonserver_args
 
@@ -200,9 +200,8 @@ class DockerTritonServer(Launcher):
             time.sleep(0.2)
 
     def failure_report(self):
-        errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
         code = self.process.returncode if self.process else None
-        return f"container {self.name} stopped (exit code {code}).\n" + "\n".join(errors[-20:] or self.log_lines[-30:])
+        return f"container {self.name} stopped ({describe_exit(code)}).\n" + "\n".join(self.report_lines())
 
     def detach_message(self):
         return (

@@ -3,6 +3,7 @@
 import ctypes
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -15,7 +16,7 @@ from tritonize.adapter.runtime.constants import STATUS_DIR_ENV
 from tritonize.errors import AdminError, ServeError
 from tritonize.server.admin import TritonAdmin
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from tritonize.server.launcher import Launcher
+from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
 from tritonize.server.triton_install import find_triton
 from tritonize.server.watchdog import StubWatchdog
@@ -40,12 +41,64 @@ def _die_with_parent():
 
 def check_port_free(host, port, what):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As tritonserver binds: a port in TIME_WAIT after a stop is free for it (and for us).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             raise ServeError(
                 f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port"
             ) from None
+
+
+WORKDIR_PREFIX = "tritonize-serve-"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's
+    return True
+
+
+def remove_stale_leftovers(tmp_dir=None):
+    """Work folders and /dev/shm regions of `serve` runs that died without cleaning up (SIGKILL).
+
+    Both names carry the serve process's pid (tritonize-serve-<pid>-*, tritonize<pid>_*); those
+    of pids that no longer run are removed. Returns what was removed."""
+    removed = []
+    pattern = re.compile(r"^" + re.escape(WORKDIR_PREFIX) + r"(\d+)-")
+    tmp_dir = tmp_dir or tempfile.gettempdir()
+    for entry in _listdir(tmp_dir):
+        match = pattern.match(entry)
+        path = os.path.join(tmp_dir, entry)
+        if match and not _pid_alive(int(match.group(1))) and os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    for entry in _listdir("/dev/shm"):
+        match = re.match(r"^tritonize(\d+)_\d+_", entry)
+        if match and not _pid_alive(int(match.group(1))):
+            try:
+                os.unlink(os.path.join("/dev/shm", entry))
+                removed.append(os.path.join("/dev/shm", entry))
+            except OSError:
+                pass
+    return removed
+
+
+def _listdir(path):
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
+
+
+# After a drain Triton still waits (up to --exit-timeout-secs) for clients to close keep-alive
+# connections, though nothing is left to answer on them.
+DRAINED_EXIT_WAIT_S = 2.0
 
 
 class LocalTritonServer(Launcher):
@@ -84,7 +137,9 @@ class LocalTritonServer(Launcher):
         if not opts.cpu_only:
             check_gpus(gpu_needs(opts.model_repository), detect_gpu_count(), opts.model_repository)
         triton = find_triton()
-        self.workdir = tempfile.mkdtemp(prefix="tritonize-serve-")
+        remove_stale_leftovers()
+        self.failed_apis = {}
+        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
         os.makedirs(self.status_dir)
         repository = opts.model_repository
         if opts.cpu_only:
@@ -104,6 +159,7 @@ class LocalTritonServer(Launcher):
         env = triton.environment()
         env.update(runtime_environment(opts))
         env[STATUS_DIR_ENV] = self.status_dir
+        self._mark_started()
         self.process = subprocess.Popen(
             args,
             env=env,
@@ -125,7 +181,8 @@ class LocalTritonServer(Launcher):
             states = self._load_states()
             if states is not None:
                 self._check_loaded(states)
-                self._start_watchdog()
+                self._start_watchdog(reload_timeout_s=timeout)
+                self._mark_ready()
                 return time.monotonic() - start
             waited = time.monotonic() - start
             if waited > timeout:
@@ -156,8 +213,10 @@ class LocalTritonServer(Launcher):
         if len(failed) == len(states) or self.options.exit_on_error:
             raise ServeError(self.failure_report())
 
-    def _start_watchdog(self):
-        self.watchdog = StubWatchdog(self.process.pid, self.admin, self.shm_prefix, report=self.on_event)
+    def _start_watchdog(self, reload_timeout_s):
+        self.watchdog = StubWatchdog(
+            self.process.pid, self.admin, self.shm_prefix, report=self.on_event, reload_timeout_s=reload_timeout_s
+        )
         self.watchdog.start()
 
     def load_failures(self):
@@ -177,8 +236,7 @@ class LocalTritonServer(Launcher):
             if name not in self.load_failures()
         ]
         if not parts:
-            errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
-            parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
+            parts.append("\n".join(self.report_lines()))
         code = self.process.returncode if self.process else None
         if code is None and self.failed_apis:
             head = (
@@ -187,7 +245,7 @@ class LocalTritonServer(Launcher):
                 else "An API failed to load (serve --exit-on-error)."
             )
         else:
-            head = f"Triton stopped (exit code {code})."
+            head = f"Triton stopped ({describe_exit(code)})."
         return head + "\n" + "\n\n".join(parts)
 
     def _api_names(self):
@@ -202,15 +260,22 @@ class LocalTritonServer(Launcher):
                 pass
 
     def stop(self):
-        """SIGTERM, wait for in-flight requests, then make sure nothing is left behind."""
+        """Drain, then SIGTERM, then make sure nothing is left behind.
+
+        Triton 2.51 alone does not drain under keep-alive load: after SIGTERM it keeps answering
+        on open connections until --exit-timeout-secs, then drops whatever is in flight. So every
+        model is unloaded first: Triton lets the running requests finish, refuses new ones with
+        an error (and /v2/health/ready says false), and only then gets SIGTERM."""
         if self.process is None:
             return
         if self.watchdog is not None:
             self.watchdog.stop()  # stubs exit during shutdown: not crashes
+        drained = self._ready_mark is not None and self.process.poll() is None and self._drain()
         if self.process.poll() is None:
             try:
                 self.process.send_signal(signal.SIGTERM)
-                self.process.wait(timeout=self.options.exit_timeout_s + 10)
+                # Drained: nothing is left in flight, Triton only waits for idle connections.
+                self.process.wait(timeout=DRAINED_EXIT_WAIT_S if drained else self.options.exit_timeout_s + 10)
             except subprocess.TimeoutExpired:
                 pass
         # Stubs share tritonserver's process group; kill whatever outlived it.
@@ -228,3 +293,23 @@ class LocalTritonServer(Launcher):
                 pass
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _drain(self):
+        """Unload every model and wait (up to the exit timeout) until none is loaded; True if so."""
+        try:
+            names = [m["name"] for m in self.admin.index(timeout=5.0) if m.get("state") in ("READY", "LOADING")]
+            for name in names:
+                self.admin.unload(name)
+        except (AdminError, OSError):
+            return False
+        deadline = time.monotonic() + self.options.exit_timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                states = [m.get("state") for m in self.admin.index(timeout=5.0)]
+            except (AdminError, OSError):
+                return False
+            if not any(state in ("READY", "LOADING", "UNLOADING") for state in states):
+                return True
+            time.sleep(0.05)
+        return False

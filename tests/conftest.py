@@ -37,8 +37,8 @@ def run_tritonize(*args, check=True, **kwargs):
 class ServeProcess:
     """`tritonize serve` as a child process on free ports."""
 
-    def __init__(self, repository, extra_args=(), env=None):
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
+    def __init__(self, repository, extra_args=(), env=None, ports=None, stdout=None):
+        self.http_port, self.grpc_port, self.metrics_port = ports or free_ports(3)
         self.log_path = os.path.join(os.path.dirname(repository), f"serve-{self.http_port}.log")
         self.log = open(self.log_path, "w")
         self.process = subprocess.Popen(
@@ -53,7 +53,7 @@ class ServeProcess:
                 str(self.metrics_port),
                 *extra_args,
             ),
-            stdout=self.log,
+            stdout=stdout or self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=None if env is None else {**os.environ, **env},
