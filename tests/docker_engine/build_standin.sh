@@ -29,5 +29,5 @@ trap 'rm -rf "$context"' EXIT
 mkdir "$context/wheelhouse"
 cp "$wheels"/nvidia_pytriton-0.7.0-*.whl "$wheels"/numpy-1.*.whl "$context/wheelhouse/"
 cp "$here/standin.Dockerfile" "$context/Dockerfile"
-docker build -q --build-arg BASE="$base" -t "$image" "$context" >/dev/null
+docker build -q --build-arg BASE="$base" -t "$image" "$context" >/dev/null 2>"$cache/build.log" || { cat "$cache/build.log" >&2; exit 1; }
 echo "stand-in: built $image"
