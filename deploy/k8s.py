@@ -192,7 +192,9 @@ def service(t):
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(t, annotations=scrape_annotations()),
+        # Not annotated for scraping: the pods are (a Service annotation makes Prometheus's
+        # endpoints job scrape every pod a second time, and the autoscaler count it twice).
+        "metadata": _metadata(t),
         "spec": {"type": t.service_type, "selector": {"app.kubernetes.io/name": t.name}, "ports": ports},
     }
 

@@ -13,7 +13,8 @@ import os, sys, urllib.request
 url = os.environ.get("TRITONIZE_LIVE_URL", "http://127.0.0.1:8000/v2/health/live")
 parent = int(os.environ.get("TRITONIZE_TRITON_PID", "1"))
 try:
-    urllib.request.urlopen(url, timeout=3).close()
+    # Loopback never goes through the pod's http_proxy.
+    urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=3).close()
 except Exception as exc:
     sys.exit("not live: %s: %s" % (url, exc))
 dead = []
@@ -21,10 +22,13 @@ for entry in os.listdir("/proc"):
     if entry.isdigit():
         try:
             with open("/proc/%s/stat" % entry) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+                stat = f.read()
+            comm, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat.rsplit(")", 1)[1].split()
+        except (OSError, IndexError, ValueError):
             continue
-        if fields[0] in ("Z", "X") and int(fields[1]) == parent:
+        # Only a python-backend stub (comm: its name cut to 15 characters) counts; other children
+        # of tritonserver (a predictor's own subprocess re-parented to it) do not.
+        if fields[0] in ("Z", "X") and int(fields[1]) == parent and comm == "triton_python_b":
             dead.append(entry)
 if dead:
     sys.exit("instance process(es) %s of tritonserver died; restart to reload the models" % ", ".join(dead))
