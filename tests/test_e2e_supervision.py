@@ -27,6 +27,10 @@ TOKEN = "supervision-test-token"
 ENV = {ADMIN_TOKEN_ENV: TOKEN}
 
 
+# The query parameters of a request travel as the envelope's parameters.
+EMPTY_ENVELOPE = {"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{}"]}]}
+
+
 def nested_arrays_envelope(depth=120_000):
     """A valid KServe envelope plus ~240 KB of nested arrays in an unknown field: segfaults
     Triton 2.51's HTTP JSON parser (stack overflow)."""
@@ -87,11 +91,9 @@ def test_serve_keeps_serving_when_its_output_reader_goes_away(repo):
                 assert chunk, seen.decode(errors="replace")
                 seen += chunk
         # Reader gone: 300 requests that each print 1 KB (~5 pipe buffers).
-        envelope = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{}"]}]})
+        envelope = json.dumps({**EMPTY_ENVELOPE, "parameters": {"op": "print", "n": "1024"}})
         for _ in range(300):
-            request = urllib.request.Request(
-                f"http://{serve.http_url}/v2/models/robust/infer?op=print&n=1024", data=envelope.encode()
-            )
+            request = urllib.request.Request(f"http://{serve.http_url}/v2/models/robust/infer", data=envelope.encode())
             with urllib.request.urlopen(request, timeout=20) as response:
                 assert response.status == 200
         assert serve.process.poll() is None
@@ -117,15 +119,15 @@ def test_serve_and_status_ignore_http_proxy_for_loopback(repo):
 
 
 def _keep_alive_load(serve, stop, results, concurrency=16):
-    """Clients on persistent connections, each request ~0.3 s: (start, end, outcome)."""
+    """Clients on persistent connections, each request ~0.1 s: (start, end, outcome)."""
 
     def worker():
         conn = http_client.HTTPConnection("127.0.0.1", serve.http_port, timeout=60)
-        body = json.dumps({"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{}"]}]})
+        body = json.dumps({**EMPTY_ENVELOPE, "parameters": {"op": "sleep", "s": "0.1"}})
         while not stop.is_set():
             start = time.monotonic()
             try:
-                conn.request("POST", "/v2/models/robust/infer?op=sleep&s=0.3", body=body)
+                conn.request("POST", "/v2/models/robust/infer", body=body)
                 response = conn.getresponse()
                 response.read()
                 outcome = "ok" if response.status == 200 else f"refused {response.status}"
