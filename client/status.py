@@ -32,6 +32,9 @@ class ApiStatus:
     p99_ms: float = None
     queue_p50_ms: float = None
     queue_p99_ms: float = None
+    # Requests queued and not yet executing: growing while `requests` stays put = a stuck
+    # predictor (serve's watchdog and the Kubernetes liveness check tell it: server/stuck.py).
+    waiting: int = 0
 
 
 def _url(base, path):
@@ -117,6 +120,13 @@ def collect(url, metrics_url=None, token=None, api=None):
             status.p99_ms = _quantile(samples, "nv_inference_request_summary_us", name, "0.99")
             status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
             status.queue_p99_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.99")
+            status.waiting = int(
+                sum(
+                    v
+                    for n, labels, v in samples
+                    if n == "nv_inference_pending_request_count" and labels.get("model") == name
+                )
+            )
         result.append(status)
     if api and not result:
         raise StatusError(f"no API named {api!r} at {_url(url, '')}")
@@ -140,7 +150,9 @@ def _ms(value):
 
 
 def format_table(statuses):
-    header = ("api", "status", "instances", "requests", "errors", "p50 ms", "p99 ms", "queue p50", "queue p99")
+    header = (
+        "api", "status", "instances", "requests", "errors", "p50 ms", "p99 ms", "queue p50", "queue p99", "waiting",
+    )  # fmt: skip
     rows = [header]
     for s in statuses:
         rows.append(
@@ -154,6 +166,7 @@ def format_table(statuses):
                 _ms(s.p99_ms),
                 _ms(s.queue_p50_ms),
                 _ms(s.queue_p99_ms),
+                str(s.waiting) if s.state == "ready" else "-",
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]

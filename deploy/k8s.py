@@ -137,7 +137,7 @@ def container(t):
         # /v2/health/live plus "no instance process died" (adapter/liveness.py): Triton alone
         # keeps a model READY after its stub dies, and nothing in a pod would reload it.
         "livenessProbe": {
-            "exec": {"command": liveness_command(PORTS["http"])},
+            "exec": {"command": liveness_command(PORTS["http"], PORTS["metrics"])},
             "periodSeconds": PROBE_PERIOD_S,
             "failureThreshold": 3,
             "timeoutSeconds": 5,

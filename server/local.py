@@ -214,8 +214,14 @@ class LocalTritonServer(Launcher):
             raise ServeError(self.failure_report())
 
     def _start_watchdog(self, reload_timeout_s):
+        metrics_url = f"http://{self.options.host}:{self.options.metrics_port}"
         self.watchdog = StubWatchdog(
-            self.process.pid, self.admin, self.shm_prefix, report=self.on_event, reload_timeout_s=reload_timeout_s
+            self.process.pid,
+            self.admin,
+            self.shm_prefix,
+            report=self.on_event,
+            reload_timeout_s=reload_timeout_s,
+            metrics_url=metrics_url,
         )
         self.watchdog.start()
 

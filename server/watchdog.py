@@ -19,7 +19,9 @@ import os
 import threading
 import time
 
+from tritonize.client import local_http
 from tritonize.errors import AdminError
+from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
 
 STUB_NAME = "triton_python_backend_stub"
 # /proc/<pid>/stat's comm: the executable's name cut to 15 characters; a zombie has no cmdline.
@@ -76,8 +78,14 @@ def live_stubs(server_pid):
 class StubWatchdog:
     """Polls every `interval_s`; calls report(message) for what it sees and does."""
 
-    def __init__(self, server_pid, admin, shm_prefix, report=None, interval_s=0.25, reload_timeout_s=300.0):
+    def __init__(
+        self, server_pid, admin, shm_prefix, report=None, interval_s=0.25, reload_timeout_s=300.0, metrics_url=None
+    ):
         self.server_pid = server_pid
+        self.metrics_url = metrics_url  # for telling a stuck API (server/stuck.py); None: not checked
+        self.stuck = {}  # API -> seconds its waiting requests have not moved
+        self._stuck_detector = StuckDetector(stuck_after_s())
+        self._next_metrics = 0.0
         self.reload_timeout_s = reload_timeout_s
         self.admin = admin
         self.shm_prefix = shm_prefix
@@ -104,6 +112,7 @@ class StubWatchdog:
         while not self._stop.wait(self.interval_s):
             try:
                 self.check()
+                self.check_stuck()
             except Exception as exc:  # never let the watchdog die silently
                 self.report(f"watchdog: {type(exc).__name__}: {exc}")
 
@@ -117,6 +126,27 @@ class StubWatchdog:
             if self._stop.is_set():
                 return
             self._recover(model, [stub for stub in dead if stub.model == model])
+
+    def check_stuck(self, now=None):
+        """Once a second: say when an API's requests wait and none finishes (a hung predict)."""
+        now = time.monotonic() if now is None else now
+        if self.metrics_url is None or now < self._next_metrics:
+            return
+        self._next_metrics = now + 1.0
+        try:
+            with local_http.urlopen(self.metrics_url + "/metrics", timeout=5) as response:
+                samples = queue_samples(response.read().decode("utf-8", "replace"))
+        except OSError:
+            return
+        stuck = self._stuck_detector.update(samples, now)
+        for model in sorted(stuck.keys() - self.stuck.keys()):
+            self.report(
+                f"API {model!r} looks stuck: {samples[model][0]} request(s) waiting, none finished for "
+                f"{stuck[model]:.0f} s (an endless loop or a hang in predict?); they wait until it returns"
+            )
+        for model in sorted(self.stuck.keys() - stuck.keys()):
+            self.report(f"API {model!r} is answering again")
+        self.stuck = stuck
 
     def _recover(self, model, dead):
         names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)

@@ -227,3 +227,52 @@ def test_the_ready_banner_warns_when_listening_on_every_address(repo):
     options = ServerOptions(str(repo), host="0.0.0.0", admin_token="t0k")
     assert re.search(r"warning: listening on 0\.0\.0\.0.*admin token", ready_banner(options, ["robust"], 1.0))
     assert "warning" not in ready_banner(ServerOptions(str(repo), admin_token="t0k"), ["robust"], 1.0)
+
+
+def test_a_hung_predictor_is_reported_by_the_watchdog_and_fails_the_liveness_check(repo, tmp_path):
+    import sys
+
+    from tritonize.deploy.liveness import liveness_command
+
+    serve = ServeProcess(str(repo), env={**ENV, "TRITONIZE_STUCK_AFTER_S": "3"})
+    hung = json.dumps({**EMPTY_ENVELOPE, "parameters": {"op": "sleep", "s": "25"}}).encode()
+
+    def send():
+        try:
+            urllib.request.urlopen(f"http://{serve.http_url}/v2/models/robust/infer", data=hung, timeout=60).read()
+        except OSError:
+            pass
+
+    try:
+        assert serve.wait_ready(), serve.output()
+        wait_banner(serve)
+        triton_pid = subprocess.run(["pgrep", "-P", str(serve.process.pid)], capture_output=True, text=True)
+        env = {
+            "PATH": os.environ["PATH"],
+            "TRITONIZE_TRITON_PID": triton_pid.stdout.split()[0],
+            "TRITONIZE_STUCK_AFTER_S": "3",
+            "TRITONIZE_LIVENESS_STATE": str(tmp_path / "liveness.json"),
+        }
+        command = [sys.executable, *liveness_command(serve.http_port, serve.metrics_port)[1:]]
+        assert subprocess.run(command, env=env, capture_output=True).returncode == 0
+        for _ in range(3):  # one runs for 25 s, two wait behind it
+            threading.Thread(target=send, daemon=True).start()
+        deadline = time.monotonic() + 30
+        while "[watchdog] API 'robust' looks stuck: " not in serve.output():
+            assert time.monotonic() < deadline, serve.output()
+            time.sleep(0.2)
+        first = subprocess.run(command, env=env, capture_output=True, text=True)
+        status = run_tritonize(
+            "status", "--url", serve.http_url, "--metrics-url", f"127.0.0.1:{serve.metrics_port}",
+            env={**os.environ, **ENV},
+        )  # fmt: skip
+        header, row = status.stdout.splitlines()[:2]
+        assert header.split()[-1] == "waiting" and row.split()[-1] in ("1", "2"), status.stdout
+        time.sleep(4)
+        second = subprocess.run(command, env=env, capture_output=True, text=True)
+        assert first.returncode == 0, first.stderr  # the first probe only starts the clock
+        assert second.returncode != 0 and "stuck API(s): robust (" in second.stderr, second.stderr
+    finally:
+        serve.process.send_signal(signal.SIGINT)
+        serve.process.send_signal(signal.SIGINT)  # do not wait for the hung request
+        serve.process.wait(timeout=60)
