@@ -3,7 +3,6 @@
 import ctypes
 import glob
 import os
-import re
 import shutil
 import signal
 import socket
@@ -12,12 +11,14 @@ import tempfile
 import time
 
 from tritonize.adapter.repository import model_names
-from tritonize.adapter.runtime.constants import STATUS_DIR_ENV
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, STATUS_DIR_ENV
 from tritonize.errors import AdminError, ServeError
 from tritonize.server.admin import TritonAdmin
+from tritonize.server.argv import hide_from_argv
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
+from tritonize.server.stale_runs import WORKDIR_PREFIX, remove_stale_leftovers
 from tritonize.server.triton_install import find_triton
 from tritonize.server.watchdog import StubWatchdog
 
@@ -51,51 +52,6 @@ def check_port_free(host, port, what):
             ) from None
 
 
-WORKDIR_PREFIX = "tritonize-serve-"
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's
-    return True
-
-
-def remove_stale_leftovers(tmp_dir=None):
-    """Work folders and /dev/shm regions of `serve` runs that died without cleaning up (SIGKILL).
-
-    Both names carry the serve process's pid (tritonize-serve-<pid>-*, tritonize<pid>_*); those
-    of pids that no longer run are removed. Returns what was removed."""
-    removed = []
-    pattern = re.compile(r"^" + re.escape(WORKDIR_PREFIX) + r"(\d+)-")
-    tmp_dir = tmp_dir or tempfile.gettempdir()
-    for entry in _listdir(tmp_dir):
-        match = pattern.match(entry)
-        path = os.path.join(tmp_dir, entry)
-        if match and not _pid_alive(int(match.group(1))) and os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    for entry in _listdir("/dev/shm"):
-        match = re.match(r"^tritonize(\d+)_\d+_", entry)
-        if match and not _pid_alive(int(match.group(1))):
-            try:
-                os.unlink(os.path.join("/dev/shm", entry))
-                removed.append(os.path.join("/dev/shm", entry))
-            except OSError:
-                pass
-    return removed
-
-
-def _listdir(path):
-    try:
-        return os.listdir(path)
-    except OSError:
-        return []
-
-
 # After a drain Triton still waits (up to --exit-timeout-secs) for clients to close keep-alive
 # connections, though nothing is left to answer on them.
 DRAINED_EXIT_WAIT_S = 2.0
@@ -115,6 +71,7 @@ class LocalTritonServer(Launcher):
         self.watchdog = None
         self.workdir = None
         self.cpu_overrides = {}  # serve --cpu: {model: the GPUs it was built for}
+        self.argv_hidden = False  # the admin token blanked in tritonserver's command line
 
     @property
     def http_url(self):
@@ -159,7 +116,9 @@ class LocalTritonServer(Launcher):
         env = triton.environment()
         env.update(runtime_environment(opts))
         env[STATUS_DIR_ENV] = self.status_dir
+        env.pop(ADMIN_TOKEN_ENV, None)  # predictors (the stubs inherit this environment) need not see it
         self._mark_started()
+        self.argv_hidden = False
         self.process = subprocess.Popen(
             args,
             env=env,
@@ -195,6 +154,8 @@ class LocalTritonServer(Launcher):
         """{model: (state, reason)} once no model is loading any more, else None."""
         if not self.admin.live(timeout=1.0):
             return None
+        if not self.argv_hidden:  # live: its flags are parsed
+            self.argv_hidden = hide_from_argv(self.process.pid, self.options.admin_token)
         try:
             index = self.admin.index(timeout=5.0)
         except (AdminError, OSError):

@@ -276,3 +276,21 @@ def test_a_hung_predictor_is_reported_by_the_watchdog_and_fails_the_liveness_che
         serve.process.send_signal(signal.SIGINT)
         serve.process.send_signal(signal.SIGINT)  # do not wait for the hung request
         serve.process.wait(timeout=60)
+
+
+def test_the_admin_token_is_blanked_from_tritonservers_command_line(repo):
+    serve = ServeProcess(str(repo), env=ENV)
+    try:
+        assert serve.wait_ready(), serve.output()
+        wait_banner(serve)
+        triton_pid = subprocess.run(["pgrep", "-P", str(serve.process.pid)], capture_output=True, text=True)
+        pid = triton_pid.stdout.split()[0]
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read()
+        assert b"--http-restricted-api=" in cmdline and TOKEN.encode() not in cmdline, cmdline
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            assert TOKEN.encode() not in f.read()  # nor in the environment the predictors inherit
+        assert http(serve, "/v2/repository/index", b"{}", token=TOKEN)[0] == 200  # Triton still checks it
+        assert http(serve, "/v2/repository/index", b"{}", token="*" * len(TOKEN))[0] == 403
+    finally:
+        assert serve.stop() == 0, serve.output()
