@@ -15,7 +15,7 @@ from tritonize.adapter.spec_values import parse_size
 from tritonize.errors import ServeError, SpecError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
 from tritonize.server.launcher import Launcher, describe_exit
-from tritonize.server.local import check_port_free
+from tritonize.server.local import NOISE, check_port_free
 from tritonize.server.options import runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
@@ -155,6 +155,8 @@ def docker_run_args(options, docker_options, needs, name, cidfile=None, run_id=N
 
 class DockerTritonServer(Launcher):
     """start() / wait_ready() / is_ready() / stop() around one container, like LocalTritonServer."""
+
+    noise = NOISE  # the same harmless CPU-machine lines as the local binary's
 
     def __init__(self, options, docker_options, on_output=None):
         super().__init__()

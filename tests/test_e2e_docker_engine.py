@@ -183,3 +183,30 @@ def test_docker_build_from_the_standin_with_a_private_index_then_serve_it(tmp_pa
             assert serve.stop(timeout=90) == 0, serve.output()
     finally:
         docker("rmi", "-f", tag, check=False)
+
+
+def test_a_crashed_container_is_restarted(repo, standin_image):
+    from test_e2e_supervision import nested_arrays_envelope
+
+    name = f"tz-e2e-crash-{os.getpid()}"
+    serve = _serve_docker(repo, standin_image, name)
+    try:
+        assert serve.wait_ready(timeout=180), serve.output()
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C to stop." not in serve.output():
+            assert time.monotonic() < deadline, serve.output()
+            time.sleep(0.2)
+        request = urllib.request.Request(
+            f"http://{serve.http_url}/v2/models/robust/infer", data=nested_arrays_envelope()
+        )
+        with pytest.raises(OSError):
+            urllib.request.urlopen(request, timeout=30)
+        while "[supervisor] Triton is ready again" not in serve.output():
+            assert serve.process.poll() is None and time.monotonic() < deadline + 60, serve.output()
+            time.sleep(0.2)
+        assert f"container {name} stopped (killed by signal 11 (SIGSEGV), exit code 139)." in serve.output()
+        with Client(serve.http_url) as client:
+            assert client.predict("robust", {"again": 1})["payload"] == {"again": 1}
+    finally:
+        assert serve.stop(timeout=90) == 0, serve.output()
+    _wait_gone(name)
