@@ -96,13 +96,19 @@ class LocalTritonServer(Launcher):
         triton = find_triton()
         remove_stale_leftovers()
         self.failed_apis = {}
-        self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
-        os.makedirs(self.status_dir)
-        repository = opts.model_repository
-        if opts.cpu_only:
-            repository = os.path.join(self.workdir, "cpu_repository")
-            self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
-        backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
+        try:
+            self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
+            os.makedirs(self.status_dir)
+            repository = opts.model_repository
+            if opts.cpu_only:
+                repository = os.path.join(self.workdir, "cpu_repository")
+                self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
+            backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
+        except OSError as exc:  # a full or read-only temporary folder
+            raise ServeError(
+                f"cannot prepare serve's work folder in {tempfile.gettempdir()}: {exc.strerror or exc} "
+                "(TMPDIR chooses another place)"
+            ) from None
         args = (
             [triton.binary]
             + tritonserver_args(opts, repository)
