@@ -21,6 +21,9 @@ ALWAYS_IGNORED_DIRS = {
     "node_modules",
 }
 ALWAYS_IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+# What an interrupted `tritonize build` leaves next to its output (adapter/repository.py): the
+# staging folder and the previous repository moved aside. Never part of a project.
+BUILD_LEFTOVERS = (".tritonize-build-*", "*.old-.tritonize-build-*")
 
 
 class IgnoreRules:
@@ -49,7 +52,7 @@ class IgnoreRules:
 
     def ignored(self, rel_path, is_dir):
         base = rel_path.rsplit("/", 1)[-1]
-        if is_dir and base in ALWAYS_IGNORED_DIRS:
+        if is_dir and (base in ALWAYS_IGNORED_DIRS or any(fnmatch.fnmatch(base, p) for p in BUILD_LEFTOVERS)):
             return True
         if not is_dir and any(fnmatch.fnmatch(base, p) for p in ALWAYS_IGNORED_FILES):
             return True
@@ -66,6 +69,12 @@ def _is_inside(path, root):
     return path == root or path.startswith(root + os.sep)
 
 
+def _walked_folders(project_dir, rel_root):
+    """The real paths of the folders on the way from the project to rel_root (links followed)."""
+    parts = [p for p in rel_root.split("/") if p]
+    return [os.path.realpath(os.path.join(project_dir, *parts[:i])) for i in range(len(parts) + 1)]
+
+
 def copy_project(project_dir, dest_dir, exclude=()):
     """Copy project_dir to dest_dir; symlinks may not point outside the project.
 
@@ -76,7 +85,7 @@ def copy_project(project_dir, dest_dir, exclude=()):
     rules = IgnoreRules.for_project(project_dir)
     excluded = [os.path.realpath(p) for p in exclude]
     copied = 0
-    for root, dirs, files in os.walk(project_dir):
+    for root, dirs, files in os.walk(project_dir, followlinks=True):
         rel_root = os.path.relpath(root, project_dir)
         rel_root = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"
         kept = []
@@ -90,7 +99,11 @@ def copy_project(project_dir, dest_dir, exclude=()):
                 target = os.path.realpath(full)
                 if not _is_inside(target, project_dir):
                     raise BuildError(f"{rel_root}{name} links outside the project (to {target}); refusing to copy it")
-                continue  # a link to a directory inside the project: its files are copied from there
+                if any(_is_inside(folder, target) for folder in _walked_folders(project_dir, rel_root)):
+                    raise BuildError(
+                        f"{rel_root}{name} links to a folder it is inside of (a loop); refusing to copy it"
+                    )
+                # A link to a folder inside the project: copied as a folder (the predictor may import through it).
             kept.append(name)
         dirs[:] = kept
         os.makedirs(os.path.join(dest_dir, rel_root), exist_ok=True)

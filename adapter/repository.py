@@ -96,6 +96,16 @@ def _is_our_repository(path):
     return os.path.isfile(os.path.join(path, MARKER_FILE)) or not os.listdir(path)
 
 
+def _hand_added(path):
+    """Entries of an earlier build's repository that the build did not write (models added by hand)."""
+    try:
+        with open(os.path.join(path, MARKER_FILE), encoding="utf-8") as f:
+            ours = set(json.load(f).get("apis", []))
+    except (OSError, ValueError, AttributeError):
+        return []
+    return sorted(entry for entry in os.listdir(path) if entry != MARKER_FILE and entry not in ours)
+
+
 def build_repository(apis, output_dir, force=False):
     """Write every API into output_dir; on any failure output_dir is unchanged."""
     output_dir = os.path.abspath(output_dir)
@@ -106,6 +116,12 @@ def build_repository(apis, output_dir, force=False):
             raise BuildError(f"{output_dir} already exists; use --force to replace it")
         if not _is_our_repository(output_dir):
             raise BuildError(f"{output_dir} is not empty and was not written by tritonize; refusing to replace it")
+        added = _hand_added(output_dir)
+        if added:
+            raise BuildError(
+                f"{output_dir} holds {', '.join(added)}, which an earlier build did not write (added by hand?); "
+                "--force would delete it: move it out of the repository first"
+            )
     check_api_sources(apis)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)

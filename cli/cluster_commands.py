@@ -27,13 +27,22 @@ def docker():
     help="Where to write the Dockerfile (default: REPO.Dockerfile next to the repository).",
 )
 @click.option("--dry-run", is_flag=True, help="Write the Dockerfile and print the command; do not run docker.")
-def docker_build_command(model_repository, tag, image, dockerfile, dry_run):
+@click.option("--pip-index-url", metavar="URL", help="Package index for the APIs' requirements (a private index).")
+@click.option("--pip-extra-index-url", "pip_extra_index_urls", metavar="URL", multiple=True,
+              help="More package indexes (repeatable).")  # fmt: skip
+def docker_build_command(model_repository, tag, image, dockerfile, dry_run, pip_index_url, pip_extra_index_urls):
     """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
     from tritonize.docker.build import docker_build
     from tritonize.server.docker import DEFAULT_IMAGE
 
     result = docker_build(
-        model_repository, tag=tag, image=image or DEFAULT_IMAGE, dockerfile=dockerfile, dry_run=dry_run
+        model_repository,
+        tag=tag,
+        image=image or DEFAULT_IMAGE,
+        dockerfile=dockerfile,
+        dry_run=dry_run,
+        pip_index_url=pip_index_url,
+        pip_extra_index_urls=pip_extra_index_urls,
     )
     for note in result.notes:
         click.secho(f"note: {note}", fg="yellow", err=True)

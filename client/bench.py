@@ -13,19 +13,18 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 import numpy as np
 
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER, DEFAULT_URLS, INPUT_NAME
 from tritonize.adapter.runtime.tensors import TRITON_TO_NUMPY
-from tritonize.client import loadgen, stream_load
+from tritonize.client import loadgen, local_http, stream_load
 from tritonize.errors import BenchError, TritonizeError
 
 
 def model_metadata(http_url, api):
     try:
-        with urllib.request.urlopen(f"http://{http_url}/v2/models/{api}", timeout=10) as response:
+        with local_http.urlopen(f"http://{http_url}/v2/models/{api}", timeout=10) as response:
             return json.load(response)
     except OSError as exc:
         raise BenchError(

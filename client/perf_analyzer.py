@@ -48,4 +48,7 @@ def perf_analyzer_environment(lib_dir=None):
             os.symlink(matches[0], link)
     env = dict(os.environ)
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib_dir, env.get("LD_LIBRARY_PATH", "")) if p)
+    # perf_analyzer's curl honours http_proxy: loopback must not go through it.
+    for name in ("no_proxy", "NO_PROXY"):
+        env[name] = ",".join(p for p in (env.get(name, ""), "127.0.0.1,localhost,::1") if p)
     return env

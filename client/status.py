@@ -20,6 +20,7 @@ from tritonize.adapter.runtime.constants import (
     LOADED_MODELS_METRIC,
     SINGLE_MODEL_NAME,
 )
+from tritonize.client import local_http
 from tritonize.errors import StatusError
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
@@ -44,6 +45,9 @@ class ApiStatus:
     queue_p99_ms: float = None
     # python_client APIs: {(model name, version): instances holding it in memory}.
     models: dict = None
+    # Requests queued and not yet executing: growing while `requests` stays put = a stuck
+    # predictor (serve's watchdog and the Kubernetes liveness check tell it: server/stuck.py).
+    waiting: int = 0
 
 
 def _url(base, path):
@@ -56,7 +60,7 @@ def _request(base, path, token=None, method="GET", timeout=5):
         _url(base, path), method=method, headers=headers, data=b"{}" if method == "POST" else None
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
+        with local_http.urlopen(request, timeout=timeout) as response:
             return response.read()
     except urllib.error.HTTPError as exc:
         body = exc.read().decode("utf-8", "replace")[:200]
@@ -142,6 +146,13 @@ def collect(url, metrics_url=None, token=None, api=None):
             status.queue_p50_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.5")
             status.queue_p99_ms = _quantile(samples, "nv_inference_queue_summary_us", name, "0.99")
             status.models = loaded_models(samples, name)
+            status.waiting = int(
+                sum(
+                    v
+                    for n, labels, v in samples
+                    if n == "nv_inference_pending_request_count" and labels.get("model") == name
+                )
+            )
         result.append(status)
     if api and not result:
         raise StatusError(f"no API named {api!r} at {_url(url, '')}")
@@ -176,7 +187,7 @@ PERCENTILES_HINT = "p50/p99: start the server with `tritonize serve --latency-pe
 def format_table(statuses):
     """The status table; p50/p99 columns only when the server exports latency summaries."""
     percentiles = any(s.p50_ms is not None or s.queue_p50_ms is not None for s in statuses)
-    header = ("api", "status", "instances", "requests", "errors", "mean ms", "queue ms")
+    header = ("api", "status", "instances", "requests", "errors", "waiting", "mean ms", "queue ms")
     if percentiles:
         header += ("p50 ms", "p99 ms", "queue p50", "queue p99")
     rows = [header]
@@ -187,6 +198,7 @@ def format_table(statuses):
             str(s.instances) if s.state == "ready" else "-",
             str(s.requests),
             str(s.errors),
+            str(s.waiting) if s.state == "ready" else "-",
             _ms(s.mean_ms),
             _ms(s.queue_mean_ms),
         )

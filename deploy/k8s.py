@@ -147,7 +147,7 @@ def container(t):
         # /v2/health/live plus "no instance process died" (adapter/liveness.py): Triton alone
         # keeps a model READY after its stub dies, and nothing in a pod would reload it.
         "livenessProbe": {
-            "exec": {"command": liveness_command(PORTS["http"])},
+            "exec": {"command": liveness_command(PORTS["http"], PORTS["metrics"])},
             "periodSeconds": PROBE_PERIOD_S,
             "failureThreshold": 3,
             "timeoutSeconds": 5,
@@ -231,7 +231,9 @@ def service(t):
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(t, annotations=scrape_annotations()),
+        # Not annotated for scraping: the pods are (a Service annotation makes Prometheus's
+        # endpoints job scrape every pod a second time, and the autoscaler count it twice).
+        "metadata": _metadata(t),
         "spec": {"type": t.service_type, "selector": {"app.kubernetes.io/name": t.name}, "ports": ports},
     }
 

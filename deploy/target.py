@@ -147,8 +147,30 @@ def _token_step(target):
     )
 
 
+def _stale_files(directory, keep):
+    """Manifests an earlier run wrote (they start with MARKER) that this run does not: `kubectl
+    apply -f DIR/` would still install them (an HPA next to a KEDA ScaledObject)."""
+    stale = []
+    for root, _, names in os.walk(directory):
+        for name in names:
+            path = os.path.join(root, name)
+            if not name.endswith((".yaml", ".yml")) or os.path.relpath(path, directory) in keep:
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    if f.read(len(MARKER)) == MARKER:
+                        stale.append(path)
+            except (OSError, UnicodeDecodeError):
+                continue
+    return stale
+
+
 def _write(directory, files):
     written = []
+    keep = {os.path.normpath(relative) for relative in files}
+    removed = _stale_files(directory, keep)
+    for path in removed:
+        os.unlink(path)
     for relative, documents in files.items():
         path = os.path.join(directory, relative)
         if os.path.exists(path):
@@ -159,12 +181,13 @@ def _write(directory, files):
         with open(path, "w", encoding="utf-8") as f:
             f.write(MARKER + yaml.safe_dump_all(documents, sort_keys=False))
         written.append(path)
-    return written
+    return written, [f"removed {path}: an earlier `tritonize deploy` wrote it, this one does not" for path in removed]
 
 
 def deploy_k8s(source, output="deploy", **kwargs):
     target, warnings = deploy_target(source, **kwargs)
-    files = _write(output, render(target))
+    files, removed = _write(output, render(target))
+    warnings = warnings + removed
     ns = f" -n {target.namespace}" if target.namespace else ""
     steps = [_token_step(target), f"kubectl apply -f {output}/"]
     if target.autoscaler == "hpa":
@@ -195,7 +218,8 @@ def deploy_kserve(source, output="deploy", model_store=None, **kwargs):
     if not kwargs.get("image"):
         target.image = None  # the runtime's own image
     manifest, more = inference_service(target, model_store)
-    files = _write(output, {"inferenceservice.yaml": [manifest]})
+    files, removed = _write(output, {"inferenceservice.yaml": [manifest]})
+    more = more + removed
     ns = f" -n {target.namespace}" if target.namespace else ""
     steps = [
         _token_step(target),

@@ -8,6 +8,7 @@ import re
 import string
 import subprocess
 import sys
+import urllib.parse
 from importlib import resources
 
 from tritonize.adapter.repository import model_names
@@ -18,6 +19,7 @@ from tritonize.adapter.runtime.constants import (
     PROJECT_DIR,
     SETTINGS_FILE,
 )
+from tritonize.client.local_http import is_this_machine
 from tritonize.errors import BuildError
 from tritonize.front.routes import load_routes
 from tritonize.front.zipapp import FRONT_PATH, container_command, write_zipapp
@@ -63,6 +65,18 @@ def _apis(repository):
     return apis
 
 
+def _dependency_file(api, key, path, project):
+    """The path (relative to the project) of a dependency file that exists, checked; else None."""
+    if not path:
+        return None
+    if not isinstance(path, str) or any(ord(c) < 32 or c == "\x7f" for c in path):
+        raise BuildError(f"{api}: dependencies.{key} {path!r} is not a plain file path")
+    full = os.path.normpath(os.path.join(project, path))
+    if not full.startswith(os.path.normpath(project) + os.sep):
+        raise BuildError(f"{api}: dependencies.{key} {path!r} is outside the project")
+    return os.path.relpath(full, project) if os.path.isfile(full) else None
+
+
 def dependency_steps(repository):
     """RUN lines installing each API's dependencies; their files are checked here, on the host."""
     lines = []
@@ -76,12 +90,15 @@ def dependency_steps(repository):
                 f"{name}: {conda}: conda packages cannot be installed (the Triton image has no conda); "
                 "move them to requirements.txt or to a dependencies.sh script"
             )
-        shell = deps.get("shell")
-        if shell and os.path.isfile(os.path.join(project, shell)):
-            lines += [f"# {name}: {shell}", f"RUN cd {inside} && bash -e {shell}"]
-        pip = deps.get("pip")
-        if pip and os.path.isfile(os.path.join(project, pip)):
-            lines += [f"# {name}: {pip}", f"RUN python3 -m pip install --no-cache-dir -r {inside}/{pip}"]
+        shell = _dependency_file(name, "shell", deps.get("shell"), project)
+        if shell:
+            # Exec form (a JSON array): paths reach bash and pip as single arguments, never as shell code.
+            script = 'cd "$0" && exec bash -e "$1"'
+            lines += [f"# {name}: dependencies.shell", "RUN " + json.dumps(["bash", "-c", script, inside, shell])]
+        pip = _dependency_file(name, "pip", deps.get("pip"), project)
+        if pip:
+            command = ["python3", "-m", "pip", "install", "--no-cache-dir", "-r", f"{inside}/{pip}"]
+            lines += [f"# {name}: dependencies.pip", "RUN " + json.dumps(command)]
     return lines or ["# (no API has requirements.txt or dependencies.sh)"]
 
 
@@ -90,6 +107,8 @@ def entrypoint_lines():
     rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_TOKEN_HEADER}=$TRITONIZE_ADMIN_TOKEN"
     return [
         "#!/bin/sh",
+        # Only a tritonserver command gets the flags: `docker run IMAGE bash` runs bash as is.
+        'case "$1" in tritonserver|*/tritonserver) ;; *) exec "$@";; esac',
         'case " $* " in *" --http-restricted-api="*) exec "$@";; esac',
         'if [ -z "$TRITONIZE_ADMIN_TOKEN" ]; then',
         '  TRITONIZE_ADMIN_TOKEN=$(python3 -c "import secrets; print(secrets.token_hex(16))")',
@@ -146,9 +165,13 @@ def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
         metrics_port=CONTAINER_PORTS["metrics"],
     )
     template = resources.files("tritonize.docker").joinpath("Dockerfile.template").read_text(encoding="utf-8")
-    env = " ".join(f"{key}={json.dumps(value)}" for key, value in sorted(runtime_environment(options).items()))
+    # Dockerfile ENV substitutes $name: a literal $ (a header pattern's) is escaped.
+    env = " ".join(
+        f"{key}={json.dumps(value).replace('$', chr(92) + '$')}"
+        for key, value in sorted(runtime_environment(options).items())
+    )
     return string.Template(template).substitute(
-        REPOSITORY=os.path.basename(os.path.abspath(repository)),
+        REPOSITORY=_one_line(os.path.basename(os.path.abspath(repository))),
         TRITON_VERSION=TRITON_VERSION if image == DEFAULT_IMAGE else "(as tagged)",
         IMAGE_PYTHON=image_python(image) or "(unknown for this tag)",
         IMAGE=image,
@@ -159,6 +182,37 @@ def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
         ENTRYPOINT_SCRIPT=_entrypoint_run(),
         CMD=json.dumps(["tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)),
     )
+
+
+def _one_line(text):
+    """For the Dockerfile's comment lines: a newline in a folder name must not start an instruction."""
+    return json.dumps(text) if any(ord(c) < 32 for c in text) else text
+
+
+IMAGE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@+-]*$")
+
+
+def check_image(image):
+    if not IMAGE_RE.match(image or ""):
+        raise BuildError(f"--image {image!r} is not an image reference like nvcr.io/nvidia/tritonserver:24.10-py3")
+    return image
+
+
+def pip_build_args(index_url=None, extra_index_urls=()):
+    """--build-arg flags for a private index; an http:// index is trusted (the user named it)."""
+    args, trusted = [], []
+    for key, urls in (("PIP_INDEX_URL", [index_url] if index_url else []), ("PIP_EXTRA_INDEX_URL", extra_index_urls)):
+        if urls:
+            args += ["--build-arg", f"{key}={' '.join(urls)}"]
+        trusted += [urllib.parse.urlsplit(u).hostname for u in urls if u.startswith("http://")]
+    if trusted:
+        args += ["--build-arg", f"PIP_TRUSTED_HOST={' '.join(sorted(set(filter(None, trusted))))}"]
+    return args
+
+
+def needs_host_network(urls):
+    """A build container reaches an index on this machine's loopback only through the host network."""
+    return any(is_this_machine(urllib.parse.urlsplit(u).hostname) for u in urls if u)
 
 
 def default_tag(repository):
@@ -179,9 +233,19 @@ class DockerBuild:
     needs_gpus: bool
 
 
-def docker_build(repository, tag=None, image=DEFAULT_IMAGE, dockerfile=None, dry_run=False, docker="docker"):
+def docker_build(
+    repository,
+    tag=None,
+    image=DEFAULT_IMAGE,
+    dockerfile=None,
+    dry_run=False,
+    docker="docker",
+    pip_index_url=None,
+    pip_extra_index_urls=(),
+):
     """Write the Dockerfile and (unless dry_run) run `docker build` with the repository as context."""
     repository = os.path.abspath(repository)
+    check_image(image)
     if not os.path.isdir(repository):
         raise BuildError(f"{repository}: no such model repository (run `tritonize build` first)")
     dockerfile = os.path.abspath(dockerfile or default_dockerfile(repository))
@@ -199,7 +263,11 @@ def docker_build(repository, tag=None, image=DEFAULT_IMAGE, dockerfile=None, dry
             f"{python} in the image; pinned wheels must exist for it"
         )
     binary = "docker" if dry_run else find_docker(docker)
-    command = [binary, "build", "-f", dockerfile, "-t", tag or default_tag(repository), repository]
+    command = [binary, "build", "-f", dockerfile, "-t", tag or default_tag(repository)]
+    command += pip_build_args(pip_index_url, pip_extra_index_urls)
+    if needs_host_network([pip_index_url, *pip_extra_index_urls]):
+        command += ["--network", "host"]
+    command.append(repository)
     if not dry_run:
         check_daemon(binary)
     with open(dockerfile, "w", encoding="utf-8") as f:

@@ -5,6 +5,7 @@ import urllib.error
 import urllib.request
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER, RELOAD_PARAMETER
+from tritonize.client import local_http
 from tritonize.errors import AdminError
 
 
@@ -25,7 +26,7 @@ class TritonAdmin:
         if self.token:
             request.add_header(ADMIN_TOKEN_HEADER, self.token)
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout_s) as response:
+            with local_http.urlopen(request, timeout=timeout or self.timeout_s) as response:
                 data = response.read()
         except urllib.error.HTTPError as exc:
             text = exc.read().decode("utf-8", errors="replace")
@@ -50,14 +51,15 @@ class TritonAdmin:
     def model_config(self, name):
         return self._call(f"/v2/models/{name}/config")
 
-    def load(self, name, config=None):
+    def load(self, name, config=None, timeout=None):
+        """Returns once the model is loaded: as long as its predictor's __init__ takes (timeout)."""
         body = {"parameters": {"config": json.dumps(config)}} if config is not None else {}
-        self._call(f"/v2/repository/models/{name}/load", body)
+        self._call(f"/v2/repository/models/{name}/load", body, timeout=timeout)
 
     def unload(self, name):
         self._call(f"/v2/repository/models/{name}/unload", {})
 
-    def reload(self, name, nonce):
+    def reload(self, name, nonce, timeout=None):
         """Start fresh instance processes for `name`.
 
         A load with an unchanged config is a no-op on Triton 2.51, and unload + load
@@ -67,4 +69,4 @@ class TritonAdmin:
         """
         config = self.model_config(name)
         config.setdefault("parameters", {})[RELOAD_PARAMETER] = {"string_value": str(nonce)}
-        self.load(name, config)
+        self.load(name, config, timeout=timeout)

@@ -11,12 +11,14 @@ import tempfile
 import time
 
 from tritonize.adapter.repository import model_names
-from tritonize.adapter.runtime.constants import STATUS_DIR_ENV
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, STATUS_DIR_ENV
 from tritonize.errors import AdminError, ServeError
 from tritonize.server.admin import TritonAdmin
+from tritonize.server.argv import hide_from_argv
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from tritonize.server.launcher import Launcher
+from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
+from tritonize.server.stale_runs import WORKDIR_PREFIX, remove_stale_leftovers
 from tritonize.server.triton_install import find_triton
 from tritonize.server.watchdog import StubWatchdog
 
@@ -40,12 +42,19 @@ def _die_with_parent():
 
 def check_port_free(host, port, what):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As tritonserver binds: a port in TIME_WAIT after a stop is free for it (and for us).
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
             raise ServeError(
                 f"{what} port {host}:{port} is not available ({exc.strerror}); pick another with --{what}-port"
             ) from None
+
+
+# After a drain Triton still waits (up to --exit-timeout-secs) for clients to close keep-alive
+# connections, though nothing is left to answer on them.
+DRAINED_EXIT_WAIT_S = 2.0
 
 
 class LocalTritonServer(Launcher):
@@ -62,6 +71,7 @@ class LocalTritonServer(Launcher):
         self.watchdog = None
         self.workdir = None
         self.cpu_overrides = {}  # serve --cpu: {model: the GPUs it was built for}
+        self.argv_hidden = False  # the admin token blanked in tritonserver's command line
 
     @property
     def http_url(self):
@@ -84,13 +94,21 @@ class LocalTritonServer(Launcher):
         if not opts.cpu_only:
             check_gpus(gpu_needs(opts.model_repository), detect_gpu_count(), opts.model_repository)
         triton = find_triton()
-        self.workdir = tempfile.mkdtemp(prefix="tritonize-serve-")
-        os.makedirs(self.status_dir)
-        repository = opts.model_repository
-        if opts.cpu_only:
-            repository = os.path.join(self.workdir, "cpu_repository")
-            self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
-        backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
+        remove_stale_leftovers()
+        self.failed_apis = {}
+        try:
+            self.workdir = tempfile.mkdtemp(prefix=f"{WORKDIR_PREFIX}{os.getpid()}-")
+            os.makedirs(self.status_dir)
+            repository = opts.model_repository
+            if opts.cpu_only:
+                repository = os.path.join(self.workdir, "cpu_repository")
+                self.cpu_overrides = write_cpu_repository(opts.model_repository, repository)
+            backends = triton.make_backend_dir(os.path.join(self.workdir, "backends"))
+        except OSError as exc:  # a full or read-only temporary folder
+            raise ServeError(
+                f"cannot prepare serve's work folder in {tempfile.gettempdir()}: {exc.strerror or exc} "
+                "(TMPDIR chooses another place)"
+            ) from None
         args = (
             [triton.binary]
             + tritonserver_args(opts, repository)
@@ -104,6 +122,9 @@ class LocalTritonServer(Launcher):
         env = triton.environment()
         env.update(runtime_environment(opts))
         env[STATUS_DIR_ENV] = self.status_dir
+        env.pop(ADMIN_TOKEN_ENV, None)  # predictors (the stubs inherit this environment) need not see it
+        self._mark_started()
+        self.argv_hidden = False
         self.process = subprocess.Popen(
             args,
             env=env,
@@ -125,7 +146,8 @@ class LocalTritonServer(Launcher):
             states = self._load_states()
             if states is not None:
                 self._check_loaded(states)
-                self._start_watchdog()
+                self._start_watchdog(reload_timeout_s=timeout)
+                self._mark_ready()
                 return time.monotonic() - start
             waited = time.monotonic() - start
             if waited > timeout:
@@ -138,6 +160,8 @@ class LocalTritonServer(Launcher):
         """{model: (state, reason)} once no model is loading any more, else None."""
         if not self.admin.live(timeout=1.0):
             return None
+        if not self.argv_hidden:  # live: its flags are parsed
+            self.argv_hidden = hide_from_argv(self.process.pid, self.options.admin_token)
         try:
             index = self.admin.index(timeout=5.0)
         except (AdminError, OSError):
@@ -156,8 +180,16 @@ class LocalTritonServer(Launcher):
         if len(failed) == len(states) or self.options.exit_on_error:
             raise ServeError(self.failure_report())
 
-    def _start_watchdog(self):
-        self.watchdog = StubWatchdog(self.process.pid, self.admin, self.shm_prefix, report=self.on_event)
+    def _start_watchdog(self, reload_timeout_s):
+        metrics_url = f"http://{self.options.host}:{self.options.metrics_port}"
+        self.watchdog = StubWatchdog(
+            self.process.pid,
+            self.admin,
+            self.shm_prefix,
+            report=self.on_event,
+            reload_timeout_s=reload_timeout_s,
+            metrics_url=metrics_url,
+        )
         self.watchdog.start()
 
     def load_failures(self):
@@ -177,8 +209,7 @@ class LocalTritonServer(Launcher):
             if name not in self.load_failures()
         ]
         if not parts:
-            errors = [line for line in self.log_lines if line.startswith("E") or "error" in line.lower()]
-            parts.append("\n".join(errors[-20:] or self.log_lines[-30:]))
+            parts.append("\n".join(self.report_lines()))
         code = self.process.returncode if self.process else None
         if code is None and self.failed_apis:
             head = (
@@ -187,7 +218,7 @@ class LocalTritonServer(Launcher):
                 else "An API failed to load (serve --exit-on-error)."
             )
         else:
-            head = f"Triton stopped (exit code {code})."
+            head = f"Triton stopped ({describe_exit(code)})."
         return head + "\n" + "\n\n".join(parts)
 
     def _api_names(self):
@@ -202,15 +233,22 @@ class LocalTritonServer(Launcher):
                 pass
 
     def stop(self):
-        """SIGTERM, wait for in-flight requests, then make sure nothing is left behind."""
+        """Drain, then SIGTERM, then make sure nothing is left behind.
+
+        Triton 2.51 alone does not drain under keep-alive load: after SIGTERM it keeps answering
+        on open connections until --exit-timeout-secs, then drops whatever is in flight. So every
+        model is unloaded first: Triton lets the running requests finish, refuses new ones with
+        an error (and /v2/health/ready says false), and only then gets SIGTERM."""
         if self.process is None:
             return
         if self.watchdog is not None:
             self.watchdog.stop()  # stubs exit during shutdown: not crashes
+        drained = self._ready_mark is not None and self.process.poll() is None and self._drain()
         if self.process.poll() is None:
             try:
                 self.process.send_signal(signal.SIGTERM)
-                self.process.wait(timeout=self.options.exit_timeout_s + 10)
+                # Drained: nothing is left in flight, Triton only waits for idle connections.
+                self.process.wait(timeout=DRAINED_EXIT_WAIT_S if drained else self.options.exit_timeout_s + 10)
             except subprocess.TimeoutExpired:
                 pass
         # Stubs share tritonserver's process group; kill whatever outlived it.
@@ -228,3 +266,23 @@ class LocalTritonServer(Launcher):
                 pass
         if self.workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def _drain(self):
+        """Unload every model and wait (up to the exit timeout) until none is loaded; True if so."""
+        try:
+            names = [m["name"] for m in self.admin.index(timeout=5.0) if m.get("state") in ("READY", "LOADING")]
+            for name in names:
+                self.admin.unload(name)
+        except (AdminError, OSError):
+            return False
+        deadline = time.monotonic() + self.options.exit_timeout_s
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                states = [m.get("state") for m in self.admin.index(timeout=5.0)]
+            except (AdminError, OSError):
+                return False
+            if not any(state in ("READY", "LOADING", "UNLOADING") for state in states):
+                return True
+            time.sleep(0.05)
+        return False

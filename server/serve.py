@@ -5,6 +5,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 
 from tritonize.adapter.repository import model_names
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
@@ -12,6 +13,29 @@ from tritonize.errors import ServeError
 from tritonize.front.process import CortexFrontProcess
 from tritonize.server.local import LocalTritonServer, check_port_free
 from tritonize.server.process import is_triton_log_line
+
+# serve restarts Triton when it dies on its own (a segfault on a hostile request, the OOM
+# killer): at most MAX_RESTARTS times within RESTART_WINDOW_S, after RESTART_BACKOFF_S.
+MAX_RESTARTS = 5
+RESTART_WINDOW_S = 600.0
+RESTART_BACKOFF_S = (1, 2, 4, 8, 16)
+
+
+class RestartPolicy:
+    """Bounded restarts with backoff: next_delay() is None once too many fell in the window."""
+
+    def __init__(self, max_restarts=MAX_RESTARTS, window_s=RESTART_WINDOW_S, backoff_s=RESTART_BACKOFF_S):
+        self.max_restarts, self.window_s, self.backoff_s = max_restarts, window_s, backoff_s
+        self.restarts = []  # monotonic times
+
+    def next_delay(self, now=None):
+        now = time.monotonic() if now is None else now
+        self.restarts = [t for t in self.restarts if now - t < self.window_s]
+        if len(self.restarts) >= self.max_restarts:
+            return None
+        delay = self.backoff_s[min(len(self.restarts), len(self.backoff_s) - 1)]
+        self.restarts.append(now)
+        return delay
 
 
 class _Stop(Exception):
@@ -30,6 +54,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     if not apis:
         raise ServeError(f"{options.model_repository} holds no models (no */config.pbtxt)")
     started = {"ready": False}
+    out = _quiet_when_closed(out)
     if options.admin_token is None:
         options.admin_token = secrets.token_urlsafe(24)
 
@@ -78,9 +103,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         if server.detached:
             out(server.detach_message())
             return 0
-        server.wait()
-        # Triton exited on its own (crash or external kill).
-        raise ServeError(server.failure_report())
+        supervise(server, out, ready_timeout_s, RestartPolicy(), on_ready=lambda ready: started.update(ready=ready))
     except _Stop:
         out("Stopping Triton (finishing in-flight requests; Ctrl-C again to kill it now)...")
         return 0
@@ -96,6 +119,51 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+
+def supervise(server, out, ready_timeout_s, policy, on_ready=lambda ready: None):
+    """Wait for Triton; when it dies on its own, say why and restart it (the models load again).
+    Raises ServeError once the policy gives up. Ctrl-C/SIGTERM end it with _Stop."""
+    while True:
+        server.wait()
+        on_ready(False)
+        report = server.failure_report()
+        delay = policy.next_delay()
+        if delay is None:
+            raise ServeError(
+                f"{report}\nNot restarting it: Triton died {policy.max_restarts + 1} times within "
+                f"{policy.window_s / 60:.0f} min."
+            )
+        out(f"error: {report}")
+        out(
+            f"[supervisor] restarting Triton in {delay} s (restart {len(policy.restarts)} of at most "
+            f"{policy.max_restarts} within {policy.window_s / 60:.0f} min)"
+        )
+        time.sleep(delay)
+        server.stop()  # what the dead one left: stubs, shared memory, work folder
+        server.start()
+        try:
+            took = server.wait_ready(timeout=ready_timeout_s)
+        except ServeError:
+            if server.process.poll() is None:
+                raise  # not ready in time, but running: not a crash to retry
+            continue  # died again while loading: the loop reports it
+        on_ready(True)
+        out(f"[supervisor] Triton is ready again ({took:.1f} s)")
+
+
+def _quiet_when_closed(out):
+    """`serve | head`: once our stdout is gone, keep serving without printing."""
+    state = {"closed": False}
+
+    def write(text):
+        if not state["closed"]:
+            try:
+                out(text)
+            except (BrokenPipeError, ValueError):
+                state["closed"] = True
+
+    return write
 
 
 def _try_lines(options, host, apis):
@@ -141,4 +209,11 @@ def ready_banner(options, apis, took, cortex=False):
         f"  for tritonize commands: export {ADMIN_TOKEN_ENV}={options.admin_token}",
         "Press Ctrl-C to stop.",
     ]
+    if host in ("0.0.0.0", "::", ""):
+        lines.insert(
+            -1,
+            f"warning: listening on {host or 'every address'}: anyone who can reach this machine can call the APIs; "
+            "the admin token above is in this output (keep it out of shared logs, or pass your own with "
+            f"--admin-token / {ADMIN_TOKEN_ENV})",
+        )
     return "\n".join(lines)

@@ -3,10 +3,15 @@
 Triton 2.51 keeps such a model READY while every request fails with "Stub process
 ... is not healthy", and never restarts the stub. The watchdog polls tritonserver's
 children (each stub is one: `triton_python_backend_stub <model.py> <shm region> ...
-<instance name>`); when a stub exits (it stays a zombie, tritonserver does not reap
+<instance name>`); when a stub dies (it stays a zombie, tritonserver does not reap
 it) the model is reloaded through the repository API, and the dead stub's shared
 memory region is removed. If the reload fails, the model is unloaded, so that its
 readiness says what is true.
+
+Only a zombie is a crash: stubs that Triton stopped itself (an unload or load through
+the admin API, the watchdog's own reloads) are reaped by tritonserver and just vanish.
+A reload gets the startup's patience (serve --ready-timeout): a predictor whose
+__init__ takes minutes is not given up on after the admin client's usual timeout.
 """
 
 import logging
@@ -14,9 +19,13 @@ import os
 import threading
 import time
 
+from tritonize.client import local_http
 from tritonize.errors import AdminError
+from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
 
 STUB_NAME = "triton_python_backend_stub"
+# /proc/<pid>/stat's comm: the executable's name cut to 15 characters; a zombie has no cmdline.
+STUB_COMM = STUB_NAME[:15]
 log = logging.getLogger("tritonize.watchdog")
 
 
@@ -26,7 +35,7 @@ class Stub:
 
 
 def _children(parent_pid):
-    """{pid: (state, argv)} of the processes whose parent is parent_pid."""
+    """{pid: (state, comm, argv)} of the processes whose parent is parent_pid."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -34,6 +43,7 @@ def _children(parent_pid):
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 stat = f.read().decode("utf-8", errors="replace")
+            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
             fields = stat.rsplit(")", 1)[1].split()
             if int(fields[1]) != parent_pid:
                 continue
@@ -41,26 +51,42 @@ def _children(parent_pid):
                 argv = [a.decode("utf-8", errors="replace") for a in f.read().split(b"\0")]
         except (OSError, IndexError, ValueError):
             continue
-        found[int(entry)] = (fields[0], argv)
+        found[int(entry)] = (fields[0], comm, argv)
     return found
+
+
+def stub_processes(server_pid):
+    """({pid: Stub} of the running stubs of one tritonserver, {pids of its zombie stubs})."""
+    stubs, zombies = {}, set()
+    for pid, (state, comm, argv) in _children(server_pid).items():
+        if state in ("Z", "X"):
+            if comm == STUB_COMM:
+                zombies.add(pid)
+            continue
+        if len(argv) < 9 or not argv[0].endswith(STUB_NAME):
+            continue
+        model = os.path.basename(os.path.dirname(os.path.dirname(argv[1])))  # <repo>/<model>/<version>/model.py
+        stubs[pid] = Stub(pid, model, argv[2], argv[8])
+    return stubs, zombies
 
 
 def live_stubs(server_pid):
     """{pid: Stub} for the running (not exited) stubs of one tritonserver."""
-    stubs = {}
-    for pid, (state, argv) in _children(server_pid).items():
-        if state in ("Z", "X") or len(argv) < 9 or not argv[0].endswith(STUB_NAME):
-            continue
-        model = os.path.basename(os.path.dirname(os.path.dirname(argv[1])))  # <repo>/<model>/<version>/model.py
-        stubs[pid] = Stub(pid, model, argv[2], argv[8])
-    return stubs
+    return stub_processes(server_pid)[0]
 
 
 class StubWatchdog:
     """Polls every `interval_s`; calls report(message) for what it sees and does."""
 
-    def __init__(self, server_pid, admin, shm_prefix, report=None, interval_s=0.25):
+    def __init__(
+        self, server_pid, admin, shm_prefix, report=None, interval_s=0.25, reload_timeout_s=300.0, metrics_url=None
+    ):
         self.server_pid = server_pid
+        self.metrics_url = metrics_url  # for telling a stuck API (server/stuck.py); None: not checked
+        self.stuck = {}  # API -> seconds its waiting requests have not moved
+        self._stuck_detector = StuckDetector(stuck_after_s())
+        self._next_metrics = 0.0
+        self.reload_timeout_s = reload_timeout_s
         self.admin = admin
         self.shm_prefix = shm_prefix
         self.report = report or log.warning
@@ -86,18 +112,41 @@ class StubWatchdog:
         while not self._stop.wait(self.interval_s):
             try:
                 self.check()
+                self.check_stuck()
             except Exception as exc:  # never let the watchdog die silently
                 self.report(f"watchdog: {type(exc).__name__}: {exc}")
 
     def check(self):
-        live = live_stubs(self.server_pid)
-        dead = [stub for pid, stub in self._known.items() if pid not in live and pid not in self._retired]
-        self._retired &= set(live)
+        live, zombies = stub_processes(self.server_pid)
+        # Running at the last poll and a zombie now: it died. Gone altogether: Triton stopped it.
+        dead = [stub for pid, stub in self._known.items() if pid in zombies and pid not in self._retired]
+        self._retired &= set(live) | zombies
         self._known = live
         for model in sorted({stub.model for stub in dead}):
             if self._stop.is_set():
                 return
             self._recover(model, [stub for stub in dead if stub.model == model])
+
+    def check_stuck(self, now=None):
+        """Once a second: say when an API's requests wait and none finishes (a hung predict)."""
+        now = time.monotonic() if now is None else now
+        if self.metrics_url is None or now < self._next_metrics:
+            return
+        self._next_metrics = now + 1.0
+        try:
+            with local_http.urlopen(self.metrics_url + "/metrics", timeout=5) as response:
+                samples = queue_samples(response.read().decode("utf-8", "replace"))
+        except OSError:
+            return
+        stuck = self._stuck_detector.update(samples, now)
+        for model in sorted(stuck.keys() - self.stuck.keys()):
+            self.report(
+                f"API {model!r} looks stuck: {samples[model][0]} request(s) waiting, none finished for "
+                f"{stuck[model]:.0f} s (an endless loop or a hang in predict?); they wait until it returns"
+            )
+        for model in sorted(self.stuck.keys() - stuck.keys()):
+            self.report(f"API {model!r} is answering again")
+        self.stuck = stuck
 
     def _recover(self, model, dead):
         names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)
@@ -106,7 +155,7 @@ class StubWatchdog:
         )
         start = time.monotonic()
         try:
-            self.admin.reload(model, nonce=f"{os.getpid()}-{time.time_ns()}")
+            self.admin.reload(model, nonce=f"{os.getpid()}-{time.time_ns()}", timeout=self.reload_timeout_s)
             ok = True
         except (AdminError, OSError) as exc:
             ok = False

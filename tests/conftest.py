@@ -37,8 +37,9 @@ def run_tritonize(*args, check=True, **kwargs):
 class ServeProcess:
     """`tritonize serve` as a child process on free ports."""
 
-    def __init__(self, repository, extra_args=(), env=None):
-        self.http_port, self.grpc_port, self.metrics_port, self.cortex_port = free_ports(4)
+    def __init__(self, repository, extra_args=(), env=None, ports=None, stdout=None):
+        self.http_port, self.grpc_port, self.metrics_port = ports or free_ports(3)
+        (self.cortex_port,) = free_ports(1)
         if "--cortex-port" not in extra_args and "--no-cortex" not in extra_args:
             # The Cortex endpoint's default port (8080) may be taken on a shared machine.
             extra_args = [*extra_args, "--cortex-port", str(self.cortex_port)]
@@ -56,7 +57,7 @@ class ServeProcess:
                 str(self.metrics_port),
                 *extra_args,
             ),
-            stdout=self.log,
+            stdout=stdout or self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env=None if env is None else {**os.environ, **env},

@@ -122,3 +122,43 @@ def test_code_copied_into_triton_imports_only_stdlib_numpy_and_pb_utils():
                 continue
             for name in names:
                 assert name.split(".")[0] in allowed, f"{path} imports {name}"
+
+
+def test_a_directory_link_inside_the_project_is_copied_as_a_folder(project, tmp_path):
+    (project / "lib_real").mkdir()
+    (project / "lib_real" / "helpers.py").write_text("X = 1\n")
+    os.symlink("lib_real", project / "lib")  # the predictor imports lib.helpers
+    build(str(project / "predictor.py"), str(tmp_path / "repo"))
+    copied = tmp_path / "repo" / "proj" / "1" / "project" / "lib" / "helpers.py"
+    assert copied.read_text() == "X = 1\n" and not copied.parent.is_symlink()
+
+
+@pytest.mark.parametrize("target", ["..", ".", "../a"])
+def test_a_directory_link_loop_is_a_clear_error(project, tmp_path, target):
+    (project / "a").mkdir()
+    os.symlink(target, project / "a" / "loop")
+    with pytest.raises(BuildError, match="a/loop links to a folder it is inside of"):
+        build(str(project / "predictor.py"), str(tmp_path / "repo"))
+
+
+def test_force_does_not_delete_models_added_by_hand(project, tmp_path):
+    repo = tmp_path / "repo"
+    build(str(project / "predictor.py"), str(repo))
+    (repo / "handmade").mkdir()
+    (repo / "handmade" / "config.pbtxt").write_text('name: "handmade"\n')
+    with pytest.raises(BuildError, match="holds handmade, which an earlier build did not write"):
+        build(str(project / "predictor.py"), str(repo), force=True)
+    assert (repo / "handmade" / "config.pbtxt").exists()
+
+
+def test_an_interrupted_builds_leftovers_are_not_copied(tmp_path):
+    """Output inside the project: a killed build leaves .tritonize-build-* and <out>.old-* there."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "predictor.py").write_text("class PythonPredictor:\n    def __init__(self, config):\n        pass\n\n"
+                                          "    def predict(self, payload):\n        return payload\n")  # fmt: skip
+    (project / ".tritonize-build-abc123" / "x").mkdir(parents=True)
+    (project / "model_repository.old-.tritonize-build-def456" / "y").mkdir(parents=True)
+    build(str(project / "predictor.py"), str(project / "model_repository"))
+    copied = os.listdir(project / "model_repository" / "proj" / "1" / "project")
+    assert copied == ["predictor.py"], copied

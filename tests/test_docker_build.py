@@ -74,6 +74,9 @@ def test_dockerfile_instructions(project, tmp_path):
     instructions = parse_dockerfile(text)
     assert instructions[:-1] == [
         ("FROM", "nvcr.io/nvidia/tritonserver:24.10-py3"),
+        ("ARG", "PIP_INDEX_URL"),
+        ("ARG", "PIP_EXTRA_INDEX_URL"),
+        ("ARG", "PIP_TRUSTED_HOST"),
         ("ENV", "PIP_CONSTRAINT=/opt/tritonize/constraints.txt"),
         (
             "RUN",
@@ -82,10 +85,11 @@ def test_dockerfile_instructions(project, tmp_path):
         ),
         ("COPY", ". /models"),
         # APIs in name order; per API the shell script first (as Cortex did), then pip.
-        ("RUN", "cd /models/custom/1/project && bash -e deps/setup.sh"),
-        ("RUN", "python3 -m pip install --no-cache-dir -r /models/custom/1/project/deps/more.txt"),
-        ("RUN", "cd /models/plain/1/project && bash -e dependencies.sh"),
-        ("RUN", "python3 -m pip install --no-cache-dir -r /models/plain/1/project/requirements.txt"),
+        # Exec form: paths are single arguments, never shell code.
+        ("RUN", json.dumps(["bash", "-c", SHELL_STEP, "/models/custom/1/project", "deps/setup.sh"])),
+        ("RUN", json.dumps([*PIP_STEP, "/models/custom/1/project/deps/more.txt"])),
+        ("RUN", json.dumps(["bash", "-c", SHELL_STEP, "/models/plain/1/project", "dependencies.sh"])),
+        ("RUN", json.dumps([*PIP_STEP, "/models/plain/1/project/requirements.txt"])),
         ("ENV", 'TRITONIZE_FORWARD_SENSITIVE_HEADERS="0" TRITONIZE_HEADER_PATTERN="^x-"'),
         ("RUN", "python3 -m pip install --no-cache-dir 'httptools>=0.6' 'uvloop>=0.19'"),  # the Cortex endpoint
         ("ENV", "TRITONIZE_CORTEX_PORT=8080"),
@@ -117,6 +121,10 @@ def test_other_base_image_and_python_versions(project, tmp_path):
     assert image_python("nvcr.io/nvidia/tritonserver:24.11-py3") == "3.12"
     assert image_python("nvcr.io/nvidia/tritonserver:25.01-py3-sdk") == "3.12"
     assert image_python("my/triton:latest") is None
+
+
+SHELL_STEP = 'cd "$0" && exec bash -e "$1"'
+PIP_STEP = ["python3", "-m", "pip", "install", "--no-cache-dir", "-r"]
 
 
 def test_conda_dependencies_are_refused(project, tmp_path):
@@ -191,24 +199,31 @@ def test_entrypoint_restricts_admin_apis(project, tmp_path):
     script = str(tmp_path / "entrypoint.sh")
     rule = "model-repository,shared-memory,statistics,trace,logging:tritonize-admin-token="
 
-    def run(*args, token=None):
-        env = {"PATH": os.environ["PATH"], **({"TRITONIZE_ADMIN_TOKEN": token} if token else {})}
-        return subprocess.run([script, "echo", *args], env=env, capture_output=True, text=True, check=True).stdout
+    bin_dir = tmp_path / "bin"  # a tritonserver that prints its arguments
+    bin_dir.mkdir()
+    (bin_dir / "tritonserver").write_text('#!/bin/sh\necho tritonserver "$@"\n')
+    (bin_dir / "tritonserver").chmod(0o755)
 
-    assert run("tritonserver", "--x=1", token="s3cret").split() == [
+    def run(*args, token=None, command="tritonserver"):
+        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **({"TRITONIZE_ADMIN_TOKEN": token} if token else {})}
+        return subprocess.run([script, command, *args], env=env, capture_output=True, text=True, check=True).stdout
+
+    # Any other command runs as given (`docker run IMAGE bash`): no flags appended.
+    assert run("-c", "echo plain $0", command="sh", token="s3cret").split() == ["plain", "sh"]
+    assert run("--x=1", token="s3cret").split() == [
         "tritonserver",
         "--x=1",
         f"--http-restricted-api={rule}s3cret",
         f"--grpc-restricted-protocol={rule}s3cret",
     ]
-    out = run("tritonserver").splitlines()  # no token given: a random one, printed
+    out = run().splitlines()  # no token given: a random one, printed
     token = out[0].rsplit(" ", 1)[1]
     assert len(token) == 32 and out[1].split()[1:] == [
         f"--http-restricted-api={rule}{token}",
         f"--grpc-restricted-protocol={rule}{token}",
     ]
     given = f"--http-restricted-api={rule}mine"  # serve --docker and Kubernetes pass their own
-    assert run("tritonserver", given).split() == ["tritonserver", given]
+    assert run(given).split() == ["tritonserver", given]
 
 
 def test_image_runs_the_cortex_endpoint_beside_tritonserver(project, tmp_path):
@@ -238,3 +253,42 @@ def test_image_runs_the_cortex_endpoint_beside_tritonserver(project, tmp_path):
         cwd=tmp_path,
     )
     assert out.returncode == 0 and "--triton-http-port" in out.stdout
+
+
+def test_hostile_dependency_paths_stay_single_arguments(tmp_path):
+    """A requirements path with a space, a dependencies.shell named like a command line: each is one
+    argument of an exec-form RUN (nothing for a shell to split or run)."""
+    p = tmp_path / "hostile"
+    p.mkdir()
+    (p / "predictor.py").write_text(PREDICTOR)
+    (p / "my reqs.txt").write_text("requests\n")
+    (p / "setup;echo PWNED.sh").write_text("echo hi\n")
+    (p / "cortex.yaml").write_text(
+        "- name: h\n  predictor: {path: predictor.py, dependencies: {pip: my reqs.txt, shell: 'setup;echo PWNED.sh'}}\n"
+    )
+    build(str(p / "cortex.yaml"), str(tmp_path / "repo"))
+    runs = [json.loads(arg) for keyword, arg in parse_dockerfile(render_dockerfile(str(tmp_path / "repo")))
+            if keyword == "RUN" and arg.startswith("[")]  # fmt: skip
+    assert ["bash", "-c", 'cd "$0" && exec bash -e "$1"', "/models/h/1/project", "setup;echo PWNED.sh"] in runs
+    assert ["python3", "-m", "pip", "install", "--no-cache-dir", "-r", "/models/h/1/project/my reqs.txt"] in runs
+
+
+def test_image_references_and_pip_indexes(tmp_path, project):
+    build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
+    with pytest.raises(BuildError, match="is not an image reference"):
+        docker_build(str(tmp_path / "repo"), image="x\nRUN echo PWNED", dry_run=True)
+    result = docker_build(
+        str(tmp_path / "repo"),
+        dry_run=True,
+        pip_index_url="http://127.0.0.1:3141/simple/",
+        pip_extra_index_urls=["https://pypi.example.com/simple/"],
+    )
+    command = result.command
+    assert command[command.index("--network") + 1] == "host"  # the build reaches this machine's loopback
+    build_args = [command[i + 1] for i, a in enumerate(command) if a == "--build-arg"]
+    assert build_args == [
+        "PIP_INDEX_URL=http://127.0.0.1:3141/simple/",
+        "PIP_EXTRA_INDEX_URL=https://pypi.example.com/simple/",
+        "PIP_TRUSTED_HOST=127.0.0.1",
+    ]
+    assert "--network" not in docker_build(str(tmp_path / "repo"), dry_run=True).command

@@ -195,6 +195,12 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
     assert "fake tritonserver stopping" in output  # the container's log, streamed
     name = f"tritonize-repo-{serve.http_port}"
     calls = fake_docker()
+    run = calls[1]["argv"]
+    # The run's own id and label: serve acts on that container only, never on one found by name.
+    cidfile, label = run.pop(6), run.pop(7)
+    assert run[5:7] == ["--cidfile", "--label"] and label.startswith("io.tritonize.serve-run=")
+    del run[5:7]
+    assert not os.path.exists(cidfile)  # removed with serve's work folder
     assert [c["argv"] for c in calls] == [
         ["info", "--format", "{{.ServerVersion}}"],
         [
@@ -222,7 +228,7 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
             *TRITON_FLAGS,
             *RESTRICTED_FLAGS,
         ],
-        ["stop", "--time", "10", name],
+        ["stop", "--time", "10", f"cid-{name}"],
     ]
     run_env = calls[1]["env"]
     # The docker client gets the user's environment: the runtime settings travel as -e, and
@@ -266,9 +272,10 @@ def test_serve_docker_detach_leaves_the_container_running(repo, fake_docker):
         argvs = [c["argv"] for c in fake_docker()]
         assert argvs[0][0] == "info"
         # Then `docker logs --follow` streams startup; tritonize may end it before it gets to record itself.
-        assert argvs[2:] in ([], [["logs", "--follow", "tz-bg"]])
+        assert argvs[2:] in ([], [["logs", "--follow", "cid-tz-bg"]])
         run = argvs[1]
-        assert run[:8] == ["run", "--rm", "--init", "--name", "tz-bg", "--detach", "--shm-size", "2g"]
+        assert run[:5] == ["run", "--rm", "--init", "--name", "tz-bg"]
+        assert run[5] == "--cidfile" and run[7] == "--label" and run[9:12] == ["--detach", "--shm-size", "2g"]
         assert run[run.index("nvcr.io/nvidia/tritonserver:24.12-py3") + 1 :] == [
             "tritonserver",
             *TRITON_FLAGS,
@@ -381,6 +388,40 @@ def test_docker_kill_during_stop_kills_the_container(repo, fake_docker):
         server.wait_ready(timeout=30)
         server.kill()
         assert server.process.wait(timeout=30) is not None
-        assert ["kill", "tz-kill"] in [call["argv"] for call in fake_docker()]
+        assert [c["argv"] for c in fake_docker() if c["argv"][0] == "kill"]  # by name or container id
     finally:
         server.stop()
+
+
+def test_a_name_conflict_leaves_the_other_container_alone(repo, fake_docker):
+    http, grpc, metrics = free_ports(3)
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    other = free_ports(3)
+    other_ports = ["--http-port", str(other[0]), "--grpc-port", str(other[1]), "--metrics-port", str(other[2])]
+    run_tritonize("serve", repo, "--docker", "--detach", "--name", "tz-taken", *other_ports)
+    try:
+        result = run_tritonize("serve", repo, "--docker", "--name", "tz-taken", *ports, check=False)
+        assert result.returncode == 1
+        assert "a container named tz-taken already exists" in result.stderr, result.stderr
+        after = [c["argv"] for c in fake_docker()][2:]
+        assert not [argv for argv in after if argv[0] in ("stop", "rm", "kill")], after
+        with urllib.request.urlopen(f"http://127.0.0.1:{other[0]}/v2/health/ready", timeout=5) as response:
+            assert response.status == 200  # the other container still serves
+    finally:
+        os.system(f"{os.path.join(FAKE_DOCKER_DIR, 'docker')} stop tz-taken > /dev/null")
+
+
+def test_sigkill_of_serve_does_not_orphan_the_container(repo, fake_docker):
+    serve = ServeProcess(repo, extra_args=["--docker", "--name", "tz-orphan"])
+    assert serve.wait_ready(timeout=60), serve.output()
+    serve.process.kill()
+    serve.process.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if ["stop", "--time", "10", "cid-tz-orphan"] in [c["argv"] for c in fake_docker()]:
+            break
+        time.sleep(0.1)
+    else:
+        raise AssertionError(f"the container was not stopped: {fake_docker()}")
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://{serve.http_url}/v2/health/ready", timeout=2)

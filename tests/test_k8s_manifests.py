@@ -175,7 +175,10 @@ def test_service_ports_and_scraping(spec, tmp_path):
         "cortex": (80, "cortex"),  # http://<service>/<api>: one endpoint per API, as Cortex's load balancer
     }
     assert ports["grpc"]["appProtocol"] == "grpc"
-    assert docs["Service"]["metadata"]["annotations"]["prometheus.io/port"] == "8002"
+    # Scraped once: through the pods' annotations, not the Service's too (every pod counted twice).
+    assert "annotations" not in docs["Service"]["metadata"]
+    pod_annotations = docs["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+    assert pod_annotations["prometheus.io/scrape"] == "true" and pod_annotations["prometheus.io/port"] == "8002"
     assert docs["Service"]["spec"]["selector"] == docs["Deployment"]["spec"]["selector"]["matchLabels"]
     monitor = docs["ServiceMonitor"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= docs["Service"]["metadata"]["labels"].items()
@@ -443,3 +446,15 @@ def test_cortex_endpoint_runs_as_a_sidecar_of_the_built_image(spec, tmp_path):
     docs = manifests(str(tmp_path / "store"))
     assert [c["name"] for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]] == ["tritonserver"]
     assert "cortex" not in {p["name"] for p in docs["Service"]["spec"]["ports"]}
+
+
+def test_deploying_again_removes_what_the_earlier_run_wrote_and_this_one_does_not(spec, tmp_path):
+    out = str(tmp_path / "deploy")
+    deploy_k8s(spec, output=out, image="i:1")  # HPA
+    assert "HorizontalPodAutoscaler" in manifests(out)
+    (tmp_path / "deploy" / "mine.yaml").write_text("kind: ConfigMap\n")  # the user's own: kept
+    result = deploy_k8s(spec, output=out, image="i:1", autoscaler="keda")
+    kinds = list(manifests(out))
+    assert "ScaledObject" in kinds and "HorizontalPodAutoscaler" not in kinds, kinds
+    assert (tmp_path / "deploy" / "mine.yaml").exists()
+    assert any("removed" in w and "an earlier `tritonize deploy` wrote it" in w for w in result.warnings)

@@ -1,0 +1,44 @@
+"""A real Docker engine for the e2e tests: the daemon .ci/run started (DOCKER_HOST), and a local
+stand-in of the Triton image (tests/docker_engine/build_standin.sh: Debian + the wheel's
+tritonserver 2.51 in the official layout; not NVIDIA's image). Tests skip without an engine."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+STANDIN_IMAGE = os.environ.get("TRITONIZE_STANDIN_IMAGE", "tritonize-standin-triton:2.51")
+BUILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docker_engine", "build_standin.sh")
+
+
+def docker(*args, check=True, timeout=120):
+    result = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)}: {result.stderr}")
+    return result
+
+
+def engine_available():
+    try:
+        return docker("info", "--format", "{{.ServerVersion}}", check=False, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def standin_image_or_skip():
+    """The stand-in image's tag, built (or found) on the engine; skips the test without an engine."""
+    if not engine_available():
+        pytest.skip("no Docker engine (DOCKER_HOST); .ci/run starts one")
+    result = subprocess.run(["bash", BUILD_SCRIPT, STANDIN_IMAGE], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return STANDIN_IMAGE
+
+
+def containers(label):
+    """Ids of the containers (running or not) carrying `label` (key or key=value)."""
+    return docker("ps", "-a", "-q", "--filter", f"label={label}").stdout.split()
+
+
+def inspect(container):
+    return json.loads(docker("inspect", container).stdout)[0]

@@ -1,0 +1,128 @@
+"""Units of serve's supervision (issue 17): restart policy, exit descriptions, bounded output,
+the watchdog's crash rule and reload patience, stuck detection, proxy bypass, stale leftovers."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from tritonize.client.local_http import is_this_machine
+from tritonize.server import watchdog as watchdog_module
+from tritonize.server.launcher import LOG_LINES_KEPT, Launcher, describe_exit
+from tritonize.server.serve import RestartPolicy
+from tritonize.server.stale_runs import remove_stale_leftovers
+from tritonize.server.stuck import StuckDetector, queue_samples
+
+
+def test_restart_policy_backs_off_and_gives_up_within_its_window():
+    policy = RestartPolicy(max_restarts=3, window_s=60, backoff_s=(1, 2, 4))
+    assert [policy.next_delay(now=t) for t in (0, 1, 2)] == [1, 2, 4]
+    assert policy.next_delay(now=3) is None  # a fourth death within a minute
+    assert policy.next_delay(now=100) == 1  # the window moved on
+
+
+@pytest.mark.parametrize(
+    "code, text",
+    [(0, "exit code 0"), (1, "exit code 1"), (-11, "killed by signal 11 (SIGSEGV)"),
+     (139, "killed by signal 11 (SIGSEGV), exit code 139"), (-9, "killed by signal 9 (SIGKILL)")],
+)  # fmt: skip
+def test_exit_descriptions_name_the_signal(code, text):
+    assert describe_exit(code) == text
+
+
+class _Lines(Launcher):
+    http_url = "http://127.0.0.1:9"
+    start = wait_ready = stop = kill = failure_report = lambda self, *a, **k: None
+
+
+def test_output_is_bounded_and_reading_survives_a_closed_reader():
+    launcher = _Lines()
+    launcher.process = subprocess.Popen(
+        [sys.executable, "-c", f"for i in range({LOG_LINES_KEPT * 3}): print('line', i)"], stdout=subprocess.PIPE
+    )
+    seen = []
+
+    def closed(line):
+        seen.append(line)
+        raise BrokenPipeError()  # `serve | head` went away
+
+    launcher.on_output = closed
+    launcher._read_output()
+    assert len(seen) == 1 and launcher.on_output is None
+    assert len(launcher.log_lines) == LOG_LINES_KEPT and launcher.lines_total == LOG_LINES_KEPT * 3
+    assert launcher.log_lines[-1] == f"line {LOG_LINES_KEPT * 3 - 1}"
+    launcher._ready_mark = launcher.lines_total - 2
+    assert launcher.report_lines() == [f"line {LOG_LINES_KEPT * 3 - 2}", f"line {LOG_LINES_KEPT * 3 - 1}"]
+    launcher._ready_mark = launcher.lines_total
+    assert "nothing printed since it was ready" in launcher.report_lines()[0]
+
+
+class _Admin:
+    def __init__(self):
+        self.reloads = []
+
+    def reload(self, name, nonce, timeout=None):
+        self.reloads.append((name, timeout))
+
+
+def test_only_a_zombie_stub_is_a_crash_and_reloads_get_the_startup_patience(monkeypatch):
+    stub = watchdog_module.Stub(101, "api", "tritonize1_2_api", "api_0_0")
+    processes = {"now": ({101: stub}, set())}
+    monkeypatch.setattr(watchdog_module, "stub_processes", lambda pid: processes["now"])
+    admin, events = _Admin(), []
+    dog = watchdog_module.StubWatchdog(1, admin, "tritonize1_2_", report=events.append, reload_timeout_s=900)
+    dog._known = {101: stub}
+    processes["now"] = ({}, set())  # gone: reaped by Triton (an unload through the admin API)
+    dog.check()
+    assert admin.reloads == [] and events == []
+    dog._known = {101: stub}
+    processes["now"] = ({}, {101})  # a zombie: it died
+    dog.check()
+    assert admin.reloads == [("api", 900)] and "died" in events[0]
+    dog.check()  # still a zombie: handled once
+    assert len(admin.reloads) == 1
+
+
+def test_stuck_means_waiting_requests_and_no_execution_for_a_while():
+    detector = StuckDetector(after_s=10)
+    text = (
+        'nv_inference_pending_request_count{model="a",version="1"} 2\n'
+        'nv_inference_exec_count{model="a",version="1"} 5\n'
+    )
+    samples = queue_samples(text)
+    assert samples == {"a": (2, 5)}
+    assert detector.update(samples, now=0) == {}
+    assert detector.update(samples, now=9) == {}
+    assert detector.update(samples, now=10) == {"a": 10}
+    assert detector.update({"a": (2, 6)}, now=11) == {}  # one finished: busy, not stuck
+    assert detector.update({"a": (0, 6)}, now=30) == {}  # nothing waits
+
+
+def test_loopback_and_own_addresses_bypass_proxies():
+    assert is_this_machine("127.0.0.1") and is_this_machine("localhost") and is_this_machine("0.0.0.0")
+    assert is_this_machine("::1") and is_this_machine("127.5.6.7")
+    assert not is_this_machine("192.0.2.1")  # TEST-NET: never this machine
+    assert not is_this_machine("triton.example.com")  # names: the proxy settings decide
+
+
+def test_stale_leftovers_of_dead_runs_are_removed(tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"tritonize-serve-{dead.pid}-abc").mkdir()
+    (tmp_path / f"tritonize-serve-{os.getpid()}-def").mkdir()  # a live run: kept
+    (tmp_path / "tritonize-serve-old").mkdir()  # no pid in the name: kept
+    removed = remove_stale_leftovers(str(tmp_path))
+    assert removed == [str(tmp_path / f"tritonize-serve-{dead.pid}-abc")]
+    assert sorted(os.listdir(tmp_path)) == [f"tritonize-serve-{os.getpid()}-def", "tritonize-serve-old"]
+
+
+def test_watchdog_thread_never_dies_on_errors():
+    events = []
+    dog = watchdog_module.StubWatchdog(os.getpid(), _Admin(), "x", report=events.append, interval_s=0.01)
+    dog.check = lambda: (_ for _ in ()).throw(RuntimeError("boom"))
+    dog.start()
+    threading.Event().wait(0.1)
+    dog.stop()
+    assert events and "RuntimeError: boom" in events[0]
