@@ -97,7 +97,12 @@ def goal_rows(rec):
         ):
             extra = rec.overhead_us(key(TRITONIZE, f"{proto} c=32"), key(HANDWRITTEN, f"{proto} c=32"), field) / 1000
             rows.append(
-                (f"server CPU/request {proto}, {part}", "tritonize − hand-written, µs (c=32)", extra, "reported")
+                (
+                    f"server CPU/request {proto}, {part}",
+                    "tritonize − hand-written, µs (c=32; medians, the parts need not sum)",
+                    extra,
+                    "reported",
+                )
             )
     if rec.has(key(PERCENTILES, "HTTP c=32")):
         rows.append(
