@@ -4,6 +4,7 @@ the Triton image (tests/docker_engine.py). Real tritonserver 2.51 in a container
 import base64
 import hashlib
 import http.server
+import json
 import os
 import shutil
 import signal
@@ -209,4 +210,35 @@ def test_a_crashed_container_is_restarted(repo, standin_image):
             assert client.predict("robust", {"again": 1})["payload"] == {"again": 1}
     finally:
         assert serve.stop(timeout=90) == 0, serve.output()
+    _wait_gone(name)
+
+
+def test_a_second_ctrl_c_during_docker_stop_kills_the_container(repo, standin_image):
+    body = json.dumps(
+        {"inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES", "data": ["{}"]}],
+         "parameters": {"op": "sleep", "s": "60"}}
+    ).encode()  # fmt: skip
+    name = f"tz-e2e-ctrlc-{os.getpid()}"
+    serve = _serve_docker(repo, standin_image, name)
+    try:
+        assert serve.wait_ready(timeout=180), serve.output()
+
+        def hung():
+            try:
+                urllib.request.urlopen(f"http://{serve.http_url}/v2/models/robust/infer", data=body, timeout=90)
+            except OSError:
+                pass
+
+        threading.Thread(target=hung, daemon=True).start()
+        time.sleep(1)
+        serve.process.send_signal(signal.SIGINT)  # docker stop: waits for the hung request
+        time.sleep(2)
+        assert serve.process.poll() is None
+        second = time.monotonic()
+        serve.process.send_signal(signal.SIGINT)  # docker kill
+        assert serve.process.wait(timeout=30) == 0, serve.output()
+        assert time.monotonic() - second < 8, serve.output()
+        assert "AttributeError" not in serve.output()
+    finally:
+        docker("rm", "-f", name, check=False)
     _wait_gone(name)
