@@ -10,6 +10,7 @@ import shutil
 import signal
 import threading
 import time
+import urllib.error
 import urllib.request
 import zipfile
 
@@ -42,6 +43,25 @@ def _serve_docker(repo, image, name, *extra):
     return ServeProcess(repo, extra_args=["--docker", "--image", image, "--name", name, *extra])
 
 
+def _post_cortex(port, api, body, timeout=30):
+    """POST /<api> as a Cortex client does; retried while the front is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/{api}", data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 200
+                return response.read()
+        except ConnectionError:
+            assert time.monotonic() < deadline, f"the Cortex endpoint on port {port} never answered"
+            time.sleep(0.2)
+        except urllib.error.URLError as exc:
+            assert isinstance(exc.reason, ConnectionError) and time.monotonic() < deadline, exc
+            time.sleep(0.2)
+
+
 def _wait_gone(name, timeout=60):
     deadline = time.monotonic() + timeout
     while docker("ps", "-a", "-q", "--filter", f"name=^{name}$").stdout.strip():
@@ -58,6 +78,8 @@ def test_serve_docker_on_a_real_engine(repo, standin_image):
             assert client.predict("robust", {"h": 1})["payload"] == {"h": 1}
         with Client(serve.grpc_url, protocol="grpc") as client:
             assert client.predict("robust", {"g": 1})["payload"] == {"g": 1}
+        # Cortex's own endpoint (the front runs on the host, in front of the published ports).
+        assert json.loads(_post_cortex(serve.cortex_port, "robust", b'{"c": 1}'))["payload"] == {"c": 1}
         info = inspect(name)
         # Published on loopback only; the repository mounted read-only; labelled with the run.
         bindings = [b for port in info["HostConfig"]["PortBindings"].values() for b in port]
