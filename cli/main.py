@@ -279,6 +279,11 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
 )
 @click.option("--exit-on-error", is_flag=True, help="Stop if any API fails to load (default: serve the others).")
 @click.option(
+    "--drain-notice",
+    help="On SIGTERM, say not ready for this long while still answering, so load balancers take this "
+    "server out before it refuses requests (e.g. 2s; default 2s with --host beyond loopback, else 0).",
+)
+@click.option(
     "--max-body-size",
     default="64m",
     show_default=True,
@@ -313,6 +318,7 @@ def serve(
     cpu_only,
     admin_token,
     exit_on_error,
+    drain_notice,
     max_body_size,
     latency_percentiles,
     debug_errors,
@@ -336,6 +342,7 @@ def serve(
         cpu_only=cpu_only,
         admin_token=admin_token or None,
         exit_on_error=exit_on_error,
+        drain_notice_s=None if drain_notice is None else _duration(drain_notice, "--drain-notice"),
         max_body_bytes=_size(max_body_size, "--max-body-size"),
         latency_percentiles=latency_percentiles,
         debug_errors=debug_errors,
@@ -441,10 +448,13 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
     _print_body(reply.body, reply.content_type, output)
 
 
-def _duration(text):
-    from tritonize.adapter.spec_values import parse_duration_us
+def _duration(text, what="--duration"):
+    from tritonize.adapter.spec_values import parse_duration
 
-    return parse_duration_us(text, "--duration") / 1e6
+    try:
+        return parse_duration(text, what)
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 @cli.command("bench")

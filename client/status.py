@@ -187,9 +187,10 @@ PERCENTILES_HINT = "p50/p99: start the server with `tritonize serve --latency-pe
 def format_table(statuses):
     """The status table; p50/p99 columns only when the server exports latency summaries."""
     percentiles = any(s.p50_ms is not None or s.queue_p50_ms is not None for s in statuses)
-    header = ("api", "status", "instances", "requests", "errors", "waiting", "mean ms", "queue ms")
+    header = ("api", "status", "instances", "requests", "errors", "mean ms", "queue ms")
     if percentiles:
         header += ("p50 ms", "p99 ms", "queue p50", "queue p99")
+    header += ("waiting",)  # queued, not executing: growing while requests stays put = stuck
     rows = [header]
     for s in statuses:
         row = (
@@ -198,13 +199,12 @@ def format_table(statuses):
             str(s.instances) if s.state == "ready" else "-",
             str(s.requests),
             str(s.errors),
-            str(s.waiting) if s.state == "ready" else "-",
             _ms(s.mean_ms),
             _ms(s.queue_mean_ms),
         )
         if percentiles:
             row += (_ms(s.p50_ms), _ms(s.p99_ms), _ms(s.queue_p50_ms), _ms(s.queue_p99_ms))
-        rows.append(row)
+        rows.append(row + (str(s.waiting) if s.state == "ready" else "-",))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     for s in statuses:

@@ -8,6 +8,9 @@ from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER, RELOAD_PARAM
 from tritonize.client import local_http
 from tritonize.errors import AdminError
 
+# The model whose failed load marks a draining server not ready (never in a repository).
+DRAINING_MODEL = "tritonize-draining"
+
 
 class TritonAdmin:
     """index() / model_config() / load() / unload() against one server."""
@@ -55,6 +58,16 @@ class TritonAdmin:
         """Returns once the model is loaded: as long as its predictor's __init__ takes (timeout)."""
         body = {"parameters": {"config": json.dumps(config)}} if config is not None else {}
         self._call(f"/v2/repository/models/{name}/load", body, timeout=timeout)
+
+    def announce_not_ready(self):
+        """Make /v2/health/ready say false while every model keeps serving (Triton 2.51 has no drain
+        mode): load a model that cannot load. Strict readiness then fails; nothing else changes."""
+        config = {"name": DRAINING_MODEL, "backend": DRAINING_MODEL}  # no such backend: fails in ms
+        body = {"parameters": {"config": json.dumps(config), "file:1/README": "ZHJhaW5pbmc="}}
+        try:
+            self._call(f"/v2/repository/models/{DRAINING_MODEL}/load", body, timeout=10)
+        except AdminError:
+            pass  # the expected answer: 400 "load failed"
 
     def unload(self, name):
         self._call(f"/v2/repository/models/{name}/unload", {})

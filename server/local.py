@@ -269,8 +269,14 @@ class LocalTritonServer(Launcher):
             self.workdir = None
 
     def _drain(self):
-        """Unload every model and wait (up to the exit timeout) until none is loaded; True if so."""
+        """Say not ready (and keep answering) for the drain notice, then unload every model and wait
+        (up to the exit timeout) until none is loaded; True if so."""
         try:
+            if self.options.drain_notice_s > 0:
+                # Load balancers polling readiness take this server out while it still answers:
+                # unloading at once would refuse what they send meanwhile (404 / NOT_FOUND).
+                self.admin.announce_not_ready()
+                time.sleep(self.options.drain_notice_s)
             names = [m["name"] for m in self.admin.index(timeout=5.0) if m.get("state") in ("READY", "LOADING")]
             for name in names:
                 self.admin.unload(name)

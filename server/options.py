@@ -19,6 +19,9 @@ from tritonize.adapter.runtime.constants import (
 from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
 from tritonize.errors import ServeError
 
+# Readiness watchers (Kubernetes endpoints, nginx health checks) poll every second or two.
+DEFAULT_DRAIN_NOTICE_S = 2.0
+
 
 @dataclass
 class ServerOptions:
@@ -31,6 +34,10 @@ class ServerOptions:
     header_pattern: str = DEFAULT_HEADER_PATTERN
     forward_sensitive_headers: bool = False
     exit_timeout_s: int = 10
+    # serve --drain-notice: on SIGTERM, how long /v2/health/ready says false while requests are still
+    # answered, before the drain refuses new ones: time for load balancers to take this server out.
+    # None: DEFAULT_DRAIN_NOTICE_S when serving beyond loopback (--host), 0 on 127.0.0.1.
+    drain_notice_s: float = None
     log_verbose: int = 0
     extra_args: list = field(default_factory=list)
     # serve --cpu: run models built for GPUs on CPU instances (local testing on a machine without GPUs).
@@ -52,6 +59,8 @@ class ServerOptions:
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
+        if self.drain_notice_s is None:
+            self.drain_notice_s = 0.0 if self.host in ("127.0.0.1", "localhost", "::1") else DEFAULT_DRAIN_NOTICE_S
         check_header_pattern(self.header_pattern)
 
 
