@@ -172,8 +172,8 @@ class TritonPythonModel:
         )
 
     def _stream_body_response(self, reply):
-        # Decoupled responses leave from other threads and are released as they are sent: each
-        # gets tensors of its own (a shared content-type tensor came back corrupted over gRPC).
+        # Decoupled responses are sent from several stream threads at once; each gets tensors of its
+        # own: sharing the content-type tensor (_content_type) was only checked for execute()'s path.
         if not reply.ok:
             return self._error(reply.status, reply.message)
         content_type = _one_bytes_item(reply.content_type.encode("utf-8"))
