@@ -299,6 +299,11 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     help="Port of the Cortex endpoint: POST /<api> with the raw body, as Cortex clients call it.",
 )
 @click.option("--no-cortex", is_flag=True, help="Do not start the Cortex endpoint (Triton's own ports only).")
+@click.option(
+    "--request-timeout",
+    help="Default request timeout of the APIs whose spec sets none (e.g. 30s, 2m): an instance whose predict "
+    "runs longer is ended and reloaded. Default: none.",
+)
 @_docker_options
 def serve(
     model_repository,
@@ -318,6 +323,7 @@ def serve(
     debug_errors,
     cortex_port,
     no_cortex,
+    request_timeout,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -340,6 +346,7 @@ def serve(
         latency_percentiles=latency_percentiles,
         debug_errors=debug_errors,
         cortex_port=None if no_cortex else cortex_port,
+        request_timeout_s=_timeout(request_timeout, "--request-timeout"),
     )
     if verbose:
         options.extra_args.append("--log-info=true")
@@ -351,6 +358,17 @@ def serve(
             docker=_docker_settings(**docker_settings),
         )
     )
+
+
+def _timeout(text, what):
+    from tritonize.adapter.spec_values import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, what, example="30s or 2m")
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 def _size(text, what):
