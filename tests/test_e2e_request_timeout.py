@@ -51,8 +51,8 @@ def test_a_hung_request_fails_within_seconds_and_the_instance_comes_back(serve):
             client.predict("hang", {"a": 2}, query_params={"hang": "1"})
         took = time.monotonic() - start
         assert took < 10, took
-        print("HTTP client saw:", failed.value.status, str(failed.value))
-        assert failed.value.status >= 500
+        assert failed.value.status == 500 and "Stub process 'hang_0_0' is not healthy" in str(failed.value)
+        print(f"HTTP request failed after {took:.2f} s")
         output = serve.output()
         assert "API 'hang', instance hang_0_0: a request has run 2." in output, output
         assert "over the request timeout of 2 s" in output
@@ -66,7 +66,8 @@ def test_grpc_and_the_cortex_endpoint_see_the_timeout_too(serve):
         with pytest.raises(PredictError) as failed:
             client.predict("hang", {}, query_params={"hang": "1"})
         assert time.monotonic() - start < 10
-        print("gRPC client saw:", failed.value.status, str(failed.value))
+        # What Triton 2.51 answers for a request whose instance process ended (no better text reaches it).
+        assert failed.value.status == 500 and "Stub process 'hang_0_0' is not healthy" in str(failed.value)
     _wait_reloaded(serve, 2)
     request = urllib.request.Request(
         f"http://127.0.0.1:{serve.cortex_port}/hang?hang=1", data=b"{}", headers={"content-type": "application/json"}
@@ -75,7 +76,8 @@ def test_grpc_and_the_cortex_endpoint_see_the_timeout_too(serve):
     with pytest.raises(urllib.error.HTTPError) as answer:
         urllib.request.urlopen(request, timeout=60)
     assert time.monotonic() - start < 10
-    print("Cortex endpoint answered:", answer.value.code, answer.value.read())
+    assert answer.value.code == 504
+    assert answer.value.read() == b"API 'hang' did not answer within its request timeout of 2 s"
     _wait_reloaded(serve, 3)
     with Client(serve.http_url) as client:
         assert client.predict("hang", {"b": 1})["payload"] == {"b": 1}

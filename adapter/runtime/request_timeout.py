@@ -71,5 +71,6 @@ class RequestTimeout:
         for handler in log.handlers:
             handler.flush()
         sys.stderr.flush()
+        self._stop.set()
         self.end(REQUEST_TIMEOUT_EXIT_CODE)
         return True
