@@ -19,6 +19,7 @@ import os
 import threading
 import time
 
+from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_EXIT_CODE
 from tritonize.client import local_http
 from tritonize.errors import AdminError
 from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
@@ -108,6 +109,19 @@ def stub_processes(server_pid, proc="/proc", lister=None):
         model = os.path.basename(os.path.dirname(os.path.dirname(argv[1])))  # <repo>/<model>/<version>/model.py
         stubs[pid] = Stub(pid, model, argv[2], argv[8])
     return stubs, zombies
+
+
+def exit_status(pid, proc="/proc"):
+    """A zombie's exit status (exit code field of /proc/<pid>/stat, as waitpid reports it), or None."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] not in (b"Z", b"X"):  # still running: no exit status yet
+            return None
+        status = int(fields[49])  # field 52 of stat; fields[0] is field 3
+    except (OSError, IndexError, ValueError):
+        return None
+    return status >> 8 if status & 0x7F == 0 else None  # exited (not killed by a signal)
 
 
 def live_stubs(server_pid, proc="/proc"):
@@ -225,8 +239,13 @@ class StubWatchdog:
 
     def _recover(self, model, dead):
         names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)
+        why = (
+            " (it ended itself: a request ran over the API's request timeout)"
+            if any(exit_status(stub.pid, self.proc) == REQUEST_TIMEOUT_EXIT_CODE for stub in dead)
+            else ""
+        )
         self.report(
-            f"API {model!r}: instance process {names} died; requests to it fail until it is reloaded; reloading"
+            f"API {model!r}: instance process {names} died{why}; requests to it fail until it is reloaded; reloading"
         )
         start = time.monotonic()
         try:

@@ -57,6 +57,7 @@ def test_a_hung_request_fails_within_seconds_and_the_instance_comes_back(serve):
         assert "API 'hang', instance hang_0_0: a request has run 2." in output, output
         assert "over the request timeout of 2 s" in output
         _wait_reloaded(serve, 1)
+        assert "died (it ended itself: a request ran over the API's request timeout)" in serve.output()
         assert client.predict("hang", {"a": 3})["payload"] == {"a": 3}
 
 

@@ -35,6 +35,7 @@ class FakeProc:
     def __init__(self, root, children_files=True):
         self.root, self.children_files = root, children_files
         self.processes = {}  # pid -> (parent, state, comm, argv)
+        self.exit_status = {}  # pid -> exit status, once it exited
         self.add(SERVER, 1, "S", "tritonserver", ["tritonserver", "--model-repository", REPO])
         self.add(1, 0, "S", "init", ["/sbin/init"])
 
@@ -59,7 +60,8 @@ class FakeProc:
             folder = os.path.join(self.root, str(pid))
             os.makedirs(folder)
             with open(os.path.join(folder, "stat"), "w") as f:
-                f.write(f"{pid} ({comm}) {state} {parent} {pid} {pid} 0 -1 4194560 0 0\n")
+                rest = ["0"] * 45 + [str(self.exit_status.get(pid, 0) << 8)]  # up to field 52, exit_code
+                f.write(f"{pid} ({comm}) {state} {parent} {pid} {pid} {' '.join(rest)}\n")
             with open(os.path.join(folder, "cmdline"), "wb") as f:
                 f.write(b"\0".join(a.encode() for a in argv) + (b"\0" if argv else b""))
             kids = sorted(p for p, info in self.processes.items() if info[0] == pid)
@@ -187,3 +189,30 @@ def test_polls_read_few_files_yet_see_every_death_and_every_new_stub(tmp_path):
     lister._threads = {SERVER}
     proc.set_state(602, "Z")
     assert lister.children()[602][0] == "Z"
+
+
+def test_a_stub_that_ended_for_its_request_timeout_is_reported_so():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        proc = FakeProc(os.path.join(root, "proc"))
+        proc.add(601, SERVER, "S", "triton_python_b", stub_argv("echo", "echo_0_0"))
+        dog, admin, events = watched(proc)
+        proc.exit_status[601] = 124
+        proc.set_state(601, "Z")
+        assert watchdog.exit_status(601, proc.root) == 124
+        dog.check()
+        assert "died (it ended itself: a request ran over the API's request timeout)" in events[0]
+
+
+def test_the_exit_status_of_a_real_zombie_is_read():
+    child = subprocess.Popen(["sh", "-c", "exit 124"])
+    try:
+        import time
+
+        deadline = time.monotonic() + 5
+        while watchdog.exit_status(child.pid) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert watchdog.exit_status(child.pid) == 124
+    finally:
+        child.wait()
