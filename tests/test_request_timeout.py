@@ -86,3 +86,12 @@ def test_the_thread_checks_often_enough_for_short_timeouts():
         assert ended == [REQUEST_TIMEOUT_EXIT_CODE]
     finally:
         timeout.stop()
+
+
+def test_serve_refuses_a_bad_request_timeout(tmp_path):
+    from click.testing import CliRunner
+
+    from tritonize.cli.main import cli
+
+    result = CliRunner().invoke(cli, ["serve", str(tmp_path), "--request-timeout", "soon"])
+    assert result.exit_code == 2 and "--request-timeout: expected a duration like 30s or 2m" in result.output
