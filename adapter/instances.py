@@ -5,6 +5,7 @@ Sources, later ones win: Cortex's `compute.gpu` / `compute.cpu`, Cortex's
 then `tritonize build --kind/--instances/--gpus`.
 """
 
+from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_KEY
 from tritonize.adapter.spec_values import check_keys
 from tritonize.errors import SpecError
 
@@ -12,7 +13,7 @@ KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
 # model_poll_interval: adapter/models_spec.py; stream: adapter/streaming.py
-TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval", "stream"}
+TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval", "stream", REQUEST_TIMEOUT_KEY}
 # compute fields that decide the instance group; every other one is reported as ignored.
 USED_COMPUTE_KEYS = {"cpu", "gpu", "mem"}  # mem: `tritonize deploy` (memory request)
 

@@ -9,7 +9,7 @@ from importlib import resources
 from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
 from tritonize.adapter.project_files import copy_project
-from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE, SETTINGS_FILE
+from tritonize.adapter.runtime.constants import PROJECT_DIR, REQUEST_TIMEOUT_SETTING, RUNTIME_PACKAGE, SETTINGS_FILE
 from tritonize.adapter.signature import check_predictor_source, predict_is_generator
 from tritonize.adapter.spec import NOT_NEEDED
 from tritonize.adapter.streaming import THREADS_KEY, resolve_streaming, stream_threads
@@ -67,6 +67,8 @@ def api_settings(api):
         "stream_threads": stream_threads(api) if api.streaming else None,
         # networking.endpoint: where the Cortex endpoint (front/) also answers for this API.
         "endpoint": api.endpoint,
+        # tritonize.request_timeout (seconds; None: serve --request-timeout's, 0: none).
+        REQUEST_TIMEOUT_SETTING: api.request_timeout_s,
     }
 
 

@@ -11,7 +11,8 @@ from tritonize.adapter.batching import Batching, parse_batching
 from tritonize.adapter.instances import parse_api_instances
 from tritonize.adapter.models_spec import SECTION_KEYS as MODELS_SECTION_KEYS
 from tritonize.adapter.models_spec import parse_models, parse_poll_interval
-from tritonize.adapter.spec_values import check_keys, is_quantity
+from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_KEY
+from tritonize.adapter.spec_values import check_keys, is_quantity, parse_duration
 from tritonize.adapter.streaming import parse_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
 from tritonize.errors import SpecError
@@ -92,6 +93,8 @@ class ApiSpec:
     streaming: bool = False
     # Cortex's networking.endpoint: a second URL path the Cortex endpoint (front/) answers on.
     endpoint: str = None
+    # tritonize.request_timeout in seconds (adapter/runtime/request_timeout.py); None: serve's default, 0: none.
+    request_timeout_s: float = None
 
 
 def parse_endpoint(networking, where, warnings, name):
@@ -242,6 +245,7 @@ def _parse_api(entry, where, project_dir, class_name):
     api.endpoint = parse_endpoint(entry.get("networking"), f"{where}.networking", api.warnings, name)
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
     api.stream, api.stream_threads = parse_streaming(entry, predictor, where)
+    api.request_timeout_s = parse_request_timeout(entry, where)
     api.compute = _parse_compute(entry.get("compute"), f"{where}.compute")
     api.autoscaling, more = parse_autoscaling(entry.get("autoscaling"), f"{where}.autoscaling", api.instances)
     api.warnings.extend(f"{name}: {text}" for text in more)
@@ -260,6 +264,16 @@ def _parse_api(entry, where, project_dir, class_name):
         predictor.get("dependencies"), project_dir, f"{where}.predictor.dependencies"
     )
     return api
+
+
+def parse_request_timeout(entry, where):
+    """The API's tritonize.request_timeout ('30s', '2m', 5) -> seconds, or None; 0 turns serve's default off."""
+    settings = entry.get("tritonize")
+    if not isinstance(settings, dict) or settings.get(REQUEST_TIMEOUT_KEY) is None:
+        return None
+    return parse_duration(
+        settings[REQUEST_TIMEOUT_KEY], f"{where}.tritonize.{REQUEST_TIMEOUT_KEY}", example="30s or 2m"
+    )
 
 
 def _parse_dependencies(value, project_dir, where):

@@ -29,6 +29,21 @@ def _key_values(items, what, parse_values=False):
     return result
 
 
+def _repeatable(items, what):
+    """--param/--header KEY=VALUE...: {key: value}, or {key: [values]} for a repeated key (getlist)."""
+    result = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint=what)
+        if key in result:
+            previous = result[key]
+            result[key] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            result[key] = value
+    return result
+
+
 def _read_data(data):
     if data.startswith("@"):
         try:
@@ -304,6 +319,11 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     help="Port of the Cortex endpoint: POST /<api> with the raw body, as Cortex clients call it.",
 )
 @click.option("--no-cortex", is_flag=True, help="Do not start the Cortex endpoint (Triton's own ports only).")
+@click.option(
+    "--request-timeout",
+    help="Default request timeout of the APIs whose spec sets none (e.g. 30s, 2m): an instance whose predict "
+    "runs longer is ended and reloaded. Default: none.",
+)
 @_docker_options
 def serve(
     model_repository,
@@ -324,6 +344,7 @@ def serve(
     debug_errors,
     cortex_port,
     no_cortex,
+    request_timeout,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -347,6 +368,7 @@ def serve(
         latency_percentiles=latency_percentiles,
         debug_errors=debug_errors,
         cortex_port=None if no_cortex else cortex_port,
+        request_timeout_s=_timeout(request_timeout, "--request-timeout"),
     )
     if verbose:
         options.extra_args.append("--log-info=true")
@@ -358,6 +380,17 @@ def serve(
             docker=_docker_settings(**docker_settings),
         )
     )
+
+
+def _timeout(text, what):
+    from tritonize.adapter.spec_values import parse_duration
+
+    if text is None:
+        return None
+    try:
+        return parse_duration(text, what, example="30s or 2m")
+    except SpecError as exc:
+        raise click.BadParameter(str(exc), param_hint=what) from None
 
 
 def _size(text, what):
@@ -374,9 +407,15 @@ def _request_options(func):
         [
             click.option("--data", "-d", required=True, help="Request body, or @FILE."),
             click.option("--content-type", help="Body content type (default application/json)."),
-            click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable)."),
             click.option(
-                "--header", "headers", multiple=True, metavar="KEY=VALUE", help="Request header (repeatable)."
+                "--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeat a key: getlist)."
+            ),
+            click.option(
+                "--header",
+                "headers",
+                multiple=True,
+                metavar="KEY=VALUE",
+                help="Request header (repeatable; a repeated name's values are joined with ', ').",
             ),
             click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write the response body to FILE."),
         ]
@@ -401,16 +440,16 @@ def predict(api, data, content_type, params, headers, output, protocol, url, str
                 api,
                 _read_data(data),
                 content_type=content_type,
-                query_params=_key_values(params, "--param"),
-                headers=_key_values(headers, "--header"),
+                query_params=_repeatable(params, "--param"),
+                headers=_repeatable(headers, "--header"),
             )
             return _print_chunks(chunks, output)
         body, response_type = client.predict_raw(
             api,
             _read_data(data),
             content_type=content_type,
-            query_params=_key_values(params, "--param"),
-            headers=_key_values(headers, "--header"),
+            query_params=_repeatable(params, "--param"),
+            headers=_repeatable(headers, "--header"),
         )
     _print_body(body, response_type, output)
 
@@ -431,8 +470,8 @@ def test_command(source, data, content_type, params, headers, output, api_name, 
         source,
         _read_data(data),
         content_type=content_type,
-        query_params=_key_values(params, "--param"),
-        headers=_key_values(headers, "--header"),
+        query_params=_repeatable(params, "--param"),
+        headers=_repeatable(headers, "--header"),
         api_name=api_name,
         class_name=class_name,
         config=_key_values(config_items, "--config", parse_values=True) or None,
@@ -466,7 +505,7 @@ def _duration(text, what="--duration"):
 @click.option("--url", help="host:port (default 127.0.0.1:8000 for http, 127.0.0.1:8001 for grpc).")
 @click.option("--http-url", help="host:port of the HTTP endpoint, for model metadata when --protocol grpc.")
 @click.option("--content-type", help="Body content type (default application/json).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeatable).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Query parameter (repeat a key: getlist).")
 @click.option("--engine", type=click.Choice(["auto", "perf_analyzer", "builtin"]), default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 def bench_command(api, data, concurrency, duration, protocol, url, http_url, content_type, params, engine, as_json):
@@ -486,7 +525,7 @@ def bench_command(api, data, concurrency, duration, protocol, url, http_url, con
         url=url,
         http_url=http_url,
         content_type=content_type,
-        query_params=_key_values(params, "--param"),
+        query_params=_repeatable(params, "--param"),
         engine=engine,
     )
     if as_json:

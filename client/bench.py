@@ -17,6 +17,7 @@ import time
 import numpy as np
 
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER, DEFAULT_URLS, INPUT_NAME
+from tritonize.adapter.runtime.params import request_parameters
 from tritonize.adapter.runtime.tensors import TRITON_TO_NUMPY
 from tritonize.client import loadgen, local_http, stream_load
 from tritonize.errors import BenchError, TritonizeError
@@ -39,7 +40,7 @@ class Workload:
         self.model = metadata["name"]
         self.inputs = {}  # name -> (datatype, shape with batch dim 1, flat list)
         names = [i["name"] for i in metadata["inputs"]]
-        self.parameters = dict(query_params or {})
+        self.parameters = request_parameters(query_params)  # repeated keys survive (urlencoded)
         if names == [INPUT_NAME]:
             try:
                 text = data.decode("utf-8")

@@ -23,6 +23,7 @@ from tritonize.adapter.runtime.constants import (
     OUTPUT_NAME,
 )
 from tritonize.adapter.runtime.params import request_parameters
+from tritonize.client.headers import grpc_metadata, http_headers
 from tritonize.errors import PredictError, ServerUnreachable
 
 # gRPC status -> the HTTP status Triton gives the same error over HTTP.
@@ -112,18 +113,15 @@ class Client:
             kwargs["client_timeout"] = self.timeout_s
         # Query params travel URL-encoded in one parameter: repeated keys and names Triton reserves survive.
         parameters = request_parameters(query_params, content_type)
-        headers = {
-            str(k): v if isinstance(v, bytes) else str(v) for k, v in (headers or {}).items()
-        }  # bytes: gRPC -bin
-        if self.protocol == "grpc":
-            headers = {k.lower(): v for k, v in headers.items()}  # gRPC metadata keys must be lower-case
+        # A repeated header (a list value): repeated gRPC metadata; joined with ', ' over HTTP.
+        sent = grpc_metadata(headers) if self.protocol == "grpc" else http_headers(headers)
         try:
             result = self._client.infer(
                 api,
                 [inp],
                 outputs=outputs,
                 parameters=parameters or None,
-                headers=headers or None,
+                headers=sent or None,
                 **kwargs,
             )
         except m.InferenceServerException as exc:

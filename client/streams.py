@@ -12,12 +12,13 @@ import numpy as np
 
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
-    CONTENT_TYPE_PARAMETER,
     GENERATE_STREAM_PATH,
     INPUT_NAME,
     OUTPUT_NAME,
 )
+from tritonize.adapter.runtime.params import request_parameters
 from tritonize.adapter.runtime.streaming import parse_error_chunk
+from tritonize.client.headers import grpc_metadata, http_headers
 from tritonize.errors import PredictError
 
 # A stream error that carries no status of ours (Triton refused the request itself, as it
@@ -60,9 +61,7 @@ def generate_stream_body(body, content_type, query_params):
         raise PredictError(
             400, "a binary request body cannot be sent over HTTP streams (SSE); use protocol='grpc'"
         ) from None
-    parameters = {str(k): str(v) for k, v in (query_params or {}).items()}
-    if content_type:
-        parameters[CONTENT_TYPE_PARAMETER] = content_type
+    parameters = request_parameters(query_params, content_type)
     document = {INPUT_NAME: text}
     if parameters:
         document["parameters"] = parameters
@@ -81,7 +80,7 @@ def stream_http(url, api, body, content_type=None, query_params=None, headers=No
             headers={
                 "Content-Type": "application/json",
                 "Accept": "text/event-stream",
-                **{str(k): str(v) for k, v in (headers or {}).items()},
+                **http_headers(headers),
             },
         )
         response = connection.getresponse()
@@ -117,13 +116,11 @@ def stream_grpc(client, module, api, body, content_type=None, query_params=None,
     data = np.empty((1, 1), dtype=np.object_)
     data[0, 0] = body
     inp.set_data_from_numpy(data)
-    parameters = {str(k): str(v) for k, v in (query_params or {}).items()}
-    if content_type:
-        parameters[CONTENT_TYPE_PARAMETER] = content_type
+    parameters = request_parameters(query_params, content_type)
     answers = queue.SimpleQueue()
     client.start_stream(
         lambda result, error: answers.put((result, error)),
-        headers={str(k).lower(): str(v) for k, v in (headers or {}).items()} or None,
+        headers=grpc_metadata(headers) or None,
     )
     finished = False
     try:

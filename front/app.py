@@ -7,6 +7,7 @@ reaches the predictor as bytes, never Triton's envelope parser.
 """
 
 import json
+import time
 
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
@@ -120,7 +121,11 @@ class CortexFront:
         if not any(name == b"host" for name, _ in forward):
             forward.append((b"host", b"triton"))
         answer = self.pool.send(infer_request(route.api, request.body, parameters, forward))
-        answer.add_done_callback(lambda done: _answer(conn, done))
+        if route.timeout_s is None:
+            answer.add_done_callback(lambda done: _answer(conn, done))
+        else:
+            start = time.monotonic()
+            answer.add_done_callback(lambda done: _answer(conn, done, route, start))
         return answer
 
     async def _ready(self, conn, head):
@@ -138,13 +143,23 @@ class CortexFront:
             await self.streamer.close()
 
 
-def _answer(conn, done):
+def _answer(conn, done, route=None, start=None):
     """Triton's answer (a done Future) -> the client's."""
     try:
         status, headers, answer = done.result()
         if status != 200:
-            return conn.respond(status, *error_body(error_message(answer)))
+            message = error_message(answer)
+            if route is not None and _timed_out(route, start, status, message):
+                text = f"API {route.api!r} did not answer within its request timeout of {route.timeout_s:g} s"
+                return conn.respond(504, TEXT, text.encode())
+            return conn.respond(status, *error_body(message))
         outputs = infer_result(status, headers, answer)
         return conn.respond(200, outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
     except (UpstreamError, KeyError) as exc:
         return conn.respond(503, TEXT, f"Triton did not answer: {exc}".encode())
+
+
+def _timed_out(route, start, status, message):
+    # The instance ended itself for the timeout (adapter/runtime/request_timeout.py); Triton says only
+    # that its stub is not healthy.
+    return status == 500 and message.endswith("is not healthy.") and time.monotonic() - start >= route.timeout_s

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from tritonize.adapter.runtime.constants import SETTINGS_FILE
+from tritonize.adapter.runtime.request_timeout import request_timeout_s
 from tritonize.errors import ServeError
 
 _DECOUPLED = re.compile(r"decoupled\s*:\s*true")
@@ -18,6 +19,9 @@ class Route:
     streaming: bool = False
     # A typed tensor API (predictor.tensors): no body to send; clients use Triton's /infer.
     typed: bool = False
+    # The API's request timeout in seconds (adapter/runtime/request_timeout.py), or None: a dead instance
+    # after that long is answered 504.
+    timeout_s: float | None = None
 
 
 def endpoint_path(endpoint):
@@ -39,7 +43,9 @@ def load_routes(repository):
         if os.path.isfile(settings_path):
             with open(settings_path, encoding="utf-8") as f:
                 settings = json.load(f)
-        route = Route(api, streaming=streaming, typed=bool(settings.get("tensors")))
+        route = Route(
+            api, streaming=streaming, typed=bool(settings.get("tensors")), timeout_s=request_timeout_s(settings)
+        )
         paths = {"/" + api}
         if settings.get("endpoint"):
             paths.add(endpoint_path(settings["endpoint"]))

@@ -10,10 +10,12 @@ import json
 import logging
 import os
 import sys
+import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
+_monotonic = time.monotonic
 VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 # Content types a predictor answers with are few; a predictor inventing one per request must not grow memory.
 _MAX_CACHED_CONTENT_TYPES = 64
@@ -79,6 +81,8 @@ class TritonPythonModel:
         self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
         self.streams = self._stream_executor(settings) if settings.get("stream") else None
         self._init_error_metric()
+        self.busy_since = None  # monotonic start of the running execute(), for the request timeout
+        self.request_timeout = self._start_request_timeout(settings, args.get("model_instance_name"))
         self.log.info(
             "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
         )
@@ -98,10 +102,21 @@ class TritonPythonModel:
         if self.streams is not None:  # a streaming API (decoupled): responses leave from stream threads
             return self.streams.execute(requests)
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
+        self.busy_since = _monotonic()
         try:
             return self._execute(requests)
         except BaseException as exc:  # never let Triton fail the whole batch with a traceback
             return self._answer_each_failed(requests, exc)
+        finally:
+            self.busy_since = None
+
+    def _start_request_timeout(self, settings, instance):
+        from tritonize_runtime.request_timeout import RequestTimeout, request_timeout_s
+
+        timeout_s = request_timeout_s(settings)
+        if timeout_s is None or self.streams is not None:  # streams return from execute() at once
+            return None
+        return RequestTimeout(self, self.model_name, instance, timeout_s).start()
 
     def _execute(self, requests):
         dispatcher = self.dispatcher
@@ -147,6 +162,9 @@ class TritonPythonModel:
     def finalize(self):
         from tritonize_runtime.multi_model import close_all
 
+        timeout = getattr(self, "request_timeout", None)
+        if timeout is not None:
+            timeout.stop()
         dispatcher = getattr(self, "dispatcher", None)
         if dispatcher is not None:
             dispatcher.predictor.stop()  # queued post_predict calls, pending metrics

@@ -16,6 +16,7 @@ from tritonize.adapter.runtime.handler import Reply
 from tritonize.adapter.runtime.params import ParameterRules, request_parameters
 from tritonize.adapter.runtime.predictor import load_predictor
 from tritonize.adapter.runtime.streaming import batch_stream_replies, stream_replies
+from tritonize.client.headers import http_headers
 from tritonize.errors import SpecError
 
 
@@ -38,7 +39,7 @@ def _prepare(source, content_type, query_params, headers, api_name, class_name, 
     rules = ParameterRules(header_pattern=header_pattern)
     warnings = list(api.warnings)
     pairs = request_parameters(query_params, content_type)
-    for key, value in (headers or {}).items():
+    for key, value in http_headers(headers).items():  # as `predict` sends them over HTTP
         if rules.is_header(key):
             pairs[key] = value
         else:

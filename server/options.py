@@ -14,6 +14,7 @@ from tritonize.adapter.runtime.constants import (
     GRPC_ADMIN_TOKEN_HEADER,  # noqa: F401
     HEADER_PATTERN_ENV,
     MAX_BODY_ENV,
+    REQUEST_TIMEOUT_ENV,
     SENSITIVE_HEADERS_ENV,
 )
 from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
@@ -56,6 +57,8 @@ class ServerOptions:
     debug_errors: bool = False
     # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, front/); None: not started.
     cortex_port: int = DEFAULT_CORTEX_PORT
+    # serve --request-timeout: seconds, for the APIs whose spec sets no tritonize.request_timeout; None: none.
+    request_timeout_s: float = None
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
@@ -135,4 +138,6 @@ def runtime_environment(options):
         env[MAX_BODY_ENV] = str(options.max_body_bytes)
     if options.debug_errors:
         env[DEBUG_ERRORS_ENV] = "1"
+    if options.request_timeout_s:
+        env[REQUEST_TIMEOUT_ENV] = f"{options.request_timeout_s:g}"
     return env

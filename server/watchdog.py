@@ -19,6 +19,7 @@ import os
 import threading
 import time
 
+from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_EXIT_CODE
 from tritonize.client import local_http
 from tritonize.errors import AdminError
 from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
@@ -34,31 +35,71 @@ class Stub:
         self.pid, self.model, self.shm_region, self.instance = pid, model, shm_region, instance
 
 
-def _children(parent_pid):
-    """{pid: (state, comm, argv)} of the processes whose parent is parent_pid."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
+def _child_pids(parent_pid, proc="/proc", threads=None):
+    """(pids of parent_pid's children, zombies included until reaped; the threads that have some),
+    from the threads' `children` files (all threads, or those given); None where the kernel has
+    none (CONFIG_PROC_CHILDREN off): then /proc is scanned."""
+    pids, parents = set(), set()
+    if threads is None:
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                stat = f.read().decode("utf-8", errors="replace")
-            comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) != parent_pid:
-                continue
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                argv = [a.decode("utf-8", errors="replace") for a in f.read().split(b"\0")]
-        except (OSError, IndexError, ValueError):
+            threads = [int(tid) for tid in os.listdir(f"{proc}/{parent_pid}/task")]
+        except (OSError, ValueError):
+            return None
+    found_file = False
+    for tid in threads:
+        try:
+            with open(f"{proc}/{parent_pid}/task/{tid}/children", "rb") as f:
+                text = f.read()
+        except OSError:  # a thread that just ended, or no such file at all
             continue
-        found[int(entry)] = (fields[0], comm, argv)
-    return found
+        found_file = True
+        if text.strip():
+            pids.update(int(pid) for pid in text.split())
+            parents.add(tid)
+    return (pids, parents) if found_file else None
 
 
-def stub_processes(server_pid):
+def _child(pid, parent_pid, proc="/proc"):
+    """(state, comm, argv) of process pid if it is parent_pid's child, else None (or if it is gone)."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            stat = f.read().decode("utf-8", errors="replace")
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) != parent_pid:  # another's (or a pid reused since it was listed)
+            return None
+        with open(f"{proc}/{pid}/cmdline", "rb") as f:
+            argv = [a.decode("utf-8", errors="replace") for a in f.read().split(b"\0")]
+    except (OSError, IndexError, ValueError):
+        return None
+    return fields[0], comm, argv
+
+
+def _children(parent_pid, proc="/proc", threads=None, also=()):
+    """{pid: (state, comm, argv)} of the processes whose parent is parent_pid, and the threads
+    whose `children` files list some (None: none read).
+
+    Reads the `children` files of the given threads (all if None) and checks the pids in `also`
+    (the stubs already known) directly; only where the kernel has no such files, the whole of /proc.
+    """
+    listed = _child_pids(parent_pid, proc, threads)
+    if listed is None:
+        candidates, parents = {int(entry) for entry in os.listdir(proc) if entry.isdigit()}, None
+    else:
+        candidates, parents = listed[0] | set(also), listed[1]
+    found = {}
+    for pid in candidates:
+        child = _child(pid, parent_pid, proc)
+        if child is not None:
+            found[pid] = child
+    return found, parents
+
+
+def stub_processes(server_pid, proc="/proc", lister=None):
     """({pid: Stub} of the running stubs of one tritonserver, {pids of its zombie stubs})."""
     stubs, zombies = {}, set()
-    for pid, (state, comm, argv) in _children(server_pid).items():
+    children = lister.children() if lister is not None else _children(server_pid, proc)[0]
+    for pid, (state, comm, argv) in children.items():
         if state in ("Z", "X"):
             if comm == STUB_COMM:
                 zombies.add(pid)
@@ -70,18 +111,64 @@ def stub_processes(server_pid):
     return stubs, zombies
 
 
-def live_stubs(server_pid):
+def exit_status(pid, proc="/proc"):
+    """A zombie's exit status (exit code field of /proc/<pid>/stat, as waitpid reports it), or None."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] not in (b"Z", b"X"):  # still running: no exit status yet
+            return None
+        status = int(fields[49])  # field 52 of stat; fields[0] is field 3
+    except (OSError, IndexError, ValueError):
+        return None
+    return status >> 8 if status & 0x7F == 0 else None  # exited (not killed by a signal)
+
+
+def live_stubs(server_pid, proc="/proc"):
     """{pid: Stub} for the running (not exited) stubs of one tritonserver."""
-    return stub_processes(server_pid)[0]
+    return stub_processes(server_pid, proc)[0]
+
+
+class ChildLister:
+    """tritonserver's children, cheaply: Triton has ~100 threads, and reading each one's `children`
+    file costs about what the scan of /proc did. Each poll reads the files of the threads that had
+    children at the last full read, plus the known stubs' own /proc entries (so a known stub's death
+    is seen at the very next poll, as before); every FULL_READ_EVERY polls, all threads' files (a stub
+    started by another thread is found within that many polls)."""
+
+    FULL_READ_EVERY = 8
+
+    def __init__(self, server_pid, proc="/proc"):
+        self.server_pid, self.proc = server_pid, proc
+        self.known = ()  # pids to check directly (the watchdog's known stubs)
+        self._threads = None  # threads to read; None: all
+        self._polls = 0
+
+    def children(self):
+        full = self._threads is None or self._polls % self.FULL_READ_EVERY == 0
+        self._polls += 1
+        found, parents = _children(self.server_pid, self.proc, None if full else self._threads, self.known)
+        if full:
+            self._threads = None if parents is None else parents | {self.server_pid}
+        return found
 
 
 class StubWatchdog:
     """Polls every `interval_s`; calls report(message) for what it sees and does."""
 
     def __init__(
-        self, server_pid, admin, shm_prefix, report=None, interval_s=0.25, reload_timeout_s=300.0, metrics_url=None
+        self,
+        server_pid,
+        admin,
+        shm_prefix,
+        report=None,
+        interval_s=0.25,
+        reload_timeout_s=300.0,
+        metrics_url=None,
+        proc="/proc",
     ):
         self.server_pid = server_pid
+        self.proc = proc  # where /proc is (tests fabricate one)
         self.metrics_url = metrics_url  # for telling a stuck API (server/stuck.py); None: not checked
         self.stuck = {}  # API -> seconds its waiting requests have not moved
         self._stuck_detector = StuckDetector(stuck_after_s())
@@ -96,9 +183,10 @@ class StubWatchdog:
         self._thread = None
         self._known = {}
         self._retired = set()  # stubs of a reloaded model: Triton stops them itself
+        self._lister = ChildLister(server_pid, proc)
 
     def start(self):
-        self._known = live_stubs(self.server_pid)
+        self._known = live_stubs(self.server_pid, self.proc)
         self._thread = threading.Thread(target=self._run, name="tritonize-watchdog", daemon=True)
         self._thread.start()
         return self
@@ -117,7 +205,8 @@ class StubWatchdog:
                 self.report(f"watchdog: {type(exc).__name__}: {exc}")
 
     def check(self):
-        live, zombies = stub_processes(self.server_pid)
+        self._lister.known = self._known
+        live, zombies = stub_processes(self.server_pid, self.proc, self._lister)
         # Running at the last poll and a zombie now: it died. Gone altogether: Triton stopped it.
         dead = [stub for pid, stub in self._known.items() if pid in zombies and pid not in self._retired]
         self._retired &= set(live) | zombies
@@ -150,8 +239,13 @@ class StubWatchdog:
 
     def _recover(self, model, dead):
         names = ", ".join(f"{stub.instance} (pid {stub.pid})" for stub in dead)
+        why = (
+            " (it ended itself: a request ran over the API's request timeout)"
+            if any(exit_status(stub.pid, self.proc) == REQUEST_TIMEOUT_EXIT_CODE for stub in dead)
+            else ""
+        )
         self.report(
-            f"API {model!r}: instance process {names} died; requests to it fail until it is reloaded; reloading"
+            f"API {model!r}: instance process {names} died{why}; requests to it fail until it is reloaded; reloading"
         )
         start = time.monotonic()
         try:
@@ -174,7 +268,7 @@ class StubWatchdog:
                     pass
         # The model's other instances were replaced by the reload: their exit is expected.
         self._retired |= {pid for pid, stub in self._known.items() if stub.model == model}
-        fresh = live_stubs(self.server_pid)
+        fresh = live_stubs(self.server_pid, self.proc)
         self._known.update({pid: stub for pid, stub in fresh.items() if pid not in self._known})
         if ok:
             self.report(f"API {model!r}: reloaded in {took:.1f} s; serving again")

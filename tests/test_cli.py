@@ -213,3 +213,31 @@ def test_dry_run_waits_for_post_predict(tmp_path):
     )
     result = run("test", str(predictor), "--data", '{"a": 1}')
     assert result.exit_code == 0 and "post_predict saw {'a': 1}" in result.stdout, result.output
+
+
+def test_repeated_params_reach_getlist_and_repeated_headers_are_joined(tmp_path):
+    predictor = os.path.join(FIXTURES, "contract", "contract_predictor.py")
+    args = ["--param", "q=1", "--param", "q=2", "--param", "op=echo", "--header", "X-Tag=a", "--header", "X-Tag=b"]
+    result = run("test", predictor, "--config", f"log_dir={tmp_path}", "--data", "{}", *args)
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["q_all"] == ["1", "2"] and [tuple(p) for p in out["query"]] == [("q", "1"), ("q", "2"), ("op", "echo")]
+    assert out["x_tag"] == ["a, b"]  # as over HTTP: one value per name, joined (RFC 9110)
+
+
+def test_request_helpers_keep_repeated_keys():
+    from tritonize.client.bench import Workload
+    from tritonize.client.headers import grpc_metadata, http_headers
+    from tritonize.client.streams import generate_stream_body
+
+    metadata = {"name": "a", "inputs": [{"name": "payload", "datatype": "BYTES", "shape": [-1, 1]}]}
+    workload = Workload(metadata, b"{}", "application/json", {"q": ["1", "2"], "op": "x"})
+    assert workload.parameters == {"tritonize_query": "q=1&q=2&op=x", "content_type": "application/json"}
+    body = json.loads(generate_stream_body(b"{}", None, {"q": ["1", "2"]}))
+    assert body["parameters"] == {"tritonize_query": "q=1&q=2"}
+    assert http_headers({"X-Tag": ["a", "b"], "X-One": 1}) == {"X-Tag": "a, b", "X-One": "1"}
+    assert grpc_metadata({"X-Tag": ["a", "b"], "k-bin": b"\x00"}).items() == [
+        ("x-tag", "a"),
+        ("x-tag", "b"),
+        ("k-bin", b"\x00"),
+    ]

@@ -220,3 +220,15 @@ def test_form_payloads(server, protocol):
         with pytest.raises(PredictError) as err:
             client.predict_raw("contract", MULTIPART[:-10], f"multipart/form-data; boundary={BOUNDARY}")
         assert err.value.status == 400 and "closing boundary is missing" in err.value.message
+
+
+@pytest.mark.parametrize("protocol", ["http", "grpc"])
+def test_predict_sends_repeated_params_and_headers(server, protocol):
+    result = run_tritonize(
+        "predict", "contract", "--protocol", protocol, "--url", url(server, protocol), "--data", "{}",
+        "--param", "q=1", "--param", "q=2", "--header", "X-Tag=a", "--header", "X-Tag=b",
+    )  # fmt: skip
+    out = json.loads(result.stdout)
+    assert out["q_all"] == ["1", "2"]
+    # gRPC metadata repeats a name; tritonclient's HTTP client sends one line per name: joined.
+    assert out["x_tag"] == (["a", "b"] if protocol == "grpc" else ["a, b"])

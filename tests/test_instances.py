@@ -127,7 +127,7 @@ def test_unused_compute_fields_are_still_warned(tmp_path):
         ("  tritonize: {kind: cpu, gpus: [0]}\n", "GPUs [0] were given for kind 'cpu'"),
         (
             "  tritonize: {batch: 8}\n",
-            "tritonize.batch: unknown key (known: gpus, instances, kind, model_poll_interval, stream)",
+            "tritonize.batch: unknown key (known: gpus, instances, kind, model_poll_interval, request_timeout, stream)",
         ),
         ("  tritonize: [1]\n", "tritonize: expected a mapping"),
         (

@@ -188,3 +188,22 @@ def test_typed_api_splits_the_batch_back(pb_utils, repository):
     assert [r.error() is None for r in responses] == [True, True, False]
     ys = [r.output_tensors_by_name()["y"] for r in responses[:2]]
     assert [y.shape for y in ys] == [(1, 1), (1, 1)] and ys[0][0, 0] != ys[1][0, 0]
+
+
+def test_execute_marks_its_start_for_the_request_timeout(pb_utils, repository, monkeypatch):
+    from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_ENV
+
+    assert load_model(pb_utils, repository, "robust").request_timeout is None  # none by default
+    monkeypatch.setenv(REQUEST_TIMEOUT_ENV, "30")  # serve --request-timeout 30s
+    model = load_model(pb_utils, repository, "robust")
+    try:
+        assert model.request_timeout.timeout_s == 30.0 and model.request_timeout.instance == "robust_0_0"
+        seen, execute = [], model._execute
+        model._execute = lambda requests: seen.append(model.busy_since) or execute(requests)
+        assert model.execute([body_request(b"{}")])[0].error() is None
+        assert seen[0] is not None and model.busy_since is None
+        model._execute = lambda requests: 1 / 0  # even when execute fails, the mark is cleared
+        model.execute([body_request(b"{}")])
+        assert model.busy_since is None
+    finally:
+        model.finalize()

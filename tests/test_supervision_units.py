@@ -70,7 +70,7 @@ class _Admin:
 def test_only_a_zombie_stub_is_a_crash_and_reloads_get_the_startup_patience(monkeypatch):
     stub = watchdog_module.Stub(101, "api", "tritonize1_2_api", "api_0_0")
     processes = {"now": ({101: stub}, set())}
-    monkeypatch.setattr(watchdog_module, "stub_processes", lambda pid: processes["now"])
+    monkeypatch.setattr(watchdog_module, "stub_processes", lambda pid, proc="/proc", lister=None: processes["now"])
     admin, events = _Admin(), []
     dog = watchdog_module.StubWatchdog(1, admin, "tritonize1_2_", report=events.append, reload_timeout_s=900)
     dog._known = {101: stub}

@@ -113,3 +113,15 @@ CANCEL_CHECK_INTERVAL_S = 0.02
 STREAM_ERROR_FORMAT = "[{status}] {message}"
 # Triton's HTTP streaming endpoint (server-sent events); gRPC streams use ModelStreamInfer.
 GENERATE_STREAM_PATH = "/v2/models/{api}/generate_stream"
+
+# Request timeout (adapter/runtime/request_timeout.py): an instance whose execute() runs longer ends
+# its process, so its requests fail at once and `serve`'s watchdog reloads it. The spec's
+# `tritonize.request_timeout` is stored in the settings file; `serve --request-timeout` sets the
+# default of the others through the environment (seconds; 0: none).
+REQUEST_TIMEOUT_KEY = "request_timeout"
+REQUEST_TIMEOUT_SETTING = "request_timeout_s"
+REQUEST_TIMEOUT_ENV = "TRITONIZE_REQUEST_TIMEOUT_S"
+# How often the timeout thread looks at the running execute() (at most; shorter for short timeouts).
+REQUEST_TIMEOUT_CHECK_S = 1.0
+# The instance process's exit status when it ends itself for a timeout (as timeout(1)'s).
+REQUEST_TIMEOUT_EXIT_CODE = 124
