@@ -137,7 +137,7 @@ def test_max_body_size_parsing():
     import click
     import pytest
 
-    from tritonize.cli.main import _size
+    from tritonize.cli.values import parse_size as _size
 
     assert _size("64k", "--max-body-size") == 65536 and _size("10m", "x") == 10 << 20 and _size("123", "x") == 123
     for bad in ("lots", "-1k", "0", "5q"):
