@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Train Cortex's iris classifier, build it, serve it with real Triton, and call it over HTTP, gRPC and curl.
+# Train Cortex's iris classifier, build it, serve it with real Triton, and call it over HTTP, gRPC and curl,
+# and as an unchanged Cortex client does (POST /iris-classifier on the Cortex endpoint).
 # Usage: examples/quickstart.sh   (with tritonize[server] and scikit-learn installed, e.g. in .venv)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -9,6 +10,7 @@ command -v "$tritonize" >/dev/null || tritonize="$here/../.venv/bin/tritonize"
 python="$(dirname "$(command -v "$tritonize")")/python"
 [ -x "$python" ] || python=python3
 HTTP_PORT="${HTTP_PORT:-8000}"; GRPC_PORT="${GRPC_PORT:-8001}"; METRICS_PORT="${METRICS_PORT:-8002}"
+CORTEX_PORT="${CORTEX_PORT:-8080}"
 work="$(mktemp -d)"
 trap 'kill -TERM "$serve_pid" 2>/dev/null; wait "$serve_pid" 2>/dev/null; rm -rf "$work"' EXIT
 
@@ -20,10 +22,10 @@ echo "== tritonize build examples/iris/cortex.yaml"
 
 echo "== tritonize serve (HTTP $HTTP_PORT, gRPC $GRPC_PORT)"
 "$tritonize" serve "$work/model_repository" --http-port "$HTTP_PORT" --grpc-port "$GRPC_PORT" \
-  --metrics-port "$METRICS_PORT" &
+  --metrics-port "$METRICS_PORT" --cortex-port "$CORTEX_PORT" &
 serve_pid=$!
 for _ in $(seq 600); do
-  curl -sf "http://127.0.0.1:$HTTP_PORT/v2/health/ready" >/dev/null && break
+  curl -sf "http://127.0.0.1:$CORTEX_PORT/_tritonize/ready" >/dev/null && break  # Triton, then the endpoint
   kill -0 "$serve_pid" 2>/dev/null || { echo "serve exited" >&2; exit 1; }
   sleep 0.1
 done
@@ -38,5 +40,9 @@ curl -s "http://127.0.0.1:$HTTP_PORT/v2/models/iris-classifier/infer" -d '{
   "inputs": [{"name": "payload", "shape": [1, 1], "datatype": "BYTES",
               "data": ["{\"sepal_length\": 5.9, \"sepal_width\": 2.8, \"petal_length\": 4.3, \"petal_width\": 1.3}"]}]
 }'
+echo
+echo "== curl as a Cortex client (POST /iris-classifier on port $CORTEX_PORT): expect setosa"
+curl -s -X POST "http://127.0.0.1:$CORTEX_PORT/iris-classifier" -H 'Content-Type: application/json' \
+  -d @"$here/iris/sample.json"
 echo
 echo "== done: stopping the server"

@@ -293,10 +293,11 @@ def test_embeddings_batches_concurrent_requests_and_keeps_their_order(embeddings
 
 
 def test_quickstart_trains_builds_serves_and_predicts_iris():
-    http, grpc, metrics = free_ports(3)
+    http, grpc, metrics, cortex = free_ports(4)
     bin_dir = os.path.dirname(sys.executable)
     env = {
         **os.environ,
+        "CORTEX_PORT": str(cortex),
         "HTTP_PORT": str(http),
         "GRPC_PORT": str(grpc),
         "METRICS_PORT": str(metrics),
@@ -308,9 +309,9 @@ def test_quickstart_trains_builds_serves_and_predicts_iris():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    for expected in ("setosa", "virginica"):
-        heading = next(i for i, line in enumerate(lines) if line.startswith("== ") and f"expect {expected}" in line)
-        assert lines[heading + 1] == expected, result.stdout
+    for step, expected in (("predict (HTTP)", "setosa"), ("predict (gRPC)", "virginica"), ("Cortex client", "setosa")):
+        heading = next(i for i, line in enumerate(lines) if line.startswith("== ") and step in line)
+        assert f"expect {expected}" in lines[heading] and lines[heading + 1] == expected, result.stdout
     assert '"data":["versicolor"]' in result.stdout
 
 
