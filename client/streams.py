@@ -17,7 +17,7 @@ from tritonize.adapter.runtime.constants import (
     INPUT_NAME,
     OUTPUT_NAME,
 )
-from tritonize.adapter.runtime.streaming import parse_error_chunk
+from tritonize.adapter.runtime.stream_errors import parse_error_chunk
 from tritonize.errors import PredictError
 
 # A stream error that carries no status of ours (Triton refused the request itself, as it

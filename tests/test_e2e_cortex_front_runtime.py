@@ -1,0 +1,165 @@
+"""End to end on real Triton: real streaming APIs (a predict() that yields) and form bodies through the
+Cortex endpoint (POST /<api>) of `tritonize serve`, called with plain `requests` and raw sockets.
+
+tests/test_e2e_cortex_front.py covers the front itself against a hand-written decoupled model; here the
+models are built by `tritonize build` from predictors, so the runtime's stream and form code is on the path.
+"""
+
+import http.client
+import json
+import os
+import shutil
+import socket
+import time
+
+import pytest
+import requests
+from conftest import FIXTURES, ServeProcess, run_tritonize
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cortex_front_runtime")
+    project = work / "project"
+    shutil.copytree(os.path.join(FIXTURES, "cortex_front_runtime"), project)
+    for name in ("stream_predictor.py", "echo_predictor.py"):
+        shutil.copy(os.path.join(FIXTURES, "streaming", name), project)
+    repo = work / "model_repository"
+    run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repo))
+    assert "decoupled: true" in (repo / "stream" / "config.pbtxt").read_text()
+    serve = ServeProcess(str(repo))
+    serve.cortex = f"http://127.0.0.1:{serve.cortex_port}"
+    assert serve.wait_ready(), serve.output()
+    _wait_listening(serve)
+    yield serve
+    assert serve.stop() == 0, serve.output()
+
+
+def _wait_listening(serve, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(serve.output())
+
+
+def _chunks(response):
+    """(arrival time, HTTP chunk) as each chunk arrives."""
+    for chunk in response.raw.read_chunked(decode_content=False):
+        yield time.time(), chunk
+
+
+# --- streaming APIs ---------------------------------------------------------------------------
+
+
+def test_stream_chunks_arrive_as_produced_in_order_with_the_first_content_type(server):
+    r = requests.post(f"{server.cortex}/stream?tag=q", json={"n": 5, "delay": 0.3}, headers={"X-Tag": "h"}, stream=True)
+    assert r.status_code == 200, r.text
+    assert r.headers["transfer-encoding"] == "chunked"
+    assert r.headers["content-type"] == "application/json"
+    got = [(arrived, json.loads(chunk)) for arrived, chunk in _chunks(r)]
+    assert [item["i"] for _, item in got] == [0, 1, 2, 3, 4]
+    assert all(item["tag"] == "q" and item["hdr"] == "h" for _, item in got)
+    for (arrived, _), (_, later) in zip(got, got[1:]):
+        # Chunk i reached the client before the predictor produced chunk i+1 (0.3 s later).
+        assert arrived < later["t"], (arrived, later["t"])
+
+
+def test_text_stream_and_empty_stream(server):
+    r = requests.post(f"{server.cortex}/stream", json={"n": 3, "kind": "text"}, stream=True)
+    assert r.headers["content-type"] == "text/plain; charset=utf-8"
+    assert [chunk for _, chunk in _chunks(r)] == [b"tok0 ", b"tok1 ", b"tok2 "]
+    r = requests.post(f"{server.cortex}/stream", json={"n": 0})
+    assert (r.status_code, r.content) == (200, b"")
+
+
+def test_error_before_the_first_chunk_has_its_status_and_message(server):
+    r = requests.post(f"{server.cortex}/stream", json={"n": 3, "fail_at": 0})
+    assert r.status_code == 500, r.text
+    assert r.text.startswith("internal server error") and "[500]" not in r.text
+    assert "Traceback" not in r.text and ".py" not in r.text
+    r = requests.post(f"{server.cortex}/stream", data=b"{not json", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and "[400]" not in r.text, r.text
+
+
+def test_error_mid_stream_cuts_the_body_after_the_chunks_sent(server):
+    r = requests.post(f"{server.cortex}/stream", json={"n": 5, "fail_at": 2}, stream=True)
+    assert r.status_code == 200
+    got = []
+    with pytest.raises(requests.exceptions.ChunkedEncodingError):
+        for chunk in r.iter_content(None):
+            got.append(chunk)
+    assert b'"i": 0' in b"".join(got) and b'"i": 1' in b"".join(got)  # the chunks sent before it stay
+    assert b'"i": 2' not in b"".join(got)
+    # The connection closed on the error; the front keeps serving.
+    assert requests.post(f"{server.cortex}/echo", json={"after": "error"}).json() == {"echo": {"after": "error"}}
+
+
+def test_client_disconnect_mid_stream_closes_the_generator(server, tmp_path):
+    marker = str(tmp_path / "closed")
+    conn = http.client.HTTPConnection("127.0.0.1", server.cortex_port, timeout=30)
+    body = json.dumps({"n": 1000, "delay": 0.05, "marker": marker})
+    conn.request("POST", "/stream", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    assert response.status == 200
+    assert b'"i": 0' in response.read1(4096)
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    conn.close()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists(marker), "the predictor's finally never ran"
+    sent = int(open(marker).read().split()[-1])
+    assert sent < 200  # stopped long before its 1000 chunks (20 s at 50 ms)
+
+
+def test_streaming_api_beside_non_streaming_ones(server):
+    r = requests.post(f"{server.cortex}/echo", json={"x": 1})
+    assert (r.status_code, r.headers.get("transfer-encoding"), r.json()) == (200, None, {"echo": {"x": 1}})
+    r = requests.post(f"{server.cortex}/stream", json={"n": 2})
+    assert [json.loads(line)["i"] for line in r.text.replace("}{", "}\n{").splitlines()] == [0, 1]
+    assert requests.get(f"{server.cortex}/stream").status_code == 200  # Cortex's GET message
+
+
+# --- forms and query params -------------------------------------------------------------------
+
+
+def test_multipart_file_and_field_reach_predict_as_form_data(server):
+    r = requests.post(
+        f"{server.cortex}/forms",
+        data={"field": "value", "other": "é"},
+        files={"upload": ("report.csv", b"a,b\n1,2\n", "text/csv")},
+    )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["type"] == "FormData"
+    assert out["fields"]["field"] == ["value"] and out["fields"]["other"] == ["é"]
+    assert out["fields"]["upload"] == [{"filename": "report.csv", "content_type": "text/csv", "content": "a,b\n1,2\n"}]
+
+
+def test_urlencoded_form_reaches_predict_as_form_data(server):
+    r = requests.post(f"{server.cortex}/forms", data=[("field", "1"), ("field", "2"), ("x", "a b&c")])
+    assert r.status_code == 200, r.text
+    assert r.json()["type"] == "FormData"
+    assert r.json()["fields"] == {"field": ["1", "2"], "x": ["a b&c"]}
+
+
+def test_malformed_multipart_is_a_400(server):
+    headers = {"Content-Type": "multipart/form-data; boundary=XYZ"}
+    r = requests.post(f"{server.cortex}/forms", data=b"--ABC\r\nnot a part\r\n--ABC--\r\n", headers=headers)
+    assert r.status_code == 400, r.text
+    assert "multipart" in r.text
+    r = requests.post(f"{server.cortex}/forms", data=b"x", headers={"Content-Type": "multipart/form-data"})
+    assert r.status_code == 400, r.text
+    assert requests.post(f"{server.cortex}/forms", data={"still": "up"}).status_code == 200
+
+
+def test_repeated_query_keys_reach_getlist(server):
+    r = requests.post(f"{server.cortex}/forms?a=1&a=2&b=x", json={})
+    assert r.status_code == 200, r.text
+    assert (r.json()["a"], r.json()["last_a"]) == (["1", "2"], "2")
