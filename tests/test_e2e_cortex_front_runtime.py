@@ -163,3 +163,60 @@ def test_repeated_query_keys_reach_getlist(server):
     r = requests.post(f"{server.cortex}/forms?a=1&a=2&b=x", json={})
     assert r.status_code == 200, r.text
     assert (r.json()["a"], r.json()["last_a"]) == (["1", "2"], "2")
+
+
+# --- supervision of the front process -----------------------------------------------------------
+
+
+def _front_pids(serve_pid):
+    """The Cortex endpoint's first process (a child of serve running tritonize.front)."""
+    pids = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if ppid == serve_pid and b"tritonize.front" in cmdline:
+            pids.append(int(pid))
+    return pids
+
+
+def test_a_killed_front_is_restarted_by_serve(tmp_path):
+    import signal
+
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(os.path.join(FIXTURES, "streaming", "echo_predictor.py"), project)
+    run_tritonize("build", str(project / "echo_predictor.py"), "-o", str(tmp_path / "repo"), "--name", "echo")
+    serve = ServeProcess(str(tmp_path / "repo"))
+    url = f"http://127.0.0.1:{serve.cortex_port}/echo"
+    try:
+        assert serve.wait_ready(), serve.output()
+        _wait_listening(serve)
+        assert requests.post(url, json={"n": 1}).json() == {"echo": {"n": 1}}
+        (front,) = _front_pids(serve.process.pid)
+        os.kill(front, signal.SIGKILL)  # as the OOM killer would
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            pids = _front_pids(serve.process.pid)
+            if pids and pids != [front]:
+                try:
+                    answer = requests.post(url, json={"n": 2}, timeout=5)
+                    break
+                except requests.ConnectionError:
+                    pass
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"the Cortex endpoint was not restarted:\n{serve.output()}")
+        assert answer.json() == {"echo": {"n": 2}}
+        assert serve.process.poll() is None
+        output = serve.output()
+        assert "the Cortex endpoint exited (code -9)" in output and "restarting it in 1 s" in output
+        assert "the Cortex endpoint is back on" in output
+    finally:
+        assert serve.stop() == 0, serve.output()
+    with pytest.raises(OSError):  # the restarted one stopped with serve too
+        socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=1).close()
