@@ -32,20 +32,9 @@ def server(tmp_path_factory):
     serve = ServeProcess(str(repo))
     serve.cortex = f"http://127.0.0.1:{serve.cortex_port}"
     assert serve.wait_ready(), serve.output()
-    _wait_listening(serve)
+    serve.wait_cortex()
     yield serve
     assert serve.stop() == 0, serve.output()
-
-
-def _wait_listening(serve, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(serve.output())
 
 
 def _chunks(response):
@@ -195,7 +184,7 @@ def test_a_killed_front_is_restarted_by_serve(tmp_path):
     url = f"http://127.0.0.1:{serve.cortex_port}/echo"
     try:
         assert serve.wait_ready(), serve.output()
-        _wait_listening(serve)
+        serve.wait_cortex()
         assert requests.post(url, json={"n": 1}).json() == {"echo": {"n": 1}}
         (front,) = _front_pids(serve.process.pid)
         os.kill(front, signal.SIGKILL)  # as the OOM killer would
