@@ -12,7 +12,7 @@ from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_
 
 # Streamed errors carry their HTTP status in-band (gRPC stream errors have no code): the runtime's
 # STREAM_ERROR_FORMAT, read back by the runtime's own parser so the two cannot drift apart.
-from tritonize.adapter.runtime.stream_errors import parse_error_chunk
+from tritonize.adapter.runtime.stream_errors import stream_error_status
 
 # gRPC metadata the client library sets itself, or that gRPC refuses from applications.
 _NOT_METADATA = frozenset(["host", "user-agent", "te", "content-type"])
@@ -78,8 +78,7 @@ class GrpcStreamer:
                 if message.error_message:
                     if started:
                         return conn.abort()  # the status is sent: the client sees an incomplete body
-                    # Untagged: Triton refused the request itself (as its HTTP port answers those).
-                    status, text = parse_error_chunk(message.error_message) or (500, message.error_message)
+                    status, text = stream_error_status(message.error_message)
                     return conn.respond(status, *error_body(text))
                 response = message.infer_response
                 chunk = _bytes_output(response, OUTPUT_NAME)

@@ -31,8 +31,9 @@ def server(tmp_path_factory):
     assert "decoupled: true" in (repo / "stream" / "config.pbtxt").read_text()
     serve = ServeProcess(str(repo))
     serve.cortex = f"http://127.0.0.1:{serve.cortex_port}"
-    assert serve.wait_ready(), serve.output()
-    serve.wait_cortex()
+    # broken-stream never loads: Triton's readiness stays false, and serve starts the front for the others.
+    serve.wait_cortex(timeout=120)
+    assert "API 'broken-stream' failed to load" in serve.output()
     yield serve
     assert serve.stop() == 0, serve.output()
 
@@ -209,3 +210,10 @@ def test_a_killed_front_is_restarted_by_serve(tmp_path):
         assert serve.stop() == 0, serve.output()
     with pytest.raises(OSError):  # the restarted one stopped with serve too
         socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=1).close()
+
+
+def test_a_streaming_api_that_failed_to_load_is_a_404_and_the_others_serve(server):
+    r = requests.post(f"{server.cortex}/broken-stream", json={"x": 1})
+    assert r.status_code == 404, r.text  # Triton's "unknown model", as tritonize.Client reports it
+    assert "broken-stream" in r.text and "Traceback" not in r.text
+    assert requests.post(f"{server.cortex}/echo", json={"x": 1}).json() == {"echo": {"x": 1}}
