@@ -24,7 +24,7 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("cortex_front_runtime")
     project = work / "project"
     shutil.copytree(os.path.join(FIXTURES, "cortex_front_runtime"), project)
-    for name in ("stream_predictor.py", "echo_predictor.py"):
+    for name in ("stream_predictor.py", "echo_predictor.py", "batch_predictor.py"):
         shutil.copy(os.path.join(FIXTURES, "streaming", name), project)
     repo = work / "model_repository"
     run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repo))
@@ -114,6 +114,21 @@ def test_streaming_api_beside_non_streaming_ones(server):
     r = requests.post(f"{server.cortex}/stream", json={"n": 2})
     assert [json.loads(line)["i"] for line in r.text.replace("}{", "}\n{").splitlines()] == [0, 1]
     assert requests.get(f"{server.cortex}/stream").status_code == 200  # Cortex's GET message
+
+
+def test_batched_stream_gives_each_client_its_own_chunks(server):
+    import concurrent.futures
+
+    def ask(n):
+        r = requests.post(f"{server.cortex}/batched-stream", json={"n": n, "delay": 0.1}, stream=True, timeout=60)
+        assert r.status_code == 200, r.text
+        return [json.loads(chunk) for _, chunk in _chunks(r)]
+
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(ask, [2, 4, 3]))  # within one 200 ms batch window: batched together
+    for n, steps in zip([2, 4, 3], answers):
+        assert [step["step"] for step in steps] == list(range(n)) and all(step["of"] == n for step in steps)
+    assert max(step["batch"] for steps in answers for step in steps) > 1, answers
 
 
 # --- forms and query params -------------------------------------------------------------------
