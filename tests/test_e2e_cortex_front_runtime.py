@@ -164,6 +164,12 @@ def test_malformed_multipart_is_a_400(server):
     assert requests.post(f"{server.cortex}/forms", data={"still": "up"}).status_code == 200
 
 
+def test_a_form_body_reaches_a_streaming_predict(server):
+    r = requests.post(f"{server.cortex}/stream", data={"n": "2", "kind": "text"}, stream=True)
+    assert r.status_code == 200, r.text
+    assert [chunk for _, chunk in _chunks(r)] == [b"tok0 ", b"tok1 "]  # FormData.get("n") is "2"
+
+
 def test_repeated_query_keys_reach_getlist(server):
     r = requests.post(f"{server.cortex}/forms?a=1&a=2&b=x", json={})
     assert r.status_code == 200, r.text
@@ -218,9 +224,12 @@ def test_a_killed_front_is_restarted_by_serve(tmp_path):
             raise AssertionError(f"the Cortex endpoint was not restarted:\n{serve.output()}")
         assert answer.json() == {"echo": {"n": 2}}
         assert serve.process.poll() is None
+        deadline = time.monotonic() + 10  # serve prints it just after the new front listens
+        while "the Cortex endpoint is back on" not in serve.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
         output = serve.output()
         assert "the Cortex endpoint exited (code -9)" in output and "restarting it in 1 s" in output
-        assert "the Cortex endpoint is back on" in output
+        assert "the Cortex endpoint is back on" in output, output
     finally:
         assert serve.stop() == 0, serve.output()
     with pytest.raises(OSError):  # the restarted one stopped with serve too
