@@ -17,22 +17,13 @@ from tritonize.adapter.runtime.constants import (
     OUTPUT_NAME,
 )
 from tritonize.adapter.runtime.params import request_parameters
-from tritonize.adapter.runtime.streaming import parse_error_chunk
+from tritonize.adapter.runtime.stream_errors import UNTAGGED_ERROR_STATUS, stream_error_status
 from tritonize.client.headers import grpc_metadata, http_headers
 from tritonize.errors import PredictError
 
-# A stream error that carries no status of ours (Triton refused the request itself, as it
-# answers such requests over HTTP).
-UNTAGGED_ERROR_STATUS = 400
-
 
 def _error(message, default_status=UNTAGGED_ERROR_STATUS):
-    parsed = parse_error_chunk(message)
-    if parsed:
-        return PredictError(*parsed)
-    if "unknown model" in message:  # gRPC streams carry no code; HTTP answers this 404
-        return PredictError(404, message)
-    return PredictError(default_status, message)
+    return PredictError(*stream_error_status(message, default_status))
 
 
 def _sse_events(response):

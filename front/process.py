@@ -60,7 +60,9 @@ class CortexFrontProcess:
                 f"the Cortex endpoint needs {' and '.join(missing)}: pip install 'tritonize[server]' "
                 "(or serve --no-cortex)"
             )
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
+        # Its own process group: the workers it forks (front/__main__.py) are stopped with it, even when the
+        # first process died without stopping them (a restart then finds the port free).
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -73,12 +75,21 @@ class CortexFrontProcess:
         self.stop()
         raise ServeError(f"the Cortex endpoint did not listen on port {self.options.cortex_port} in {timeout_s:.0f} s")
 
+    def died(self):
+        """-> its exit code if it exited on its own since start(), else None."""
+        return None if self.process is None else self.process.poll()
+
     def stop(self, timeout_s=5.0):
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        try:  # workers left by a first process that died (SIGKILL, OOM killer)
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

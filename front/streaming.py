@@ -6,13 +6,14 @@ then each response's `response` tensor is written as one chunk as it arrives; th
 """
 
 import asyncio
-import re
 import struct
 
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
 
-# Streamed errors carry their HTTP status in-band: "[400] message" (gRPC stream errors have no code).
-_STATUS_PREFIX = re.compile(r"^\[(\d{3})\] ")
+# Streamed errors carry their HTTP status in-band (gRPC stream errors have no code): the runtime's
+# STREAM_ERROR_FORMAT, read back by the runtime's own parser so the two cannot drift apart.
+from tritonize.adapter.runtime.stream_errors import stream_error_status
+
 # gRPC metadata the client library sets itself, or that gRPC refuses from applications.
 _NOT_METADATA = frozenset(["host", "user-agent", "te", "content-type"])
 
@@ -77,9 +78,7 @@ class GrpcStreamer:
                 if message.error_message:
                     if started:
                         return conn.abort()  # the status is sent: the client sees an incomplete body
-                    match = _STATUS_PREFIX.match(message.error_message)
-                    status = int(match.group(1)) if match else 500
-                    text = message.error_message[match.end() :] if match else message.error_message
+                    status, text = stream_error_status(message.error_message)
                     return conn.respond(status, *error_body(text))
                 response = message.infer_response
                 chunk = _bytes_output(response, OUTPUT_NAME)

@@ -22,6 +22,7 @@ _MODULES = [
     "adapter/__init__.py",
     "adapter/runtime/__init__.py",
     "adapter/runtime/constants.py",
+    "adapter/runtime/stream_errors.py",
 ]
 _MAIN = "from tritonize.front.__main__ import main\n\nraise SystemExit(main())\n"
 

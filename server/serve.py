@@ -38,6 +38,51 @@ class RestartPolicy:
         return delay
 
 
+# How often serve looks at the Cortex endpoint's process while Triton runs.
+FRONT_CHECK_S = 0.5
+
+
+class FrontSupervisor:
+    """Restarts the Cortex endpoint when its process dies on its own, within a RestartPolicy of its
+    own; raises ServeError (serve exits) once the policy gives up."""
+
+    def __init__(self, front, out, policy=None):
+        self.front, self.out = front, out
+        self.policy = policy or RestartPolicy()
+
+    def check(self):
+        code = self.front.died()
+        if code is None:
+            return
+        delay = self.policy.next_delay()
+        if delay is None:
+            raise ServeError(
+                f"the Cortex endpoint (port {self.front.options.cortex_port}) died {self.policy.max_restarts + 1} "
+                f"times within {self.policy.window_s / 60:.0f} min (last exit code {code}): not restarting it"
+            )
+        self.out(
+            f"error: the Cortex endpoint exited (code {code}); [supervisor] restarting it in {delay} s "
+            f"(restart {len(self.policy.restarts)} of at most {self.policy.max_restarts} within "
+            f"{self.policy.window_s / 60:.0f} min)"
+        )
+        time.sleep(delay)
+        self.front.stop()  # workers the dead process left
+        try:
+            self.front.start()
+        except ServeError as exc:
+            self.out(f"error: {exc}")  # the next check counts it as another death
+            return
+        self.out(f"[supervisor] the Cortex endpoint is back on {self.front.url}")
+
+
+def _wait_watching(server, on_tick):
+    """server.wait(), calling on_tick() every FRONT_CHECK_S while Triton runs."""
+    while server.process.poll() is None:
+        on_tick()
+        time.sleep(FRONT_CHECK_S)
+    return server.wait()
+
+
 class _Stop(Exception):
     pass
 
@@ -103,7 +148,14 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         if server.detached:
             out(server.detach_message())
             return 0
-        supervise(server, out, ready_timeout_s, RestartPolicy(), on_ready=lambda ready: started.update(ready=ready))
+        supervise(
+            server,
+            out,
+            ready_timeout_s,
+            RestartPolicy(),
+            on_ready=lambda ready: started.update(ready=ready),
+            on_tick=FrontSupervisor(front, out).check if front is not None else None,
+        )
     except _Stop:
         out("Stopping Triton (finishing in-flight requests; Ctrl-C again to kill it now)...")
         return 0
@@ -121,11 +173,15 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
                 signal.signal(sig, handler)
 
 
-def supervise(server, out, ready_timeout_s, policy, on_ready=lambda ready: None):
+def supervise(server, out, ready_timeout_s, policy, on_ready=lambda ready: None, on_tick=None):
     """Wait for Triton; when it dies on its own, say why and restart it (the models load again).
+    on_tick: called often while Triton runs (the Cortex endpoint's supervisor).
     Raises ServeError once the policy gives up. Ctrl-C/SIGTERM end it with _Stop."""
     while True:
-        server.wait()
+        if on_tick is None:
+            server.wait()
+        else:
+            _wait_watching(server, on_tick)
         on_ready(False)
         report = server.failure_report()
         delay = policy.next_delay()

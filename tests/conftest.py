@@ -91,6 +91,17 @@ class ServeProcess:
             time.sleep(0.1)
         raise AssertionError(f"server not ready after {timeout}s:\n{self.output()}")
 
+    def wait_cortex(self, timeout=30):
+        """Wait until the Cortex endpoint listens (serve starts it once Triton is ready)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.cortex_port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError(f"the Cortex endpoint did not listen in {timeout}s:\n{self.output()}")
+
     def stop(self, timeout=60):
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

@@ -9,6 +9,7 @@ import shutil
 import time
 
 import pytest
+import requests
 from conftest import ServeProcess, run_tritonize
 
 from tritonize import Client
@@ -57,3 +58,25 @@ def test_tokens_stream(server, protocol):
         next(stream)
         stream.close()
         assert list(client.stream("text-generator", {"text": "hello"}))
+
+
+def test_sample_json_streams_through_the_cortex_endpoint(server):
+    with open(os.path.join(EXAMPLE, "sample.json"), "rb") as f:
+        sample = f.read()
+    server.wait_cortex()
+    for _ in range(8):  # random tokens: a few tries give a generation of several words (see above)
+        r = requests.post(
+            f"http://127.0.0.1:{server.cortex_port}/text-generator",
+            data=sample,
+            headers={"Content-Type": "application/json"},
+            stream=True,
+            timeout=120,
+        )
+        assert r.status_code == 200 and r.headers["transfer-encoding"] == "chunked", r.text
+        assert r.headers["content-type"] == "text/plain; charset=utf-8"
+        chunks = list(r.raw.read_chunked(decode_content=False))  # one HTTP chunk per streamed piece of text
+        assert chunks and all(chunks), chunks
+        if len(chunks) >= 2:
+            break
+    assert len(chunks) >= 2, chunks
+    assert b"".join(chunks).decode("utf-8", errors="replace").strip()

@@ -17,6 +17,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+import requests
 from conftest import HAS_GPU, ServeProcess, free_ports, run_tritonize
 
 from tritonize.client.client import Client, PredictError
@@ -58,6 +59,12 @@ def serve_example(tmp_path, name, env=None, build_args=(), serve_args=("--cpu",)
 
 def both_clients(serve):
     return [Client(serve.http_url), Client(serve.grpc_url, protocol="grpc")]
+
+
+def cortex_post(serve, api, payload, params=None):
+    """What a Cortex client sends: the sample as the JSON body of POST /<api> (serve's Cortex endpoint)."""
+    serve.wait_cortex()
+    return requests.post(f"http://127.0.0.1:{serve.cortex_port}/{api}", json=payload, params=params, timeout=120)
 
 
 # --- iris: scikit-learn, model file path from predictor.config -----------------------------------
@@ -124,6 +131,9 @@ def test_summarizer_returns_a_summary_over_http_and_grpc(tmp_path, hf_env):
             with client:
                 summary = client.predict("summarizer", sample("summarizer"))
                 assert isinstance(summary, str) and summary.strip(), (client.protocol, summary)
+        r = cortex_post(serve, "summarizer", sample("summarizer"))  # README: a plain-text summary
+        assert (r.status_code, r.headers["content-type"]) == (200, "text/plain; charset=utf-8"), r.text
+        assert r.text.strip()
     finally:
         assert serve.stop() == 0, serve.output()
 
@@ -160,6 +170,16 @@ def test_multi_model_routes_by_query_param_and_returns_its_400(tmp_path, hf_env)
                         client.predict("multi-model", text, query_params=params)
                     assert refused.value.status == 400, client.protocol
                     assert json.loads(refused.value.message) == {"error": f"unknown model: {name}"}
+
+        # Through the Cortex endpoint, as Cortex answered: the JSONResponse itself, status and body.
+        r = cortex_post(serve, "multi-model", text, params={"model": "sentiment"})
+        assert r.status_code == 200 and r.headers["content-type"] == "application/json", r.text
+        assert r.json()["label"] in {"POSITIVE", "NEGATIVE"} and 0.0 <= r.json()["score"] <= 1.0
+        r = cortex_post(serve, "multi-model", text, params={"model": "summarizer"})
+        assert r.status_code == 200 and r.json()["summary_text"].strip(), r.text
+        r = cortex_post(serve, "multi-model", text, params={"model": "translator"})
+        assert (r.status_code, r.headers["content-type"]) == (400, "application/json")
+        assert r.json() == {"error": "unknown model: translator"}
 
         # Plain HTTP: status 400, and Triton's error body carries the predictor's body verbatim.
         request = urllib.request.Request(
@@ -245,6 +265,10 @@ def test_embeddings_are_unit_vectors_that_rank_a_paraphrase_first(embeddings_ser
         np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
         paraphrase, unrelated = vectors[0] @ vectors[1], vectors[0] @ vectors[2]
         assert paraphrase > unrelated + 0.3, (client.protocol, paraphrase, unrelated)
+    # sample.json through the Cortex endpoint: {"embedding": [384 floats]}, norm 1, the same vector.
+    r = cortex_post(embeddings_server, "embeddings", sample("embeddings"))
+    assert (r.status_code, r.headers["content-type"]) == (200, "application/json"), r.text
+    np.testing.assert_allclose(r.json()["embedding"], vectors[0], atol=1e-4)
 
 
 def test_embeddings_typed_tensor_variant_matches_the_json_api(embeddings_server):

@@ -301,3 +301,18 @@ def test_a_request_cancelled_while_queued_never_reaches_predict():
     waiting.join(10)
     _wait_final(log, [first, gone])
     assert calls == ["first"] and gone.sent == 0
+
+
+def test_untagged_stream_errors_get_tritons_http_statuses():
+    from tritonize.adapter.runtime.stream_errors import stream_error_status
+
+    assert stream_error_status("[422] cannot stream that") == (422, "cannot stream that")
+    assert stream_error_status("Request for unknown model: 'x' is not found") == (
+        404,
+        "Request for unknown model: 'x' is not found",
+    )
+    assert stream_error_status("inference request batch-size must be <= 8") == (
+        400,
+        "inference request batch-size must be <= 8",
+    )
+    assert stream_error_status("broken", 503) == (503, "broken")

@@ -126,3 +126,40 @@ def test_watchdog_thread_never_dies_on_errors():
     threading.Event().wait(0.1)
     dog.stop()
     assert events and "RuntimeError: boom" in events[0]
+
+
+class _FakeFront:
+    class options:  # noqa: N801 (stands in for ServeOptions)
+        cortex_port = 8080
+
+    url = "http://127.0.0.1:8080"
+
+    def __init__(self, exits):
+        self.exits = list(exits)  # what died() answers, one per check
+        self.starts = self.stops = 0
+
+    def died(self):
+        return self.exits.pop(0) if self.exits else None
+
+    def start(self):
+        self.starts += 1
+
+    def stop(self):
+        self.stops += 1
+
+
+def test_front_supervisor_restarts_a_dead_front_then_gives_up():
+    from tritonize.errors import ServeError
+    from tritonize.server.serve import FrontSupervisor
+
+    lines = []
+    front = _FakeFront([None, -9, None, 1])
+    supervisor = FrontSupervisor(front, lines.append, RestartPolicy(max_restarts=1, window_s=60, backoff_s=(0,)))
+    supervisor.check()  # running: nothing to do
+    assert (front.starts, lines) == (0, [])
+    supervisor.check()  # killed: restarted (the dead one's workers stopped first)
+    assert (front.stops, front.starts) == (1, 1)
+    assert "exited (code -9)" in lines[0] and "back on http://127.0.0.1:8080" in lines[1]
+    supervisor.check()
+    with pytest.raises(ServeError, match="died 2 times within 1 min .last exit code 1.: not restarting it"):
+        supervisor.check()

@@ -11,7 +11,6 @@ Stdlib only: model.py hands in how to build Triton responses, `tritonize test` i
 
 import logging
 import queue
-import re
 import threading
 import time
 import traceback
@@ -19,13 +18,9 @@ import traceback
 from .constants import CANCEL_CHECK_INTERVAL_S, STREAM_ERROR_FORMAT
 from .errors import PredictorFailure, client_error
 from .handler import Reply, error_for_exception, error_reply, reply_for_result, safe_decode
+from .stream_errors import parse_error_chunk  # noqa: F401 (tests and callers import it from here)
 
 log = logging.getLogger("tritonize")
-
-_ERROR_CHUNK = re.compile(
-    "^" + re.escape(STREAM_ERROR_FORMAT).replace(r"\{status\}", r"(\d{3})").replace(r"\{message\}", "(.*)") + "$",
-    re.DOTALL,
-)
 
 
 def error_chunk(reply):
@@ -33,12 +28,6 @@ def error_chunk(reply):
     because neither gRPC streams nor SSE events carry a status code of their own."""
     message = STREAM_ERROR_FORMAT.format(status=reply.status, message=reply.message)
     return Reply(reply.status, message.encode("utf-8"), reply.content_type)
-
-
-def parse_error_chunk(message):
-    """An error chunk's message -> (status, message), or None if it is not one of ours."""
-    match = _ERROR_CHUNK.match(message)
-    return (int(match.group(1)), match.group(2)) if match else None
 
 
 def _items_of(result):
