@@ -286,6 +286,10 @@ def uptime():
     return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+# The first heading of RESULTS.md that run.py does not write.
+KEPT_FROM = "\n## Reading this run"
+
+
 def write_report(args, rec, rows, ceiling, starts, took):
     command = (
         "python benchmarks/run.py"
@@ -332,8 +336,16 @@ def write_report(args, rec, rows, ceiling, starts, took):
         f"| serve -> READY (s) | {', '.join(f'{t:.2f}' for t in starts)} |",
         "",
     ]
-    with open(args.out, "w") as f:
-        f.write("\n".join(lines))
+    # Everything from the first hand-written section on (the reading of a run, earlier runs, the
+    # streaming and Cortex-endpoint benchmarks) is kept; only the generated part above it is replaced.
+    kept = ""
+    if os.path.exists(args.out):
+        with open(args.out, encoding="utf-8") as f:
+            previous = f.read()
+        start = previous.find(KEPT_FROM)
+        kept = previous[start:] if start >= 0 else ""
+    with open(args.out, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + ("\n" + kept if kept else ""))
 
 
 if __name__ == "__main__":
