@@ -17,7 +17,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks.harness import client_name, fastapi_server, free_ports, http_load, process  # noqa: E402
+from benchmarks.harness import fastapi_server, free_ports, process  # noqa: E402
+from benchmarks.loads import client_name, http_load  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECTS = os.path.join(ROOT, "benchmarks", "projects")
