@@ -119,17 +119,21 @@ class TritonPythonModel:
         return RequestTimeout(self, self.model_name, instance, timeout_s).start()
 
     def _execute(self, requests):
-        dispatcher = self.dispatcher
+        dispatcher, input_name = self.dispatcher, self.input_name
         if dispatcher.tensors:
-            items = [
-                self._item(request, lambda r: dispatcher.arrays(lambda name: _input_array(r, name)))
-                for request in requests
-            ]
-            return [self._respond(self._tensor_response, answer) for answer in dispatcher.answer(items)]
-        items = [
-            self._item(request, lambda r: dispatcher.body(_input_array(r, self.input_name))) for request in requests
-        ]
-        return [self._respond(self._body_response, reply) for reply in dispatcher.answer(items)]
+
+            def read(request):
+                return dispatcher.arrays(lambda name: _input_array(request, name))
+
+            respond = self._tensor_response
+        else:
+
+            def read(request):
+                return dispatcher.body(_input_array(request, input_name))
+
+            respond = self._body_response
+        items = [self._item(request, read) for request in requests]
+        return [self._respond(respond, answer) for answer in dispatcher.answer(items)]
 
     # --- Failure handling around execute(): every request gets its own answer, no traceback leaves ---
 
