@@ -65,7 +65,7 @@ def api_settings(api):
         # A streaming API (decoupled model): how many streams one instance runs at once.
         "stream": api.streaming,
         "stream_threads": stream_threads(api) if api.streaming else None,
-        # networking.endpoint: where the Cortex endpoint (front/) also answers for this API.
+        # networking.endpoint: where the Cortex endpoint (cortex_endpoint/) also answers for this API.
         "endpoint": api.endpoint,
         # tritonize.request_timeout (seconds; None: serve --request-timeout's, 0: none).
         REQUEST_TIMEOUT_SETTING: api.request_timeout_s,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
+from tritonize.adapter.autoscaling_spec import Autoscaling, UpdateStrategy, parse_autoscaling, parse_update_strategy
 from tritonize.adapter.batching import Batching, parse_batching
 from tritonize.adapter.instances import parse_api_instances
 from tritonize.adapter.models_spec import SECTION_KEYS as MODELS_SECTION_KEYS
@@ -91,7 +91,7 @@ class ApiSpec:
     stream: bool = None
     stream_threads: int = None
     streaming: bool = False
-    # Cortex's networking.endpoint: a second URL path the Cortex endpoint (front/) answers on.
+    # Cortex's networking.endpoint: a second URL path the Cortex endpoint (cortex_endpoint/) answers on.
     endpoint: str = None
     # tritonize.request_timeout in seconds (adapter/runtime/request_timeout.py); None: serve's default, 0: none.
     request_timeout_s: float = None

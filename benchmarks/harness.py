@@ -94,7 +94,7 @@ def tritonize_serve(repo, extra_args=()):
         str(grpc),
         "--metrics-port",
         str(metrics),
-        "--no-cortex",  # Triton's own ports only; benchmarks/front_bench.py measures the Cortex endpoint
+        "--no-cortex",  # Triton's own ports only; benchmarks/cortex_endpoint_bench.py measures the Cortex endpoint
         *extra_args,
     ]
     return process(cmd, f"http://127.0.0.1:{http}/v2/health/ready", log_name="tritonize"), Addresses(http, grpc)

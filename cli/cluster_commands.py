@@ -33,7 +33,7 @@ def docker():
 def docker_build_command(model_repository, tag, image, dockerfile, dry_run, pip_index_url, pip_extra_index_urls):
     """Write a Dockerfile for MODEL_REPOSITORY (Triton image + the APIs' dependencies) and run `docker build`."""
     from tritonize.docker.build import docker_build
-    from tritonize.server.docker import DEFAULT_IMAGE
+    from tritonize.server.docker_launcher import DEFAULT_IMAGE
 
     result = docker_build(
         model_repository,

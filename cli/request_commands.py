@@ -80,7 +80,7 @@ def predict(api, data, content_type, params, headers, output, protocol, url, str
 @click.option("--stream", is_flag=True, help="A streaming API: print each chunk as the generator yields it.")
 def test_command(source, data, content_type, params, headers, output, api_name, class_name, config_items, stream):
     """Load the predictor in this process and answer one request (no Triton needed)."""
-    from tritonize.server.in_process import dry_run, dry_run_stream
+    from tritonize.server.dry_run import dry_run, dry_run_stream
 
     run = dry_run_stream if stream else dry_run
     answer, warnings = run(

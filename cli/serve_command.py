@@ -37,7 +37,7 @@ def _docker_options(func):
 def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container_name):
     """DockerOptions for `serve --docker`, None for the local server."""
     from tritonize.adapter.instances import parse_gpus
-    from tritonize.server.docker import DockerOptions
+    from tritonize.server.docker_launcher import DockerOptions
 
     given = [
         flag

@@ -9,9 +9,10 @@ import math
 import re
 from dataclasses import dataclass, field
 
-from tritonize.adapter.autoscaling import Autoscaling, UpdateStrategy
+from tritonize.adapter.autoscaling_spec import Autoscaling, UpdateStrategy
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORTS
-from tritonize.deploy.autoscaling import (
+from tritonize.cortex_endpoint.zipapp import container_command
+from tritonize.deploy.autoscalers import (
     HPA_PERIOD_S,
     INFLIGHT_METRIC,
     INFLIGHT_SOURCE_METRIC,
@@ -20,7 +21,6 @@ from tritonize.deploy.autoscaling import (
 )
 from tritonize.deploy.liveness import liveness_command
 from tritonize.errors import SpecError
-from tritonize.front.zipapp import container_command
 
 # The Service port of the Cortex endpoint: http://<service>/<api>, one endpoint per API, as Cortex's
 # load balancer gave (type LoadBalancer, or an Ingress to this port, for outside clients).
@@ -62,7 +62,7 @@ class DeployTarget:
     # which Kubernetes expands from the container's environment.
     admin_token_secret: str = None
     # The Cortex endpoint (POST /<api>) as a sidecar from the same image (one built by `tritonize
-    # docker build`, which holds front/); None: no sidecar (a stock image with --model-store).
+    # docker build`, which holds cortex_endpoint/); None: no sidecar (a stock image with --model-store).
     cortex_port: int = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 

@@ -12,7 +12,7 @@ from tritonize.deploy.k8s import ADMIN_TOKEN_ENV, PORTS, DeployTarget, k8s_name,
 from tritonize.deploy.kserve import inference_service
 from tritonize.deploy.quantities import sum_cpu, sum_memory
 from tritonize.errors import DeployError, SpecError
-from tritonize.server.docker import CONTAINER_REPOSITORY, DEFAULT_IMAGE
+from tritonize.server.docker_launcher import CONTAINER_REPOSITORY, DEFAULT_IMAGE
 from tritonize.server.gpus import gpu_needs
 from tritonize.server.options import ServerOptions, runtime_environment, tritonserver_args
 
@@ -73,7 +73,7 @@ def _from_repository(repository):
             "a model uses every GPU Triton sees: requesting 1 GPU (build from cortex.yaml with compute.gpu to choose)"
         ]
     )
-    from tritonize.adapter.autoscaling import Autoscaling
+    from tritonize.adapter.autoscaling_spec import Autoscaling
 
     return dict(
         name=os.path.basename(os.path.realpath(repository)),

@@ -20,10 +20,10 @@ from tritonize.adapter.runtime.constants import (
     SETTINGS_FILE,
 )
 from tritonize.client.local_http import is_this_machine
+from tritonize.cortex_endpoint.routes import load_routes
+from tritonize.cortex_endpoint.zipapp import FRONT_PATH, container_command, write_zipapp
 from tritonize.errors import BuildError
-from tritonize.front.routes import load_routes
-from tritonize.front.zipapp import FRONT_PATH, container_command, write_zipapp
-from tritonize.server.docker import (
+from tritonize.server.docker_launcher import (
     CONTAINER_PORTS,
     CONTAINER_REPOSITORY,
     DEFAULT_IMAGE,
@@ -142,7 +142,7 @@ CORTEX_PORT_ENV = "TRITONIZE_CORTEX_PORT"
 
 
 def front_steps(repository):
-    """Dockerfile lines installing what the Cortex endpoint (front/) needs beside the zipapp in /models."""
+    """Dockerfile lines installing what the Cortex endpoint (cortex_endpoint/) needs beside the zipapp in /models."""
     packages = ["httptools>=0.6", "uvloop>=0.19"]
     if any(route.streaming for route in load_routes(repository).values()):
         packages.append("tritonclient[grpc]==2.51.0")  # streaming APIs: Triton's gRPC stream

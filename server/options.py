@@ -55,7 +55,7 @@ class ServerOptions:
     latency_percentiles: bool = False
     # serve --debug-errors: a 500's body also carries the predictor's exception text (development only).
     debug_errors: bool = False
-    # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, front/); None: not started.
+    # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, cortex_endpoint/); None: not started.
     cortex_port: int = DEFAULT_CORTEX_PORT
     # serve --request-timeout: seconds, for the APIs whose spec sets no tritonize.request_timeout; None: none.
     request_timeout_s: float = None

@@ -9,10 +9,10 @@ import time
 
 from tritonize.adapter.repository import model_names
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
+from tritonize.cortex_endpoint.endpoint_process import CortexEndpointProcess
 from tritonize.errors import ServeError
-from tritonize.front.process import CortexFrontProcess
-from tritonize.server.local import LocalTritonServer, check_port_free
-from tritonize.server.process import is_triton_log_line
+from tritonize.server.local_launcher import LocalTritonServer, check_port_free
+from tritonize.server.triton_log import is_triton_log_line
 
 # serve restarts Triton when it dies on its own (a segfault on a hostile request, the OOM
 # killer): at most MAX_RESTARTS times within RESTART_WINDOW_S, after RESTART_BACKOFF_S.
@@ -42,7 +42,7 @@ class RestartPolicy:
 FRONT_CHECK_S = 0.5
 
 
-class FrontSupervisor:
+class CortexEndpointSupervisor:
     """Restarts the Cortex endpoint when its process dies on its own, within a RestartPolicy of its
     own; raises ServeError (serve exits) once the policy gives up."""
 
@@ -111,7 +111,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
 
     show_progress = sys.stderr.isatty() if show_progress is None else show_progress
     if docker is not None:
-        from tritonize.server.docker import DockerTritonServer
+        from tritonize.server.docker_launcher import DockerTritonServer
 
         server = DockerTritonServer(options, docker, on_output=on_output)
     else:
@@ -119,7 +119,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     # The Cortex endpoint (POST /<api>): its own process, started once Triton is ready, stopped first.
     # Not with --detach: serve exits once the container is ready, and the front would die with it.
     detach = docker is not None and docker.detach
-    front = CortexFrontProcess(options) if options.cortex_port and not detach else None
+    front = CortexEndpointProcess(options) if options.cortex_port and not detach else None
     if front is not None:
         check_port_free(options.host, options.cortex_port, "cortex")
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -154,7 +154,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
             ready_timeout_s,
             RestartPolicy(),
             on_ready=lambda ready: started.update(ready=ready),
-            on_tick=FrontSupervisor(front, out).check if front is not None else None,
+            on_tick=CortexEndpointSupervisor(front, out).check if front is not None else None,
         )
     except _Stop:
         out("Stopping Triton (finishing in-flight requests; Ctrl-C again to kill it now)...")

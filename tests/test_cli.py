@@ -161,7 +161,7 @@ def test_max_body_size_parsing():
     ],
 )
 def test_triton_log_lines_are_told_from_predictor_output(line, triton):
-    from tritonize.server.process import is_triton_log_line
+    from tritonize.server.triton_log import is_triton_log_line
 
     assert is_triton_log_line(line) is triton
 

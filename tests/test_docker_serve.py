@@ -12,7 +12,7 @@ from conftest import FIXTURES, HAS_GPU, ServeProcess, free_ports, run_tritonize
 
 from tritonize.adapter.build import build
 from tritonize.errors import ServeError
-from tritonize.server.docker import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
+from tritonize.server.docker_launcher import DEFAULT_IMAGE, DockerOptions, docker_run_args, gpu_args, size_in_bytes
 from tritonize.server.gpus import gpu_needs
 from tritonize.server.options import ServerOptions, model_control_args
 
@@ -354,9 +354,9 @@ def test_gpu_models_need_gpus_for_docker_too(gpu_repo, fake_docker):
 
 def test_every_launcher_implements_the_interface():
     """The abstract Launcher refuses a launcher that lacks a method (the Docker one once had no kill())."""
-    from tritonize.server.docker import DockerTritonServer
+    from tritonize.server.docker_launcher import DockerTritonServer
     from tritonize.server.launcher import Launcher
-    from tritonize.server.local import LocalTritonServer
+    from tritonize.server.local_launcher import LocalTritonServer
 
     assert not LocalTritonServer.__abstractmethods__ and not DockerTritonServer.__abstractmethods__
 
@@ -377,7 +377,7 @@ def test_every_launcher_implements_the_interface():
 
 def test_docker_kill_during_stop_kills_the_container(repo, fake_docker):
     """A second Ctrl-C while `docker stop` waits: kill() kills the container instead of raising."""
-    from tritonize.server.docker import DockerTritonServer
+    from tritonize.server.docker_launcher import DockerTritonServer
 
     http, grpc, metrics = free_ports(3)
     server = DockerTritonServer(

@@ -369,7 +369,7 @@ def test_cortex_endpoint_dies_with_serve_even_on_sigkill(tmp_path):
 
 
 def test_many_pipelined_requests_are_all_answered_in_order(server):
-    # More than the read-ahead bound (front/server.py MAX_PIPELINED): reading pauses and resumes.
+    # More than the read-ahead bound (cortex_endpoint/server.py MAX_PIPELINED): reading pauses and resumes.
     requests_ = b"".join(
         b"POST /pure HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
         % (len(body), body)

@@ -180,7 +180,7 @@ def test_repeated_query_keys_reach_getlist(server):
 
 
 def _front_pids(serve_pid):
-    """The Cortex endpoint's first process (a child of serve running tritonize.front)."""
+    """The Cortex endpoint's first process (a child of serve running tritonize.cortex_endpoint)."""
     pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -190,7 +190,7 @@ def _front_pids(serve_pid):
                 cmdline = f.read()
         except (OSError, ValueError):
             continue
-        if ppid == serve_pid and b"tritonize.front" in cmdline:
+        if ppid == serve_pid and b"tritonize.cortex_endpoint" in cmdline:
             pids.append(int(pid))
     return pids
 

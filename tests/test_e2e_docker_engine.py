@@ -21,7 +21,7 @@ from conftest import FIXTURES, ServeProcess, run_tritonize
 from docker_engine import docker, inspect, standin_image_or_skip
 
 from tritonize import Client
-from tritonize.server.docker import RUN_LABEL
+from tritonize.server.docker_launcher import RUN_LABEL
 
 pytestmark = pytest.mark.e2e
 

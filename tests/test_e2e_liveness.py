@@ -10,7 +10,7 @@ from conftest import FIXTURES, free_ports, run_tritonize
 
 from tritonize import Client, PredictError
 from tritonize.deploy.liveness import liveness_command
-from tritonize.server.local import LocalTritonServer
+from tritonize.server.local_launcher import LocalTritonServer
 from tritonize.server.options import ServerOptions
 
 pytestmark = pytest.mark.e2e

@@ -357,7 +357,7 @@ def test_bad_autoscaling_settings_are_spec_errors(tmp_path, text, words):
 
 
 def test_ports_are_the_container_ports_serve_uses():
-    from tritonize.server.docker import CONTAINER_PORTS
+    from tritonize.server.docker_launcher import CONTAINER_PORTS
 
     assert PORTS == CONTAINER_PORTS
 

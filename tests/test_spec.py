@@ -49,7 +49,7 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
 """,
     )
     (api,) = load_spec_file(spec)
-    assert api.endpoint == "/a"  # served by the Cortex endpoint (front/), not ignored
+    assert api.endpoint == "/a"  # served by the Cortex endpoint (cortex_endpoint/), not ignored
     # threads_per_process is warned at build, once it is known the API does not stream (test_streaming.py).
     assert api.warnings == []
 

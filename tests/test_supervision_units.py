@@ -150,11 +150,13 @@ class _FakeFront:
 
 def test_front_supervisor_restarts_a_dead_front_then_gives_up():
     from tritonize.errors import ServeError
-    from tritonize.server.serve import FrontSupervisor
+    from tritonize.server.serve import CortexEndpointSupervisor
 
     lines = []
     front = _FakeFront([None, -9, None, 1])
-    supervisor = FrontSupervisor(front, lines.append, RestartPolicy(max_restarts=1, window_s=60, backoff_s=(0,)))
+    supervisor = CortexEndpointSupervisor(
+        front, lines.append, RestartPolicy(max_restarts=1, window_s=60, backoff_s=(0,))
+    )
     supervisor.check()  # running: nothing to do
     assert (front.starts, lines) == (0, [])
     supervisor.check()  # killed: restarted (the dead one's workers stopped first)

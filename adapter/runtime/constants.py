@@ -12,7 +12,7 @@ CONTENT_TYPE_OUTPUT_NAME = "content_type"
 # The request parameter carrying the body's content type.
 CONTENT_TYPE_PARAMETER = "content_type"
 # The request parameter carrying the URL query string, urlencoded as sent (repeated keys and
-# names Triton reserves, such as `timeout`, survive); the Cortex endpoint (front/) sends it.
+# names Triton reserves, such as `timeout`, survive); the Cortex endpoint (cortex_endpoint/) sends it.
 QUERY_PARAMETER = "tritonize_query"
 
 # What a model version folder holds besides model.py.
@@ -49,7 +49,7 @@ ERROR_METRIC = "tritonize_request_errors"
 
 # Triton's default ports (the container's, and `serve`'s defaults).
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
-# The Cortex endpoint's (front/, POST /<api>) default port, beside Triton's.
+# The Cortex endpoint's (cortex_endpoint/, POST /<api>) default port, beside Triton's.
 DEFAULT_CORTEX_PORT = 8080
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}

@@ -1,6 +1,6 @@
 """Error chunks of a stream: "[<HTTP status>] <message>" (STREAM_ERROR_FORMAT), read back here.
 
-Its own module (stdlib and constants only) so the Cortex endpoint's zipapp (front/zipapp.py) and
+Its own module (stdlib and constants only) so the Cortex endpoint's zipapp (cortex_endpoint/zipapp.py) and
 tritonize.Client parse exactly what the runtime writes.
 """
 

@@ -1,4 +1,4 @@
-"""python -m tritonize.front: run the Cortex endpoint for one model repository (started by `tritonize serve`)."""
+"""python -m tritonize.cortex_endpoint: the Cortex endpoint for one model repository (started by `serve`)."""
 
 import argparse
 import asyncio
@@ -35,7 +35,7 @@ def bind(host, port):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m tritonize.front")
+    parser = argparse.ArgumentParser(prog="python -m tritonize.cortex_endpoint")
     parser.add_argument("--repository", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)

@@ -1,4 +1,4 @@
-"""Parsing Cortex's `autoscaling` and `update_strategy` sections (deploy/autoscaling.py turns
+"""Parsing Cortex's `autoscaling` and `update_strategy` sections (deploy/autoscalers.py turns
 them into autoscaler settings)."""
 
 import re

@@ -17,8 +17,8 @@ def _loopback(host):
     return "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
 
 
-class CortexFrontProcess:
-    """python -m tritonize.front, a child of `serve` that dies with it (PR_SET_PDEATHSIG + parent poll)."""
+class CortexEndpointProcess:
+    """python -m tritonize.cortex_endpoint, a child of `serve` that dies with it (PR_SET_PDEATHSIG + parent poll)."""
 
     def __init__(self, options, triton_host=None):
         self.options = options
@@ -34,7 +34,7 @@ class CortexFrontProcess:
         return [
             sys.executable,
             "-m",
-            "tritonize.front",
+            "tritonize.cortex_endpoint",
             "--repository",
             opts.model_repository,
             "--host",
@@ -60,7 +60,7 @@ class CortexFrontProcess:
                 f"the Cortex endpoint needs {' and '.join(missing)}: pip install 'tritonize[server]' "
                 "(or serve --no-cortex)"
             )
-        # Its own process group: the workers it forks (front/__main__.py) are stopped with it, even when the
+        # Its own process group: the workers it forks (cortex_endpoint/__main__.py) are stopped with it, even when the
         # first process died without stopping them (a restart then finds the port free).
         self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s

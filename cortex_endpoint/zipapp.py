@@ -2,7 +2,7 @@
 
 `tritonize docker build` writes it at the repository's top level (Triton only loads folders, so a
 file there is ignored) and the image runs it beside tritonserver; `deploy k8s` runs it as a sidecar.
-It holds front/ and the few tritonize modules it imports (stdlib only); httptools and uvloop are
+It holds cortex_endpoint/ and the few tritonize modules it imports (stdlib only); httptools and uvloop are
 installed in the image by pip.
 """
 
@@ -13,7 +13,7 @@ import tritonize
 from tritonize.adapter.runtime.constants import DEFAULT_PORTS
 
 ZIPAPP_NAME = "tritonize_front.pyz"
-# Where images have it: the model repository is /models there (server/docker.py's CONTAINER_REPOSITORY).
+# Where images have it: the model repository is /models there (server/docker_launcher.py's CONTAINER_REPOSITORY).
 FRONT_PATH = f"/models/{ZIPAPP_NAME}"
 # Packages the front imports, relative to the tritonize package (each with its __init__.py).
 _MODULES = [
@@ -24,14 +24,14 @@ _MODULES = [
     "adapter/runtime/constants.py",
     "adapter/runtime/stream_errors.py",
 ]
-_MAIN = "from tritonize.front.__main__ import main\n\nraise SystemExit(main())\n"
+_MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit(main())\n"
 
 
 def write_zipapp(directory):
     """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
     root = os.path.dirname(os.path.abspath(tritonize.__file__))
     front = os.path.join(root, "front")
-    names = _MODULES + [f"front/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
+    names = _MODULES + [f"cortex_endpoint/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
     path = os.path.join(directory, ZIPAPP_NAME)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in names:

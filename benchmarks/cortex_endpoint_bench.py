@@ -1,10 +1,10 @@
-"""The Cortex endpoint (front/, POST /<api>) against Triton's own /infer and FastAPI, in one run.
+"""The Cortex endpoint (cortex_endpoint/, POST /<api>) against Triton's own /infer and FastAPI, in one run.
 
-    python benchmarks/front_bench.py [--duration 4] [--reps 3] [--skip-mlp]
+    python benchmarks/cortex_endpoint_bench.py [--duration 4] [--reps 3] [--skip-mlp]
 
 Interleaved rounds (Triton /infer, the front, FastAPI) so a noisy machine hits them alike; reports
-medians and the ratios issue 16 sets goals for: echo throughput front/Triton at c=32 (>= 0.7),
-added p50 at c=1 (<= 1 ms), MLP throughput front/Triton at c=32 (>= 0.95).
+medians and the ratios issue 16 sets goals for: echo throughput cortex_endpoint/Triton at c=32 (>= 0.7),
+added p50 at c=1 (<= 1 ms), MLP throughput cortex_endpoint/Triton at c=32 (>= 0.95).
 """
 
 import argparse
@@ -122,7 +122,7 @@ def scenario(name, api, repo, predictor, payload, fastapi_workers, args):
                 ),
             }
             groups = {
-                "front": _processes(f"tritonize.front --repository {repo} "),
+                "front": _processes(f"tritonize.cortex_endpoint --repository {repo} "),
                 "triton": _processes(f"--model-repository={repo}"),
             }
             results = measure(targets, (1, 32), args.reps, args.duration, groups)

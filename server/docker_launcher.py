@@ -15,7 +15,7 @@ from tritonize.adapter.spec_values import parse_size
 from tritonize.errors import ServeError, SpecError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
 from tritonize.server.launcher import Launcher, describe_exit
-from tritonize.server.local import NOISE, check_port_free
+from tritonize.server.local_launcher import NOISE, check_port_free
 from tritonize.server.options import runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.

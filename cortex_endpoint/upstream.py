@@ -1,6 +1,6 @@
 """A keep-alive HTTP/1.1 connection pool to Triton's /v2/models/<api>/infer, binary tensor extension.
 
-Measured faster than tritonclient's gRPC aio client for this one call (benchmarks/front_bench.py):
+Measured faster than tritonclient's gRPC aio client for this one call (benchmarks/cortex_endpoint_bench.py):
 one write and one parse per request, no protobuf objects, no extra thread.
 """
 

@@ -7,10 +7,10 @@ import zlib
 
 import pytest
 
+from tritonize.cortex_endpoint.body import BodyError, Inflater, check_declared
+from tritonize.cortex_endpoint.routes import Route, load_routes
+from tritonize.cortex_endpoint.upstream import error_message, infer_request, infer_result
 from tritonize.errors import ServeError
-from tritonize.front.body import BodyError, Inflater, check_declared
-from tritonize.front.routes import Route, load_routes
-from tritonize.front.upstream import error_message, infer_request, infer_result
 
 
 @pytest.mark.parametrize(
