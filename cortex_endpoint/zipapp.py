@@ -30,7 +30,7 @@ _MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit
 def write_zipapp(directory):
     """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
     root = os.path.dirname(os.path.abspath(tritonize.__file__))
-    front = os.path.join(root, "front")
+    front = os.path.join(root, "cortex_endpoint")
     names = _MODULES + [f"cortex_endpoint/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
     path = os.path.join(directory, ZIPAPP_NAME)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
