@@ -138,7 +138,7 @@ def test_docker_run_options_and_gpus(repo, gpu_repo):
 
 def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
     """The local launcher's tritonserver flags = the container's, but for addresses, ports and local-only flags."""
-    from tritonize.server import local
+    from tritonize.server import local_launcher as local
 
     seen = {}
 
