@@ -113,6 +113,7 @@ def test_server_environment_puts_this_python_first():
 
 
 def test_dry_run_batching_and_typed_apis_take_the_server_path(tmp_path):
+    pytest.importorskip("torch", reason="the typed fixture predictor uses torch")
     batching = os.path.join(FIXTURES, "batching", "cortex.yaml")
     out = run("test", batching, "--api", "batched", "--data", '{"i": 1}', "--param", "k=v")
     assert out.exit_code == 0, out.output
@@ -186,6 +187,7 @@ def test_dry_run_hands_typed_bytes_inputs_over_as_bytes_like_triton(tmp_path):
 
 
 def test_dry_run_with_deeply_nested_data_is_a_clear_error(tmp_path):
+    pytest.importorskip("torch", reason="the typed fixture predictor uses torch")
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100000 + "]" * 100000)
     for api in ("echo", "typed"):

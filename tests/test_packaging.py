@@ -8,7 +8,10 @@ import sys
 import time
 
 import pytest
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 from conftest import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
