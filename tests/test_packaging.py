@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
