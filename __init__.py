@@ -1,9 +1,17 @@
 """tritonize: run Cortex-style Python predictors, unchanged, on NVIDIA Triton."""
 
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
+if TYPE_CHECKING:  # visible to type checkers; imported lazily at run time (below)
+    from tritonize.client.client import Client
+    from tritonize.errors import PredictError
 
-def __getattr__(name):
+__all__ = ["Client", "PredictError", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
     # Lazy, so `import tritonize` stays cheap and tritonclient loads only when used.
     if name == "Client":
         from tritonize.client.client import Client
