@@ -19,7 +19,7 @@ def _docker_options(func):
             click.option(
                 "--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."
             ),
-            click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
+            click.option("--image", help="Triton image (default: the tested release, see docs/docker.md).  [--docker]"),
             click.option(
                 "--gpus",
                 "docker_gpus",
@@ -127,6 +127,7 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
 @click.option(
     "--watch",
     "watch_source",
+    metavar="SOURCE",
     type=click.Path(exists=True, dir_okay=False),
     help="Development: build SOURCE (a cortex.yaml or a predictor file) and serve it instead of MODEL_REPOSITORY; "
     "when an API's project files change, rebuild and reload that API (the previous version serves until then).",
