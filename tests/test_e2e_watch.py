@@ -251,3 +251,18 @@ def test_watch_source_must_build(tmp_path, source):
     )
     assert result.returncode == 2, result.stderr
     assert "error:" in result.stderr
+
+
+def test_watch_a_predictor_file(tmp_path):
+    """SOURCE a predictor file: the API is named after its folder; a save by rename is live."""
+    project = tmp_path / "greeter"
+    project.mkdir()
+    (project / "predictor.py").write_text(alpha_source(1))
+    server = WatchServe(str(project / "predictor.py"))
+    try:
+        assert server.wait_ready(timeout=180), server.output()
+        assert predict(server, "greeter") == {"version": 1}
+        save_by_rename(str(project / "predictor.py"), alpha_source(2))
+        wait_for(lambda: predict(server, "greeter") == {"version": 2}, 60, "the edit live", server)
+    finally:
+        assert server.stop() == 0, server.output()
