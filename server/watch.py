@@ -277,6 +277,7 @@ class WatchedSource:
             if error_file and os.path.exists(error_file):
                 with open(error_file, encoding="utf-8") as f:
                     reason = f.read().rstrip()
+                os.unlink(error_file)  # shown now; serve's later failure reports must not repeat it
             self._report_failure([name], reason or str(exc))
             return False
         shutil.rmtree(previous, ignore_errors=True)

@@ -167,7 +167,7 @@ def test_watch_reloads_the_edited_api_alone_without_a_gap(watched):
     assert versions == sorted(versions) and versions[0] == 1 and versions[-1] == 2
     # The other API was not reloaded: the same instance process answered throughout.
     assert {a["pid"] for a in beta.answers} == {beta_pid}
-    assert any("alpha: reloaded in" in line for line in watch_lines(server))
+    wait_for(lambda: any("alpha: reloaded in" in line for line in watch_lines(server)), 30, "the report", server)
     assert not any("beta: reloaded" in line for line in watch_lines(server))
     # The instances Triton replaced are no crash to the watchdog.
     assert "[watchdog]" not in server.output()
@@ -205,8 +205,16 @@ def test_an_exception_in_init_keeps_the_previous_version_and_shows_the_traceback
     assert caller.failures == [] and {a["version"] for a in caller.answers} == {2}
     assert predict(server, "alpha") == {"version": 2}
     # Fixed: live again (the failed load left nothing behind).
+    reloads = len([line for line in watch_lines(server) if "alpha: reloaded" in line])
     save_by_rename(str(project / "alpha.py"), alpha_source(5))
     wait_for(lambda: predict(server, "alpha") == {"version": 5}, 60, "the fix live", server)
+    # serve reports the reload once Triton's load call returns, just after the switch.
+    wait_for(
+        lambda: len([line for line in watch_lines(server) if "alpha: reloaded" in line]) > reloads,
+        30,
+        "the reload reported",
+        server,
+    )
 
 
 def test_ignored_and_editor_files_do_not_reload(watched):
