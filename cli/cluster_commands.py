@@ -62,7 +62,7 @@ def docker_build_command(model_repository, tag, image, dockerfile, dry_run, pip_
 
 @click.group()
 def deploy():
-    """Kubernetes manifests for a model repository (see README: Kubernetes)."""
+    """Kubernetes manifests for a model repository (see docs/kubernetes.md)."""
 
 
 def _deploy_options(func):

@@ -45,7 +45,7 @@ def cli():
     "inputs",
     multiple=True,
     metavar="NAME:DTYPE[:SHAPE][:ragged]",
-    help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output).",
+    help="Typed tensor input, e.g. x:float32:-1,4 (repeatable; with --output-tensor).",
 )
 @click.option(
     "--output-tensor",

@@ -19,7 +19,7 @@ def _docker_options(func):
             click.option(
                 "--docker", "use_docker", is_flag=True, help="Run Triton in a container of the official image."
             ),
-            click.option("--image", help="Triton image (default: the tested release, see README).  [--docker]"),
+            click.option("--image", help="Triton image (default: the tested release, see docs/docker.md).  [--docker]"),
             click.option(
                 "--gpus",
                 "docker_gpus",
@@ -124,8 +124,18 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     help="Default request timeout of the APIs whose spec sets none (e.g. 30s, 2m): an instance whose predict "
     "runs longer is ended and reloaded. Default: none.",
 )
+@click.option(
+    "--watch",
+    "watch_source",
+    metavar="SOURCE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Development: build SOURCE (a cortex.yaml or a predictor file) and serve it instead of MODEL_REPOSITORY; "
+    "when an API's project files change, rebuild and reload that API (the previous version serves until then).",
+)
 @_docker_options
+@click.pass_context
 def serve(
+    ctx,
     model_repository,
     host,
     http_port,
@@ -145,6 +155,7 @@ def serve(
     cortex_port,
     no_cortex,
     request_timeout,
+    watch_source,
     **docker_settings,
 ):
     """Run Triton (from the nvidia-pytriton wheel) on MODEL_REPOSITORY until Ctrl-C."""
@@ -172,11 +183,17 @@ def serve(
     )
     if verbose:
         options.extra_args.append("--log-info=true")
-    sys.exit(
-        run_server(
-            options,
-            out=lambda line: click.echo(line, err=True),
-            ready_timeout_s=ready_timeout,
-            docker=_docker_settings(**docker_settings),
-        )
-    )
+    docker = _docker_settings(**docker_settings)
+    out = lambda line: click.echo(line, err=True)  # noqa: E731
+    if watch_source is None:
+        sys.exit(run_server(options, out=out, ready_timeout_s=ready_timeout, docker=docker))
+    from tritonize.server.watch import WatchedSource
+
+    if ctx.get_parameter_source("model_repository") is not click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--watch serves its own build of SOURCE: give MODEL_REPOSITORY or --watch, not both")
+    if docker is not None:
+        raise click.UsageError("--watch runs the local server: drop --docker")
+    # --cpu: SOURCE is built for CPU instances here, rather than a built repository rewritten.
+    with WatchedSource(watch_source, kind="cpu" if cpu_only else None, out=out) as watch:
+        options.model_repository, options.cpu_only = watch.repository, False
+        sys.exit(run_server(options, out=out, ready_timeout_s=ready_timeout, watch=watch))

@@ -91,8 +91,9 @@ def _raise_stop(signum, frame):
     raise _Stop()
 
 
-def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=None):
-    """Run until interrupted (or, with docker.detach, until ready); return the exit code."""
+def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=None, watch=None):
+    """Run until interrupted (or, with docker.detach, until ready); return the exit code.
+    watch: a server/watch.py WatchedSource (serve --watch), started once Triton is ready."""
     if not os.path.isdir(options.model_repository):
         raise ServeError(f"{options.model_repository}: no such model repository (run `tritonize build` first)")
     apis = model_names(options.model_repository)
@@ -148,6 +149,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         if server.detached:
             out(server.detach_message())
             return 0
+        if watch is not None:
+            watch.start(server, ready_timeout_s)
         supervise(
             server,
             out,
@@ -165,6 +168,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         for sig in previous:
             signal.signal(sig, lambda signum, frame: server.kill())
         try:
+            if watch is not None:
+                watch.stop()
             if front is not None:
                 front.stop()
             server.stop()

@@ -1,4 +1,4 @@
-"""Every `tritonize ...` command line in the README and the examples' READMEs parses with the real CLI.
+"""Every `tritonize ...` command line in the README, docs/ and the examples' READMEs parses with the real CLI.
 
 Options and subcommands that the CLI no longer has fail here, so the docs cannot drift from it.
 Paths need not exist (they name the reader's files), and upper-case placeholders (TAG, SECONDS)
@@ -16,7 +16,11 @@ import pytest
 from tritonize.cli.main import cli
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "examples", "*", "README.md")))]
+DOCS = [
+    os.path.join(ROOT, "README.md"),
+    *sorted(glob.glob(os.path.join(ROOT, "docs", "**", "*.md"), recursive=True)),
+    *sorted(glob.glob(os.path.join(ROOT, "examples", "*", "README.md"))),
+]
 PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$|^<[^>]+>$")
 SHELL_BREAKS = {"&&", "||", "|", ";", ">", "2>&1", "&"}
 
