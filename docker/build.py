@@ -19,7 +19,13 @@ from tritonize.adapter.runtime.constants import (
     PROJECT_DIR,
 )
 from tritonize.adapter.runtime.repository_model import VERSION_DIR
-from tritonize.cortex_endpoint.zipapp import FRONT_PATH, container_command, write_zipapp
+from tritonize.cortex_endpoint.zipapp import (
+    FRONT_PATH,
+    IMAGE_PACKAGES,
+    STREAMING_PACKAGES,
+    container_command,
+    write_zipapp,
+)
 from tritonize.errors import BuildError
 from tritonize.host.local_http import is_this_machine
 from tritonize.server.docker_launcher import (
@@ -136,9 +142,9 @@ CORTEX_PORT_ENV = "TRITONIZE_CORTEX_PORT"
 
 def front_steps(repository):
     """Dockerfile lines installing what the Cortex endpoint (cortex_endpoint/) needs beside the zipapp in /models."""
-    packages = ["httptools>=0.6", "uvloop>=0.19"]
+    packages = list(IMAGE_PACKAGES)
     if any(api.streaming for api in _apis(repository)):
-        packages.append("tritonclient[grpc]==2.51.0")  # streaming APIs: Triton's gRPC stream
+        packages += list(STREAMING_PACKAGES)  # streaming APIs: Triton's gRPC stream
     return [
         "# The Cortex endpoint (POST /<api>, as Cortex clients call it): tritonize's front, run from",
         f"# {FRONT_PATH} by the entrypoint beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
