@@ -13,7 +13,6 @@ import os
 import sys
 import zipfile
 
-import tritonize
 from tritonize.adapter.runtime.constants import DEFAULT_PORTS
 from tritonize.errors import BuildError
 
@@ -31,7 +30,8 @@ _DATE = (2020, 1, 1, 0, 0, 0)  # fixed: same sources, same bytes
 
 
 def _source_root():
-    return os.path.dirname(os.path.abspath(tritonize.__file__))
+    """The folder of the tritonize package (this file is <it>/cortex_endpoint/zipapp.py)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def module_path(name, root=None):
