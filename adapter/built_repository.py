@@ -18,7 +18,7 @@ from tritonclient.grpc.model_config_pb2 import ModelConfig, ModelInstanceGroup
 from tritonize.adapter.model_config import parse_pbtxt
 from tritonize.adapter.runtime.repository_model import (
     CONFIG_FILE,
-    MARKER_FILE,
+    NOT_BUILT,
     REBUILD,
     ApiSettings,
     RepositoryFormatError,
@@ -112,10 +112,7 @@ class BuiltRepository:
     def require_tritonize(self) -> BuiltRepository:
         """This repository, if `tritonize build` wrote it; else RepositoryError."""
         if self.marker is None or not self.apis:
-            raise RepositoryError(
-                f"{self.path}: not a tritonize model repository (no {MARKER_FILE} or no API settings); "
-                "build one with `tritonize build`"
-            )
+            raise RepositoryError(f"{self.path}: {NOT_BUILT}")
         return self
 
 

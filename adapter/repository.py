@@ -11,11 +11,11 @@ from tritonize.adapter.project_files import copy_project
 from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE
 from tritonize.adapter.runtime.repository_model import (
     CONFIG_FILE,
-    MARKER_FILE,
     VERSION_DIR,
     ApiSettings,
     PredictorSettings,
-    listed_apis,
+    has_marker,
+    unlisted_entries,
     write_api_settings,
     write_marker,
 )
@@ -86,15 +86,7 @@ def _write_model(api, repo_dir, exclude):
 
 
 def _is_our_repository(path):
-    return os.path.isfile(os.path.join(path, MARKER_FILE)) or not os.listdir(path)
-
-
-def _hand_added(path):
-    """Entries of an earlier build's repository that the build did not write (models added by hand)."""
-    if not os.path.isfile(os.path.join(path, MARKER_FILE)):
-        return []
-    ours = set(listed_apis(path))
-    return sorted(entry for entry in os.listdir(path) if entry != MARKER_FILE and entry not in ours)
+    return has_marker(path) or not os.listdir(path)
 
 
 def build_repository(apis, output_dir, force=False):
@@ -107,7 +99,7 @@ def build_repository(apis, output_dir, force=False):
             raise BuildError(f"{output_dir} already exists; use --force to replace it")
         if not _is_our_repository(output_dir):
             raise BuildError(f"{output_dir} is not empty and was not written by tritonize; refusing to replace it")
-        added = _hand_added(output_dir)
+        added = unlisted_entries(output_dir)
         if added:
             raise BuildError(
                 f"{output_dir} holds {', '.join(added)}, which an earlier build did not write (added by hand?); "

@@ -25,6 +25,7 @@ CONFIG_FILE = "config.pbtxt"
 # The one model version tritonize writes: <name>/1/model.py.
 VERSION_DIR = "1"
 REBUILD = "rebuild it with `tritonize build`"
+NOT_BUILT = f"not a tritonize model repository (no {MARKER_FILE} or no API settings); build one with `tritonize build`"
 
 
 class RepositoryFormatError(ValueError):
@@ -220,14 +221,24 @@ def read_marker(repository):
     return RepositoryMarker.from_json(_read_json(path), path)
 
 
-def listed_apis(repository):
-    """The APIs the marker of any tritonize version lists ([] without one): `build --force` replaces
-    an older build's repository (the very fix REBUILD asks for), so this reads every format."""
-    try:
-        apis = _read_json(os.path.join(repository, MARKER_FILE)).get("apis")
-    except (OSError, RepositoryFormatError, AttributeError):
+def has_marker(repository):
+    return os.path.isfile(os.path.join(repository, MARKER_FILE))
+
+
+def unlisted_entries(repository):
+    """Entries of an earlier build's repository that its marker does not list (models added by hand).
+
+    Reads the marker of any tritonize version: `build --force` replaces an older build's repository
+    (the very fix REBUILD asks for).
+    """
+    if not has_marker(repository):
         return []
-    return [name for name in apis if isinstance(name, str)] if isinstance(apis, list) else []
+    try:
+        listed = _read_json(os.path.join(repository, MARKER_FILE)).get("apis")
+    except (OSError, RepositoryFormatError, AttributeError):
+        listed = None
+    ours = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
+    return sorted(entry for entry in os.listdir(repository) if entry != MARKER_FILE and entry not in ours)
 
 
 def model_names(repository):
