@@ -61,3 +61,7 @@ class BenchError(TritonizeError):
 
 class DeployError(TritonizeError):
     """`tritonize deploy` cannot write the manifests."""
+
+
+class RepositoryError(TritonizeError):
+    """A model repository tritonize cannot read: missing, not built by tritonize, or by another version of it."""

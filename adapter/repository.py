@@ -1,6 +1,5 @@
 """Write a Triton model repository for a list of APIs, atomically."""
 
-import json
 import os
 import shutil
 import tempfile
@@ -9,21 +8,21 @@ from importlib import resources
 from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
 from tritonize.adapter.project_files import copy_project
-from tritonize.adapter.runtime.constants import PROJECT_DIR, REQUEST_TIMEOUT_SETTING, RUNTIME_PACKAGE, SETTINGS_FILE
+from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE
+from tritonize.adapter.runtime.repository_model import (
+    CONFIG_FILE,
+    VERSION_DIR,
+    ApiSettings,
+    PredictorSettings,
+    has_marker,
+    unlisted_entries,
+    write_api_settings,
+    write_marker,
+)
 from tritonize.adapter.signature import check_predictor_source, predict_is_generator
 from tritonize.adapter.spec import NOT_NEEDED
 from tritonize.adapter.streaming import THREADS_KEY, resolve_streaming, stream_threads
 from tritonize.errors import BuildError, PredictorSourceError
-
-MARKER_FILE = ".tritonize.json"
-VERSION = "1"
-
-
-def model_names(repository):
-    """The models a Triton repository holds: its folders with a config.pbtxt, sorted."""
-    return sorted(
-        entry for entry in os.listdir(repository) if os.path.isfile(os.path.join(repository, entry, "config.pbtxt"))
-    )
 
 
 def check_api_sources(apis):
@@ -45,38 +44,32 @@ def check_api_sources(apis):
 
 
 def api_settings(api):
-    return {
-        "format": 1,
-        "name": api.name,
-        "predictor": {
-            "path": api.predictor_path,
-            "class_name": api.class_name,
-            "config": api.config,
-            "python_path": api.python_path,
-            "env": api.env,
-        },
-        # The predictor takes lists (Cortex's server_side_batching contract).
-        "predictor_batching": api.batching.predictor_batching,
-        "tensors": api.tensors,
-        # Cortex's dependency files (relative to project/), for `tritonize docker build`.
-        "dependencies": api.dependencies,
-        # predictor.multi_model_reloading for python_client (adapter/models_spec.py), or None.
-        "models": api.models,
-        # A streaming API (decoupled model): how many streams one instance runs at once.
-        "stream": api.streaming,
-        "stream_threads": stream_threads(api) if api.streaming else None,
-        # networking.endpoint: where the Cortex endpoint (cortex_endpoint/) also answers for this API.
-        "endpoint": api.endpoint,
-        # tritonize.request_timeout (seconds; None: serve --request-timeout's, 0: none).
-        REQUEST_TIMEOUT_SETTING: api.request_timeout_s,
-    }
+    """An ApiSpec (checked by check_api_sources) -> the settings build writes and the runtime reads."""
+    return ApiSettings(
+        name=api.name,
+        predictor=PredictorSettings(
+            path=api.predictor_path,
+            class_name=api.class_name,
+            config=api.config or {},
+            python_path=list(api.python_path),
+            env=dict(api.env),
+        ),
+        predictor_batching=api.batching.predictor_batching,
+        tensors=api.tensors or None,
+        dependencies=dict(api.dependencies or {}),
+        models=api.models,
+        stream=bool(api.streaming),
+        stream_threads=stream_threads(api),
+        endpoint=api.endpoint or None,
+        request_timeout_s=api.request_timeout_s,
+    )
 
 
 def _write_model(api, repo_dir, exclude):
     model_dir = os.path.join(repo_dir, api.name)
-    version_dir = os.path.join(model_dir, VERSION)
+    version_dir = os.path.join(model_dir, VERSION_DIR)
     os.makedirs(version_dir)
-    with open(os.path.join(model_dir, "config.pbtxt"), "w", encoding="utf-8") as f:
+    with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(render_config(api))
     template = resources.files("tritonize.model_repository_template").joinpath("model.py")
     with open(os.path.join(version_dir, "model.py"), "w", encoding="utf-8") as f:
@@ -86,26 +79,14 @@ def _write_model(api, repo_dir, exclude):
         runtime_src, os.path.join(version_dir, RUNTIME_PACKAGE), ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
     try:
-        settings = json.dumps(api_settings(api), indent=2, sort_keys=True)
+        write_api_settings(version_dir, api_settings(api))
     except (TypeError, ValueError) as exc:
         raise BuildError(f"{api.name}: predictor.config cannot be stored as JSON: {exc}") from None
-    with open(os.path.join(version_dir, SETTINGS_FILE), "w", encoding="utf-8") as f:
-        f.write(settings + "\n")
     return copy_project(api.project_dir, os.path.join(version_dir, PROJECT_DIR), exclude=exclude)
 
 
 def _is_our_repository(path):
-    return os.path.isfile(os.path.join(path, MARKER_FILE)) or not os.listdir(path)
-
-
-def _hand_added(path):
-    """Entries of an earlier build's repository that the build did not write (models added by hand)."""
-    try:
-        with open(os.path.join(path, MARKER_FILE), encoding="utf-8") as f:
-            ours = set(json.load(f).get("apis", []))
-    except (OSError, ValueError, AttributeError):
-        return []
-    return sorted(entry for entry in os.listdir(path) if entry != MARKER_FILE and entry not in ours)
+    return has_marker(path) or not os.listdir(path)
 
 
 def build_repository(apis, output_dir, force=False):
@@ -118,7 +99,7 @@ def build_repository(apis, output_dir, force=False):
             raise BuildError(f"{output_dir} already exists; use --force to replace it")
         if not _is_our_repository(output_dir):
             raise BuildError(f"{output_dir} is not empty and was not written by tritonize; refusing to replace it")
-        added = _hand_added(output_dir)
+        added = unlisted_entries(output_dir)
         if added:
             raise BuildError(
                 f"{output_dir} holds {', '.join(added)}, which an earlier build did not write (added by hand?); "
@@ -132,9 +113,7 @@ def build_repository(apis, output_dir, force=False):
     try:
         for api in apis:
             _write_model(api, staging, exclude=[output_dir, staging])
-        with open(os.path.join(staging, MARKER_FILE), "w", encoding="utf-8") as f:
-            json.dump({"apis": [api.name for api in apis], "format": 1}, f)
-            f.write("\n")
+        write_marker(staging, [api.name for api in apis])
         _replace(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -54,18 +54,3 @@ def stream_threads(api):
 def describe_streaming(api):
     """', streaming (N streams at once per instance)' for `build`'s summary; '' for other APIs."""
     return f", streaming ({stream_threads(api)} streams at once per instance)" if api.streaming else ""
-
-
-def streaming_models(repository):
-    """The models of a built repository that stream (their config.pbtxt makes them decoupled)."""
-    import os
-
-    names = []
-    for name in sorted(os.listdir(repository)):
-        try:
-            with open(os.path.join(repository, name, "config.pbtxt"), encoding="utf-8") as f:
-                if "decoupled: true" in f.read():
-                    names.append(name)
-        except OSError:
-            continue
-    return names

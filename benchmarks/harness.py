@@ -103,7 +103,7 @@ def tritonize_serve(repo, extra_args=()):
 def plain_tritonserver(repo, workdir, extra_args=()):
     """The same tritonserver binary with only the flags any deployment needs: ports (on 127.0.0.1),
     repository, backend dir and --disable-auto-complete-config (the configs are complete)."""
-    from tritonize.server.triton_install import find_triton
+    from tritonize.host.triton_install import find_triton
 
     triton = find_triton()
     backends = triton.make_backend_dir(os.path.join(workdir, "plain-backends"))

@@ -24,6 +24,8 @@ import harness  # noqa: E402
 import loads  # noqa: E402
 from run import PROJECTS, infer_body, tritonize  # noqa: E402
 
+from tritonize.adapter.runtime.repository_model import write_marker  # noqa: E402
+
 SIZES = (32, 4, 1)
 
 
@@ -52,8 +54,7 @@ def build(work):
                 f.write(config)
             shutil.move(os.path.join(out, name), os.path.join(repo, name))
             apis.append(name)
-    with open(os.path.join(repo, ".tritonize.json"), "w") as f:
-        json.dump({"apis": apis, "format": 1}, f)
+    write_marker(repo, apis)
     return repo
 
 

@@ -31,6 +31,8 @@ import harness  # noqa: E402
 import loads  # noqa: E402
 from recorder import Recorder, Target  # noqa: E402
 
+from tritonize.adapter.runtime.repository_model import write_marker  # noqa: E402
+
 CONCURRENCY = 32
 TORCH_THREADS = 1
 PROJECTS = os.path.join(HERE, "projects")
@@ -134,8 +136,7 @@ def build_repos(work):
     )  # its cortex.yaml already sets threads: 1
     for name in EMBEDDING_APIS:
         shutil.move(os.path.join(staging, "embeddings", name), os.path.join(ml_repo, name))
-    with open(os.path.join(ml_repo, ".tritonize.json"), "w") as f:
-        json.dump({"apis": ["mlp", "mlp_typed", *EMBEDDING_APIS], "format": 1}, f)
+    write_marker(ml_repo, ["mlp", "mlp_typed", *EMBEDDING_APIS])
     return echo_repo, raw_repo, ml_repo
 
 

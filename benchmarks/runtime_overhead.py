@@ -54,6 +54,12 @@ def extract_baseline(ref):
     return os.path.join(root, "adapter", "runtime")
 
 
+class _Settings(dict):
+    """An API's settings as both runtimes read them: keys (a baseline before the typed model), attributes (now)."""
+
+    __getattr__ = dict.get
+
+
 def cases(runtime):
     modules = runtime
     rules = modules["params"].ParameterRules(header_pattern="^x-", forward_sensitive=False)
@@ -63,7 +69,7 @@ def cases(runtime):
 
     def dispatcher(cls, batching=False):
         predictor = modules["predictor"].LoadedPredictor(cls())
-        return modules["dispatch"].Dispatcher(predictor, {"predictor_batching": batching}, rules)
+        return modules["dispatch"].Dispatcher(predictor, _Settings(predictor_batching=batching), rules)
 
     single, posted, batched = dispatcher(Echo), dispatcher(EchoWithPostPredict), dispatcher(Batch, True)
     return {

@@ -11,16 +11,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 
 import numpy as np
 
 from tritonize.adapter.runtime.constants import CONTENT_TYPE_PARAMETER, DEFAULT_URLS, INPUT_NAME
 from tritonize.adapter.runtime.params import request_parameters
 from tritonize.adapter.runtime.tensors import TRITON_TO_NUMPY
-from tritonize.client import loadgen, local_http, stream_load
+from tritonize.client import loadgen, stream_load
 from tritonize.errors import BenchError, TritonizeError
+from tritonize.host import local_http
 
 
 def model_metadata(http_url, api):
@@ -78,32 +77,6 @@ class Workload:
 
     def perf_analyzer_data(self):
         return {"data": [{n: {"content": v, "shape": s[1:]} for n, (d, s, v) in self.inputs.items()}]}
-
-
-class _Progress:
-    """'concurrency 8: 3.5/10 s' on a terminal, updated twice a second."""
-
-    def __init__(self, label, total_s, enabled):
-        self.label, self.total_s, self.enabled = label, total_s, enabled
-        self._stop = threading.Event()
-
-    def __enter__(self):
-        if self.enabled:
-            self._thread = threading.Thread(target=self._tick, daemon=True)
-            self._thread.start()
-        return self
-
-    def _tick(self):
-        start = time.monotonic()
-        while not self._stop.wait(0.5):
-            sys.stderr.write(f"\r  {self.label}: {time.monotonic() - start:4.1f}/{self.total_s:.0f} s")
-            sys.stderr.flush()
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        if self.enabled:
-            self._thread.join()
-            sys.stderr.write("\r" + " " * 60 + "\r")
 
 
 def _perf_analyzer_usable():
@@ -200,7 +173,7 @@ def bench(
     progress = sys.stderr.isatty() if progress is None else progress
     results = []
     for concurrency in concurrencies:
-        with _Progress(f"concurrency {concurrency}", duration_s + (0 if tool else 1), progress):
+        with loadgen.Progress(f"concurrency {concurrency}", duration_s + (0 if tool else 1), progress):
             if tool:
                 results.append(_run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s))
             elif protocol == "http":

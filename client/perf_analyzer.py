@@ -27,7 +27,7 @@ def perf_analyzer_binary():
 def admin_header_args(protocol):
     """-H for the admin token: perf_analyzer reads the server's statistics (a restricted API, see README
     "Operating it"); the token comes from TRITONIZE_ADMIN_TOKEN."""
-    from tritonize.server.options import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
+    from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 
     token = os.environ.get(ADMIN_TOKEN_ENV)
     if not token:
@@ -37,7 +37,7 @@ def admin_header_args(protocol):
 
 def perf_analyzer_environment(lib_dir=None):
     """Environment with LD_LIBRARY_PATH pointing at links to the libraries perf_analyzer needs."""
-    from tritonize.server.triton_install import find_triton
+    from tritonize.host.triton_install import find_triton
 
     libs = find_triton().libs_dir
     lib_dir = lib_dir or tempfile.mkdtemp(prefix="tritonize-pa-libs-")

@@ -12,6 +12,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
+from tritonize.adapter.built_repository import config_from_triton_json, instance_count
 from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,
     ADMIN_TOKEN_HEADER,
@@ -20,8 +21,8 @@ from tritonize.adapter.runtime.constants import (
     LOADED_MODELS_METRIC,
     SINGLE_MODEL_NAME,
 )
-from tritonize.client import local_http
 from tritonize.errors import StatusError
+from tritonize.host import local_http
 
 _SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
@@ -127,8 +128,8 @@ def collect(url, metrics_url=None, token=None, api=None):
             state, reason = "unloaded", ""
         status = ApiStatus(name=name, state=state, reason=reason)
         if state == "ready":
-            config = json.loads(_request(url, f"/v2/models/{name}/config", token))
-            status.instances = sum(_group_size(g) for g in config.get("instance_group", []))
+            config = config_from_triton_json(json.loads(_request(url, f"/v2/models/{name}/config", token)))
+            status.instances = instance_count(config)
             inference = stats.get(name, {}).get("inference_stats", {})
             status.requests = int(inference.get("success", {}).get("count", 0))
             # Triton's own failures (rejected before the model) + the runtime's error responses, which
@@ -163,13 +164,6 @@ def _mean_ms(duration):
     """A statistics duration {count, ns} -> mean milliseconds, None before the first request."""
     count = int(duration.get("count", 0))
     return int(duration.get("ns", 0)) / count / 1e6 if count else None
-
-
-def _group_size(group):
-    count = int(group.get("count", 1))
-    if group.get("kind") == "KIND_GPU" and group.get("gpus"):
-        return count * len(group["gpus"])
-    return count
 
 
 def default_metrics_url(url, metrics_port=DEFAULT_PORTS["metrics"]):

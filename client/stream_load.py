@@ -178,16 +178,21 @@ def format_table(results):
 
 
 def is_streaming(http_url, api):
-    """Whether the API is a decoupled (streaming) model, from its model configuration."""
+    """Whether the API is a decoupled (streaming) model, from its model configuration as Triton serves it."""
     import json
-    import urllib.request
+
+    from google.protobuf import json_format
+
+    from tritonize.adapter.built_repository import config_from_triton_json
+    from tritonize.adapter.built_repository import is_streaming as config_streams
+    from tritonize.host import local_http
 
     try:
-        with urllib.request.urlopen(f"http://{http_url}/v2/models/{api}/config", timeout=10) as response:
-            config = json.load(response)
-    except (OSError, ValueError):
+        with local_http.urlopen(f"http://{http_url}/v2/models/{api}/config", timeout=10) as response:
+            config = config_from_triton_json(json.load(response))
+    except (OSError, ValueError, json_format.ParseError):
         return False  # the metadata read before has already said whether the server answers
-    return bool(config.get("model_transaction_policy", {}).get("decoupled"))
+    return config_streams(config)
 
 
 def bench_streams(api, data, workload, concurrencies, duration_s, protocol, url, content_type, query_params, progress):
@@ -195,13 +200,13 @@ def bench_streams(api, data, workload, concurrencies, duration_s, protocol, url,
     import sys
 
     from tritonize.adapter.runtime.constants import GENERATE_STREAM_PATH
-    from tritonize.client.bench import _Progress
+    from tritonize.client.loadgen import Progress
     from tritonize.client.streams import generate_stream_body
 
     progress = sys.stderr.isatty() if progress is None else progress
     results = []
     for concurrency in concurrencies:
-        with _Progress(f"concurrency {concurrency}", duration_s + 1, progress):
+        with Progress(f"concurrency {concurrency}", duration_s + 1, progress):
             if protocol == "http":
                 body = generate_stream_body(data, content_type, query_params)
                 target = f"http://{url}{GENERATE_STREAM_PATH.format(api=api)}"

@@ -1,15 +1,14 @@
-"""Which URL path answers for which API: /<api> always, and the spec's networking.endpoint when given."""
+"""Which URL path answers for which API: /<api> always, and the spec's networking.endpoint when given.
 
-import json
-import os
-import re
+Read from the repository's typed model (adapter/runtime/repository_model.py, standard library only:
+this runs from the zipapp in images). A model added by hand (no tritonize settings) is not a Cortex
+API: Triton serves it at /v2/models/<name>/..., the Cortex endpoint does not route it.
+"""
+
 from dataclasses import dataclass
 
-from tritonize.adapter.runtime.constants import SETTINGS_FILE
-from tritonize.adapter.runtime.request_timeout import request_timeout_s
+from tritonize.adapter.runtime.repository_model import RepositoryFormatError, read_repository_settings
 from tritonize.errors import ServeError
-
-_DECOUPLED = re.compile(r"decoupled\s*:\s*true")
 
 
 @dataclass(frozen=True)
@@ -24,34 +23,18 @@ class Route:
     timeout_s: float | None = None
 
 
-def endpoint_path(endpoint):
-    """'my/path' or '/my/path/' -> '/my/path'."""
-    return "/" + endpoint.strip().strip("/")
-
-
 def load_routes(repository):
-    """{path: Route} for every model in the repository (paths without a trailing slash)."""
+    """{path: Route} for every tritonize API in the repository (paths without a trailing slash)."""
+    try:
+        apis = read_repository_settings(repository).apis
+    except RepositoryFormatError as exc:
+        raise ServeError(str(exc)) from None
     routes = {}
-    for api in sorted(os.listdir(repository)):
-        config = os.path.join(repository, api, "config.pbtxt")
-        if not os.path.isfile(config):
-            continue
-        with open(config, encoding="utf-8") as f:
-            streaming = bool(_DECOUPLED.search(f.read()))
-        settings = {}
-        settings_path = os.path.join(repository, api, "1", SETTINGS_FILE)
-        if os.path.isfile(settings_path):
-            with open(settings_path, encoding="utf-8") as f:
-                settings = json.load(f)
-        route = Route(
-            api, streaming=streaming, typed=bool(settings.get("tensors")), timeout_s=request_timeout_s(settings)
-        )
-        paths = {"/" + api}
-        if settings.get("endpoint"):
-            paths.add(endpoint_path(settings["endpoint"]))
-        for path in paths:
+    for name, settings in sorted(apis.items()):
+        route = Route(name, streaming=settings.streaming, typed=settings.typed, timeout_s=settings.timeout_s())
+        for path in settings.paths:
             other = routes.get(path)
-            if other is not None and other.api != api:
-                raise ServeError(f"APIs {other.api!r} and {api!r} both answer on {path}: change networking.endpoint")
+            if other is not None and other.api != name:
+                raise ServeError(f"APIs {other.api!r} and {name!r} both answer on {path}: change networking.endpoint")
             routes[path] = route
     return routes

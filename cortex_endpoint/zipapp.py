@@ -2,42 +2,157 @@
 
 `tritonize docker build` writes it at the repository's top level (Triton only loads folders, so a
 file there is ignored) and the image runs it beside tritonserver; `deploy k8s` runs it as a sidecar.
-It holds cortex_endpoint/ and the few tritonize modules it imports (stdlib only); httptools and uvloop are
-installed in the image by pip.
+
+What it holds is computed, never listed by hand: the import closure of its entry modules (every
+`tritonize.*` module their imports reach, read with `ast`, nothing imported), which must need
+nothing beyond the standard library and the packages the image installs (IMAGE_PACKAGES).
 """
 
+import ast
 import os
+import sys
 import zipfile
 
-import tritonize
 from tritonize.adapter.runtime.constants import DEFAULT_PORTS
+from tritonize.errors import BuildError
 
 ZIPAPP_NAME = "tritonize_front.pyz"
 # Where images have it: the model repository is /models there (server/docker_launcher.py's CONTAINER_REPOSITORY).
 FRONT_PATH = f"/models/{ZIPAPP_NAME}"
-# Packages the front imports, relative to the tritonize package (each with its __init__.py).
-_MODULES = [
-    "__init__.py",
-    "errors.py",
-    "adapter/__init__.py",
-    "adapter/runtime/__init__.py",
-    "adapter/runtime/constants.py",
-    "adapter/runtime/stream_errors.py",
-]
-_MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit(main())\n"
+# The modules whose closure the zipapp holds; the first is what `python3 tritonize_front.pyz` runs (its main()).
+ENTRY_MODULES = ("tritonize.cortex_endpoint.__main__",)
+# What the image installs beside the zipapp (pip requirement -> the top-level modules the zipapp imports
+# from it); STREAMING_PACKAGES only when the repository has a streaming API (Triton's gRPC stream).
+IMAGE_PACKAGES = {"httptools>=0.6": ("httptools",), "uvloop>=0.19": ("uvloop",)}
+STREAMING_PACKAGES = {"tritonclient[grpc]==2.51.0": ("tritonclient", "grpc")}
+_PACKAGE = "tritonize"
+_DATE = (2020, 1, 1, 0, 0, 0)  # fixed: same sources, same bytes
 
 
-def write_zipapp(directory):
-    """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
-    root = os.path.dirname(os.path.abspath(tritonize.__file__))
-    front = os.path.join(root, "cortex_endpoint")
-    names = _MODULES + [f"cortex_endpoint/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
+def _source_root():
+    """The folder of the tritonize package (this file is <it>/cortex_endpoint/zipapp.py)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def module_path(name, root=None):
+    """tritonize.a.b -> <root>/a/b.py or <root>/a/b/__init__.py; None if neither exists."""
+    base = os.path.join(root or _source_root(), *name.split(".")[1:])
+    for path in (base + ".py", os.path.join(base, "__init__.py")):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+class _Imports(ast.NodeVisitor):
+    """The modules a source imports: at module level only, or also inside functions (lazy imports)."""
+
+    def __init__(self, module, is_package, nested):
+        self.package = module if is_package else module.rpartition(".")[0]
+        self.nested = nested
+        self.found = []  # (module name, line)
+
+    def visit_FunctionDef(self, node):
+        if self.nested:
+            self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_Lambda = visit_FunctionDef
+
+    def visit_If(self, node):
+        test = node.test
+        if (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+        ):
+            for child in node.orelse:  # type checkers' imports never run
+                self.visit(child)
+            return
+        self.generic_visit(node)
+
+    def visit_Import(self, node):
+        self.found += [(alias.name, node.lineno) for alias in node.names]
+
+    def visit_ImportFrom(self, node):
+        if node.level:
+            parts = self.package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1])
+            base = f"{base}.{node.module}" if node.module else base
+        else:
+            base = node.module
+        self.found.append((base, node.lineno))
+        # `from package import name`: name may be a submodule.
+        self.found += [(f"{base}.{alias.name}", node.lineno) for alias in node.names if alias.name != "*"]
+
+
+def import_closure(entries=ENTRY_MODULES, root=None):
+    """-> ({tritonize module: its file}, {other top-level module: ["file:line", ...]}) reached from `entries`.
+
+    A module reached by an import contributes all of its imports, lazy ones inside functions
+    included (they run when called). A package reached only as the parent of a module runs its
+    module-level code alone: its lazy imports (tritonize/__init__.py's Client) are not followed.
+    """
+    root = root or _source_root()
+    modules, others = {}, {}
+    todo = [(name, True) for name in entries]
+    followed = set()
+    while todo:
+        name, nested = todo.pop()
+        if (name, nested) in followed or (not nested and (name, True) in followed):
+            continue
+        followed.add((name, nested))
+        path = module_path(name, root)
+        if path is None:
+            raise BuildError(f"internal error: the zipapp's closure reaches {name}, which has no source file")
+        modules[name] = path
+        parts = name.split(".")
+        todo += [(".".join(parts[:i]), False) for i in range(1, len(parts))]
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), path)
+        visitor = _Imports(name, path.endswith("__init__.py"), nested)
+        visitor.visit(tree)
+        for imported, line in visitor.found:
+            top = imported.split(".")[0]
+            if top == _PACKAGE:
+                if module_path(imported, root) is not None:
+                    todo.append((imported, True))
+            elif top not in sys.stdlib_module_names and top != "__future__":
+                where = f"{os.path.relpath(path, root)}:{line}"
+                if where not in others.setdefault(top, []):
+                    others[top].append(where)
+    return modules, others
+
+
+def image_modules():
+    """The top-level modules the image provides beyond the standard library."""
+    return {top for tops in (*IMAGE_PACKAGES.values(), *STREAMING_PACKAGES.values()) for top in tops}
+
+
+def check_closure(others, allowed=None):
+    """BuildError if the closure imports a module that neither the standard library nor the image provides."""
+    allowed = image_modules() if allowed is None else allowed
+    missing = {top: where for top, where in others.items() if top not in allowed}
+    if missing:
+        raise BuildError(
+            "internal error: the Cortex endpoint's zipapp would import what the image does not install: "
+            + "; ".join(f"{top} (from {', '.join(where)})" for top, where in sorted(missing.items()))
+        )
+
+
+def write_zipapp(directory, entries=ENTRY_MODULES):
+    """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path.
+
+    `python3 <it>` runs main() of entries[0].
+    """
+    root = _source_root()
+    modules, others = import_closure(entries, root)
+    check_closure(others)
     path = os.path.join(directory, ZIPAPP_NAME)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in names:
-            with open(os.path.join(root, name), "rb") as f:
-                archive.writestr(zipfile.ZipInfo(f"tritonize/{name}", (2020, 1, 1, 0, 0, 0)), f.read())
-        archive.writestr(zipfile.ZipInfo("__main__.py", (2020, 1, 1, 0, 0, 0)), _MAIN)
+        for source in sorted(modules.values()):
+            inside = os.path.join(_PACKAGE, os.path.relpath(source, root)).replace(os.sep, "/")
+            with open(source, "rb") as f:
+                archive.writestr(zipfile.ZipInfo(inside, _DATE), f.read())
+        main = f"from {entries[0]} import main\n\nraise SystemExit(main())\n"
+        archive.writestr(zipfile.ZipInfo("__main__.py", _DATE), main)
     return path
 
 

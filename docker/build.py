@@ -11,18 +11,23 @@ import sys
 import urllib.parse
 from importlib import resources
 
-from tritonize.adapter.repository import model_names
+from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import (
     DEFAULT_CORTEX_PORT,
     DEFAULT_MAX_BODY_BYTES,
     MAX_BODY_ENV,
     PROJECT_DIR,
-    SETTINGS_FILE,
 )
-from tritonize.client.local_http import is_this_machine
-from tritonize.cortex_endpoint.routes import load_routes
-from tritonize.cortex_endpoint.zipapp import FRONT_PATH, container_command, write_zipapp
+from tritonize.adapter.runtime.repository_model import VERSION_DIR
+from tritonize.cortex_endpoint.zipapp import (
+    FRONT_PATH,
+    IMAGE_PACKAGES,
+    STREAMING_PACKAGES,
+    container_command,
+    write_zipapp,
+)
 from tritonize.errors import BuildError
+from tritonize.host.local_http import is_this_machine
 from tritonize.server.docker_launcher import (
     CONTAINER_PORTS,
     CONTAINER_REPOSITORY,
@@ -31,7 +36,6 @@ from tritonize.server.docker_launcher import (
     check_daemon,
     find_docker,
 )
-from tritonize.server.gpus import gpu_needs
 from tritonize.server.options import (
     ADMIN_TOKEN_HEADER,
     RESTRICTED_APIS,
@@ -53,13 +57,8 @@ def image_python(image):
 
 
 def _apis(repository):
-    """[(name, settings)] for every tritonize model in the repository."""
-    apis = []
-    for entry in model_names(repository):
-        path = os.path.join(repository, entry, "1", SETTINGS_FILE)
-        if os.path.isfile(path):
-            with open(path, encoding="utf-8") as f:
-                apis.append((entry, json.load(f)))
+    """The tritonize APIs of the repository (BuiltModel), at least one."""
+    apis = read_built_repository(repository).apis
     if not apis:
         raise BuildError(f"{repository} holds no tritonize models (run `tritonize build` first)")
     return apis
@@ -80,10 +79,10 @@ def _dependency_file(api, key, path, project):
 def dependency_steps(repository):
     """RUN lines installing each API's dependencies; their files are checked here, on the host."""
     lines = []
-    for name, settings in _apis(repository):
-        deps = settings.get("dependencies") or {}
-        project = os.path.join(repository, name, "1", PROJECT_DIR)
-        inside = f"{CONTAINER_REPOSITORY}/{name}/1/{PROJECT_DIR}"
+    for api in _apis(repository):
+        name, deps = api.name, api.settings.dependencies
+        project = os.path.join(repository, name, VERSION_DIR, PROJECT_DIR)
+        inside = f"{CONTAINER_REPOSITORY}/{name}/{VERSION_DIR}/{PROJECT_DIR}"
         conda = deps.get("conda")
         if conda and os.path.isfile(os.path.join(project, conda)):
             raise BuildError(
@@ -143,9 +142,9 @@ CORTEX_PORT_ENV = "TRITONIZE_CORTEX_PORT"
 
 def front_steps(repository):
     """Dockerfile lines installing what the Cortex endpoint (cortex_endpoint/) needs beside the zipapp in /models."""
-    packages = ["httptools>=0.6", "uvloop>=0.19"]
-    if any(route.streaming for route in load_routes(repository).values()):
-        packages.append("tritonclient[grpc]==2.51.0")  # streaming APIs: Triton's gRPC stream
+    packages = list(IMAGE_PACKAGES)
+    if any(api.streaming for api in _apis(repository)):
+        packages += list(STREAMING_PACKAGES)  # streaming APIs: Triton's gRPC stream
     return [
         "# The Cortex endpoint (POST /<api>, as Cortex clients call it): tritonize's front, run from",
         f"# {FRONT_PATH} by the entrypoint beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
@@ -273,7 +272,7 @@ def docker_build(
     with open(dockerfile, "w", encoding="utf-8") as f:
         f.write(text)
     write_zipapp(repository)  # the Cortex endpoint, copied into the image with the repository
-    result = DockerBuild(dockerfile, command, notes, bool(gpu_needs(repository)))
+    result = DockerBuild(dockerfile, command, notes, bool(read_built_repository(repository).gpu_needs()))
     if not dry_run:
         code = subprocess.run(command).returncode
         if code != 0:

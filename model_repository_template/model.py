@@ -6,7 +6,6 @@ imported in initialize(), because Triton may import this file in a process
 that never serves a request.
 """
 
-import json
 import logging
 import os
 import sys
@@ -54,6 +53,7 @@ class TritonPythonModel:
         from tritonize_runtime.handler import Reply
         from tritonize_runtime.params import ParameterRules
         from tritonize_runtime.predictor import load_predictor
+        from tritonize_runtime.repository_model import read_api_settings
 
         self.log = _setup_logging()
         self.constants = constants
@@ -63,8 +63,7 @@ class TritonPythonModel:
         self._content_types = {}  # content type -> its output tensor (see _content_type)
         self.Reply = Reply
         self.triton_code_for_status = triton_code_for_status
-        with open(os.path.join(VERSION_DIR, constants.SETTINGS_FILE), encoding="utf-8") as f:
-            settings = json.load(f)
+        settings = read_api_settings(VERSION_DIR)
         try:
             predictor = load_predictor(
                 os.path.join(VERSION_DIR, constants.PROJECT_DIR),
@@ -79,7 +78,7 @@ class TritonPythonModel:
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
         self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
         self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
-        self.streams = self._stream_executor(settings) if settings.get("stream") else None
+        self.streams = self._stream_executor(settings) if settings.streaming else None
         self._init_error_metric()
         self.busy_since = None  # monotonic start of the running execute(), for the request timeout
         self.request_timeout = self._start_request_timeout(settings, args.get("model_instance_name"))
@@ -111,9 +110,9 @@ class TritonPythonModel:
             self.busy_since = None
 
     def _start_request_timeout(self, settings, instance):
-        from tritonize_runtime.request_timeout import RequestTimeout, request_timeout_s
+        from tritonize_runtime.request_timeout import RequestTimeout
 
-        timeout_s = request_timeout_s(settings)
+        timeout_s = settings.timeout_s()
         if timeout_s is None or self.streams is not None:  # streams return from execute() at once
             return None
         return RequestTimeout(self, self.model_name, instance, timeout_s).start()
@@ -177,10 +176,9 @@ class TritonPythonModel:
     def _stream_executor(self, settings):
         from tritonize_runtime.streaming import StreamExecutor
 
-        threads = settings.get("stream_threads") or self.constants.DEFAULT_STREAM_THREADS
         return StreamExecutor(
             self.dispatcher,
-            threads,
+            settings.stream_threads,
             lambda request: self.dispatcher.body(_input_array(request, self.input_name)),
             self._stream_body_response,
             pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,

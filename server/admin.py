@@ -5,8 +5,8 @@ import urllib.error
 import urllib.request
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER, RELOAD_PARAMETER
-from tritonize.client import local_http
 from tritonize.errors import AdminError
+from tritonize.host import local_http
 
 # The model whose failed load marks a draining server not ready (never in a repository).
 DRAINING_MODEL = "tritonize-draining"

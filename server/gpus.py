@@ -9,11 +9,11 @@ import os
 import shutil
 import subprocess
 
-from google.protobuf import text_format
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
-from tritonize.adapter.model_config import parse_pbtxt, to_pbtxt
-from tritonize.adapter.repository import model_names
+from tritonize.adapter.built_repository import read_built_repository
+from tritonize.adapter.model_config import to_pbtxt
+from tritonize.adapter.runtime.repository_model import CONFIG_FILE
 from tritonize.errors import ServeError
 
 PROC_GPUS = "/proc/driver/nvidia/gpus"
@@ -37,28 +37,9 @@ def detect_gpu_count(proc_dir=PROC_GPUS, nvidia_smi="nvidia-smi", environ=None):
     return count
 
 
-def _configs(repository):
-    for entry in model_names(repository):
-        path = os.path.join(repository, entry, "config.pbtxt")
-        with open(path, encoding="utf-8") as f:
-            try:
-                yield entry, parse_pbtxt(f.read())
-            except text_format.ParseError as exc:
-                raise ServeError(f"{path}: not a valid Triton model config: {exc}") from None
-
-
 def gpu_needs(repository):
     """{model: sorted GPU ids it lists, or None for 'every GPU'} for models with KIND_GPU instances."""
-    needs = {}
-    for name, config in _configs(repository):
-        for group in config.instance_group:
-            if group.kind != ModelInstanceGroup.KIND_GPU:
-                continue
-            if not group.gpus:
-                needs[name] = None
-            elif needs.get(name, ()) is not None:
-                needs[name] = sorted(set(needs.get(name, [])) | set(group.gpus))
-    return needs
+    return read_built_repository(repository).gpu_needs()
 
 
 def _describe(needs):
@@ -107,19 +88,18 @@ def write_cpu_repository(repository, dest):
 
     Returns {model: GPU needs} for the models that changed.
     """
-    needs = gpu_needs(repository)
+    built = read_built_repository(repository)
+    gpu_models = {model.name: model for model in built.models if model.uses_gpus}
     os.makedirs(dest, exist_ok=True)
     for entry in sorted(os.listdir(repository)):
         source = os.path.join(repository, entry)
-        if entry not in needs:
+        if entry not in gpu_models:
             os.symlink(source, os.path.join(dest, entry))
             continue
         os.makedirs(os.path.join(dest, entry))
         for item in sorted(os.listdir(source)):
-            if item != "config.pbtxt":
+            if item != CONFIG_FILE:
                 os.symlink(os.path.join(source, item), os.path.join(dest, entry, item))
-        with open(os.path.join(source, "config.pbtxt"), encoding="utf-8") as f:
-            config = cpu_config(parse_pbtxt(f.read()))
-        with open(os.path.join(dest, entry, "config.pbtxt"), "w", encoding="utf-8") as f:
-            f.write(to_pbtxt(config))
-    return needs
+        with open(os.path.join(dest, entry, CONFIG_FILE), "w", encoding="utf-8") as f:
+            f.write(to_pbtxt(cpu_config(gpu_models[entry].config)))
+    return built.gpu_needs()

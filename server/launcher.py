@@ -11,8 +11,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from tritonize.client import local_http
 from tritonize.errors import ServeError
+from tritonize.host import local_http
 
 # Triton's output kept for failure reports: enough for a load failure's lines, bounded however
 # much the predictors print (every line was kept before: 175 000 prints of 1 KB took 185 MB).

@@ -7,7 +7,7 @@ import signal
 import sys
 import time
 
-from tritonize.adapter.repository import model_names
+from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 from tritonize.cortex_endpoint.endpoint_process import CortexEndpointProcess
 from tritonize.errors import ServeError
@@ -96,7 +96,8 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     watch: a server/watch.py WatchedSource (serve --watch), started once Triton is ready."""
     if not os.path.isdir(options.model_repository):
         raise ServeError(f"{options.model_repository}: no such model repository (run `tritonize build` first)")
-    apis = model_names(options.model_repository)
+    repository = read_built_repository(options.model_repository)
+    apis = repository.names
     if not apis:
         raise ServeError(f"{options.model_repository} holds no models (no */config.pbtxt)")
     started = {"ready": False}
@@ -145,7 +146,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
             out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
         if front is not None:
             front.start()
-        out(ready_banner(options, apis, took, cortex=front is not None))
+        out(ready_banner(options, apis, took, cortex=front is not None, streams=repository.streaming_names))
         if server.detached:
             out(server.detach_message())
             return 0
@@ -227,11 +228,8 @@ def _quiet_when_closed(out):
     return write
 
 
-def _try_lines(options, host, apis):
+def _try_lines(options, host, apis, streams):
     """How to call the first API: /infer, or for a streaming API (decoupled) generate_stream."""
-    from tritonize.adapter.streaming import streaming_models
-
-    streams = streaming_models(options.model_repository)
     plain = [api for api in apis if api not in streams]
     lines = []
     if streams:
@@ -251,7 +249,7 @@ def _try_lines(options, host, apis):
     ]
 
 
-def ready_banner(options, apis, took, cortex=False):
+def ready_banner(options, apis, took, cortex=False, streams=()):
     host = options.host
     lines = [
         f"Ready in {took:.1f} s.",
@@ -264,7 +262,7 @@ def ready_banner(options, apis, took, cortex=False):
             if cortex
             else []
         ),
-        *_try_lines(options, host, apis),
+        *_try_lines(options, host, apis, streams),
         f"Admin APIs (model repository, shared memory, statistics, trace, logging) need the header "
         f"'{ADMIN_TOKEN_HEADER}: {options.admin_token}' (gRPC metadata: '{GRPC_ADMIN_TOKEN_HEADER}')",
         f"  for tritonize commands: export {ADMIN_TOKEN_ENV}={options.admin_token}",

@@ -20,8 +20,8 @@ import threading
 import time
 
 from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_EXIT_CODE
-from tritonize.client import local_http
 from tritonize.errors import AdminError
+from tritonize.host import local_http
 from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
 
 STUB_NAME = "triton_python_backend_stub"

@@ -103,7 +103,7 @@ def test_build_warns_about_ignored_fields(tmp_path):
 
 
 def test_server_environment_puts_this_python_first():
-    from tritonize.server.triton_install import find_triton
+    from tritonize.host.triton_install import find_triton
 
     env = find_triton().environment({"PATH": "/usr/bin", "LD_LIBRARY_PATH": "/opt/x"})
     assert env["PATH"].split(os.pathsep)[0] == os.path.dirname(sys.executable)

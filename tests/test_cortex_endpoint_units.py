@@ -7,6 +7,7 @@ import zlib
 
 import pytest
 
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings, write_api_settings
 from tritonize.cortex_endpoint.body import BodyError, Inflater, check_declared
 from tritonize.cortex_endpoint.routes import Route, load_routes
 from tritonize.cortex_endpoint.upstream import error_message, infer_request, infer_result
@@ -58,13 +59,16 @@ def _model(repo, name, decoupled=False, endpoint=None):
     (repo / name / "1").mkdir(parents=True)
     policy = "model_transaction_policy { decoupled: true }\n" if decoupled else ""
     (repo / name / "config.pbtxt").write_text(f'name: "{name}"\n{policy}')
-    (repo / name / "1" / "tritonize_api.json").write_text(json.dumps({"endpoint": endpoint}))
+    settings = ApiSettings(name, PredictorSettings("p.py"), stream=decoupled, endpoint=endpoint)
+    write_api_settings(str(repo / name / "1"), settings)
 
 
 def test_routes_name_endpoint_and_streaming(tmp_path):
     _model(tmp_path, "a", endpoint="/v1/a")
     _model(tmp_path, "s", decoupled=True)
     (tmp_path / "tritonize_front.pyz").write_text("")  # files at the top are not models
+    (tmp_path / "handmade" / "1").mkdir(parents=True)  # a model without tritonize settings: Triton's alone
+    (tmp_path / "handmade" / "config.pbtxt").write_text('name: "handmade"\n')
     assert load_routes(tmp_path) == {"/a": Route("a"), "/v1/a": Route("a"), "/s": Route("s", streaming=True)}
     _model(tmp_path, "b", endpoint="a")
     with pytest.raises(ServeError, match="both answer on /a"):

@@ -3,6 +3,7 @@
 import pytest
 
 from tritonize.adapter.runtime.device import device_config, device_environment, pin_device
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings
 
 
 @pytest.mark.parametrize(
@@ -78,7 +79,10 @@ def test_pin_device_changes_the_environment():
 
 
 def test_device_config_never_overrides_the_users_key():
-    assert device_config({"predictor": {"config": {"k": 1}}}, "cuda:0") == {"device": "cuda:0"}
-    assert device_config({"predictor": {"config": None}}, "cpu") == {"device": "cpu"}
-    assert device_config({"predictor": {"config": {"device": "mps"}}}, "cpu") is None
-    assert device_config({"predictor": {}}, None) is None
+    def settings(config):
+        return ApiSettings(name="a", predictor=PredictorSettings(path="p.py", config=config))
+
+    assert device_config(settings({"k": 1}), "cuda:0") == {"device": "cuda:0"}
+    assert device_config(settings({}), "cpu") == {"device": "cpu"}
+    assert device_config(settings({"device": "mps"}), "cpu") is None
+    assert device_config(settings({}), None) is None

@@ -44,8 +44,10 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, str(iris / "train.py"), str(iris / "model.pkl")], check=True, capture_output=True)
     run_tritonize("build", str(iris / "cortex.yaml"), "-o", str(work / "iris_repo"))
     shutil.copytree(work / "iris_repo" / "iris-classifier", repo / "iris-classifier")
-    # A decoupled model with the wire contract's tensors stands in for a streaming API.
-    shutil.copytree(os.path.join(FIXTURES, "cortex_stream", "stream"), repo / "stream")
+    # A streaming API (a predict() that yields): a decoupled model answered from Triton's gRPC stream.
+    stream = os.path.join(FIXTURES, "cortex_stream", "stream_predictor.py")
+    run_tritonize("build", stream, "-o", str(work / "stream_repo"), "--name", "stream")
+    shutil.copytree(work / "stream_repo" / "stream", repo / "stream")
     (cortex_port,) = free_ports(1)
     serve = ServeProcess(str(repo), extra_args=["--max-body-size", "64k", "--cortex-port", str(cortex_port)])
     serve.cortex = f"http://127.0.0.1:{cortex_port}"

@@ -16,7 +16,7 @@ import pytest
 from conftest import FIXTURES
 
 from tritonize.adapter.build import build
-from tritonize.server.triton_install import find_triton
+from tritonize.host.triton_install import find_triton
 
 
 class Tensor:

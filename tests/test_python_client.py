@@ -9,6 +9,7 @@ import pytest
 from tritonize.adapter.runtime.model_errors import ModelLoadError, ModelNotFound, UserRuntimeException
 from tritonize.adapter.runtime.multi_model import construct_with_models
 from tritonize.adapter.runtime.python_client import PythonClient
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings
 
 
 def write(path, text):
@@ -190,9 +191,10 @@ def test_load_model_works_during_init_with_self_bound(versioned):
             with open(os.path.join(model_path, "model.txt")) as f:
                 return self.prefix + f.read()
 
-    settings = {
-        "name": "t",
-        "models": {
+    settings = ApiSettings(
+        name="t",
+        predictor=PredictorSettings(path="predictor.py"),
+        models={
             "mode": "path",
             "models": [{"name": "_cortex_default", "path": versioned, "project_path": None}],
             "dir": None,
@@ -200,7 +202,7 @@ def test_load_model_works_during_init_with_self_bound(versioned):
             "disk_cache_size": None,
             "poll_interval": 0,
         },
-    }
+    )
     predictor = construct_with_models(PythonPredictor, {"config": {"prefix": ">"}}, settings, "/nonexistent")
     assert predictor.first == ">m10"
     assert predictor.client.get_model(model_version="1") == ">m1"
@@ -208,9 +210,10 @@ def test_load_model_works_during_init_with_self_bound(versioned):
 
 def test_local_path_falls_back_to_the_repository_copy(tmp_path):
     write(str(tmp_path / "project" / "models" / "1" / "model.txt"), "copy")
-    settings = {
-        "name": "t",
-        "models": {
+    settings = ApiSettings(
+        name="t",
+        predictor=PredictorSettings(path="predictor.py"),
+        models={
             "mode": "path",
             "models": [{"name": "_cortex_default", "path": "/gone/models", "project_path": "models"}],
             "dir": None,
@@ -218,7 +221,7 @@ def test_local_path_falls_back_to_the_repository_copy(tmp_path):
             "disk_cache_size": None,
             "poll_interval": 0,
         },
-    }
+    )
 
     class PythonPredictor:
         def __init__(self, python_client):
@@ -244,10 +247,10 @@ def test_s3_paths_without_boto3_fail_the_load_naming_boto3(tmp_path, monkeypatch
         "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n"
         "    def load_model(self, model_path): pass\n    def predict(self, payload): return 1\n"
     )
-    settings = {
-        "name": "t",
-        "predictor": {"path": "predictor.py"},
-        "models": {
+    settings = ApiSettings(
+        name="t",
+        predictor=PredictorSettings(path="predictor.py"),
+        models={
             "mode": "path",
             "models": [{"name": "_cortex_default", "path": "s3://bucket/m/", "project_path": None}],
             "dir": None,
@@ -255,7 +258,7 @@ def test_s3_paths_without_boto3_fail_the_load_naming_boto3(tmp_path, monkeypatch
             "disk_cache_size": None,
             "poll_interval": 0,
         },
-    }
+    )
     with pytest.raises(PredictorLoadError) as err:
         load_predictor(str(tmp_path), settings)
     assert "multi_model_reloading: s3:// model paths need boto3" in str(err.value)
@@ -270,9 +273,10 @@ def test_the_poller_thread_publishes_new_versions(versioned):
         def load_model(self, model_path):
             return Loader()(model_path)
 
-    settings = {
-        "name": "t",
-        "models": {
+    settings = ApiSettings(
+        name="t",
+        predictor=PredictorSettings(path="predictor.py"),
+        models={
             "mode": "path",
             "models": [{"name": "_cortex_default", "path": versioned, "project_path": None}],
             "dir": None,
@@ -280,7 +284,7 @@ def test_the_poller_thread_publishes_new_versions(versioned):
             "disk_cache_size": None,
             "poll_interval": 0.1,
         },
-    }
+    )
     predictor = construct_with_models(PythonPredictor, {}, settings, "/nonexistent")
     assert predictor.client.get_model()["text"] == "m10"
     write(os.path.join(versioned, "20", "model.txt"), "m20")

@@ -6,7 +6,8 @@ import pytest
 
 from tritonize.adapter.repository import api_settings
 from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_EXIT_CODE
-from tritonize.adapter.runtime.request_timeout import RequestTimeout, request_timeout_s
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings
+from tritonize.adapter.runtime.request_timeout import RequestTimeout
 from tritonize.adapter.spec import load_spec_file
 from tritonize.errors import SpecError
 from tritonize.server.options import ServerOptions, runtime_environment
@@ -33,7 +34,7 @@ def spec_api(tmp_path, extra):
 )
 def test_the_spec_sets_the_timeout_in_the_settings(tmp_path, extra, expected):
     api = spec_api(tmp_path, extra)
-    assert api_settings(api)["request_timeout_s"] == expected
+    assert api_settings(api).request_timeout_s == expected
 
 
 @pytest.mark.parametrize("value", ["soon", "-3s", "true"])
@@ -51,11 +52,15 @@ def test_the_spec_wins_over_serves_default_and_zero_turns_it_off():
     env = runtime_environment(ServerOptions("repo", request_timeout_s=30.0))
     assert env[REQUEST_TIMEOUT_ENV] == "30"
     assert REQUEST_TIMEOUT_ENV not in runtime_environment(ServerOptions("repo"))
-    assert request_timeout_s({"request_timeout_s": None}, env) == 30.0
-    assert request_timeout_s({"request_timeout_s": 2.0}, env) == 2.0
-    assert request_timeout_s({"request_timeout_s": 0.0}, env) is None
-    assert request_timeout_s({}, {}) is None
-    assert request_timeout_s({}, {REQUEST_TIMEOUT_ENV: "junk"}) is None
+
+    def timeout_s(value, environ):
+        return ApiSettings("a", PredictorSettings("p.py"), request_timeout_s=value).timeout_s(environ)
+
+    assert timeout_s(None, env) == 30.0
+    assert timeout_s(2.0, env) == 2.0
+    assert timeout_s(0.0, env) is None
+    assert timeout_s(None, {}) is None
+    assert timeout_s(None, {REQUEST_TIMEOUT_ENV: "junk"}) is None
 
 
 class Model:

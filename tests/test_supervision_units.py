@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from tritonize.client.local_http import is_this_machine
+from tritonize.host.local_http import is_this_machine
 from tritonize.server import watchdog as watchdog_module
 from tritonize.server.launcher import LOG_LINES_KEPT, Launcher, describe_exit
 from tritonize.server.serve import RestartPolicy

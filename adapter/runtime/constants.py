@@ -119,7 +119,6 @@ GENERATE_STREAM_PATH = "/v2/models/{api}/generate_stream"
 # `tritonize.request_timeout` is stored in the settings file; `serve --request-timeout` sets the
 # default of the others through the environment (seconds; 0: none).
 REQUEST_TIMEOUT_KEY = "request_timeout"
-REQUEST_TIMEOUT_SETTING = "request_timeout_s"
 REQUEST_TIMEOUT_ENV = "TRITONIZE_REQUEST_TIMEOUT_S"
 # How often the timeout thread looks at the running execute() (at most; shorter for short timeouts).
 REQUEST_TIMEOUT_CHECK_S = 1.0

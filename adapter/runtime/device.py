@@ -66,7 +66,7 @@ def pin_device(args, environ=None):
 
 def device_config(settings, device):
     """config["device"] for the predictor, unless its own config already has that key."""
-    config = settings.get("predictor", {}).get("config") or {}
+    config = settings.predictor.config
     if device is None or "device" in config:
         return None
     return {"device": device}

@@ -36,8 +36,8 @@ class Dispatcher:
     def __init__(self, predictor, settings, rules, max_body_bytes=0):
         self.predictor = predictor
         self.rules = rules
-        self.batching = settings.get("predictor_batching", False)
-        self.tensors = settings.get("tensors")
+        self.batching = settings.predictor_batching
+        self.tensors = settings.tensors
         self.max_body_bytes = max_body_bytes
         self.input_names = [spec["name"] for spec in self.tensors["inputs"]] if self.tensors else [INPUT_NAME]
 

@@ -22,9 +22,9 @@ def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None
     call get_model() already (Cortex allowed that, with self=None; here self is the object).
     Then the poller starts.
     """
-    models = resolve_locations(settings["models"], project_dir)
-    gauge = LoadedModelsGauge(settings.get("name", "api"), instance_name)
-    client = PythonClient(models, api_name=settings.get("name", "api"), on_change=gauge.update)
+    models = resolve_locations(settings.models, project_dir)
+    gauge = LoadedModelsGauge(settings.name, instance_name)
+    client = PythonClient(models, api_name=settings.name, on_change=gauge.update)
     _CLIENTS.append(client)
     atexit.register(client.close)
     if "python_client" in _init_args(cls):

@@ -89,12 +89,12 @@ def _evict_foreign_modules(project_dir):
 
 def prepare_process(project_dir, settings):
     """chdir, sys.path and env as Cortex set them up, before any user import."""
-    predictor = settings["predictor"]
-    for key, value in predictor.get("env", {}).items():
+    predictor = settings.predictor
+    for key, value in predictor.env.items():
         os.environ[str(key)] = str(value)
     os.chdir(project_dir)
-    search_paths = [os.path.join(project_dir, p) for p in predictor.get("python_path", [])]
-    search_paths.append(os.path.dirname(os.path.join(project_dir, predictor["path"])))
+    search_paths = [os.path.join(project_dir, p) for p in predictor.python_path]
+    search_paths.append(os.path.dirname(os.path.join(project_dir, predictor.path)))
     search_paths.append(project_dir)
     for path in reversed(search_paths):
         path = os.path.normpath(path)
@@ -105,10 +105,10 @@ def prepare_process(project_dir, settings):
 
 def load_predictor(project_dir, settings, extra_config=None, instance_name=None):
     """Import the predictor class and construct it with its config."""
-    predictor = settings["predictor"]
+    predictor = settings.predictor
     prepare_process(project_dir, settings)
     _evict_foreign_modules(project_dir)
-    path = os.path.join(project_dir, predictor["path"])
+    path = os.path.join(project_dir, predictor.path)
     module_name = os.path.splitext(os.path.basename(path))[0]
     try:
         spec = importlib.util.spec_from_file_location(module_name, path)
@@ -117,21 +117,21 @@ def load_predictor(project_dir, settings, extra_config=None, instance_name=None)
         spec.loader.exec_module(module)
     except BaseException as exc:
         sys.modules.pop(module_name, None)
-        raise PredictorLoadError(f"importing {predictor['path']} failed:\n{_user_traceback(exc)}") from None
-    class_name = predictor.get("class_name", "PythonPredictor")
+        raise PredictorLoadError(f"importing {predictor.path} failed:\n{_user_traceback(exc)}") from None
+    class_name = predictor.class_name
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise PredictorLoadError(f"{predictor['path']} defines no class {class_name!r}")
-    config = copy.deepcopy(predictor.get("config") or {})
+        raise PredictorLoadError(f"{predictor.path} defines no class {class_name!r}")
+    config = copy.deepcopy(predictor.config)
     if extra_config:
         config.update(extra_config)
     recorder = Recorder(metrics_sink())
-    api_name = settings.get("name", "")
+    api_name = settings.name
     available = {"config": config, "metrics_client": MetricsClient(api_name, recorder)}
     # python_client is added by construct_with_models when the spec configures models.
     kwargs = {name: available[name] for name in _argument_names(cls.__init__, available)}
     try:
-        if settings.get("models"):  # python_client: multi-model serving, caching, live reloading
+        if settings.models:  # python_client: multi-model serving, caching, live reloading
             instance = construct_with_models(cls, kwargs, settings, project_dir, instance_name)
         else:
             instance = cls(**kwargs)

@@ -15,21 +15,9 @@ import sys
 import threading
 import time
 
-from .constants import REQUEST_TIMEOUT_CHECK_S, REQUEST_TIMEOUT_ENV, REQUEST_TIMEOUT_EXIT_CODE, REQUEST_TIMEOUT_SETTING
+from .constants import REQUEST_TIMEOUT_CHECK_S, REQUEST_TIMEOUT_EXIT_CODE
 
 log = logging.getLogger("tritonize")
-
-
-def request_timeout_s(settings, environ=os.environ):
-    """The API's timeout in seconds (the spec's, else serve's default), or None for none."""
-    value = settings.get(REQUEST_TIMEOUT_SETTING)
-    if value is None:
-        try:
-            value = float(environ.get(REQUEST_TIMEOUT_ENV) or 0)
-        except ValueError:
-            log.warning("ignored %s=%r: not a number of seconds", REQUEST_TIMEOUT_ENV, environ.get(REQUEST_TIMEOUT_ENV))
-            value = 0
-    return float(value) if value and value > 0 else None
 
 
 class RequestTimeout:

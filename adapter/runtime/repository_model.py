@@ -1,0 +1,286 @@
+"""The typed model of a built repository: what `tritonize build` writes, what every reader reads.
+
+A repository holds one folder per model (`<name>/config.pbtxt`); a tritonize API's version folder
+also holds its settings (`<name>/1/tritonize_api.json`), and the repository's top level a marker
+(`.tritonize.json`) listing the APIs the build wrote. Both carry FORMAT_VERSION: a repository
+written by an older (or newer) tritonize is refused with "rebuild it", never half-read.
+
+Standard library only: the runtime reads its settings with it inside Triton's stub (it is
+copied into each repository as tritonize_runtime/), and the Cortex endpoint's zipapp holds it.
+What Triton's config.pbtxt says (instance groups, decoupled) is read on the host side only,
+through model_config_pb2 (adapter/built_repository.py).
+"""
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+
+from .constants import DEFAULT_STREAM_THREADS, REQUEST_TIMEOUT_ENV, SETTINGS_FILE
+
+# Bump when what build writes changes meaning; readers refuse every other version.
+# 1: before the typed model (keys read with .get() and defaults spread over the readers).
+FORMAT_VERSION = 2
+MARKER_FILE = ".tritonize.json"
+CONFIG_FILE = "config.pbtxt"
+# The one model version tritonize writes: <name>/1/model.py.
+VERSION_DIR = "1"
+REBUILD = "rebuild it with `tritonize build`"
+NOT_BUILT = f"not a tritonize model repository (no {MARKER_FILE} or no API settings); build one with `tritonize build`"
+
+
+class RepositoryFormatError(ValueError):
+    """A repository (or one API's settings) this tritonize cannot read: written by another version, or edited."""
+
+
+@dataclass(frozen=True)
+class PredictorSettings:
+    """Cortex's `predictor` section, as the runtime loads it."""
+
+    path: str
+    class_name: str = "PythonPredictor"
+    config: dict = field(default_factory=dict)
+    python_path: list = field(default_factory=list)
+    env: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """One API's settings (<name>/1/tritonize_api.json). Every default is here, nowhere else."""
+
+    name: str
+    predictor: PredictorSettings
+    # The predictor takes lists (Cortex's server_side_batching contract).
+    predictor_batching: bool = False
+    # predictor.tensors ({"inputs": [...], "outputs": [...]}) of a typed tensor API, or None: a body API.
+    tensors: dict | None = None
+    # Cortex's dependency files (relative to project/), for `tritonize docker build`.
+    dependencies: dict = field(default_factory=dict)
+    # predictor.multi_model_reloading for python_client (adapter/models_spec.py), or None.
+    models: dict | None = None
+    # A streaming API (a decoupled model), and how many streams one instance runs at once.
+    stream: bool = False
+    stream_threads: int = DEFAULT_STREAM_THREADS
+    # networking.endpoint: where the Cortex endpoint also answers for this API, or None.
+    endpoint: str | None = None
+    # tritonize.request_timeout in seconds (None: serve --request-timeout's; 0: none).
+    request_timeout_s: float | None = None
+
+    @property
+    def streaming(self):
+        return self.stream
+
+    @property
+    def typed(self):
+        """A typed tensor API: clients call Triton's /infer with named tensors, not a body."""
+        return bool(self.tensors)
+
+    @property
+    def paths(self):
+        """The URL paths the Cortex endpoint answers on for this API: /<name>, and networking.endpoint."""
+        paths = ["/" + self.name]
+        if self.endpoint:
+            path = endpoint_path(self.endpoint)
+            if path not in paths:
+                paths.append(path)
+        return paths
+
+    def timeout_s(self, environ=os.environ):
+        """The request timeout in seconds (the spec's, else serve's TRITONIZE_REQUEST_TIMEOUT_S), None for none."""
+        value = self.request_timeout_s
+        if value is None:
+            try:
+                value = float(environ.get(REQUEST_TIMEOUT_ENV) or 0)
+            except ValueError:
+                value = 0
+        return float(value) if value and value > 0 else None
+
+    def to_json(self):
+        return {"format": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_json(cls, data, where):
+        data = dict(_check_format(data, where))
+        data.pop("format")
+        try:
+            predictor = PredictorSettings(**_known(data.pop("predictor"), PredictorSettings, f"{where}: predictor"))
+            settings = cls(predictor=predictor, **_known(data, cls, where))
+        except (KeyError, TypeError) as exc:
+            raise RepositoryFormatError(f"{where}: incomplete settings ({exc}); {REBUILD}") from None
+        _check_types(settings, where)
+        return settings
+
+
+def endpoint_path(endpoint):
+    """'my/path' or '/my/path/' -> '/my/path'."""
+    return "/" + endpoint.strip().strip("/")
+
+
+def _check_format(data, where):
+    if not isinstance(data, dict):
+        raise RepositoryFormatError(f"{where}: not a settings object; {REBUILD}")
+    version = data.get("format")
+    if version == FORMAT_VERSION:
+        return data
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise RepositoryFormatError(
+            f"{where}: written by a newer tritonize (format {version}; this one reads {FORMAT_VERSION}): "
+            f"upgrade tritonize, or {REBUILD}"
+        )
+    raise RepositoryFormatError(
+        f"{where}: written by an older tritonize (format {version if version is not None else 'unversioned'}; "
+        f"this one reads {FORMAT_VERSION}): {REBUILD}"
+    )
+
+
+def _known(data, cls, where):
+    if not isinstance(data, dict):
+        raise RepositoryFormatError(f"{where}: not an object; {REBUILD}")
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise RepositoryFormatError(f"{where}: unknown settings {', '.join(unknown)}; {REBUILD}")
+    return data
+
+
+_TYPES = {
+    "name": str,
+    "predictor_batching": bool,
+    "tensors": (dict, type(None)),
+    "dependencies": dict,
+    "models": (dict, type(None)),
+    "stream": bool,
+    "stream_threads": int,
+    "endpoint": (str, type(None)),
+    "request_timeout_s": (int, float, type(None)),
+}
+_PREDICTOR_TYPES = {"path": str, "class_name": str, "config": dict, "python_path": list, "env": dict}
+
+
+def _check_types(settings, where):
+    for owner, types, prefix in ((settings, _TYPES, ""), (settings.predictor, _PREDICTOR_TYPES, "predictor.")):
+        for name, expected in types.items():
+            value = getattr(owner, name)
+            if not isinstance(value, expected) or (isinstance(value, bool) and expected in (int, float)):
+                raise RepositoryFormatError(f"{where}: {prefix}{name} is {value!r}; {REBUILD}")
+
+
+@dataclass(frozen=True)
+class RepositoryMarker:
+    """.tritonize.json: the repository was written by `tritonize build` (build --force replaces only those)."""
+
+    apis: list
+
+    def to_json(self):
+        return {"format": FORMAT_VERSION, "apis": list(self.apis)}
+
+    @classmethod
+    def from_json(cls, data, where):
+        data = _check_format(data, where)
+        apis = data.get("apis")
+        if not isinstance(apis, list) or not all(isinstance(name, str) for name in apis):
+            raise RepositoryFormatError(f"{where}: apis is {apis!r}; {REBUILD}")
+        return cls(apis=list(apis))
+
+
+def _write_json(path, data):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RepositoryFormatError(f"{path}: not valid JSON ({exc}); {REBUILD}") from None
+
+
+def settings_path(model_dir):
+    return os.path.join(model_dir, VERSION_DIR, SETTINGS_FILE)
+
+
+def write_api_settings(version_dir, settings):
+    """Raises TypeError/ValueError if predictor.config cannot be stored as JSON."""
+    _write_json(os.path.join(version_dir, SETTINGS_FILE), settings.to_json())
+
+
+def read_api_settings(version_dir):
+    """The settings of the API whose version folder this is (model.py reads its own)."""
+    path = os.path.join(version_dir, SETTINGS_FILE)
+    return ApiSettings.from_json(_read_json(path), path)
+
+
+def write_marker(repository, api_names):
+    _write_json(os.path.join(repository, MARKER_FILE), RepositoryMarker(list(api_names)).to_json())
+
+
+def read_marker(repository):
+    """The repository's marker, or None when it has none (not written by `tritonize build`)."""
+    path = os.path.join(repository, MARKER_FILE)
+    if not os.path.isfile(path):
+        return None
+    return RepositoryMarker.from_json(_read_json(path), path)
+
+
+def has_marker(repository):
+    return os.path.isfile(os.path.join(repository, MARKER_FILE))
+
+
+def unlisted_entries(repository):
+    """Entries of an earlier build's repository that its marker does not list (models added by hand).
+
+    Reads the marker of any tritonize version: `build --force` replaces an older build's repository
+    (the very fix REBUILD asks for).
+    """
+    if not has_marker(repository):
+        return []
+    try:
+        listed = _read_json(os.path.join(repository, MARKER_FILE)).get("apis")
+    except (OSError, RepositoryFormatError, AttributeError):
+        listed = None
+    ours = {name for name in listed if isinstance(name, str)} if isinstance(listed, list) else set()
+    return sorted(entry for entry in os.listdir(repository) if entry != MARKER_FILE and entry not in ours)
+
+
+def model_names(repository):
+    """The models a Triton repository holds: its folders with a config.pbtxt, sorted."""
+    return sorted(
+        entry for entry in os.listdir(repository) if os.path.isfile(os.path.join(repository, entry, CONFIG_FILE))
+    )
+
+
+@dataclass(frozen=True)
+class RepositorySettings:
+    """What tritonize wrote in a repository: the marker (None if none) and each API's settings.
+
+    `others` are models without settings (added by hand): Triton serves them, tritonize knows nothing of them.
+    """
+
+    path: str
+    marker: RepositoryMarker | None
+    apis: dict
+    others: list
+
+    @property
+    def names(self):
+        """Every model Triton loads from the repository, sorted."""
+        return sorted([*self.apis, *self.others])
+
+
+def read_repository_settings(repository):
+    """Read what tritonize wrote in `repository` (RepositoryFormatError if another version wrote it)."""
+    if not os.path.isdir(repository):
+        raise RepositoryFormatError(f"{repository}: no such model repository; build one with `tritonize build`")
+    marker = read_marker(repository)
+    apis, others = {}, []
+    for name in model_names(repository):
+        if os.path.isfile(settings_path(os.path.join(repository, name))):
+            settings = read_api_settings(os.path.join(repository, name, VERSION_DIR))
+            if settings.name != name:
+                raise RepositoryFormatError(
+                    f"{settings_path(os.path.join(repository, name))}: settings of API {settings.name!r} in folder "
+                    f"{name!r} (renamed by hand?); {REBUILD}"
+                )
+            apis[name] = settings
+        else:
+            others.append(name)
+    return RepositorySettings(repository, marker, apis, others)
