@@ -21,7 +21,7 @@ import traceback
 from google.protobuf import json_format
 
 from tritonize.adapter.build import apply_instance_overrides, load_apis
-from tritonize.adapter.model_config import parse_pbtxt
+from tritonize.adapter.built_repository import read_model_config
 from tritonize.adapter.project_files import IgnoreRules
 from tritonize.adapter.repository import build_repository
 from tritonize.adapter.runtime.constants import RELOAD_PARAMETER
@@ -103,8 +103,8 @@ def affected_apis(apis, changed, spec_file=None):
 
 def load_config_json(model_dir, nonce):
     """The model's config.pbtxt as the JSON Triton's load API takes, with a reload nonce."""
-    with open(os.path.join(model_dir, "config.pbtxt"), encoding="utf-8") as f:
-        config = json_format.MessageToDict(parse_pbtxt(f.read()), preserving_proto_field_name=True)
+    repository, name = os.path.split(os.path.normpath(model_dir))
+    config = json_format.MessageToDict(read_model_config(repository, name), preserving_proto_field_name=True)
     config.setdefault("parameters", {})[RELOAD_PARAMETER] = {"string_value": f"watch-{nonce}"}
     return config
 
