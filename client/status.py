@@ -37,15 +37,15 @@ class ApiStatus:
     requests: int = 0
     errors: int = 0
     # Means since the model loaded, from Triton's statistics (always available).
-    mean_ms: float = None
-    queue_mean_ms: float = None
+    mean_ms: float | None = None
+    queue_mean_ms: float | None = None
     # From the latency summaries in /metrics (only with serve --latency-percentiles).
-    p50_ms: float = None
-    p99_ms: float = None
-    queue_p50_ms: float = None
-    queue_p99_ms: float = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    queue_p50_ms: float | None = None
+    queue_p99_ms: float | None = None
     # python_client APIs: {(model name, version): instances holding it in memory}.
-    models: dict = None
+    models: dict | None = None
     # Requests queued and not yet executing: growing while `requests` stays put = a stuck
     # predictor (serve's watchdog and the Kubernetes liveness check tell it: server/stuck.py).
     waiting: int = 0

@@ -12,7 +12,7 @@ from .model_metrics import LoadedModelsGauge
 from .python_client import PythonClient
 
 log = logging.getLogger("tritonize")
-_CLIENTS = []  # this process's python_clients, for close_all()
+_CLIENTS: list[PythonClient] = []  # this process's python_clients, for close_all()
 
 
 def construct_with_models(cls, kwargs, settings, project_dir, instance_name=None):
