@@ -8,7 +8,8 @@ from importlib import resources
 
 from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
-from tritonize.adapter.project_files import copy_project
+from tritonize.adapter.project_env import api_environment
+from tritonize.adapter.project_files import copy_project, excluded_predictor_warning
 from tritonize.adapter.runtime.constants import PROJECT_DIR, REQUEST_TIMEOUT_SETTING, RUNTIME_PACKAGE, SETTINGS_FILE
 from tritonize.adapter.signature import check_predictor_source, predict_is_generator
 from tritonize.adapter.spec import NOT_NEEDED
@@ -38,6 +39,9 @@ def check_api_sources(apis):
         except UnicodeDecodeError:
             raise PredictorSourceError(f"{path}: not UTF-8 text") from None
         check_predictor_source(source, path, api.class_name, models_configured=api.models is not None)
+        excluded = excluded_predictor_warning(api.name, api.project_dir, api.predictor_path)
+        if excluded:
+            api.warnings.append(excluded)
         resolve_streaming(api, predict_is_generator(source, api.class_name), NOT_NEEDED[THREADS_KEY])
         for entry in api.python_path:
             if not os.path.isdir(os.path.join(api.project_dir, entry)):
@@ -53,7 +57,8 @@ def api_settings(api):
             "class_name": api.class_name,
             "config": api.config,
             "python_path": api.python_path,
-            "env": api.env,
+            # predictor.env, then the project's .env over it (adapter/project_env.py), as Cortex sourced it.
+            "env": api_environment(api, api.warnings),
         },
         # The predictor takes lists (Cortex's server_side_batching contract).
         "predictor_batching": api.batching.predictor_batching,
