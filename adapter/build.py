@@ -24,7 +24,8 @@ class BuildResult:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for api in self.apis for w in api.warnings]
+        splitters = getattr(self.apis, "traffic_splitters", [])
+        return [w for api in self.apis for w in api.warnings] + [w for s in splitters for w in s.warnings]
 
     def instance_summary(self) -> list[str]:
         return [f"  {api.name}: {describe(api)}{describe_streaming(api)}" for api in self.apis]

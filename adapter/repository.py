@@ -10,13 +10,20 @@ from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
 from tritonize.adapter.project_env import api_environment
 from tritonize.adapter.project_files import copy_project, excluded_predictor_warning
-from tritonize.adapter.runtime.constants import PROJECT_DIR, REQUEST_TIMEOUT_SETTING, RUNTIME_PACKAGE, SETTINGS_FILE
+from tritonize.adapter.runtime.constants import (
+    PROJECT_DIR,
+    REPOSITORY_MARKER_FILE,
+    REQUEST_TIMEOUT_SETTING,
+    RUNTIME_PACKAGE,
+    SETTINGS_FILE,
+)
 from tritonize.adapter.signature import check_predictor_source, predict_is_generator
 from tritonize.adapter.spec import NOT_NEEDED
 from tritonize.adapter.streaming import THREADS_KEY, resolve_streaming, stream_threads
+from tritonize.adapter.traffic_splitter import MARKER_KEY as SPLITTERS_KEY
 from tritonize.errors import BuildError, PredictorSourceError
 
-MARKER_FILE = ".tritonize.json"
+MARKER_FILE = REPOSITORY_MARKER_FILE
 VERSION = "1"
 
 
@@ -138,7 +145,11 @@ def build_repository(apis, output_dir, force=False):
         for api in apis:
             _write_model(api, staging, exclude=[output_dir, staging])
         with open(os.path.join(staging, MARKER_FILE), "w", encoding="utf-8") as f:
-            json.dump({"apis": [api.name for api in apis], "format": 1}, f)
+            marker = {"apis": [api.name for api in apis], "format": 1}
+            splitters = getattr(apis, "traffic_splitters", [])  # kind: TrafficSplitter (adapter/traffic_splitter.py)
+            if splitters:
+                marker[SPLITTERS_KEY] = [splitter.to_json() for splitter in splitters]
+            json.dump(marker, f)
             f.write("\n")
         _replace(staging, output_dir)
     except BaseException:

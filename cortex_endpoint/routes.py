@@ -9,6 +9,8 @@ from tritonize.adapter.runtime.constants import SETTINGS_FILE
 from tritonize.adapter.runtime.request_timeout import request_timeout_s
 from tritonize.errors import ServeError
 
+from .traffic_splitter import splitter_routes
+
 _DECOUPLED = re.compile(r"decoupled\s*:\s*true")
 
 
@@ -30,7 +32,8 @@ def endpoint_path(endpoint):
 
 
 def load_routes(repository):
-    """{path: Route} for every model in the repository (paths without a trailing slash)."""
+    """{path: Route} for every model in the repository (paths without a trailing slash), and its TrafficSplitters'
+    paths (cortex_endpoint/traffic_splitter.py)."""
     routes = {}
     for api in sorted(os.listdir(repository)):
         config = os.path.join(repository, api, "config.pbtxt")
@@ -54,4 +57,5 @@ def load_routes(repository):
             if other is not None and other.api != api:
                 raise ServeError(f"APIs {other.api!r} and {api!r} both answer on {path}: change networking.endpoint")
             routes[path] = route
+    routes.update(splitter_routes(repository, routes))
     return routes

@@ -51,6 +51,10 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # The Cortex endpoint's (cortex_endpoint/, POST /<api>) default port, beside Triton's.
 DEFAULT_CORTEX_PORT = 8080
+# The built repository's marker file (adapter/repository.py writes it) and the key of its TrafficSplitters
+# (adapter/traffic_splitter.py), which the Cortex endpoint routes (cortex_endpoint/traffic_splitter.py).
+REPOSITORY_MARKER_FILE = ".tritonize.json"
+TRAFFIC_SPLITTERS_KEY = "traffic_splitters"
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
 
