@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (specs and messages are compared verbatim)
 """Cortex's Python client specs (tritonize.cortex_client): the same dicts build the same repository as the YAML."""
 
 import importlib.util
