@@ -2,15 +2,18 @@
 """kind: TrafficSplitter in a spec: Cortex's validation and messages, and what the built repository records."""
 
 import json
+import os
 import textwrap
 
 import pytest
+import yaml
 from conftest import run_tritonize
 
 from tritonize.adapter.build import build
 from tritonize.adapter.spec import load_spec_file
 from tritonize.cortex_endpoint.routes import load_routes
 from tritonize.cortex_endpoint.traffic_splitter import STATS_PATH, SplitRoute
+from tritonize.deploy.target import deploy_k8s
 from tritonize.errors import SpecError
 
 PREDICTOR = "class PythonPredictor:\n    def __init__(self, config):\n        pass\n    def predict(self, payload):\n        return payload\n"
@@ -160,3 +163,22 @@ def test_the_repository_records_the_splitter_and_the_endpoint_routes_it(tmp_path
     assert [(r.api, w) for r, w in routes["/split"].targets] == [("a", 70), ("b", 30)]
     assert routes["/split"].shadow.api == "c"
     assert STATS_PATH in routes
+
+
+def test_the_kubernetes_manifests_carry_the_splitter_to_the_pods_cortex_endpoint(tmp_path):
+    """The pod's Cortex endpoint (a sidecar) serves the image's repository, whose marker holds the splitter;
+    the Service's cortex port reaches it, so POST /<splitter> on the Service routes as `serve` does."""
+    path = spec(
+        tmp_path, "- name: split\n  kind: TrafficSplitter\n  apis: [{name: a, weight: 70}, {name: b, weight: 30}]\n"
+    )
+    deploy_k8s(path, output=str(tmp_path / "deploy"), image="registry.example/models:1")
+    docs = {}
+    for folder, _, names in os.walk(tmp_path / "deploy"):
+        for name in names:
+            for doc in yaml.safe_load_all(open(f"{folder}/{name}")):
+                if isinstance(doc, dict):
+                    docs[doc.get("kind")] = doc
+    containers = {c["name"]: c for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]}
+    command = containers["cortex"]["command"]
+    assert command[command.index("--repository") + 1] == "/models"  # where the image holds the built repository
+    assert "cortex" in [p["name"] for p in docs["Service"]["spec"]["ports"]]
