@@ -68,4 +68,8 @@ def read_dotenv(project_dir, base_env=None, warnings=None):
 
 def api_environment(api, warnings=None):
     """The API's environment as Cortex's processes saw it: predictor.env, then .env over it."""
-    return {**api.env, **read_dotenv(api.project_dir, api.env, warnings)}
+    found = []
+    values = read_dotenv(api.project_dir, api.env, found)
+    if warnings is not None:
+        warnings.extend(f"{api.name}: {text}" for text in found)
+    return {**api.env, **values}
