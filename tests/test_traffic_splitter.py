@@ -182,3 +182,56 @@ def test_the_kubernetes_manifests_carry_the_splitter_to_the_pods_cortex_endpoint
     command = containers["cortex"]["command"]
     assert command[command.index("--repository") + 1] == "/models"  # where the image holds the built repository
     assert "cortex" in [p["name"] for p in docs["Service"]["spec"]["ports"]]
+
+
+def _split_route(shadow=True):
+    from tritonize.cortex_endpoint.routes import Route
+    from tritonize.cortex_endpoint.traffic_splitter import SHADOW_COUNTERS, Counters
+
+    targets = [(Route("a"), 70), (Route("b"), 30)]
+    return SplitRoute("s", targets, Route("shadow") if shadow else None, Counters(2 + len(SHADOW_COUNTERS)), 0)
+
+
+class _Request:
+    method = b"POST"
+    body = b"{}"
+    headers = []
+    query = b""
+
+
+def test_a_shadow_that_raises_or_hangs_never_reaches_the_client():
+    import asyncio
+
+    from tritonize.cortex_endpoint import traffic_splitter
+
+    async def scenario():
+        route = _split_route()
+        loop = asyncio.get_running_loop()
+
+        class Raising:
+            def _predict(self, target, conn, request):
+                raise RuntimeError("boom")
+
+        class Hanging:
+            def _predict(self, target, conn, request):
+                return loop.create_future()  # the shadow never answers
+
+        assert route.resolve(Raising(), None, _Request()).api in ("a", "b")
+        for _ in range(traffic_splitter.MAX_SHADOW_IN_FLIGHT + 5):
+            assert route.resolve(Hanging(), None, _Request()).api in ("a", "b")
+        return route.stats()["shadow"], route.stats()["targets"]
+
+    shadow, targets = asyncio.run(scenario())
+    sent = traffic_splitter.MAX_SHADOW_IN_FLIGHT + 6
+    assert shadow == {"name": "shadow", "sent": sent, "answered": 0, "failed": 1, "dropped": 5}
+    assert sum(t["requests"] for t in targets) == sent
+
+
+def test_a_get_on_a_splitter_is_answered_like_an_api_and_not_counted():
+    route = _split_route(shadow=False)
+
+    class Get(_Request):
+        method = b"GET"
+
+    assert route.resolve(None, None, Get()).api == "a"
+    assert [t["requests"] for t in route.stats()["targets"]] == [0, 0]
