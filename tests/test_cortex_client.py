@@ -207,3 +207,14 @@ def test_misuse_is_a_clear_error(tmp_path, kwargs, message):
     with pytest.raises(SpecError, match=message):
         cortex.client(output_dir=str(tmp_path / "repo")).create_api({"name": "api"}, **kwargs)
     assert not (tmp_path / "repo").exists()
+
+
+def test_build_from_spec_is_on_the_package(project, tmp_path):
+    import tritonize
+
+    result = tritonize.build_from_spec(
+        {"name": "first", "predictor": {"path": "predictor.py"}},
+        project_dir=str(project),
+        output_dir=str(tmp_path / "r"),
+    )
+    assert [a.name for a in result.apis] == ["first"] and (tmp_path / "r" / "first" / "config.pbtxt").is_file()
