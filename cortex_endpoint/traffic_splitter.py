@@ -8,6 +8,8 @@ file (adapter/traffic_splitter.py writes them). Counters live in shared memory a
 endpoint forks its workers, so GET /_tritonize/traffic-splitters reports the whole process group.
 """
 
+import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -44,15 +46,7 @@ class _LocalArray(list):
         super().__init__([0] * size)
 
     def get_lock(self):
-        return _NoLock()
-
-
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+        return contextlib.nullcontext()
 
 
 class _ShadowConnection:
@@ -129,8 +123,6 @@ class SplitRoute:
         return self.base + len(self.targets) + SHADOW_COUNTERS.index(counter)
 
     def _send_shadow(self, front, request):
-        import asyncio
-
         self.counters.add(self._shadow_index("sent"))
         if self.in_flight >= MAX_SHADOW_IN_FLIGHT:
             self.counters.add(self._shadow_index("dropped"))
@@ -138,6 +130,7 @@ class SplitRoute:
         self.in_flight += 1
         shadow_conn = _ShadowConnection(self, asyncio.get_running_loop())
         try:
+            # The endpoint's own forwarding (app.py), as for POST /<shadow>, answered to a connection that drops it.
             pending = front._predict(self.shadow, shadow_conn, request)
         except Exception:  # whatever happens to the copy, the client's request goes on
             shadow_conn._finish(500)
