@@ -53,6 +53,14 @@ class TrafficSplitter:
         }
 
 
+def describe_splitter(splitter):
+    """One line for `tritonize build`'s summary: 'TrafficSplitter: a 70 %, b 30 %, shadow c'."""
+    parts = [f"{t.name} {t.weight} %" for t in splitter.targets]
+    if splitter.shadow:
+        parts.append(f"shadow {splitter.shadow}")
+    return "TrafficSplitter: " + ", ".join(parts)
+
+
 def parse_traffic_splitter(entry: dict, location: str) -> TrafficSplitter:
     """One `kind: TrafficSplitter` entry of a spec; `location` names it in errors ('cortex.yaml: [2]')."""
     from tritonize.adapter.spec import check_model_name, parse_endpoint  # spec.py dispatches here

@@ -235,3 +235,12 @@ def test_a_get_on_a_splitter_is_answered_like_an_api_and_not_counted():
 
     assert route.resolve(None, None, Get()).api == "a"
     assert [t["requests"] for t in route.stats()["targets"]] == [0, 0]
+
+
+def test_build_lists_the_splitter(tmp_path):
+    path = spec(
+        tmp_path,
+        "- name: split\n  kind: TrafficSplitter\n  apis: [{name: a, weight: 70}, {name: b, weight: 30}, {name: c, weight: 0, shadow: true}]\n",
+    )
+    result = run_tritonize("build", path, "-o", str(tmp_path / "repo"))
+    assert "  split: TrafficSplitter: a 70 %, b 30 %, shadow c" in result.stdout.splitlines()
