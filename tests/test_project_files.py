@@ -194,3 +194,16 @@ def test_the_cli_prints_an_ignore_file_error_without_a_traceback(tmp_path):
     assert result.returncode != 0
     assert ".cortexignore: not UTF-8 text" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_tritonize_test_sees_the_dotenv_too(tmp_path):
+    from conftest import run_tritonize
+
+    project = tmp_path / "proj"
+    predictor = (
+        "import os\nAT_IMPORT = os.environ.get('FOO')\n\nclass PythonPredictor:\n"
+        "    def predict(self, payload):\n        return {'import': AT_IMPORT, 'now': os.environ.get('FOO')}\n"
+    )
+    write(project, {"predictor.py": predictor, ".env": "FOO=from-dotenv\n"})
+    result = run_tritonize("test", str(project / "predictor.py"), "-d", "{}")
+    assert json.loads(result.stdout) == {"import": "from-dotenv", "now": "from-dotenv"}
