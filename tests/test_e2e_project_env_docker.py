@@ -6,16 +6,17 @@ import os
 
 import pytest
 from conftest import run_tritonize
-from docker_engine import docker, standin_image_or_skip
-from test_e2e_docker_engine import package_index  # noqa: F401  (the fixture: a local index with the front's wheels)
+from docker_engine import docker
+from test_e2e_docker_engine import package_index, standin_image  # noqa: F401  (fixtures: the image, a local index)
 
 pytestmark = pytest.mark.e2e
 
 PREDICTOR = "class PythonPredictor:\n    def predict(self, payload):\n        return payload\n"
 
 
-def test_dotenv_applies_while_dependencies_install_and_is_not_shipped(tmp_path, package_index):  # noqa: F811
-    image = standin_image_or_skip()
+# standin_image first: it skips without an engine, before package_index downloads anything.
+def test_dotenv_applies_while_dependencies_install_and_is_not_shipped(tmp_path, standin_image, package_index):  # noqa: F811
+    image = standin_image
     project = tmp_path / "project"
     (project / ".aws").mkdir(parents=True)
     (project / ".aws" / "credentials").write_text("secret\n")
@@ -49,13 +50,13 @@ TARGET = (
 )
 
 
-def test_the_image_serves_a_traffic_splitter_on_its_cortex_port(tmp_path, package_index):  # noqa: F811
+def test_the_image_serves_a_traffic_splitter_on_its_cortex_port(tmp_path, standin_image, package_index):  # noqa: F811
     """The image's Cortex endpoint (the zipapp, with cortex_endpoint/traffic_splitter.py) routes POST /<splitter>."""
     import json
     import time
     import urllib.request
 
-    image = standin_image_or_skip()
+    image = standin_image
     project = tmp_path / "project"
     project.mkdir()
     (project / "target.py").write_text(TARGET)
