@@ -21,4 +21,8 @@ def __getattr__(name: str) -> Any:
         from tritonize.errors import PredictError
 
         return PredictError
+    if name == "build_from_spec":  # Cortex's Python client specs (cortex_client.py)
+        from tritonize.cortex_client import build_from_spec
+
+        return build_from_spec
     raise AttributeError(f"module 'tritonize' has no attribute {name!r}")

@@ -12,6 +12,7 @@ from tritonize.adapter.repository import build_repository
 from tritonize.adapter.spec import ApiSpec, api_from_predictor_file, load_spec_file
 from tritonize.adapter.streaming import describe_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
+from tritonize.adapter.traffic_splitter import describe_splitter
 from tritonize.errors import SpecError
 
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -24,10 +25,12 @@ class BuildResult:
 
     @property
     def warnings(self) -> list[str]:
-        return [w for api in self.apis for w in api.warnings]
+        splitters = getattr(self.apis, "traffic_splitters", [])
+        return [w for api in self.apis for w in api.warnings] + [w for s in splitters for w in s.warnings]
 
     def instance_summary(self) -> list[str]:
-        return [f"  {api.name}: {describe(api)}{describe_streaming(api)}" for api in self.apis]
+        lines = [f"  {api.name}: {describe(api)}{describe_streaming(api)}" for api in self.apis]
+        return lines + [f"  {s.name}: {describe_splitter(s)}" for s in getattr(self.apis, "traffic_splitters", [])]
 
 
 def load_apis(

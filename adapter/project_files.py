@@ -1,68 +1,97 @@
-"""Which project files go into a model repository, and copying them safely."""
+"""Which project files go into a model repository, and copying them safely.
+
+As Cortex's CLI collected a project (cli/cmd/deploy.go, v0.33): hidden files and folders (a name
+starting with '.') are never copied, nor Python's generated files; `.tritonizeignore` and
+`.cortexignore` exclude more with gitignore's rules (pathspec's GitIgnoreSpec: `!` negation, `**`,
+anchoring). The project's `.env` is not copied either: build reads it (adapter/dotenv_file.py)
+into the API's environment.
+"""
 
 import fnmatch
 import os
 import shutil
 
+import pathspec
+
 from tritonize.errors import BuildError
 
 IGNORE_FILES = (".tritonizeignore", ".cortexignore")
-ALWAYS_IGNORED_DIRS = {
-    ".git",
-    ".hg",
-    ".svn",
-    "__pycache__",
-    ".venv",
-    "venv",
-    ".tox",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ipynb_checkpoints",
-    "node_modules",
-}
-ALWAYS_IGNORED_FILES = ("*.pyc", "*.pyo", ".DS_Store")
+# Not hidden, never part of what a predictor needs (hidden ones, .git, .venv, ..., are skipped anyway).
+ALWAYS_IGNORED_DIRS = {"__pycache__", "venv", "node_modules"}
+ALWAYS_IGNORED_FILES = ("*.pyc", "*.pyo", "*.pyd")
 # What an interrupted `tritonize build` leaves next to its output (adapter/repository.py): the
 # staging folder and the previous repository moved aside. Never part of a project.
 BUILD_LEFTOVERS = (".tritonize-build-*", "*.old-.tritonize-build-*")
 
 
-class IgnoreRules:
-    """A small subset of .gitignore: globs, `dir/` for directories, `/x` anchored, `#` comments."""
+def is_hidden(name):
+    return name.startswith(".")
 
-    def __init__(self, patterns=()):
-        self.patterns = []
-        for line in patterns:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            dir_only = line.endswith("/")
-            line = line.rstrip("/")
-            anchored = line.startswith("/") or "/" in line
-            self.patterns.append((line.lstrip("/"), dir_only, anchored))
+
+def _read_ignore_file(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise BuildError(f"{path}: cannot read the ignore file: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BuildError(f"{path}: not UTF-8 text (byte {exc.start}); save the ignore file as UTF-8") from None
+    return text.splitlines()
+
+
+class IgnoreRules:
+    """The project's ignore files (gitignore semantics) plus the rules that always apply."""
+
+    def __init__(self, patterns=(), sources=()):
+        try:
+            self.spec = pathspec.GitIgnoreSpec.from_lines(list(patterns))
+        except (ValueError, TypeError) as exc:  # pathspec refuses a few malformed patterns
+            raise BuildError(f"{', '.join(sources) or 'ignore rules'}: {exc}") from None
+        self.sources = list(sources)
 
     @classmethod
     def for_project(cls, project_dir):
-        lines = []
+        """Read .tritonizeignore then .cortexignore (both apply); BuildError if one cannot be read."""
+        lines, sources = [], []
         for name in IGNORE_FILES:
             path = os.path.join(project_dir, name)
-            if os.path.isfile(path):
-                with open(path, encoding="utf-8") as f:
-                    lines.extend(f.read().splitlines())
-        return cls(lines)
+            if os.path.lexists(path):
+                lines.extend(_read_ignore_file(path))
+                sources.append(name)
+        return cls(lines, sources)
 
     def ignored(self, rel_path, is_dir):
+        """One entry, its folders already kept: rel_path is '/'-separated, relative to the project."""
         base = rel_path.rsplit("/", 1)[-1]
+        if is_hidden(base):
+            return True
         if is_dir and (base in ALWAYS_IGNORED_DIRS or any(fnmatch.fnmatch(base, p) for p in BUILD_LEFTOVERS)):
             return True
         if not is_dir and any(fnmatch.fnmatch(base, p) for p in ALWAYS_IGNORED_FILES):
             return True
-        for pattern, dir_only, anchored in self.patterns:
-            if dir_only and not is_dir:
-                continue
-            target = rel_path if anchored else base
-            if fnmatch.fnmatch(target, pattern):
+        return self.spec.match_file(rel_path + "/" if is_dir else rel_path)
+
+    def excluded(self, rel_path):
+        """Whether a file is left out, by its own name or one of its folders' (as the copy walks)."""
+        parts = rel_path.split("/")
+        for i in range(1, len(parts)):
+            if self.ignored("/".join(parts[:i]), True):
                 return True
-        return False
+        return self.ignored(rel_path, False)
+
+
+def excluded_predictor_warning(api_name, project_dir, predictor_path):
+    """A warning when the project's rules leave the predictor file itself out of the repository."""
+    rules = IgnoreRules.for_project(project_dir)
+    if not rules.excluded(predictor_path):
+        return None
+    by = " or ".join(rules.sources) if rules.sources else "the hidden-file rule"
+    return (
+        f"{api_name}: the predictor {predictor_path} is excluded from the project copy (hidden, or matched by "
+        f"{by}); the API cannot load: keep it out of the ignore rules"
+    )
 
 
 def _is_inside(path, root):

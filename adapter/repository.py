@@ -7,7 +7,8 @@ from importlib import resources
 
 from tritonize.adapter import runtime
 from tritonize.adapter.model_config import render_config
-from tritonize.adapter.project_files import copy_project
+from tritonize.adapter.project_env import api_environment
+from tritonize.adapter.project_files import copy_project, excluded_predictor_warning
 from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE
 from tritonize.adapter.runtime.repository_model import (
     CONFIG_FILE,
@@ -37,6 +38,9 @@ def check_api_sources(apis):
         except UnicodeDecodeError:
             raise PredictorSourceError(f"{path}: not UTF-8 text") from None
         check_predictor_source(source, path, api.class_name, models_configured=api.models is not None)
+        excluded = excluded_predictor_warning(api.name, api.project_dir, api.predictor_path)
+        if excluded:
+            api.warnings.append(excluded)
         resolve_streaming(api, predict_is_generator(source, api.class_name), NOT_NEEDED[THREADS_KEY])
         for entry in api.python_path:
             if not os.path.isdir(os.path.join(api.project_dir, entry)):
@@ -52,7 +56,8 @@ def api_settings(api):
             class_name=api.class_name,
             config=api.config or {},
             python_path=list(api.python_path),
-            env=dict(api.env),
+            # predictor.env, then the project's .env over it (adapter/project_env.py), as Cortex sourced it.
+            env=api_environment(api, api.warnings),
         ),
         predictor_batching=api.batching.predictor_batching,
         tensors=api.tensors or None,
@@ -113,7 +118,9 @@ def build_repository(apis, output_dir, force=False):
     try:
         for api in apis:
             _write_model(api, staging, exclude=[output_dir, staging])
-        write_marker(staging, [api.name for api in apis])
+        # kind: TrafficSplitter entries (adapter/traffic_splitter.py) ride in the marker.
+        splitters = getattr(apis, "traffic_splitters", [])
+        write_marker(staging, [api.name for api in apis], [splitter.to_settings() for splitter in splitters])
         _replace(staging, output_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

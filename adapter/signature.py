@@ -27,6 +27,14 @@ def _method_args(func, where):
     return [a.arg for a in positional[1:]] + [a.arg for a in args.kwonlyargs]
 
 
+def _with_defaults(func):
+    """The names of a method's arguments that have a default value."""
+    args = func.args
+    positional = args.posonlyargs + args.args
+    named = [a.arg for a in positional[len(positional) - len(args.defaults) :]] if args.defaults else []
+    return set(named) | {a.arg for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None}
+
+
 def _check_names(names, allowed, where):
     for name in names:
         if name not in allowed:
@@ -68,6 +76,14 @@ def _check_models_methods(cls, methods, filename, class_name):
         raise PredictorSourceError(f"{where}: expected load_model(self, model_path)")
 
 
+def _passed(name, models_configured):
+    """Whether the runtime gives __init__ this argument (adapter/runtime/predictor.py); names Cortex never
+    injected count as passed (an unknown argument stays an error, default or not)."""
+    if name == MODELS_INIT_ARG:
+        return models_configured
+    return name not in UNSUPPORTED_INIT_ARGS
+
+
 def check_predictor_source(source, filename, class_name="PythonPredictor", models_configured=False):
     """Return the argument names of predict(); raise PredictorSourceError if unusable.
 
@@ -89,6 +105,10 @@ def check_predictor_source(source, filename, class_name="PythonPredictor", model
     if init is not None:
         where = f"{filename}:{init.lineno}: {class_name}.__init__"
         names = _method_args(init, where)
+        # Cortex passed its optional arguments only when it had them: one with a default is fine when tritonize
+        # would not pass it (the default applies), e.g. __init__(self, config, python_client=None) without models.
+        defaulted = _with_defaults(init)
+        names = [n for n in names if n not in defaulted or _passed(n, models_configured)]
         for name in names:
             if name in UNSUPPORTED_INIT_ARGS:
                 raise PredictorSourceError(

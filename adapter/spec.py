@@ -15,6 +15,8 @@ from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_KEY
 from tritonize.adapter.spec_values import check_keys, is_quantity, parse_duration
 from tritonize.adapter.streaming import parse_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
+from tritonize.adapter.traffic_splitter import KIND as TRAFFIC_SPLITTER
+from tritonize.adapter.traffic_splitter import check_traffic_splitters, parse_traffic_splitter
 from tritonize.errors import SpecError
 
 # Cortex fields (v0.12-v0.33) this release parses but does not use yet.
@@ -49,7 +51,7 @@ PREDICTOR_KEYS = {
 } | {key.split(".", 1)[1] for key in list(KNOWN_IGNORED) + list(NOT_NEEDED) if key.startswith("predictor.")}
 # Cortex's defaults: files in the project directory, used when they exist.
 DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt", "shell": "dependencies.sh"}
-OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI", "TrafficSplitter"}
+OTHER_KINDS = {"BatchAPI", "TaskAPI", "AsyncAPI"}
 # Triton model names become directory names; keep them portable.
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # networking.endpoint without its slashes: segments like API names (so it never meets /_tritonize/...).
@@ -160,6 +162,12 @@ def api_from_predictor_file(
     )
 
 
+class ApiSpecs(list):
+    """The RealtimeAPIs of one spec, as a list; its TrafficSplitters ride along (adapter/traffic_splitter.py)."""
+
+    traffic_splitters: list = []
+
+
 def load_spec_file(spec_file, class_name="PythonPredictor"):
     """Parse a cortex.yaml (a list of APIs, or one mapping) -> [ApiSpec]."""
     try:
@@ -169,22 +177,43 @@ def load_spec_file(spec_file, class_name="PythonPredictor"):
         raise SpecError(f"{spec_file}: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise SpecError(f"{spec_file}: not valid YAML: {exc}") from None
+    return load_spec_document(document, os.path.dirname(os.path.realpath(spec_file)), spec_file, class_name)
+
+
+def load_spec_document(document, project_dir, where, class_name="PythonPredictor"):
+    """A parsed spec (what cortex.yaml holds, or the dicts of Cortex's Python client) -> [ApiSpec];
+    `where` names it in errors, paths in it are relative to project_dir."""
     if isinstance(document, dict):
         document = [document]
     if not isinstance(document, list) or not document:
-        raise SpecError(f"{spec_file}: expected a list of APIs")
-    project_dir = os.path.dirname(os.path.realpath(spec_file))
-    apis = [_parse_api(entry, f"{spec_file}: [{i}]", project_dir, class_name) for i, entry in enumerate(document)]
+        raise SpecError(f"{where}: expected a list of APIs")
+    project_dir = os.path.realpath(project_dir)
+    return load_spec_entries(
+        [(entry, project_dir, f"{where}: [{i}]", class_name) for i, entry in enumerate(document)], where
+    )
+
+
+def load_spec_entries(entries, where):
+    """[(entry, project_dir, location, class_name)] -> [ApiSpec] with their .traffic_splitters, checked together."""
+    apis, splitters = ApiSpecs(), []
+    for entry, project_dir, location, class_name in entries:
+        if isinstance(entry, dict) and entry.get("kind") == TRAFFIC_SPLITTER:
+            splitters.append(parse_traffic_splitter(entry, location))
+        else:
+            apis.append(_parse_api(entry, location, project_dir, class_name))
     seen = set()
-    for api in apis:
-        if api.name in seen:
-            raise SpecError(f"{spec_file}: two APIs are named {api.name!r}")
-        seen.add(api.name)
+    for name in [api.name for api in apis] + [s.name for s in splitters]:
+        if name in seen:
+            raise SpecError(f"{where}: two APIs are named {name!r}")
+        seen.add(name)
     paths = {}
-    for api in apis:
-        for path in {"/" + api.name, api.endpoint} - {None}:
-            if paths.setdefault(path, api.name) != api.name:
-                raise SpecError(f"{spec_file}: APIs {paths[path]!r} and {api.name!r} both answer on {path}")
+    answering = [(api.name, {"/" + api.name, api.endpoint} - {None}) for api in apis]
+    for name, own in answering + [(s.name, s.paths()) for s in splitters]:
+        for path in own:
+            if paths.setdefault(path, name) != name:
+                raise SpecError(f"{where}: APIs {paths[path]!r} and {name!r} both answer on {path}")
+    check_traffic_splitters(splitters, apis, where)
+    apis.traffic_splitters = splitters
     return apis
 
 

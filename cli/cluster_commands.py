@@ -151,14 +151,19 @@ def deploy_kserve_command(source, **kwargs):
     default=None,
     help="Refresh every N seconds (default 2) until Ctrl-C.",
 )
-def status_command(api, url, metrics_url, token, watch):
+@click.option("--cortex-url", help="host:port of the Cortex endpoint (TrafficSplitters; default: --url's host:8080).")
+def status_command(api, url, metrics_url, token, watch, cortex_url):
     """Each API's state, instances, requests, errors, mean latency and queue time (p50/p99: serve
-    --latency-percentiles)."""
+    --latency-percentiles); each TrafficSplitter's requests per target."""
     from tritonize.client.status import collect, default_metrics_url, format_table
+    from tritonize.client.traffic_splitter_status import collect_splitters, default_cortex_url, format_splitters
 
     metrics_url = metrics_url or default_metrics_url(url)
     while True:
         table = format_table(collect(url, metrics_url, token=token, api=api))
+        splitters = [s for s in collect_splitters(cortex_url or default_cortex_url(url)) if api in (None, s["name"])]
+        if splitters:
+            table = f"{table}\n\n{format_splitters(splitters)}"
         if watch is None:
             click.echo(table)
             return

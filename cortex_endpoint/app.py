@@ -16,6 +16,7 @@ from tritonize.adapter.runtime.constants import (
     QUERY_PARAMETER,
 )
 
+from .routes import Route
 from .upstream import UpstreamError, error_message, infer_request, infer_result
 
 # What Cortex v0.33 answered to GET on an API's endpoint (cortex_internal/serve/serve.py).
@@ -79,6 +80,10 @@ class CortexFront:
         if len(path) > 1 and path.endswith(b"/"):
             path = path[:-1]
         route = self.routes.get(path)
+        if route is not None and not isinstance(route, Route):  # a TrafficSplitter (traffic_splitter.py)
+            route = route.resolve(self, conn, request)
+            if route is None:
+                return None  # answered
         method = request.method
         if route is None:
             if path == READY_PATH and method in (b"GET", b"HEAD"):

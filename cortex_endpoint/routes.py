@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from tritonize.adapter.runtime.repository_model import RepositoryFormatError, read_repository_settings
 from tritonize.errors import ServeError
 
+from .traffic_splitter import splitter_routes
+
 
 @dataclass(frozen=True)
 class Route:
@@ -24,9 +26,11 @@ class Route:
 
 
 def load_routes(repository):
-    """{path: Route} for every tritonize API in the repository (paths without a trailing slash)."""
+    """{path: Route} for every tritonize API in the repository (paths without a trailing slash), and its
+    TrafficSplitters' paths (cortex_endpoint/traffic_splitter.py)."""
     try:
-        apis = read_repository_settings(repository).apis
+        settings = read_repository_settings(repository)
+        apis = settings.apis
     except RepositoryFormatError as exc:
         raise ServeError(str(exc)) from None
     routes = {}
@@ -37,4 +41,6 @@ def load_routes(repository):
             if other is not None and other.api != name:
                 raise ServeError(f"APIs {other.api!r} and {name!r} both answer on {path}: change networking.endpoint")
             routes[path] = route
+    splitters = settings.marker.traffic_splitters if settings.marker else ()
+    routes.update(splitter_routes(splitters, routes))
     return routes

@@ -89,15 +89,18 @@ def dependency_steps(repository):
                 f"{name}: {conda}: conda packages cannot be installed (the Triton image has no conda); "
                 "move them to requirements.txt or to a dependencies.sh script"
             )
+        # The API's environment (predictor.env and the project's .env) applies while they install, as on Cortex.
+        env = [f"{key}={value}" for key, value in sorted(api.settings.predictor.env.items())]
+        env = ["env", *env] if env else []
         shell = _dependency_file(name, "shell", deps.get("shell"), project)
         if shell:
             # Exec form (a JSON array): paths reach bash and pip as single arguments, never as shell code.
             script = 'cd "$0" && exec bash -e "$1"'
-            lines += [f"# {name}: dependencies.shell", "RUN " + json.dumps(["bash", "-c", script, inside, shell])]
+            lines += [f"# {name}: dependencies.shell", "RUN " + json.dumps([*env, "bash", "-c", script, inside, shell])]
         pip = _dependency_file(name, "pip", deps.get("pip"), project)
         if pip:
             command = ["python3", "-m", "pip", "install", "--no-cache-dir", "-r", f"{inside}/{pip}"]
-            lines += [f"# {name}: dependencies.pip", "RUN " + json.dumps(command)]
+            lines += [f"# {name}: dependencies.pip", "RUN " + json.dumps(env + command)]
     return lines or ["# (no API has requirements.txt or dependencies.sh)"]
 
 

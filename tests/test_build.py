@@ -51,7 +51,7 @@ def test_repository_layout(project, tmp_path):
         "python_path": [],
         "env": {},
     }
-    assert files_under(model / "1" / "project") == [".tritonizeignore", "data/labels.txt", "predictor.py"]
+    assert files_under(model / "1" / "project") == ["data/labels.txt", "predictor.py"]  # hidden files never copied
     assert "handler.py" in os.listdir(model / "1" / "tritonize_runtime")
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tritonize-build-")]
 

@@ -88,3 +88,30 @@ def test_models_in_the_spec_need_python_client_and_load_model(src, words):
     with pytest.raises(PredictorSourceError) as err:
         check_predictor_source(src, "p.py", models_configured=True)
     assert words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "init",
+    [
+        "self, config, python_client=None",
+        "self, config, *, python_client=None",
+        "self, config, job_spec=None, metrics_client=None",
+        "self, config, python_client=None, job_spec={}",
+        "self, config=None",
+    ],
+)
+def test_cortex_optional_init_arguments_with_a_default_are_fine_when_not_passed(init):
+    # Cortex v0.29-v0.33 passed python_client (and job_spec) only when it had them: the default applied.
+    assert check(f"class PythonPredictor:\n    def __init__({init}): pass\n    def predict(self, payload): pass\n") == [
+        "payload"
+    ]
+
+
+def test_an_unknown_init_argument_stays_an_error_with_a_default():
+    with pytest.raises(PredictorSourceError, match="unsupported argument 'cfg'"):
+        check("class PythonPredictor:\n    def __init__(self, config, cfg=None): pass\n    def predict(self): pass\n")
+
+
+def test_python_client_with_a_default_is_passed_when_models_are_configured():
+    src = "class PythonPredictor:\n    def __init__(self, config, python_client=None): pass\n    def load_model(self, model_path): pass\n    def predict(self): pass\n"
+    assert check_predictor_source(src, "p.py", models_configured=True) == []

@@ -164,13 +164,76 @@ def _check_types(settings, where):
 
 
 @dataclass(frozen=True)
+class SplitterTarget:
+    """One API of a TrafficSplitter: its weight (percent), or the shadow that gets a copy of every request."""
+
+    name: str
+    weight: int
+    shadow: bool = False
+
+
+@dataclass(frozen=True)
+class SplitterSettings:
+    """A `kind: TrafficSplitter` (validated by adapter/traffic_splitter.py, routed by the Cortex endpoint)."""
+
+    name: str
+    apis: tuple  # SplitterTarget, in the spec's order
+    endpoint: str | None = None  # networking.endpoint ('/path'), or None: /<name> only
+
+    @property
+    def targets(self):
+        return [api for api in self.apis if not api.shadow]
+
+    @property
+    def shadow(self):
+        return next((api.name for api in self.apis if api.shadow), None)
+
+    @property
+    def paths(self):
+        return {"/" + self.name} | ({endpoint_path(self.endpoint)} if self.endpoint else set())
+
+    def to_json(self):
+        return {"name": self.name, "endpoint": self.endpoint, "apis": [asdict(api) for api in self.apis]}
+
+    @classmethod
+    def from_json(cls, data, where):
+        try:
+            splitter = cls(
+                name=data["name"],
+                endpoint=data.get("endpoint"),
+                apis=tuple(SplitterTarget(**api) for api in data["apis"]),
+            )
+        except (KeyError, TypeError, AttributeError):
+            splitter = None
+        well_typed = splitter is not None and (
+            isinstance(splitter.name, str)
+            and isinstance(splitter.endpoint, (str, type(None)))
+            and all(
+                isinstance(api.name, str)
+                and isinstance(api.weight, int)
+                and not isinstance(api.weight, bool)
+                and isinstance(api.shadow, bool)
+                for api in splitter.apis
+            )
+        )
+        if not well_typed:
+            raise RepositoryFormatError(f"{where}: a traffic splitter is {data!r}; {REBUILD}")
+        return splitter
+
+
+@dataclass(frozen=True)
 class RepositoryMarker:
     """.tritonize.json: the repository was written by `tritonize build` (build --force replaces only those)."""
 
     apis: list
+    traffic_splitters: tuple = ()  # SplitterSettings
 
     def to_json(self):
-        return {"format": FORMAT_VERSION, "apis": list(self.apis)}
+        return {
+            "format": FORMAT_VERSION,
+            "apis": list(self.apis),
+            "traffic_splitters": [splitter.to_json() for splitter in self.traffic_splitters],
+        }
 
     @classmethod
     def from_json(cls, data, where):
@@ -178,7 +241,10 @@ class RepositoryMarker:
         apis = data.get("apis")
         if not isinstance(apis, list) or not all(isinstance(name, str) for name in apis):
             raise RepositoryFormatError(f"{where}: apis is {apis!r}; {REBUILD}")
-        return cls(apis=list(apis))
+        splitters = data.get("traffic_splitters", [])
+        if not isinstance(splitters, list):
+            raise RepositoryFormatError(f"{where}: traffic_splitters is {splitters!r}; {REBUILD}")
+        return cls(apis=list(apis), traffic_splitters=tuple(SplitterSettings.from_json(s, where) for s in splitters))
 
 
 def _write_json(path, data):
@@ -209,8 +275,9 @@ def read_api_settings(version_dir):
     return ApiSettings.from_json(_read_json(path), path)
 
 
-def write_marker(repository, api_names):
-    _write_json(os.path.join(repository, MARKER_FILE), RepositoryMarker(list(api_names)).to_json())
+def write_marker(repository, api_names, traffic_splitters=()):
+    marker = RepositoryMarker(list(api_names), tuple(traffic_splitters))
+    _write_json(os.path.join(repository, MARKER_FILE), marker.to_json())
 
 
 def read_marker(repository):
