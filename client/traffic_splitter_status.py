@@ -8,10 +8,9 @@ import json
 import urllib.error
 import urllib.request
 
-from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT, TRAFFIC_SPLITTERS_KEY
-from tritonize.client import local_http
+from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT, TRAFFIC_SPLITTERS_KEY, TRAFFIC_SPLITTERS_PATH
 from tritonize.client.status import default_metrics_url
-from tritonize.cortex_endpoint.traffic_splitter import STATS_PATH
+from tritonize.host import local_http
 
 
 def default_cortex_url(url):
@@ -23,7 +22,7 @@ def collect_splitters(cortex_url, timeout=5):
     """[splitter stats] from the endpoint; [] when it is not running or serves no TrafficSplitter."""
     base = cortex_url if "://" in cortex_url else f"http://{cortex_url}"
     try:
-        with local_http.urlopen(urllib.request.Request(base + STATS_PATH), timeout=timeout) as response:
+        with local_http.urlopen(urllib.request.Request(base + TRAFFIC_SPLITTERS_PATH), timeout=timeout) as response:
             return json.loads(response.read()).get(TRAFFIC_SPLITTERS_KEY, [])
     except (OSError, ValueError, urllib.error.HTTPError):
         return []

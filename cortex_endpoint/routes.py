@@ -29,8 +29,8 @@ def load_routes(repository):
     """{path: Route} for every tritonize API in the repository (paths without a trailing slash), and its
     TrafficSplitters' paths (cortex_endpoint/traffic_splitter.py)."""
     try:
-        settings = read_repository_settings(repository)
-        apis = settings.apis
+        repository_settings = read_repository_settings(repository)
+        apis = repository_settings.apis
     except RepositoryFormatError as exc:
         raise ServeError(str(exc)) from None
     routes = {}
@@ -41,6 +41,7 @@ def load_routes(repository):
             if other is not None and other.api != name:
                 raise ServeError(f"APIs {other.api!r} and {name!r} both answer on {path}: change networking.endpoint")
             routes[path] = route
-    splitters = settings.marker.traffic_splitters if settings.marker else ()
+    marker = repository_settings.marker
+    splitters = marker.traffic_splitters if marker else ()
     routes.update(splitter_routes(splitters, routes))
     return routes

@@ -14,10 +14,10 @@ import json
 import multiprocessing
 import random
 
-from tritonize.adapter.runtime.constants import TRAFFIC_SPLITTERS_KEY
+from tritonize.adapter.runtime.constants import TRAFFIC_SPLITTERS_KEY, TRAFFIC_SPLITTERS_PATH
 from tritonize.errors import ServeError
 
-STATS_PATH = "/_tritonize/traffic-splitters"
+STATS_PATH = TRAFFIC_SPLITTERS_PATH
 MAX_SHADOW_IN_FLIGHT = 256
 # Per splitter: one counter per target, then the shadow's copies: sent, answered (2xx), failed, dropped.
 SHADOW_COUNTERS = ("sent", "answered", "failed", "dropped")

@@ -13,6 +13,7 @@ import yaml
 
 import tritonize.cortex_client as cortex
 from tritonize.adapter.build import build
+from tritonize.adapter.runtime.repository_model import read_marker
 from tritonize.errors import SpecError
 
 PREDICTOR = textwrap.dedent(
@@ -187,10 +188,10 @@ def test_a_traffic_splitter_may_name_apis_of_earlier_calls(project, tmp_path):
             "apis": [{"name": "first", "weight": 50}, {"name": "second", "weight": 50}],
         }
     )
-    marker = json.loads((tmp_path / "repo" / ".tritonize.json").read_text())
-    assert marker["apis"] == ["first", "second"] and marker["traffic_splitters"][0]["name"] == "s"
+    marker = read_marker(str(tmp_path / "repo"))
+    assert marker.apis == ["first", "second"] and [s.name for s in marker.traffic_splitters] == ["s"]
     cx.delete_api("s")
-    assert "traffic_splitters" not in json.loads((tmp_path / "repo" / ".tritonize.json").read_text())
+    assert read_marker(str(tmp_path / "repo")).traffic_splitters == ()
 
 
 @pytest.mark.parametrize(

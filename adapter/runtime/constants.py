@@ -53,6 +53,7 @@ DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 DEFAULT_CORTEX_PORT = 8080
 # The key of the Cortex endpoint's TrafficSplitter counters (GET /_tritonize/traffic-splitters; `tritonize status`).
 TRAFFIC_SPLITTERS_KEY = "traffic_splitters"
+TRAFFIC_SPLITTERS_PATH = "/_tritonize/traffic-splitters"
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
 
