@@ -17,8 +17,9 @@ def apply_cortex_mappings(entry, where, warnings):
     """A schema-valid entry -> a copy in today's spelling; notes appended to `warnings`."""
     entry = copy.deepcopy(entry)
     name = entry.get("name")
-    if entry.get("kind") == "api":  # Cortex v0.12
+    if entry.get("kind") == "api":
         entry["kind"] = "RealtimeAPI"
+        warnings.append(f"{name}: kind: api read as kind: RealtimeAPI (Cortex v0.12's spelling)")
     for path, extra in fields_with_status("mapped", RealtimeApi).items():
         target = extra["x-tritonize-to"]
         key = path.rpartition(".")[2]
@@ -31,7 +32,8 @@ def apply_cortex_mappings(entry, where, warnings):
             _move(holder, key, destination, target.rpartition(".")[2], f"{where}.{path}", target.lstrip("."))
             moved = True
         if moved:
-            warnings.append(f"{name}: {path} read as {target.lstrip('.')} (Cortex {extra['x-cortex']}'s spelling)")
+            new_path = f"{path.rpartition('.')[0]}{target}" if sibling else target
+            warnings.append(f"{name}: {path} read as {new_path} (Cortex {extra['x-cortex']}'s spelling)")
     return entry
 
 
