@@ -9,9 +9,9 @@ each value type has one grammar. `cortex_json_schema()` is the published JSON Sc
 """
 
 import difflib
+import functools
 import json
 import os
-import functools
 import typing
 from typing import Annotated, Any, Literal
 
@@ -298,7 +298,8 @@ class Compute(Section):
     max_replicas: Any = mapped("autoscaling.max_replicas", "v0.12-v0.13")
     init_replicas: Any = mapped("autoscaling.init_replicas", "v0.12-v0.13")
     target_cpu_utilization: Any = ignored(
-        "CPU-based scaling; `tritonize deploy` scales on in-flight requests, see autoscaling.target_replica_concurrency",
+        "CPU-based scaling; `tritonize deploy` scales on in-flight requests, "
+        "see autoscaling.target_replica_concurrency",
         "v0.12-v0.13",
     )
     max_surge: Any = mapped("update_strategy.max_surge", "v0.13")

@@ -206,11 +206,11 @@ def test_ignored_fields_are_warned_once_with_why(tmp_path):
         ("- name: x\n  kind: RealtimeApi\n  predictor: {path: p.py}\n", "did you mean 'RealtimeAPI'?"),
         (
             "- name: tf\n  predictor: {type: tensorflow, path: p.py, models: {path: s3://b/m}}\n",
-            "[0] (tf).predictor.type: 'tensorflow' predictors are not supported (only 'python'): write a PythonPredictor",
+            "[0] (tf).predictor.type: 'tensorflow' predictors are not supported (only 'python'): write a Python",
         ),
         (
             "- name: o\n  predictor: {type: onnx, path: p.py}\n",
-            "[0] (o).predictor.type: 'onnx' predictors are not supported (only 'python'): use the python predictor type",
+            "[0] (o).predictor.type: 'onnx' predictors are not supported (only 'python'): use the python predictor",
         ),
     ],
 )
