@@ -1,6 +1,7 @@
 """Parsing Cortex's `autoscaling` and `update_strategy` sections (deploy/autoscalers.py turns
 them into autoscaler settings)."""
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -52,6 +53,8 @@ def number_at_least(value, where, minimum, integer=False):
     """A number (a whole one if `integer`) of at least `minimum`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
         raise SpecError(f"{where}: expected {'a whole number' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise SpecError(f"{where}: expected a finite number, got {value!r}")
     if value < minimum:
         raise SpecError(f"{where}: must be at least {minimum}, got {value!r}")
     return int(value) if integer else float(value)

@@ -11,6 +11,7 @@ from tritonize.errors import SpecError
 
 KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64
+MAX_GPUS = 64  # per replica: compute.gpu N means GPUs 0..N-1 of one machine
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
 # model_poll_interval: adapter/models_spec.py; stream: adapter/streaming.py
 TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval", "stream", REQUEST_TIMEOUT_KEY}
@@ -59,8 +60,8 @@ def parse_gpu_count(value, where):
     """compute.gpu: 0, 1, '2' -> a whole number of GPUs."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise SpecError(f"{where}: expected a whole number of GPUs, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GPUS:
+        raise SpecError(f"{where}: expected a whole number of GPUs (0 to {MAX_GPUS}), got {value!r}")
     return value
 
 

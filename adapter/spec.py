@@ -170,6 +170,7 @@ def _parse_entry(entry, where, project_dir, class_name):
     name = entry.get("name")
     where = f"{where} ({name})" if isinstance(name, str) else where
     kind = entry.get("kind", "RealtimeAPI")
+    kind = kind if isinstance(kind, str) else repr(kind)  # `kind: [x]` is an unknown kind, not a crash
     if kind == "TrafficSplitter" and parse_traffic_splitter is not None:
         return parse_traffic_splitter(entry, where), []
     if kind in REFUSED_KINDS:
@@ -179,13 +180,13 @@ def _parse_entry(entry, where, project_dir, class_name):
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return None, [f"{where}.kind: unknown kind {kind!r} (expected RealtimeAPI){hint}"]
     predictor = entry.get("predictor")
-    ptype = predictor.get("type", "python") if isinstance(predictor, dict) else "python"
-    if ptype in REFUSED_PREDICTOR_TYPES:
+    ptype = predictor.get("type") if isinstance(predictor, dict) else None
+    if isinstance(ptype, str) and ptype in REFUSED_PREDICTOR_TYPES:
         return None, [
             f"{where}.predictor.type: {ptype!r} predictors are not supported (only 'python'): "
             f"{REFUSED_PREDICTOR_TYPES[ptype]}"
         ]
-    if ptype is not None and ptype != "python":
+    if isinstance(ptype, str) and ptype != "python":
         return None, [f"{where}.predictor.type: {ptype!r} predictors are not supported (only 'python')"]
     errors = validate_api(entry, where)
     if errors:

@@ -68,11 +68,13 @@ def refused(why, versions):
 # ---- value types: the parsers' own grammar, as pydantic validators + JSON Schema ---------------
 
 
-def _grammar(check, json_schema):
-    """A value type checked by `check(value, where)` (raising SpecError), described by `json_schema`."""
+def _grammar(check, json_schema, none_is_absent=True):
+    """A value type checked by `check(value, where)` (raising SpecError), described by `json_schema`.
+
+    none_is_absent: `key:` with no value reads as absent, as in Cortex (False for required values)."""
 
     def validate(value):
-        if value is None:  # `key:` with no value reads as absent, as in Cortex
+        if value is None and none_is_absent:
             return None
         try:
             check(value, "@")
@@ -128,12 +130,15 @@ Gpus = _grammar(
 )
 Surge = _grammar(parse_surge, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+%?$"}]})
 Endpoint = _grammar(parse_endpoint_path, {"type": "string"})
-ApiName = _grammar(check_model_name, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"})
+ApiName = _grammar(
+    check_model_name, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}, none_is_absent=False
+)
+Name = _grammar(_strict(str, "a string"), {"type": "string"}, none_is_absent=False)
 WholeAtLeast1 = _grammar(_number_check(1, integer=True), {"type": "integer", "minimum": 1})
 NumberAtLeast0 = _grammar(_number_check(0.0), {"type": "number", "minimum": 0})
 NumberAtLeast1 = _grammar(_number_check(1.0), {"type": "number", "minimum": 1})
 PositiveNumber = _grammar(_number_check(0.001), {"type": "number", "exclusiveMinimum": 0})
-PositiveInt = _grammar(positive_int, {"type": "integer", "minimum": 1})
+PositiveInt = _grammar(positive_int, {"type": "integer", "minimum": 1}, none_is_absent=False)
 NonNegativeInt = _grammar(non_negative_int, {"type": "integer", "minimum": 0})
 StreamThreads = _grammar(parse_stream_threads, {"type": "integer", "minimum": 1})
 CacheSize = _grammar(check_cache_size, {"type": "integer", "minimum": 1})
@@ -147,10 +152,16 @@ def _check_path_text(value, where):
         raise SpecError(f"{where}: {value!r} contains a NUL byte")
 
 
+def _check_location(value, where):
+    if not isinstance(value, str) or not value.strip() or "\0" in value:
+        raise SpecError(f"{where}: expected an s3://bucket/prefix or a local folder, got {value!r}")
+
+
 def _check_python_path(value, where):
     for item in value if isinstance(value, list) else [value]:
         if not isinstance(item, str) or not item:
             raise SpecError(f"{where}: expected a folder (or a list of folders) relative to the project, got {value!r}")
+        _check_path_text(item, where)
 
 
 def _check_env(value, where):
@@ -183,7 +194,8 @@ def _one_of(*values):
 
 ApiKind = _one_of("RealtimeAPI", "api")
 PredictorType = _one_of("python")
-Path = _grammar(_check_path_text, {"type": "string", "minLength": 1})
+Path = _grammar(_check_path_text, {"type": "string", "minLength": 1}, none_is_absent=False)
+Location = _grammar(_check_location, {"type": "string", "minLength": 1})
 PythonPath = _grammar(
     _check_python_path, {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 )
@@ -191,7 +203,7 @@ Env = _grammar(
     _check_env,
     {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
 )
-Dtype = _grammar(_check_dtype, {"type": "string"})
+Dtype = _grammar(_check_dtype, {"type": "string"}, none_is_absent=False)
 Shape = _grammar(_check_shape, {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "integer"}]})
 
 
@@ -217,14 +229,14 @@ class Batching(Section):
 
 
 class TensorInput(Section):
-    name: Str = tritonize_only("tensor name", required=True)
+    name: Name = tritonize_only("tensor name", required=True)
     dtype: Dtype = tritonize_only("float32, int64, bool, bytes, FP32, ...", required=True)
     shape: Shape = tritonize_only("per-request shape; -1 for any size")
     ragged: Bool = tritonize_only("requests of different lengths batch together")
 
 
 class TensorOutput(Section):
-    name: Str = tritonize_only("tensor name", required=True)
+    name: Name = tritonize_only("tensor name", required=True)
     dtype: Dtype = tritonize_only("float32, int64, bool, bytes, FP32, ...", required=True)
     shape: Shape = tritonize_only("per-request shape; -1 for any size")
 
@@ -236,15 +248,15 @@ class Tensors(Section):
 
 class ModelPath(Section):
     name: ModelName = used("the model's name for python_client.get_model()", "v0.22-v0.33")
-    path: Str = used("s3://bucket/prefix or a local folder of numbered versions", "v0.25-v0.33")
-    model_path: Str = mapped(".path", "v0.22-v0.24")
+    path: Location = used("s3://bucket/prefix or a local folder of numbered versions", "v0.25-v0.33")
+    model_path: Location = mapped(".path", "v0.22-v0.24")
     signature_key: Str = refused("a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33")
 
 
 class Models(Section):
-    path: Str = used("one model: s3://bucket/prefix or a local folder of numbered versions", "v0.25-v0.33")
+    path: Location = used("one model: s3://bucket/prefix or a local folder of numbered versions", "v0.25-v0.33")
     paths: list[ModelPath] | None = used("several named models", "v0.22-v0.33")
-    dir: Str = used("a folder (or S3 prefix) of model folders", "v0.22-v0.33")
+    dir: Location = used("a folder (or S3 prefix) of model folders", "v0.22-v0.33")
     cache_size: CacheSize = used("models kept in memory", "v0.22-v0.33")
     disk_cache_size: CacheSize = used("models kept on disk", "v0.22-v0.33")
     signature_key: Str = refused("a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33")
@@ -266,7 +278,7 @@ class Predictor(Section):
     dependencies: Dependencies | None = used("files `tritonize docker build` installs", "v0.30-v0.33")
     multi_model_reloading: Models | None = used("models for python_client (live reloading, caching)", "v0.25-v0.33")
     models: Models | None = used("the older name of multi_model_reloading", "v0.22-v0.24")
-    model_path: Str = mapped("predictor.models.path", "v0.22-v0.24", "One model for python_client.")
+    model_path: Location = mapped("predictor.models.path", "v0.22-v0.24", "One model for python_client.")
     tensors: Tensors | None = tritonize_only("a typed tensor API: Triton inputs/outputs instead of a JSON body")
     image: Str = ignored("the image is built by `tritonize docker build`", "v0.16-v0.33")
     tensorflow_serving_image: Str = ignored("TensorFlow Serving is not used", "v0.16-v0.33")
@@ -359,7 +371,7 @@ class RealtimeApi(Section):
 
 
 class SplitTarget(Section):
-    name: Str = used("an API of the same cortex.yaml", "v0.19-v0.33", required=True)
+    name: Name = used("an API of the same cortex.yaml", "v0.19-v0.33", required=True)
     weight: NonNegativeInt = used("percent of requests; non-shadow weights sum to 100", "v0.19-v0.33")
     shadow: Bool = used("gets a copy of every request; its answer is discarded", "v0.31-v0.33")
 

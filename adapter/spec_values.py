@@ -78,6 +78,8 @@ def parse_duration(value, where, example="50ms or 0.1s"):
     if isinstance(value, bool):
         raise SpecError(f"{where}: expected a duration like {example}, got {value!r}")
     if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise SpecError(f"{where}: expected a duration like {example}, got {value!r}")
         if value < 0:
             raise SpecError(f"{where}: must not be negative, got {value!r}")
         return float(value)

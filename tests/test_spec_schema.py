@@ -377,3 +377,48 @@ def test_the_runtime_never_imports_pydantic(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(tmp_path))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+# ---- never a traceback ---------------------------------------------------------------------------
+
+ODD_VALUES = [None, 0, -1, 2**70, 1.5, float("nan"), float("inf"), True, "", "x", "../x", "/abs", "a\0b", [], [1],
+              {}, {"a": 1}, {1: 2}, [{}], "s3://", "0,1", "all", "25%", "1m30s"]  # fmt: skip
+
+
+def _paths(value, prefix=()):
+    yield prefix
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        yield from _paths(item, prefix + (key,))
+
+
+def test_mutated_specs_give_spec_errors_never_a_crash():
+    """Every value of the repository's version specs replaced by odd ones (fixed seed): a SpecError or a build."""
+    import copy
+    import random
+
+    rng = random.Random(20261204)
+    projects = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "cortex_versions", "*")))
+    originals = [(p, yaml.safe_load(open(os.path.join(p, "cortex.yaml"), encoding="utf-8"))) for p in projects]
+    outcomes = {"error": 0, "built": 0}
+    for _ in range(1500):
+        project, document = rng.choice(originals)
+        document = copy.deepcopy(document)
+        for _ in range(rng.randint(1, 3)):
+            path = rng.choice(list(_paths(document)))
+            if not path:
+                document = copy.deepcopy(rng.choice(ODD_VALUES))
+                continue
+            holder = document
+            for key in path[:-1]:
+                holder = holder[key]
+            if isinstance(path[-1], str) and rng.random() < 0.2:
+                holder[rng.choice(["gpus", 1, None, path[-1] + "s", "kind"])] = holder.pop(path[-1])
+            else:
+                holder[path[-1]] = copy.deepcopy(rng.choice(ODD_VALUES))
+        try:
+            load_spec_document(document, project)
+            outcomes["built"] += 1
+        except SpecError:
+            outcomes["error"] += 1
+    assert outcomes["error"] > 1000 and outcomes["built"] > 10, outcomes
