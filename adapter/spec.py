@@ -157,7 +157,7 @@ def load_spec_document(document, project_dir, source="api_spec", class_name="Pyt
         seen.add(api.name)
     paths = {}
     for api in apis:
-        for path in {"/" + api.name, api.endpoint} - {None}:
+        for path in {"/" + api.name, getattr(api, "endpoint", None)} - {None}:
             if paths.setdefault(path, api.name) != api.name:
                 raise SpecError(f"{source}: APIs {paths[path]!r} and {api.name!r} both answer on {path}")
     return apis

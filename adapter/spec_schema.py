@@ -20,10 +20,13 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, 
 from tritonize.adapter.autoscaling_spec import number_at_least, parse_surge
 from tritonize.adapter.batching import non_negative_int, positive_int
 from tritonize.adapter.instances import MAX_INSTANCES, parse_gpu_count, parse_gpus, parse_instances, parse_kind
+from tritonize.adapter.models_spec import MODEL_NAME_RE as MODEL_ENTRY_NAME_RE
 from tritonize.adapter.models_spec import check_cache_size, check_model_entry_name
 from tritonize.adapter.runtime.tensors import normalize_dtype
 from tritonize.adapter.spec_values import (
     DURATION_PATTERN,
+    MODEL_NAME_RE,
+    QUANTITY_PATTERN,
     check_env_value,
     check_model_name,
     check_quantity,
@@ -106,10 +109,7 @@ Duration = _grammar(
     parse_duration,
     {"anyOf": [{"type": "string", "pattern": DURATION_PATTERN}, {"type": "number", "minimum": 0}]},
 )
-Quantity = _grammar(
-    check_quantity,
-    {"anyOf": [{"type": "string", "pattern": r"^\d+(\.\d+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"}, _NUMBER]},
-)
+Quantity = _grammar(check_quantity, {"anyOf": [{"type": "string", "pattern": QUANTITY_PATTERN}, _NUMBER]})
 GpuCount = _grammar(
     parse_gpu_count, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+$"}]}
 )
@@ -117,7 +117,7 @@ Instances = _grammar(
     parse_instances,
     {"anyOf": [{"type": "integer", "minimum": 1, "maximum": MAX_INSTANCES}, {"type": "string", "pattern": r"^\d+$"}]},
 )
-Kind = _grammar(parse_kind, {"enum": ["cpu", "gpu", "CPU", "GPU"]})
+Kind = _grammar(parse_kind, {"type": "string", "pattern": "^[cCgG][pP][uU]$"})  # any case, as parse_kind
 Gpus = _grammar(
     parse_gpus,
     {
@@ -130,9 +130,7 @@ Gpus = _grammar(
 )
 Surge = _grammar(parse_surge, {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+%?$"}]})
 Endpoint = _grammar(parse_endpoint_path, {"type": "string"})
-ApiName = _grammar(
-    check_model_name, {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"}, none_is_absent=False
-)
+ApiName = _grammar(check_model_name, {"type": "string", "pattern": MODEL_NAME_RE.pattern}, none_is_absent=False)
 Name = _grammar(_strict(str, "a string"), {"type": "string"}, none_is_absent=False)
 WholeAtLeast1 = _grammar(_number_check(1, integer=True), {"type": "integer", "minimum": 1})
 NumberAtLeast0 = _grammar(_number_check(0.0), {"type": "number", "minimum": 0})
@@ -142,7 +140,7 @@ PositiveInt = _grammar(positive_int, {"type": "integer", "minimum": 1}, none_is_
 NonNegativeInt = _grammar(non_negative_int, {"type": "integer", "minimum": 0})
 StreamThreads = _grammar(parse_stream_threads, {"type": "integer", "minimum": 1})
 CacheSize = _grammar(check_cache_size, {"type": "integer", "minimum": 1})
-ModelName = _grammar(check_model_entry_name, {"type": "string", "pattern": r"^[A-Za-z0-9_-]+$"})
+ModelName = _grammar(check_model_entry_name, {"type": "string", "pattern": MODEL_ENTRY_NAME_RE.pattern})
 
 
 def _check_path_text(value, where):

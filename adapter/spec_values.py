@@ -17,7 +17,8 @@ _DURATION_PARTS = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 # "512k", "10m", "1g", "1GB", "4096" (bytes): powers of 1024, as docker's --shm-size.
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)b?\s*$", re.IGNORECASE)
 # Kubernetes resource quantities: "1", "500m", "2Gi".
-_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+QUANTITY_PATTERN = r"^(\d+(?:\.\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+_QUANTITY = re.compile(QUANTITY_PATTERN)
 _QUANTITY_FACTORS = {
     None: 1,
     "m": 1e-3,
