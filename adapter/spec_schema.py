@@ -36,9 +36,6 @@ from tritonize.adapter.spec_values import (
 from tritonize.adapter.streaming import parse_stream_threads
 from tritonize.errors import SpecError
 
-STATUSES = ("used", "mapped", "ignored", "refused")
-
-
 # ---- field statuses ---------------------------------------------------------------------------
 
 
@@ -192,6 +189,21 @@ def _one_of(*values):
 
 ApiKind = _one_of("RealtimeAPI", "api")
 PredictorType = _one_of("python")
+
+
+def _refuse(why):
+    def check(value, where):
+        raise SpecError(f"{where}: {why}")
+
+    return check
+
+
+SignatureKey = _grammar(
+    _refuse(
+        "not supported by the python predictor type (a TensorFlow SavedModel signature; Python predictors have none)"
+    ),
+    {"not": {}, "description": "refused: a TensorFlow SavedModel signature"},
+)
 Path = _grammar(_check_path_text, {"type": "string", "minLength": 1}, none_is_absent=False)
 Location = _grammar(_check_location, {"type": "string", "minLength": 1})
 PythonPath = _grammar(
@@ -248,7 +260,9 @@ class ModelPath(Section):
     name: ModelName = used("the model's name for python_client.get_model()", "v0.22-v0.33")
     path: Location = used("s3://bucket/prefix or a local folder of numbered versions", "v0.25-v0.33")
     model_path: Location = mapped(".path", "v0.22-v0.24")
-    signature_key: Str = refused("a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33")
+    signature_key: SignatureKey = refused(
+        "a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33"
+    )
 
 
 class Models(Section):
@@ -257,7 +271,9 @@ class Models(Section):
     dir: Location = used("a folder (or S3 prefix) of model folders", "v0.22-v0.33")
     cache_size: CacheSize = used("models kept in memory", "v0.22-v0.33")
     disk_cache_size: CacheSize = used("models kept on disk", "v0.22-v0.33")
-    signature_key: Str = refused("a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33")
+    signature_key: SignatureKey = refused(
+        "a TensorFlow SavedModel signature; Python predictors have none", "v0.22-v0.33"
+    )
 
 
 class Predictor(Section):

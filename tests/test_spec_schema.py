@@ -330,6 +330,12 @@ def test_every_cortex_yaml_in_the_repository_agrees_with_the_json_schema(path):
         {"name": "a b", "predictor": {"path": "p.py"}},
         {"name": "a", "predictor": {"type": "onnx", "path": "p.py"}},
         {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py"}},
+        {
+            "name": "a",
+            "predictor": {"path": "p.py", "multi_model_reloading": {"path": "s3://b/m", "signature_key": "x"}},
+        },
+        {"name": "a", "predictor": {"path": "p.py"}, "compute": {"gpu": 1.5}},
+        {"name": "a", "predictor": {"path": "p.py"}, "update_strategy": {"max_surge": "lots"}},
     ],
 )
 def test_the_json_schema_refuses_what_build_refuses(tmp_path, entry):
