@@ -535,8 +535,8 @@ def _present(value, parts):
 
 def cortex_json_schema():
     """The JSON Schema of cortex.yaml: a list of APIs (or one), each a RealtimeAPI or a TrafficSplitter."""
-    entry = Annotated[RealtimeApi | TrafficSplitter, Field()]
-    schema = TypeAdapter(list[entry] | entry).json_schema()
+    entry = RealtimeApi | TrafficSplitter
+    schema = TypeAdapter(Annotated[list[entry], Field(min_length=1)] | entry).json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "cortex.yaml (tritonize)",
