@@ -469,7 +469,8 @@ def _unknown_key_message(model, key):
         return f"{text}; did you mean {close[0]!r}?"
     elsewhere = _where_in_spec(key)
     if elsewhere:
-        return f"{text}; {key!r} belongs under {' or '.join(s or 'the API itself' for s in elsewhere)}"
+        places = [s or "the API itself" for s in elsewhere[:3]] + (["..."] if len(elsewhere) > 3 else [])
+        return f"{text}; {key!r} belongs under {' or '.join(places)}"
     return text
 
 

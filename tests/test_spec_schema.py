@@ -100,6 +100,16 @@ def test_schema_errors_name_the_key(tmp_path, text, line):
     assert any(line in got for got in error_of(tmp_path, text)), error_of(tmp_path, text)
 
 
+def test_a_list_of_dicts_loads_as_the_same_yaml_would(tmp_path):
+    """load_spec_document: the entry point for specs given as Python data (Cortex's Python client)."""
+    text = "- name: a\n  endpoint: v1/a\n  predictor: {path: predictor.py, config: {k: 1}}\n  compute: {gpu: 1}\n"
+    (from_yaml,) = load_spec_file(write(tmp_path, text))
+    (from_data,) = load_spec_document(yaml.safe_load(text), str(tmp_path))
+    assert from_data == from_yaml
+    with pytest.raises(SpecError, match=r"^api_spec: \[0\] \(a\)\.compute\.gpus: unknown key"):
+        load_spec_document({"name": "a", "predictor": {"path": "predictor.py"}, "compute": {"gpus": 1}}, str(tmp_path))
+
+
 # ---- unknown keys: "did you mean" ---------------------------------------------------------------
 
 
