@@ -46,3 +46,12 @@ def test_mapped_fields_name_their_new_spelling():
         target = path.rpartition(".")[0] + target if target.startswith(".") else target
         (row,) = [line for line in lines if line.startswith(f"| `{path}` |")]
         assert f"`{target}`" in row, row
+
+
+def test_ignored_and_refused_fields_say_why_as_the_build_warning_does():
+    with open(DOC, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for path, status, extra in iter_fields(RealtimeApi):
+        if status in ("ignored", "refused"):
+            (row,) = [line for line in lines if line.startswith(f"| `{path}` |")]
+            assert extra["x-tritonize-why"].replace("|", "\\|") in row, (path, row)
