@@ -17,7 +17,13 @@ from tritonize.adapter.instances import parse_api_instances, parse_gpu_count
 from tritonize.adapter.models_spec import parse_models, parse_poll_interval
 from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_KEY
 from tritonize.adapter.spec_schema import KINDS, ignored_fields, validate_api
-from tritonize.adapter.spec_values import check_model_name, check_quantity, parse_duration, parse_endpoint_path
+from tritonize.adapter.spec_values import (
+    check_model_name,
+    check_path_text,
+    check_quantity,
+    parse_duration,
+    parse_endpoint_path,
+)
 from tritonize.adapter.spec_yaml import load_yaml
 from tritonize.adapter.streaming import parse_streaming
 from tritonize.adapter.tensor_spec import parse_tensors
@@ -245,10 +251,7 @@ def _parse_api(entry, where, project_dir, class_name, warnings):
 
 
 def _relative_inside(project_dir, path, where):
-    if not isinstance(path, str) or not path:
-        raise SpecError(f"{where}: expected a path relative to the project directory, got {path!r}")
-    if "\0" in path:  # the OS refuses it (ValueError deep in os.path): say so here
-        raise SpecError(f"{where}: {path!r} contains a NUL byte")
+    check_path_text(path, where)
     if os.path.isabs(path):
         raise SpecError(f"{where}: {path!r} must be relative to the project directory {project_dir}")
     full = os.path.realpath(os.path.join(project_dir, path))

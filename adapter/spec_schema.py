@@ -22,18 +22,19 @@ from tritonize.adapter.batching import non_negative_int, positive_int
 from tritonize.adapter.instances import MAX_INSTANCES, parse_gpu_count, parse_gpus, parse_instances, parse_kind
 from tritonize.adapter.models_spec import MODEL_NAME_RE as MODEL_ENTRY_NAME_RE
 from tritonize.adapter.models_spec import check_cache_size, check_model_entry_name
-from tritonize.adapter.runtime.tensors import normalize_dtype
 from tritonize.adapter.spec_values import (
     DURATION_PATTERN,
     MODEL_NAME_RE,
     QUANTITY_PATTERN,
     check_env_value,
     check_model_name,
+    check_path_text,
     check_quantity,
     parse_duration,
     parse_endpoint_path,
 )
 from tritonize.adapter.streaming import parse_stream_threads
+from tritonize.adapter.tensor_spec import parse_dtype, parse_shape
 from tritonize.errors import SpecError
 
 # ---- field statuses ---------------------------------------------------------------------------
@@ -140,13 +141,6 @@ CacheSize = _grammar(check_cache_size, {"type": "integer", "minimum": 1})
 ModelName = _grammar(check_model_entry_name, {"type": "string", "pattern": MODEL_ENTRY_NAME_RE.pattern})
 
 
-def _check_path_text(value, where):
-    if not isinstance(value, str) or not value:
-        raise SpecError(f"{where}: expected a path relative to the project directory, got {value!r}")
-    if "\0" in value:
-        raise SpecError(f"{where}: {value!r} contains a NUL byte")
-
-
 def _check_location(value, where):
     if not isinstance(value, str) or not value.strip() or "\0" in value:
         raise SpecError(f"{where}: expected an s3://bucket/prefix or a local folder, got {value!r}")
@@ -156,7 +150,7 @@ def _check_python_path(value, where):
     for item in value if isinstance(value, list) else [value]:
         if not isinstance(item, str) or not item:
             raise SpecError(f"{where}: expected a folder (or a list of folders) relative to the project, got {value!r}")
-        _check_path_text(item, where)
+        check_path_text(item, where)
 
 
 def _check_env(value, where):
@@ -164,19 +158,6 @@ def _check_env(value, where):
         raise SpecError(f"{where}: expected a mapping of names to values, got {value!r}")
     for key, item in value.items():
         check_env_value(key, item, f"{where}.{key}")
-
-
-def _check_dtype(value, where):
-    if not isinstance(value, str) or normalize_dtype(value) is None:
-        raise SpecError(f"{where}: unknown dtype {value!r} (e.g. float32, int64, bool, bytes, FP32)")
-
-
-def _check_shape(value, where):
-    shape = [value] if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(shape, list) or any(
-        isinstance(d, bool) or not isinstance(d, int) or d == 0 or d < -1 for d in shape
-    ):
-        raise SpecError(f"{where}: expected a list of positive sizes or -1 (per request, no batch dim), got {value!r}")
 
 
 def _one_of(*values):
@@ -204,7 +185,7 @@ SignatureKey = _grammar(
     ),
     {"not": {}, "description": "refused: a TensorFlow SavedModel signature"},
 )
-Path = _grammar(_check_path_text, {"type": "string", "minLength": 1}, none_is_absent=False)
+Path = _grammar(check_path_text, {"type": "string", "minLength": 1}, none_is_absent=False)
 Location = _grammar(_check_location, {"type": "string", "minLength": 1})
 PythonPath = _grammar(
     _check_python_path, {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
@@ -213,8 +194,8 @@ Env = _grammar(
     _check_env,
     {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean", "null"]}},
 )
-Dtype = _grammar(_check_dtype, {"type": "string"}, none_is_absent=False)
-Shape = _grammar(_check_shape, {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "integer"}]})
+Dtype = _grammar(parse_dtype, {"type": "string"}, none_is_absent=False)
+Shape = _grammar(parse_shape, {"anyOf": [{"type": "array", "items": {"type": "integer"}}, {"type": "integer"}]})
 
 
 # ---- the models --------------------------------------------------------------------------------

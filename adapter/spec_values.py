@@ -61,6 +61,14 @@ def parse_endpoint_path(endpoint, where):
     return "/" + endpoint.strip("/")
 
 
+def check_path_text(value, where):
+    """A path in the spec: a non-empty string the OS can take (where it points is checked by the build)."""
+    if not isinstance(value, str) or not value:
+        raise SpecError(f"{where}: expected a path relative to the project directory, got {value!r}")
+    if "\0" in value:  # the OS refuses it (ValueError deep in os.path): say so here
+        raise SpecError(f"{where}: {value!r} contains a NUL byte")
+
+
 def check_env_value(key, value, where):
     """predictor.env: names to scalar values (a mapping or list is a mistake)."""
     if not isinstance(key, str) or isinstance(value, (dict, list)):
