@@ -1,6 +1,7 @@
 """Parsing Cortex's `autoscaling` and `update_strategy` sections (deploy/autoscalers.py turns
 them into autoscaler settings)."""
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -48,9 +49,12 @@ class UpdateStrategy:
     max_unavailable: object = "25%"
 
 
-def _number(value, where, minimum, integer=False):
+def number_at_least(value, where, minimum, integer=False):
+    """A number (a whole one if `integer`) of at least `minimum`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not float(value).is_integer()):
         raise SpecError(f"{where}: expected {'a whole number' if integer else 'a number'}, got {value!r}")
+    if not math.isfinite(value):
+        raise SpecError(f"{where}: expected a finite number, got {value!r}")
     if value < minimum:
         raise SpecError(f"{where}: must be at least {minimum}, got {value!r}")
     return int(value) if integer else float(value)
@@ -64,17 +68,19 @@ def parse_autoscaling(value, where, instances=1):
     check_keys(value, DEFAULTS, where)
     a = Autoscaling()
     get = lambda key: value.get(key, DEFAULTS[key])  # noqa: E731
-    a.min_replicas = _number(get("min_replicas"), f"{where}.min_replicas", 1, integer=True)
-    a.max_replicas = _number(get("max_replicas"), f"{where}.max_replicas", 1, integer=True)
+    a.min_replicas = number_at_least(get("min_replicas"), f"{where}.min_replicas", 1, integer=True)
+    a.max_replicas = number_at_least(get("max_replicas"), f"{where}.max_replicas", 1, integer=True)
     if a.max_replicas < a.min_replicas:
         raise SpecError(f"{where}: max_replicas {a.max_replicas} is below min_replicas {a.min_replicas}")
     init = value.get("init_replicas")
-    a.init_replicas = a.min_replicas if init is None else _number(init, f"{where}.init_replicas", 1, integer=True)
+    a.init_replicas = (
+        a.min_replicas if init is None else number_at_least(init, f"{where}.init_replicas", 1, integer=True)
+    )
     if not a.min_replicas <= a.init_replicas <= a.max_replicas:
         raise SpecError(f"{where}.init_replicas: {a.init_replicas} is not between min_replicas and max_replicas")
     target = value.get("target_replica_concurrency")
     a.target_replica_concurrency = (
-        float(instances) if target is None else _number(target, f"{where}.target_replica_concurrency", 0.001)
+        float(instances) if target is None else number_at_least(target, f"{where}.target_replica_concurrency", 0.001)
     )
     a.window_s = max(1, parse_duration_s(get("window"), f"{where}.window"))
     a.upscale_stabilization_s = parse_duration_s(
@@ -86,8 +92,8 @@ def parse_autoscaling(value, where, instances=1):
     for key in ("upscale_stabilization_s", "downscale_stabilization_s"):
         if getattr(a, key) > 3600:
             raise SpecError(f"{where}: stabilization periods above 1h are not allowed by Kubernetes")
-    up = _number(get("max_upscale_factor"), f"{where}.max_upscale_factor", 1.0)
-    down = _number(get("max_downscale_factor"), f"{where}.max_downscale_factor", 0.0)
+    up = number_at_least(get("max_upscale_factor"), f"{where}.max_upscale_factor", 1.0)
+    down = number_at_least(get("max_downscale_factor"), f"{where}.max_downscale_factor", 0.0)
     if up <= 1 or down >= 1:
         raise SpecError(f"{where}: max_upscale_factor must be > 1 and max_downscale_factor < 1")
     a.max_upscale_percent = max(1, round((up - 1) * 100))
@@ -95,8 +101,8 @@ def parse_autoscaling(value, where, instances=1):
     for side in ("upscale", "downscale"):
         key = f"{side}_tolerance"
         if key in value:
-            setattr(a, key, _number(value[key], f"{where}.{key}", 0.0))
-    a.max_replica_concurrency = _number(
+            setattr(a, key, number_at_least(value[key], f"{where}.{key}", 0.0))
+    a.max_replica_concurrency = number_at_least(
         get("max_replica_concurrency"), f"{where}.max_replica_concurrency", 1, integer=True
     )
     warnings = []
@@ -114,7 +120,7 @@ def parse_autoscaling(value, where, instances=1):
     return a, warnings
 
 
-def _surge_value(value, where):
+def parse_surge(value, where):
     if isinstance(value, bool):
         raise SpecError(f"{where}: expected a number of replicas or a percentage like 25%, got {value!r}")
     if isinstance(value, int) and value >= 0:
@@ -131,8 +137,8 @@ def parse_update_strategy(value, where):
         raise SpecError(f"{where}: expected a mapping with max_surge and max_unavailable")
     check_keys(value, UPDATE_DEFAULTS, where)
     strategy = UpdateStrategy(
-        max_surge=_surge_value(value.get("max_surge", UPDATE_DEFAULTS["max_surge"]), f"{where}.max_surge"),
-        max_unavailable=_surge_value(
+        max_surge=parse_surge(value.get("max_surge", UPDATE_DEFAULTS["max_surge"]), f"{where}.max_surge"),
+        max_unavailable=parse_surge(
             value.get("max_unavailable", UPDATE_DEFAULTS["max_unavailable"]), f"{where}.max_unavailable"
         ),
     )

@@ -32,13 +32,13 @@ class Batching:
     predictor_batching: bool = False
 
 
-def _non_negative_int(value, where):
+def non_negative_int(value, where):
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise SpecError(f"{where}: expected an integer >= 0 (0: no limit), got {value!r}")
     return value
 
 
-def _positive_int(value, where):
+def positive_int(value, where):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise SpecError(f"{where}: expected a positive integer, got {value!r}")
     return value
@@ -48,7 +48,7 @@ def parse_batching(section, where, max_queue_size=None):
     """predictor.server_side_batching (a mapping or None) -> Batching."""
     batching = Batching()
     if max_queue_size is not None:
-        batching.max_queue_size = _non_negative_int(max_queue_size, f"{where}.max_queue_size")
+        batching.max_queue_size = non_negative_int(max_queue_size, f"{where}.max_queue_size")
     if section is None:
         return batching
     if not isinstance(section, dict):
@@ -56,11 +56,11 @@ def parse_batching(section, where, max_queue_size=None):
     check_keys(section, ("max_batch_size", "batch_interval", "max_queue_size"), where)
     if "max_batch_size" not in section:
         raise SpecError(f"{where}.max_batch_size: required")
-    batching.max_batch_size = _positive_int(section["max_batch_size"], f"{where}.max_batch_size")
+    batching.max_batch_size = positive_int(section["max_batch_size"], f"{where}.max_batch_size")
     if "batch_interval" in section:
         batching.max_queue_delay_us = parse_duration_us(section["batch_interval"], f"{where}.batch_interval")
     if "max_queue_size" in section:
-        batching.max_queue_size = _non_negative_int(section["max_queue_size"], f"{where}.max_queue_size")
+        batching.max_queue_size = non_negative_int(section["max_queue_size"], f"{where}.max_queue_size")
     batching.predictor_batching = True
     return batching
 

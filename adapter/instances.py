@@ -11,11 +11,10 @@ from tritonize.errors import SpecError
 
 KINDS = ("cpu", "gpu")
 MAX_INSTANCES = 64
+MAX_GPUS = 64  # per replica: compute.gpu N means GPUs 0..N-1 of one machine
 # Keys of the per-API `tritonize:` mapping in cortex.yaml.
 # model_poll_interval: adapter/models_spec.py; stream: adapter/streaming.py
 TRITONIZE_KEYS = {"kind", "instances", "gpus", "model_poll_interval", "stream", REQUEST_TIMEOUT_KEY}
-# compute fields that decide the instance group; every other one is reported as ignored.
-USED_COMPUTE_KEYS = {"cpu", "gpu", "mem"}  # mem: `tritonize deploy` (memory request)
 
 
 def parse_kind(value, where):
@@ -57,6 +56,15 @@ def parse_gpus(value, where):
     return gpus
 
 
+def parse_gpu_count(value, where):
+    """compute.gpu: 0, 1, '2' -> a whole number of GPUs."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_GPUS:
+        raise SpecError(f"{where}: expected a whole number of GPUs (0 to {MAX_GPUS}), got {value!r}")
+    return value
+
+
 def apply_instance_settings(api, kind=None, instances=None, gpus=None, where="instances"):
     """Override api.kind/instances/gpus with the settings given (None = keep)."""
     if gpus is not None and kind == "cpu":
@@ -93,16 +101,10 @@ def parse_api_instances(api, entry, predictor, where):
     if compute is not None:
         if not isinstance(compute, dict):
             raise SpecError(f"{where}.compute: expected a mapping (cpu, gpu, mem, ...)")
-        gpu = compute.get("gpu", 0)
-        if isinstance(gpu, str) and gpu.strip().isdigit():
-            gpu = int(gpu)
-        if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
-            raise SpecError(f"{where}.compute.gpu: expected a whole number of GPUs, got {gpu!r}")
+        gpu = parse_gpu_count(compute.get("gpu") or 0, f"{where}.compute.gpu")
         if gpu:
             apply_instance_settings(api, kind="gpu", gpus=list(range(gpu)))
         cpu = _cpu_amount(compute.get("cpu"))
-        for key in sorted(set(compute) - USED_COMPUTE_KEYS):
-            warnings.append(f"{api.name}: ignored: compute.{key} (not supported yet)")
     if predictor.get("processes_per_replica") is not None:
         apply_instance_settings(
             api,

@@ -79,9 +79,7 @@ def _parse_paths(entries, where, project_dir):
         check_keys(entry, PATHS_ENTRY_KEYS, here)
         if entry.get("signature_key") is not None:
             raise SpecError(f"{here}.signature_key: not supported by the python predictor type")
-        name = entry.get("name")
-        if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
-            raise SpecError(f"{here}.name: required; letters, digits, '-' and '_' only, got {name!r}")
+        name = check_model_entry_name(entry.get("name"), f"{here}.name")
         if name == SINGLE_MODEL_NAME:
             raise SpecError(f"{here}.name: {name} is a reserved name; please specify a different model name")
         if name in seen:
@@ -91,6 +89,18 @@ def _parse_paths(entries, where, project_dir):
         _check_model(location, f"{here}.path")
         models.append({"name": name, **location})
     return models
+
+
+def check_model_entry_name(name, where):
+    if not isinstance(name, str) or not MODEL_NAME_RE.match(name):
+        raise SpecError(f"{where}: required; letters, digits, '-' and '_' only, got {name!r}")
+    return name
+
+
+def check_cache_size(value, where):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT32:
+        raise SpecError(f"{where}: expected a whole number greater than 0, got {value!r}")
+    return value
 
 
 def _location(value, where, project_dir):
@@ -149,9 +159,7 @@ def _parse_cache(section, where, processes_per_replica):
         value = section.get(key)
         if value is None:
             continue
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT32:
-            raise SpecError(f"{where}.{key}: expected a whole number greater than 0, got {value!r}")
-        sizes[key] = value
+        sizes[key] = check_cache_size(value, f"{where}.{key}")
     if len(sizes) == 1:
         raise SpecError(f"{where}: please specify both cache_size and disk_cache_size or neither of them")
     if sizes:

@@ -19,13 +19,16 @@ def parse_streaming(entry, predictor, where):
     if stream is not None and not isinstance(stream, bool):
         raise SpecError(f"{where}.tritonize.stream: expected true or false, got {stream!r}")
     threads = predictor.get("threads_per_process")
-    if threads is not None and (
-        isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_STREAM_THREADS
-    ):
-        raise SpecError(
-            f"{where}.{THREADS_KEY}: expected a positive integer up to {MAX_STREAM_THREADS}, got {threads!r}"
-        )
+    if threads is not None:
+        parse_stream_threads(threads, f"{where}.{THREADS_KEY}")
     return stream, threads
+
+
+def parse_stream_threads(value, where):
+    """predictor.threads_per_process: 1..MAX_STREAM_THREADS."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_STREAM_THREADS:
+        raise SpecError(f"{where}: expected a positive integer up to {MAX_STREAM_THREADS}, got {value!r}")
+    return value
 
 
 def resolve_streaming(api, predict_yields, not_needed_reason):

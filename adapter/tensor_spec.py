@@ -13,22 +13,30 @@ def _one(entry, where, allow_ragged):
     name = entry.get("name")
     if not isinstance(name, str) or not name.strip() or name.startswith("_"):
         raise SpecError(f"{where}.name: expected a tensor name, got {name!r}")
-    dtype = normalize_dtype(entry.get("dtype", ""))
-    if dtype is None:
-        raise SpecError(f"{where}.dtype: unknown dtype {entry.get('dtype')!r} (e.g. float32, int64, bool, bytes, FP32)")
-    shape = entry.get("shape", [])
-    if isinstance(shape, int) and not isinstance(shape, bool):
-        shape = [shape]
-    if not isinstance(shape, list) or any(
-        isinstance(d, bool) or not isinstance(d, int) or d == 0 or d < -1 for d in shape
-    ):
-        raise SpecError(
-            f"{where}.shape: expected a list of positive sizes or -1 (per request, no batch dim), got {shape!r}"
-        )
+    dtype = parse_dtype(entry.get("dtype", ""), f"{where}.dtype")
+    shape = parse_shape(entry.get("shape", []), f"{where}.shape")
     result = {"name": name, "dtype": dtype, "shape": shape}
     if allow_ragged:
         result["ragged"] = bool(entry.get("ragged", False))
     return result
+
+
+def parse_dtype(value, where):
+    """'float32' / 'FP32' / 'bytes' -> the normalized dtype name."""
+    dtype = normalize_dtype(value) if isinstance(value, str) else None
+    if dtype is None:
+        raise SpecError(f"{where}: unknown dtype {value!r} (e.g. float32, int64, bool, bytes, FP32)")
+    return dtype
+
+
+def parse_shape(value, where):
+    """[-1, 4] / 3 -> a per-request shape: positive sizes or -1."""
+    shape = [value] if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(shape, list) or any(
+        isinstance(d, bool) or not isinstance(d, int) or d == 0 or d < -1 for d in shape
+    ):
+        raise SpecError(f"{where}: expected a list of positive sizes or -1 (per request, no batch dim), got {value!r}")
+    return shape
 
 
 def parse_tensors(section, where):

@@ -9,7 +9,7 @@ and pkg/operator/resources/validations.go in v0.33), recorded in the built repos
 from dataclasses import dataclass, field
 
 from tritonize.adapter.runtime.repository_model import SplitterSettings, SplitterTarget
-from tritonize.adapter.spec_values import check_keys
+from tritonize.adapter.spec_values import check_keys, check_model_name, parse_endpoint_path
 from tritonize.errors import SpecError
 
 KIND = "TrafficSplitter"
@@ -50,8 +50,6 @@ def describe_splitter(splitter):
 
 def parse_traffic_splitter(entry: dict, location: str) -> TrafficSplitter:
     """One `kind: TrafficSplitter` entry of a spec; `location` names it in errors ('cortex.yaml: [2]')."""
-    from tritonize.adapter.spec import check_model_name, parse_endpoint  # spec.py dispatches here
-
     name = entry.get("name")
     where = f"{location} ({name})" if isinstance(name, str) else location
     check_model_name(name, f"{where}.name")
@@ -76,8 +74,21 @@ def parse_traffic_splitter(entry: dict, location: str) -> TrafficSplitter:
             f"{where}.apis: multiple shadow apis detected; only one api is allowed to be marked as a shadow"
         )
     splitter = TrafficSplitter(name=name, apis=targets)
-    splitter.endpoint = parse_endpoint(entry.get("networking"), f"{where}.networking", splitter.warnings, name)
+    splitter.endpoint = _parse_networking(entry.get("networking"), f"{where}.networking", splitter.warnings, name)
     return splitter
+
+
+def _parse_networking(networking, where, warnings, name):
+    """networking.endpoint -> '/path' or None; the other networking keys are Cortex's load balancer's."""
+    if networking is None:
+        return None
+    if not isinstance(networking, dict):
+        raise SpecError(f"{where}: expected a mapping")
+    for key in sorted(set(networking) - {"endpoint"}):
+        warnings.append(f"{name}: ignored: networking.{key} (Cortex's load balancer; not needed here)")
+    if networking.get("endpoint") is None:
+        return None
+    return parse_endpoint_path(networking["endpoint"], f"{where}.endpoint")
 
 
 def _parse_target(api, where):

@@ -10,13 +10,33 @@ from tritonize.errors import SpecError
 
 @pytest.mark.parametrize(
     "value, us",
-    [("0.1s", 100_000), ("50ms", 50_000), ("250us", 250), ("2s", 2_000_000), (0.05, 50_000), (0, 0), ("1.5 ms", 1_500)],
+    [
+        ("0.1s", 100_000),
+        ("50ms", 50_000),
+        ("250us", 250),
+        ("2s", 2_000_000),
+        (0.05, 50_000),
+        (0, 0),
+        ("1.5ms", 1_500),
+        # Go's time.ParseDuration, Cortex's grammar: several parts, fractions, µs/μs, ns, a bare "0".
+        ("1m30s", 90_000_000),
+        ("1.5h", 5_400_000_000),
+        ("300ms", 300_000),
+        (".5s", 500_000),
+        ("1h2m3s4ms5us", 3_723_004_005),
+        ("7µs", 7),
+        ("7μs", 7),
+        ("1500ns", 2),
+        ("0", 0),
+        ("+2s", 2_000_000),
+    ],
 )
 def test_durations(value, us):
     assert parse_duration_us(value, "x") == us
 
 
-@pytest.mark.parametrize("value", ["fast", "-1s", True, "10 parsecs"])
+# Go refuses a space inside ("1.5 ms"), a unit alone, a dot alone and an unknown unit ("1d").
+@pytest.mark.parametrize("value", ["fast", "-1s", True, "10 parsecs", "1.5 ms", "ms", ".s", "1d", "1m 30s", "s1"])
 def test_bad_durations(value):
     with pytest.raises(SpecError):
         parse_duration_us(value, "x")

@@ -107,7 +107,7 @@ def test_unused_compute_fields_are_still_warned(tmp_path):
     assert sorted(api.warnings) == [
         "a: compute.cpu 4 reserves cores in Cortex; Triton runs one CPU instance (one process); "
         "set tritonize.instances for more",
-        "a: ignored: compute.inf (not supported yet)",
+        "a: ignored: compute.inf (AWS Inferentia chips; Triton here runs on CPUs and NVIDIA GPUs)",
     ]
     assert spec_api(tmp_path, "  compute: {cpu: 1, gpu: 1}\n").warnings == []
 

@@ -52,6 +52,7 @@ def test_wheel_in_a_fresh_venv_builds_serves_and_predicts(tmp_path):
     for package in source_packages():
         assert package.replace(".", "/") + "/__init__.py" in names, package
     assert "tritonize/docker/Dockerfile.template" in names and "tritonize/tests/" not in names
+    assert "tritonize/schema/cortex.schema.json" in names  # tritonize schema's published copy
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)

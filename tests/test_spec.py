@@ -67,7 +67,7 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
         ("- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n", "unknown kind 'Foo'"),
         ("- name: 'bad name!'\n  predictor: {path: predictor.py}\n", "is not a valid API name"),
         ("- name: a\n  predictor: {type: python}\n", "predictor.path: required"),
-        ("- name: a\n", "predictor: required mapping is missing"),
+        ("- name: a\n", "[0] (a).predictor: required"),
         ("- name: a\n  predictor: {path: ../outside.py}\n", "points outside the project directory"),
         ("- name: a\n  predictor: {path: /abs/p.py}\n", "must be relative"),
         ('- name: a\n  predictor: {path: "pred\\0.py"}\n', "contains a NUL byte"),

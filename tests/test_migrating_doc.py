@@ -1,0 +1,57 @@
+"""docs/migrating-from-cortex.md lists every field and kind the schema knows, with the schema's status."""
+
+import os
+import re
+
+from tritonize.adapter.spec_schema import KINDS, RealtimeApi, TrafficSplitter, iter_fields
+
+DOC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "migrating-from-cortex.md")
+ROW = re.compile(r"^\| `([^`]+)` \| [^|]+ \| (used|mapped|ignored|refused) \|")
+
+
+def _sections():
+    """'## Title' -> {first-column name: status} of the table rows under it."""
+    with open(DOC, encoding="utf-8") as f:
+        text = f.read()
+    sections = {}
+    for chunk in text.split("\n## ")[1:]:
+        title, _, body = chunk.partition("\n")
+        rows = [ROW.match(line) for line in body.splitlines()]
+        sections[title.strip()] = {m.group(1): m.group(2) for m in rows if m}
+    return sections
+
+
+def test_every_realtime_api_field_is_in_the_table_with_its_status():
+    table = _sections()["RealtimeAPI fields"]
+    expected = {path: status for path, status, _ in iter_fields(RealtimeApi)}
+    assert table == expected
+
+
+def test_every_traffic_splitter_field_is_in_the_table_with_its_status():
+    table = _sections()["TrafficSplitter fields"]
+    assert table == {path: status for path, status, _ in iter_fields(TrafficSplitter)}
+
+
+def test_every_kind_is_in_the_table_with_its_status():
+    assert _sections()["API kinds"] == {kind: status for kind, (status, _, _) in KINDS.items()}
+
+
+def test_mapped_fields_name_their_new_spelling():
+    with open(DOC, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for path, status, extra in iter_fields(RealtimeApi):
+        if status != "mapped":
+            continue
+        target = extra["x-tritonize-to"]
+        target = path.rpartition(".")[0] + target if target.startswith(".") else target
+        (row,) = [line for line in lines if line.startswith(f"| `{path}` |")]
+        assert f"`{target}`" in row, row
+
+
+def test_ignored_and_refused_fields_say_why_as_the_build_warning_does():
+    with open(DOC, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    for path, status, extra in iter_fields(RealtimeApi):
+        if status in ("ignored", "refused"):
+            (row,) = [line for line in lines if line.startswith(f"| `{path}` |")]
+            assert extra["x-tritonize-why"].replace("|", "\\|") in row, (path, row)
