@@ -111,7 +111,7 @@ class Client:
         project_dir = os.path.realpath(project_dir)
         known = dict(self._apis)
         for entry in entries:
-            known[entry.get("name")] = (entry, project_dir, class_name)
+            known[str(entry.get("name"))] = (entry, project_dir, class_name)  # the loader checks the name
         result = self._build(known, force)
         self._apis = known
         return result

@@ -38,8 +38,8 @@ class Autoscaling:
     downscale_stabilization_s: int = 300
     max_upscale_percent: int = 50  # max_upscale_factor 1.5 -> +50 % per period
     max_downscale_percent: int = 25  # max_downscale_factor 0.75 -> -25 % per period
-    upscale_tolerance: float = None  # set only when the spec gives it (Kubernetes >= 1.33)
-    downscale_tolerance: float = None
+    upscale_tolerance: float | None = None  # set only when the spec gives it (Kubernetes >= 1.33)
+    downscale_tolerance: float | None = None
     max_replica_concurrency: int = 1024
 
 

@@ -84,13 +84,13 @@ class ApiSpec:
     python_path: list = field(default_factory=list)  # relative to project_dir
     env: dict = field(default_factory=dict)
     batching: Batching = field(default_factory=Batching)
-    tensors: dict = None  # typed tensor API: {"inputs": [...], "outputs": [...]}; None = body API
+    tensors: dict | None = None  # typed tensor API: {"inputs": [...], "outputs": [...]}; None = body API
     warnings: list = field(default_factory=list)
     # Triton instance group (adapter/instances.py): kind "cpu"/"gpu", instances per GPU (or in all
     # on CPU), gpus: GPU ids, or None for every GPU Triton sees.
     kind: str = "cpu"
     instances: int = 1
-    gpus: list = None
+    gpus: list | None = None
     # Cortex's predictor.dependencies, relative to project_dir (used by `tritonize docker build`).
     dependencies: dict = field(default_factory=lambda: dict(DEFAULT_DEPENDENCIES))
     # Cortex's compute (as Kubernetes quantities: cpu '1', '500m'; mem '2Gi'), autoscaling and
@@ -100,17 +100,17 @@ class ApiSpec:
     autoscaling_given: bool = False
     update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
     # Cortex's predictor.multi_model_reloading (python_client), as the runtime's settings; None = none.
-    models: dict = None
+    models: dict | None = None
     # Streaming (adapter/streaming.py): the spec's tritonize.stream (None: decided by whether
     # predict() yields), predictor.threads_per_process (streams one instance runs at once), and
     # what build decided from both and the source.
-    stream: bool = None
-    stream_threads: int = None
+    stream: bool | None = None
+    stream_threads: int | None = None
     streaming: bool = False
     # Cortex's networking.endpoint: a second URL path the Cortex endpoint (cortex_endpoint/) answers on.
-    endpoint: str = None
+    endpoint: str | None = None
     # tritonize.request_timeout in seconds (adapter/runtime/request_timeout.py); None: serve's default, 0: none.
-    request_timeout_s: float = None
+    request_timeout_s: float | None = None
 
 
 def parse_endpoint(networking, where):

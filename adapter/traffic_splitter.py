@@ -21,7 +21,7 @@ TARGET_KEYS = {"name", "weight", "shadow"}
 class TrafficSplitter:
     name: str
     apis: list = field(default_factory=list)  # [SplitterTarget]
-    endpoint: str = None  # networking.endpoint ('/path'), or None: /<name> only
+    endpoint: str | None = None  # networking.endpoint ('/path'), or None: /<name> only
     warnings: list = field(default_factory=list)
 
     @property
@@ -73,7 +73,7 @@ def parse_traffic_splitter(entry: dict, location: str) -> TrafficSplitter:
         raise SpecError(
             f"{where}.apis: multiple shadow apis detected; only one api is allowed to be marked as a shadow"
         )
-    splitter = TrafficSplitter(name=name, apis=targets)
+    splitter = TrafficSplitter(name=str(name), apis=targets)  # check_model_name: a str
     splitter.endpoint = _parse_networking(entry.get("networking"), f"{where}.networking", splitter.warnings, name)
     return splitter
 
