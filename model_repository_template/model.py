@@ -49,11 +49,11 @@ class TritonPythonModel:
         device = pin_device(args)
         _line_buffered_output()
         from tritonize_runtime import constants
-        from tritonize_runtime.dispatch import BAD_PARAMETERS_REPLY, Dispatcher, internal_reply
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
-        from tritonize_runtime.handler import Reply
         from tritonize_runtime.params import ParameterRules
+        from tritonize_runtime.pipeline import Pipeline
         from tritonize_runtime.predictor import load_predictor
+        from tritonize_runtime.reply import Reply, internal_reply
 
         self.log = _setup_logging()
         self.constants = constants
@@ -77,8 +77,8 @@ class TritonPythonModel:
             # Raise a short message: the full traceback is in the status file and the log.
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
-        self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
-        self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
+        self.pipeline = Pipeline(predictor, settings, ParameterRules(), max_body_bytes)
+        self.internal_reply = internal_reply
         self.streams = self._stream_executor(settings) if settings.get("stream") else None
         self._init_error_metric()
         self.busy_since = None  # monotonic start of the running execute(), for the request timeout
@@ -119,31 +119,13 @@ class TritonPythonModel:
         return RequestTimeout(self, self.model_name, instance, timeout_s).start()
 
     def _execute(self, requests):
-        dispatcher, input_name = self.dispatcher, self.input_name
-        if dispatcher.tensors:
-
-            def read(request):
-                return dispatcher.arrays(lambda name: _input_array(request, name))
-
-            respond = self._tensor_response
-        else:
-
-            def read(request):
-                return dispatcher.body(_input_array(request, input_name))
-
-            respond = self._body_response
-        items = [self._item(request, read) for request in requests]
-        return [self._respond(respond, answer) for answer in dispatcher.answer(items)]
+        # The runtime's one request pipeline (tritonize_runtime/pipeline.py): read, decode, predict, split, encode.
+        pipeline = self.pipeline
+        respond = self._tensor_response if pipeline.tensors else self._body_response
+        answers = pipeline.answer([pipeline.read(request, _input_array) for request in requests])
+        return [self._respond(respond, answer) for answer in answers]
 
     # --- Failure handling around execute(): every request gets its own answer, no traceback leaves ---
-
-    def _item(self, request, read_inputs):
-        """(inputs or an error Reply, parameters JSON) for one request."""
-        try:
-            parameters = request.parameters()
-        except UnicodeDecodeError:  # a forwarded header or gRPC metadata value that is not UTF-8
-            return self.bad_parameters_reply, "{}"
-        return read_inputs(request), parameters
 
     def _respond(self, respond, answer):
         """One request's InferenceResponse; if building it fails, that request alone gets a 500."""
@@ -169,22 +151,17 @@ class TritonPythonModel:
         timeout = getattr(self, "request_timeout", None)
         if timeout is not None:
             timeout.stop()
-        dispatcher = getattr(self, "dispatcher", None)
-        if dispatcher is not None:
-            dispatcher.predictor.stop()  # queued post_predict calls, pending metrics
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is not None:
+            pipeline.predictor.stop()  # queued post_predict calls, pending metrics
         close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
 
     def _stream_executor(self, settings):
         from tritonize_runtime.streaming import StreamExecutor
 
         threads = settings.get("stream_threads") or self.constants.DEFAULT_STREAM_THREADS
-        return StreamExecutor(
-            self.dispatcher,
-            threads,
-            lambda request: self.dispatcher.body(_input_array(request, self.input_name)),
-            self._stream_body_response,
-            pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
-        )
+        final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        return StreamExecutor(self.pipeline, threads, _input_array, self._stream_body_response, final)
 
     def _body_response(self, reply):
         if not reply.ok:

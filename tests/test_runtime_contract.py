@@ -6,13 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from pipeline_helpers import answer_batch, answer_one, answer_tensors
 
-from tritonize.adapter.runtime.handler import handle_batch, handle_request
 from tritonize.adapter.runtime.metrics import COUNTER, MemorySink, MetricNameError, MetricsClient, Recorder, TritonSink
 from tritonize.adapter.runtime.params import ParameterRules
 from tritonize.adapter.runtime.post_predict import PostPredictWorker
 from tritonize.adapter.runtime.predictor import LoadedPredictor
-from tritonize.adapter.runtime.tensors import handle_tensor_requests
 
 RULES = ParameterRules(header_pattern="^x-", forward_sensitive=False)
 
@@ -55,7 +54,7 @@ def params(**query):
     "op", ["surrogate-text", "surrogate-message", "system-exit", "keyboard-interrupt", "base-exception", "unprintable"]
 )
 def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
-    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op=op), RULES)
+    reply = answer_one(LoadedPredictor(Hostile()), b"{}", params(op=op), RULES)
     assert reply.status == 500 and reply.message.startswith("internal server error (error id ")
     assert "secret" not in reply.message and "Traceback" not in reply.message
     reply.body.decode("utf-8")  # always valid UTF-8 for Triton's error object
@@ -65,7 +64,7 @@ def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
 
 def test_debug_errors_show_the_exception_text(monkeypatch):
     monkeypatch.setenv("TRITONIZE_DEBUG_ERRORS", "1")
-    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op="surrogate-message"), RULES)
+    reply = answer_one(LoadedPredictor(Hostile()), b"{}", params(op="surrogate-message"), RULES)
     assert "ValueError: secret \\udcff path /etc/x" in reply.message
 
 
@@ -79,7 +78,7 @@ def test_one_bad_request_in_a_batch_fails_alone():
         (b"1", "{}"),
         (b"hi", params(content_type="text/plain; charset=undefined")),
     ]
-    replies = handle_batch(LoadedPredictor(Batch()), items, RULES)
+    replies = answer_batch(LoadedPredictor(Batch()), items, RULES)
     assert [r.status for r in replies] == [400, 200, 400] and json.loads(replies[1].body) == {"n": 1}
 
 
@@ -95,7 +94,7 @@ def test_post_predict_runs_after_the_reply_with_its_own_result():
     hostile.post_delay = 0.5
     predictor = LoadedPredictor(hostile)
     started = time.monotonic()
-    reply = handle_request(predictor, b'{"a": 1}', params(tag="1"), RULES)
+    reply = answer_one(predictor, b'{"a": 1}', params(tag="1"), RULES)
     assert reply.status == 200 and time.monotonic() - started < 0.3  # not delayed by post_predict
     assert hostile.post == [] and wait_for(lambda: len(hostile.post) == 1)
     assert hostile.post == [({"echo": {"a": 1}}, {"a": 1}, {"tag": "1"})]
@@ -108,7 +107,7 @@ def test_post_predict_with_batching_gets_each_requests_own_item():
 
     batch = Batch()
     predictor = LoadedPredictor(batch)
-    handle_batch(predictor, [(b"1", params(t="a")), (b"{bad", "{}"), (b"2", params(t="b"))], RULES)
+    answer_batch(predictor, [(b"1", params(t="a")), (b"{bad", "{}"), (b"2", params(t="b"))], RULES)
     assert wait_for(lambda: len(batch.post) == 2)
     assert batch.post == [({"i": 1}, 1, {"t": "a"}), ({"i": 2}, 2, {"t": "b"})]
 
@@ -124,7 +123,7 @@ def test_post_predict_for_typed_tensors_gets_each_requests_own_arrays():
         "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}],
     }
     items = [({"x": np.array([[1, 2]], np.float32)}, params(t="a")), ({"x": np.array([[3, 4]], np.float32)}, "{}")]
-    handle_tensor_requests(LoadedPredictor(typed), items, tensors, RULES, batching=True)
+    answer_tensors(LoadedPredictor(typed), items, tensors, RULES, batching=True)
     assert wait_for(lambda: len(typed.post) == 2)
     (y0, x0, q0), (y1, x1, _) = typed.post
     assert y0["y"].tolist() == [[3.0]] and x0["x"].tolist() == [[1, 2]] and q0 == {"t": "a"}
@@ -134,8 +133,8 @@ def test_post_predict_for_typed_tensors_gets_each_requests_own_arrays():
 def test_post_predict_failure_is_logged_and_the_worker_keeps_going(caplog):
     hostile = Hostile()
     predictor = LoadedPredictor(hostile)
-    handle_request(predictor, b"1", params(post="exit"), RULES)
-    handle_request(predictor, b"2", "{}", RULES)
+    answer_one(predictor, b"1", params(post="exit"), RULES)
+    answer_one(predictor, b"2", "{}", RULES)
     assert wait_for(lambda: len(hostile.post) == 1) and "post_predict() failed" in caplog.text
 
 

@@ -11,8 +11,8 @@ import random
 import numpy as np
 import pytest
 
-from tritonize.adapter.runtime.dispatch import Dispatcher
 from tritonize.adapter.runtime.params import ParameterRules
+from tritonize.adapter.runtime.pipeline import Pipeline
 from tritonize.adapter.runtime.predictor import LoadedPredictor
 
 RULES = ParameterRules(header_pattern="^x-", forward_sensitive=False)
@@ -139,7 +139,7 @@ def check(reply):
 
 
 def test_bodies_content_types_and_parameters():
-    dispatcher = Dispatcher(LoadedPredictor(Weird()), {}, RULES)
+    dispatcher = Pipeline(LoadedPredictor(Weird()), {}, RULES)
     for body, content_type, parameters in itertools.product(BODIES, CONTENT_TYPES, PARAMETERS):
         if content_type is not None and parameters.startswith("{") and parameters != "{" * 5000:
             try:
@@ -160,7 +160,7 @@ def test_odd_results_and_exceptions(kind):
         predictor = Weird()
         if batching:
             predictor = BatchedWeird()
-        dispatcher = Dispatcher(LoadedPredictor(predictor), {"predictor_batching": batching}, RULES)
+        dispatcher = Pipeline(LoadedPredictor(predictor), {"predictor_batching": batching}, RULES)
         body = dispatcher.body(np.array([[b"{}"]], dtype=object))
         for reply in dispatcher.answer([(body, json.dumps({"r": kind})), (body, "{}")]):
             check(reply)
@@ -169,7 +169,7 @@ def test_odd_results_and_exceptions(kind):
 
 def test_random_bytes_everywhere():
     rng = random.Random(1234)
-    dispatcher = Dispatcher(LoadedPredictor(Weird()), {}, RULES)
+    dispatcher = Pipeline(LoadedPredictor(Weird()), {}, RULES)
     for _ in range(2000):
         body = bytes(rng.getrandbits(8) for _ in range(rng.randrange(40)))
         text = "".join(chr(rng.choice([rng.randrange(32, 127), rng.randrange(0xD800, 0xE000), 0])) for _ in range(8))

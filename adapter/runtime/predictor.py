@@ -53,7 +53,7 @@ class LoadedPredictor:
     def post_predict(self, response, payload, query_params, headers, nbytes=0):
         """Queue post_predict (if defined) for the background worker; never blocks, never raises.
 
-        nbytes: the size of the request's body or input tensors, for the queue's byte bound."""
+        nbytes: about the memory the call holds (the payload and response it takes), for the queue's bound."""
         if self._post_worker is None:
             return
         values = (response, payload, query_params, headers)
