@@ -204,26 +204,19 @@ class TritonPythonModel:
     def _init_error_metric(self):
         # Triton 2.51 counts python-backend error responses as successes: count them here
         # (read by `tritonize status` and dashboards; Triton serves it in /metrics).
-        self.error_metrics = {}
-        try:
-            self.error_family = pb_utils.MetricFamily(
-                name=self.constants.ERROR_METRIC,
-                description="Requests a tritonize API answered with an error, by HTTP status",
-                kind=pb_utils.MetricFamily.COUNTER,
-            )
-        except Exception as exc:  # metrics disabled or unsupported: serving goes on
-            self.error_family = None
-            self.log.warning("%s: no %s metric: %s", self.model_name, self.constants.ERROR_METRIC, exc)
+        from tritonize_runtime.metrics import COUNTER, triton_metric
+
+        description = "Requests a tritonize API answered with an error, by HTTP status"
+        self.error_metric = triton_metric(self.constants.ERROR_METRIC, description, COUNTER, owner=self.model_name)
+        self.error_labels = {}  # status -> its labels
 
     def _count_error(self, status):
-        if self.error_family is None:
+        if self.error_metric is None:
             return
-        metric = self.error_metrics.get(status)
-        if metric is None:
-            metric = self.error_metrics[status] = self.error_family.Metric(
-                labels={"model": self.model_name, "status": str(status)}
-            )
-        metric.increment(1)
+        labels = self.error_labels.get(status)
+        if labels is None:
+            labels = self.error_labels[status] = (("model", self.model_name), ("status", str(status)))
+        self.error_metric.apply(labels, 1)
 
     def _error(self, status, message):
         self._count_error(status)

@@ -314,3 +314,43 @@ def test_untagged_stream_errors_get_tritons_http_statuses():
         "inference request batch-size must be <= 8",
     )
     assert stream_error_status("broken", 503) == (503, "broken")
+
+
+class UnreadableRequest(FakeRequest):
+    """What Triton hands over when a forwarded header or gRPC metadata value is not UTF-8."""
+
+    def parameters(self):
+        raise UnicodeDecodeError("utf-8", b"\xff\xfe", 0, 1, "invalid start byte")
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_a_request_whose_parameters_cannot_be_read_gets_a_400_and_its_stream_ends(batching):
+    called = []
+
+    def predict(payload):
+        called.append(payload)
+        yield [1] * len(payload) if batching else 1
+
+    log = []
+    bad, good = FakeSender(log), FakeSender(log)
+    _executor(Predictor(predict), batching=batching).execute(
+        [UnreadableRequest(bad, b"{}"), FakeRequest(good, b'{"ok": 1}')]
+    )
+    _wait_final(log, [bad, good])  # before the shared pipeline, the bad one never got its final flag
+    (reply,) = [r for s, r, _ in log if s is bad and r is not None]
+    assert reply.status == 400 and "not valid UTF-8" in reply.message
+    assert [r.status for s, r, _ in log if s is good and r is not None] == [200]
+    assert called == ([[{"ok": 1}]] if batching else [{"ok": 1}])
+
+
+def test_a_request_whose_input_cannot_be_read_gets_a_500_and_its_stream_ends():
+    def unreadable(request, name):
+        raise RuntimeError("the tensor's shared memory is gone")
+
+    log = []
+    sender = FakeSender(log)
+    pipeline = Pipeline(Predictor(lambda payload: iter([1])), {}, RULES)
+    StreamExecutor(pipeline, 2, unreadable, lambda reply: reply, FINAL).execute([FakeRequest(sender, b"{}")])
+    _wait_final(log, [sender])
+    (reply,) = [r for _, r, _ in log if r is not None]
+    assert reply.status == 500 and reply.message.startswith("[500] internal server error (error id ")
