@@ -7,9 +7,7 @@ that never serves a request.
 """
 
 import json
-import logging
 import os
-import sys
 import time
 
 import numpy as np
@@ -21,33 +19,15 @@ VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 _MAX_CACHED_CONTENT_TYPES = 64
 
 
-def _setup_logging():
-    logger = logging.getLogger("tritonize")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[tritonize %(process)d] %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    return logger
-
-
-def _line_buffered_output():
-    # The stub's stdout/stderr are pipes to tritonserver: block-buffered, a predictor's print()
-    # would show only when the process exits, or never if it is killed.
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(line_buffering=True)
-        except (AttributeError, ValueError):  # replaced by something without reconfigure
-            pass
-
-
 class TritonPythonModel:
     def initialize(self, args):
         from tritonize_runtime.device import device_config, pin_device
+        from tritonize_runtime.environment import prepare_stub
 
-        # First: restrict this instance process to its GPU (or to none) before any user import.
+        # First, before any user import: UTF-8 text I/O and tritonize's own log (the stub sets no
+        # locale), and this instance process restricted to its GPU (or to none).
+        self.log = prepare_stub()
         device = pin_device(args)
-        _line_buffered_output()
         from tritonize_runtime import constants
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
         from tritonize_runtime.params import ParameterRules
@@ -55,7 +35,6 @@ class TritonPythonModel:
         from tritonize_runtime.predictor import load_predictor
         from tritonize_runtime.reply import Reply, internal_reply
 
-        self.log = _setup_logging()
         self.constants = constants
         self.model_name = args["model_name"]
         self.input_name, self.output_name = constants.INPUT_NAME, constants.OUTPUT_NAME
