@@ -260,3 +260,41 @@ def test_post_predict_queue_is_bounded_in_bytes_too():
     worker.submit({"i": 3}, 30)
     worker.stop(5)
     assert calls[1:] == [{"i": 2}, {"i": 3}] and worker.dropped == 0
+
+
+def _items(item, n=20000):
+    return b"[" + b",".join([item] * n) + b"]"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        _items(b"{}"),
+        _items(b"[]"),
+        _items(b'{"a":{}}'),
+        _items(b'{"a":0}'),
+        _items(b'{"a":1,"b":2.5,"c":"xy"}'),
+        b"{" + b",".join(b'"k%d":0' % i for i in range(20000)) + b"}",
+        _items(b"1.5"),
+        _items(b"123456"),
+        _items(b'"ab"'),
+        _items(b'"\xc3\xa9t\xc3\xa9"'),
+        b'"' + "\U0001f600".encode() + b"x" * 100000 + b'"',
+        b'{"x": [1.0, 2.0, 3.0, 4.0]}',
+        b"{}",
+    ],
+    ids=lambda document: document[:12].decode("utf-8", "replace"),
+)
+def test_json_held_bytes_is_at_least_what_the_parsed_document_holds(document):
+    import tracemalloc
+
+    from tritonize.adapter.runtime.post_predict import json_held_bytes
+
+    tracemalloc.start()
+    try:
+        parsed = json.loads(document)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert parsed is not None
+    assert held <= json_held_bytes(document) <= 70 * (len(document) + 1)

@@ -32,9 +32,9 @@ def json_held_bytes(document):
     over the objects: it runs per request). Reading a few counts costs well under a microsecond
     for a typical body; a small one is not even read: at most every byte is a token)."""
     if len(document) <= _SMALL_DOCUMENT:
-        return _WORST_PER_BYTE * len(document)
+        return _WORST_PER_BYTE * (len(document) + 1)
     size = len(document) if document.isascii() else HELD_BYTES_PER_NON_ASCII_CHAR * len(document)
-    tokens = document.count(b",") + document.count(b":") + document.count(b"[") + document.count(b"{")
+    tokens = 1 + document.count(b",") + document.count(b":") + document.count(b"[") + document.count(b"{")
     return size + HELD_BYTES_PER_JSON_TOKEN * tokens
 
 
