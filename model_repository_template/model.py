@@ -37,7 +37,7 @@ class TritonPythonModel:
 
         self.constants = constants
         self.model_name = args["model_name"]
-        self.input_name, self.output_name = constants.INPUT_NAME, constants.OUTPUT_NAME
+        self.output_name = constants.OUTPUT_NAME
         self.content_type_output_name = constants.CONTENT_TYPE_OUTPUT_NAME
         self._content_types = {}  # content type -> its output tensor (see _content_type)
         self.Reply = Reply

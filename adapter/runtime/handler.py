@@ -53,8 +53,6 @@ def _held_bytes(body, content_type):
 class BodyStages:
     """The body API's read, decode, arguments, split and encode (see pipeline.Pipeline)."""
 
-    input_names = (INPUT_NAME,)
-
     def __init__(self, predictor, rules, max_body_bytes=0):
         self.predictor, self.rules, self.max_body_bytes = predictor, rules, max_body_bytes
         self.wants_payload = predictor.wants_payload

@@ -37,9 +37,6 @@ class Pipeline:
             self.stages = TensorStages(predictor, rules, self.tensors)
         else:
             self.stages = BodyStages(predictor, rules, max_body_bytes)
-        self.input_names = list(self.stages.input_names)
-        if not self.tensors:
-            self.body = self.stages.body  # read for callers without a Triton request: the `payload` array -> bytes
 
     # --- read -----------------------------------------------------------------------------------
 
@@ -57,6 +54,11 @@ class Pipeline:
             return self.stages.read(request, input_array), parameters
         except BaseException as exc:
             return internal_reply("reading the request's input tensors failed", exc), parameters
+
+    def body(self, values):
+        """read, for a body API's caller without a Triton request: the `payload` array (or None) ->
+        the body bytes, or an error Reply."""
+        return self.stages.body(values)
 
     # --- decode ---------------------------------------------------------------------------------
 
