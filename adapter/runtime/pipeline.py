@@ -83,11 +83,11 @@ class Pipeline:
         """items: [(inputs or an error Reply, parameters JSON)] -> one answer per item: a Reply,
         or for typed APIs a dict of output arrays. Without batching each request is its own group."""
         if not self.batching:
-            decode, answer_group = self._decode, self._answer_group
+            decode, answer_one = self._decode, self._answer_one
             answers = []
             for inputs, parameters_json in items:
                 decoded = decode(inputs, parameters_json)
-                answers.append(decoded if isinstance(decoded, Reply) else answer_group((decoded,))[0])
+                answers.append(decoded if isinstance(decoded, Reply) else answer_one(decoded))
             return answers
         answers = [self._decode(inputs, parameters_json) for inputs, parameters_json in items]
         positions = [position for position, decoded in enumerate(answers) if not isinstance(decoded, Reply)]
@@ -97,16 +97,26 @@ class Pipeline:
                 answers[position] = answer
         return answers
 
+    def _rows(self, group, batching):
+        """predict, then split: one result per request of the group, or the Reply they all get."""
+        try:
+            return self.stages.rows(self._predict(group), group, batching)
+        except RequestError as error:  # stacking refused, or the contract violated (the reason: logged)
+            return error_reply(error)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: these requests fail, the server stays
+            return error_reply(error_for_exception(exc))
+
+    def _answer_one(self, decoded):
+        """A group of one (without batching, every request): predict, split, encode."""
+        rows = self._rows((decoded,), False)
+        return rows if isinstance(rows, Reply) else self.stages.encode(rows[0], decoded)
+
     def _answer_group(self, group):
         """predict, split and encode for one group of decoded requests -> one answer each."""
-        stages = self.stages
-        try:
-            rows = stages.rows(self._predict(group), group, self.batching)
-        except RequestError as error:  # stacking refused, or the contract violated (the reason: logged)
-            return [error_reply(error)] * len(group)
-        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: these requests fail, the server stays
-            return [error_reply(error_for_exception(exc))] * len(group)
-        encode = stages.encode
+        rows = self._rows(group, self.batching)
+        if isinstance(rows, Reply):
+            return [rows] * len(group)
+        encode = self.stages.encode
         return [encode(row, decoded) for row, decoded in zip(rows, group)]
 
     # --- stream: predict once, then split and encode each step ----------------------------------
