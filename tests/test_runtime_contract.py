@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from pipeline_helpers import answer_batch, answer_one, answer_tensors
+from pipeline_helpers import answer_batch, answer_one, answer_tensors, stream_one
 
 from tritonize.adapter.runtime.metrics import COUNTER, MemorySink, MetricNameError, MetricsClient, Recorder, TritonSink
 from tritonize.adapter.runtime.params import ParameterRules
@@ -60,6 +60,22 @@ def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
     reply.body.decode("utf-8")  # always valid UTF-8 for Triton's error object
     error_id = reply.message.split("error id ")[1].rstrip(")")
     assert error_id in caplog.text
+
+
+class StreamingHostile(Hostile):
+    def predict(self, payload, query_params):
+        yield Hostile.predict(self, payload, query_params)
+
+
+@pytest.mark.parametrize(
+    "op", ["surrogate-text", "surrogate-message", "system-exit", "keyboard-interrupt", "base-exception", "unprintable"]
+)
+def test_hostile_streaming_predictor_ends_its_stream_with_a_plain_500(op, caplog):
+    (reply,) = list(stream_one(LoadedPredictor(StreamingHostile()), b"{}", params(op=op), RULES))
+    assert reply.status == 500 and reply.message.startswith("internal server error (error id ")
+    assert "secret" not in reply.message and "Traceback" not in reply.message
+    reply.body.decode("utf-8")
+    assert reply.message.split("error id ")[1].rstrip(")") in caplog.text
 
 
 def test_debug_errors_show_the_exception_text(monkeypatch):
