@@ -314,3 +314,26 @@ def test_json_held_bytes_is_at_least_what_the_parsed_document_holds(document):
         tracemalloc.stop()
     assert parsed is not None
     assert held <= json_held_bytes(document) <= 70 * (len(document) + 1)
+
+
+def test_the_queue_bound_counts_the_parsed_payload_not_the_body():
+    """1 KiB of [{},{},...] is ~24 KiB of objects: a 10 KiB bound holds one such call, not ten."""
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, payload):
+            return len(payload)
+
+        def post_predict(self, payload):
+            release.wait(10)
+
+    predictor = LoadedPredictor(Slow())
+    predictor._post_worker = PostPredictWorker(predictor._post_worker._function, max_bytes=10 * 1024)
+    body = b"[" + b",".join([b"{}"] * 350) + b"]"
+    assert len(body) < 1100
+    for _ in range(3):
+        assert answer_one(predictor, body, "{}", RULES).status == 200
+    # The first call is taken alone; the next ones would hold more than 10 KiB with it (by body bytes: 3 KiB).
+    assert predictor._post_worker.dropped >= 1
+    release.set()
+    predictor.stop()

@@ -11,7 +11,7 @@ from .codec import JSON, decode_payload, encode_result, is_json_media_type, pars
 from .constants import INPUT_NAME
 from .errors import PredictorFailure, RequestError, internal_error
 from .params import split_parameters
-from .post_predict import json_held_bytes
+from .post_predict import held_arguments, json_held_bytes
 from .reply import Reply, error_reply, text_reply
 
 
@@ -56,9 +56,7 @@ class BodyStages:
     def __init__(self, predictor, rules, max_body_bytes=0):
         self.predictor, self.rules, self.max_body_bytes = predictor, rules, max_body_bytes
         self.wants_payload = predictor.wants_payload
-        post_args = getattr(predictor, "post_predict_args", None)
-        self.posts = post_args is not None  # post_predict defined: queued per request, with what it takes
-        self.posts_payload, self.posts_response = "payload" in (post_args or ()), "response" in (post_args or ())
+        self.posts, self.posts_payload, self.posts_response = held_arguments(predictor)
 
     def read(self, request, input_array):
         """read: the one body held by the request's `payload` tensor -> bytes, or an error Reply.

@@ -27,6 +27,12 @@ _WORST_PER_BYTE = HELD_BYTES_PER_NON_ASCII_CHAR + HELD_BYTES_PER_JSON_TOKEN
 _SMALL_DOCUMENT = 1024
 
 
+def held_arguments(predictor):
+    """(post_predict defined?, it takes the payload?, it takes the response?): what a queued call holds."""
+    names = getattr(predictor, "post_predict_args", None)
+    return names is not None, "payload" in (names or ()), "response" in (names or ())
+
+
 def json_held_bytes(document):
     """An upper estimate of the memory json.loads(document) holds, from the bytes alone (no walk
     over the objects: it runs per request). Reading a few counts costs well under a microsecond

@@ -10,6 +10,7 @@ import numpy as np
 
 from .errors import BadRequest, PredictorFailure
 from .params import split_parameters
+from .post_predict import held_arguments
 from .reply import text_reply
 
 # numpy dtype name -> Triton data type (config.pbtxt TYPE_<x>).
@@ -157,9 +158,7 @@ class TensorStages:
         self.predictor, self.rules = predictor, rules
         self.declared_inputs, self.declared_outputs = tensors["inputs"], tensors["outputs"]
         self.input_names = tuple(spec["name"] for spec in self.declared_inputs)
-        post_args = getattr(predictor, "post_predict_args", None)
-        self.posts = post_args is not None
-        self.posts_payload, self.posts_response = "payload" in (post_args or ()), "response" in (post_args or ())
+        self.posts, self.posts_payload, self.posts_response = held_arguments(predictor)
 
     def read(self, request, input_array):
         """read: {name: array} of the declared inputs, input_array(request, name) -> array or None;
