@@ -1,9 +1,9 @@
 """Per-request cost of the runtime's request path, in-process, against a baseline git ref.
 
-    .venv/bin/python benchmarks/runtime_overhead.py [--baseline layout-v2] [--rounds 7]
+    .venv/bin/python benchmarks/runtime_overhead.py [--baseline <git ref>] [--rounds 7]
 
 Both runtimes (this tree's adapter/runtime and the baseline's, from `git archive`)
-answer the same requests through Dispatcher.answer(); rounds alternate between them
+answer the same requests through Pipeline.answer() (Dispatcher.answer() before it); rounds alternate between them
 so that machine load hits both alike. Prints us/request per case and the ratio.
 """
 
@@ -42,7 +42,12 @@ def load_runtime(name, source_dir):
     package = os.path.join(root, name)
     subprocess.run(["cp", "-r", source_dir, package], check=True)
     sys.path.insert(0, root)
-    return {part: importlib.import_module(f"{name}.{part}") for part in ("dispatch", "params", "predictor")}
+    modules = {part: importlib.import_module(f"{name}.{part}") for part in ("params", "predictor")}
+    try:  # the request pipeline (pipeline.Pipeline); before it, dispatch.Dispatcher with the same body()/answer()
+        modules["pipeline"] = importlib.import_module(f"{name}.pipeline").Pipeline
+    except ImportError:
+        modules["pipeline"] = importlib.import_module(f"{name}.dispatch").Dispatcher
+    return modules
 
 
 def extract_baseline(ref):
@@ -69,7 +74,7 @@ def cases(runtime):
 
     def dispatcher(cls, batching=False):
         predictor = modules["predictor"].LoadedPredictor(cls())
-        return modules["dispatch"].Dispatcher(predictor, _Settings(predictor_batching=batching), rules)
+        return modules["pipeline"](predictor, _Settings(predictor_batching=batching), rules)
 
     single, posted, batched = dispatcher(Echo), dispatcher(EchoWithPostPredict), dispatcher(Batch, True)
     return {
@@ -90,7 +95,7 @@ def timed(function, n):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--baseline", default="layout-v2")
+    parser.add_argument("--baseline", default="HEAD", help="a git ref (default: the last commit)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("-n", type=int, default=5000)
     args = parser.parse_args()

@@ -3,7 +3,7 @@
     python benchmarks/stream_bench.py [--reps 2] [--duration 4] [--write]
 
 * TTFC (time to first chunk) at concurrency 1, through tritonize (gRPC stream and HTTP SSE) minus
-  the same generator's TTFC in-process (runtime/streaming.py's stream_replies, no Triton): goal <= 2 ms.
+  the same generator's TTFC in-process (the runtime's Pipeline.stream, no Triton): goal <= 2 ms.
 * Chunk throughput at concurrency 16, each stream 64 small JSON chunks with no work, divided by the
   same generator consumed in-process (one thread): goal >= 0.5 on a 2-core machine.
 * PyTriton 0.7's decoupled @batch model (benchmarks/pytriton_stream.py) on the same work and client.
@@ -30,7 +30,8 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import harness  # noqa: E402
 
 from tritonize.adapter.runtime.params import ParameterRules  # noqa: E402
-from tritonize.adapter.runtime.streaming import stream_replies  # noqa: E402
+from tritonize.adapter.runtime.pipeline import Pipeline  # noqa: E402
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings  # noqa: E402
 from tritonize.client import stream_load  # noqa: E402
 
 CHUNKS = 64
@@ -55,15 +56,17 @@ class _Predictor:
 
 
 def in_process(seconds=2.0):
-    """(TTFC in ms, chunks/s) of stream_replies on the bench predictor, no Triton."""
-    predictor, rules = _Predictor(), ParameterRules()
+    """(TTFC in ms, chunks/s) of the runtime's stream pipeline on the bench predictor, no Triton."""
+    pipeline = Pipeline(
+        _Predictor(), ApiSettings(name="bench", predictor=PredictorSettings(path="p.py")), ParameterRules()
+    )
     ttfcs, chunks, start = [], 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         t0 = time.perf_counter()
-        replies = stream_replies(predictor, BODY, "{}", rules)
-        next(replies)
+        steps = pipeline.stream([(BODY, "{}")])
+        next(steps)
         ttfcs.append(time.perf_counter() - t0)
-        chunks += 1 + sum(1 for _ in replies)
+        chunks += 1 + sum(1 for events in steps for _, reply in events if reply is not None)
     return statistics.median(ttfcs) * 1e3, chunks / (time.perf_counter() - start)
 
 
@@ -161,7 +164,7 @@ def render(rows, local, args, load_before, load_after):
         "",
         f"Generator of {CHUNKS} small JSON chunks, no work; closed loop, {args.reps} interleaved reps of "
         f"{args.duration:g} s, medians; load average {load_before[0]:.1f} before, {load_after[0]:.1f} after "
-        f"(2 cores, client on the same machine). In-process (stream_replies, no Triton): TTFC "
+        f"(2 cores, client on the same machine). In-process (Pipeline.stream, no Triton): TTFC "
         f"{ttfc_local * 1e3:.0f} us, {chunks_local:,.0f} chunks/s on one thread.",
         "",
         "| server | protocol | TTFC c=1 p50 (ms) | TTFC - in-process (ms) | TTFC c=1, 1-chunk stream (ms) "

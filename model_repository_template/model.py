@@ -6,9 +6,7 @@ imported in initialize(), because Triton may import this file in a process
 that never serves a request.
 """
 
-import logging
 import os
-import sys
 import time
 
 import numpy as np
@@ -20,45 +18,26 @@ VERSION_DIR = os.path.dirname(os.path.abspath(__file__))
 _MAX_CACHED_CONTENT_TYPES = 64
 
 
-def _setup_logging():
-    logger = logging.getLogger("tritonize")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("[tritonize %(process)d] %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    return logger
-
-
-def _line_buffered_output():
-    # The stub's stdout/stderr are pipes to tritonserver: block-buffered, a predictor's print()
-    # would show only when the process exits, or never if it is killed.
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(line_buffering=True)
-        except (AttributeError, ValueError):  # replaced by something without reconfigure
-            pass
-
-
 class TritonPythonModel:
     def initialize(self, args):
         from tritonize_runtime.device import device_config, pin_device
+        from tritonize_runtime.environment import prepare_stub
 
-        # First: restrict this instance process to its GPU (or to none) before any user import.
+        # First, before any user import: UTF-8 text I/O and tritonize's own log (the stub sets no
+        # locale), and this instance process restricted to its GPU (or to none).
+        self.log = prepare_stub()
         device = pin_device(args)
-        _line_buffered_output()
         from tritonize_runtime import constants
-        from tritonize_runtime.dispatch import BAD_PARAMETERS_REPLY, Dispatcher, internal_reply
         from tritonize_runtime.errors import PredictorLoadError, triton_code_for_status
-        from tritonize_runtime.handler import Reply
         from tritonize_runtime.params import ParameterRules
+        from tritonize_runtime.pipeline import Pipeline
         from tritonize_runtime.predictor import load_predictor
+        from tritonize_runtime.reply import Reply, internal_reply
         from tritonize_runtime.repository_model import read_api_settings
 
-        self.log = _setup_logging()
         self.constants = constants
         self.model_name = args["model_name"]
-        self.input_name, self.output_name = constants.INPUT_NAME, constants.OUTPUT_NAME
+        self.output_name = constants.OUTPUT_NAME
         self.content_type_output_name = constants.CONTENT_TYPE_OUTPUT_NAME
         self._content_types = {}  # content type -> its output tensor (see _content_type)
         self.Reply = Reply
@@ -76,8 +55,8 @@ class TritonPythonModel:
             # Raise a short message: the full traceback is in the status file and the log.
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
-        self.dispatcher = Dispatcher(predictor, settings, ParameterRules(), max_body_bytes)
-        self.bad_parameters_reply, self.internal_reply = BAD_PARAMETERS_REPLY, internal_reply
+        self.pipeline = Pipeline(predictor, settings, ParameterRules(), max_body_bytes)
+        self.internal_reply = internal_reply
         self.streams = self._stream_executor(settings) if settings.streaming else None
         self._init_error_metric()
         self.busy_since = None  # monotonic start of the running execute(), for the request timeout
@@ -118,31 +97,13 @@ class TritonPythonModel:
         return RequestTimeout(self, self.model_name, instance, timeout_s).start()
 
     def _execute(self, requests):
-        dispatcher, input_name = self.dispatcher, self.input_name
-        if dispatcher.tensors:
-
-            def read(request):
-                return dispatcher.arrays(lambda name: _input_array(request, name))
-
-            respond = self._tensor_response
-        else:
-
-            def read(request):
-                return dispatcher.body(_input_array(request, input_name))
-
-            respond = self._body_response
-        items = [self._item(request, read) for request in requests]
-        return [self._respond(respond, answer) for answer in dispatcher.answer(items)]
+        # The runtime's one request pipeline (tritonize_runtime/pipeline.py): read, decode, predict, split, encode.
+        pipeline = self.pipeline
+        respond = self._tensor_response if pipeline.tensors else self._body_response
+        answers = pipeline.answer([pipeline.read(request, _input_array) for request in requests])
+        return [self._respond(respond, answer) for answer in answers]
 
     # --- Failure handling around execute(): every request gets its own answer, no traceback leaves ---
-
-    def _item(self, request, read_inputs):
-        """(inputs or an error Reply, parameters JSON) for one request."""
-        try:
-            parameters = request.parameters()
-        except UnicodeDecodeError:  # a forwarded header or gRPC metadata value that is not UTF-8
-            return self.bad_parameters_reply, "{}"
-        return read_inputs(request), parameters
 
     def _respond(self, respond, answer):
         """One request's InferenceResponse; if building it fails, that request alone gets a 500."""
@@ -168,21 +129,16 @@ class TritonPythonModel:
         timeout = getattr(self, "request_timeout", None)
         if timeout is not None:
             timeout.stop()
-        dispatcher = getattr(self, "dispatcher", None)
-        if dispatcher is not None:
-            dispatcher.predictor.stop()  # queued post_predict calls, pending metrics
+        pipeline = getattr(self, "pipeline", None)
+        if pipeline is not None:
+            pipeline.predictor.stop()  # queued post_predict calls, pending metrics
         close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
 
     def _stream_executor(self, settings):
         from tritonize_runtime.streaming import StreamExecutor
 
-        return StreamExecutor(
-            self.dispatcher,
-            settings.stream_threads,
-            lambda request: self.dispatcher.body(_input_array(request, self.input_name)),
-            self._stream_body_response,
-            pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
-        )
+        final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        return StreamExecutor(self.pipeline, settings.stream_threads, _input_array, self._stream_body_response, final)
 
     def _body_response(self, reply):
         if not reply.ok:
@@ -225,26 +181,19 @@ class TritonPythonModel:
     def _init_error_metric(self):
         # Triton 2.51 counts python-backend error responses as successes: count them here
         # (read by `tritonize status` and dashboards; Triton serves it in /metrics).
-        self.error_metrics = {}
-        try:
-            self.error_family = pb_utils.MetricFamily(
-                name=self.constants.ERROR_METRIC,
-                description="Requests a tritonize API answered with an error, by HTTP status",
-                kind=pb_utils.MetricFamily.COUNTER,
-            )
-        except Exception as exc:  # metrics disabled or unsupported: serving goes on
-            self.error_family = None
-            self.log.warning("%s: no %s metric: %s", self.model_name, self.constants.ERROR_METRIC, exc)
+        from tritonize_runtime.metrics import COUNTER, triton_metric
+
+        description = "Requests a tritonize API answered with an error, by HTTP status"
+        self.error_metric = triton_metric(self.constants.ERROR_METRIC, description, COUNTER, owner=self.model_name)
+        self.error_labels = {}  # status -> its labels
 
     def _count_error(self, status):
-        if self.error_family is None:
+        if self.error_metric is None:
             return
-        metric = self.error_metrics.get(status)
-        if metric is None:
-            metric = self.error_metrics[status] = self.error_family.Metric(
-                labels={"model": self.model_name, "status": str(status)}
-            )
-        metric.increment(1)
+        labels = self.error_labels.get(status)
+        if labels is None:
+            labels = self.error_labels[status] = (("model", self.model_name), ("status", str(status)))
+        self.error_metric.apply(labels, 1)
 
     def _error(self, status, message):
         self._count_error(status)

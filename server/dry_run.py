@@ -11,11 +11,10 @@ from tritonize.adapter.build import load_apis
 from tritonize.adapter.repository import api_settings, check_api_sources
 from tritonize.adapter.runtime.constants import DEBUG_ERRORS_ENV
 from tritonize.adapter.runtime.device import device_config
-from tritonize.adapter.runtime.dispatch import Dispatcher, as_triton_input, error_reply
-from tritonize.adapter.runtime.handler import Reply
 from tritonize.adapter.runtime.params import ParameterRules, request_parameters
+from tritonize.adapter.runtime.pipeline import Pipeline, as_triton_input
 from tritonize.adapter.runtime.predictor import load_predictor
-from tritonize.adapter.runtime.streaming import batch_stream_replies, stream_replies
+from tritonize.adapter.runtime.reply import Reply, text_reply
 from tritonize.client.headers import http_headers
 from tritonize.errors import SpecError
 
@@ -51,7 +50,7 @@ def _prepare(source, content_type, query_params, headers, api_name, class_name, 
 
 @contextlib.contextmanager
 def _predictor_process(api, rules):
-    """The API's Dispatcher, loaded here; the predictor changes cwd, sys.path and the environment
+    """The API's request Pipeline, loaded here; the predictor changes cwd, sys.path and the environment
     as in a server process: undone after."""
     cwd, path, environ = os.getcwd(), list(sys.path), dict(os.environ)
     os.environ[DEBUG_ERRORS_ENV] = "1"  # a development tool: 500 answers show the exception text
@@ -60,7 +59,7 @@ def _predictor_process(api, rules):
         # No instance process to pin here: the predictor runs in this process, told "cpu".
         predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
         try:
-            yield Dispatcher(predictor, settings, rules)
+            yield Pipeline(predictor, settings, rules)
         finally:
             predictor.stop()  # post_predict runs in the background: let it finish before this process exits
     finally:
@@ -87,8 +86,8 @@ def dry_run(
     )
     if api.streaming:
         raise SpecError(f"{api.name} is a streaming API (its predict() yields): use `tritonize test --stream`")
-    with _predictor_process(api, rules) as dispatcher:
-        return answer_one(api, dispatcher, body, parameters_json), warnings
+    with _predictor_process(api, rules) as pipeline:
+        return answer_one(api, pipeline, body, parameters_json), warnings
 
 
 def dry_run_stream(
@@ -112,33 +111,33 @@ def dry_run_stream(
 
 
 def _stream(api, rules, body, parameters_json):
-    with _predictor_process(api, rules) as dispatcher:
-        body = dispatcher.body(np.array([[body]], dtype=np.object_))
-        if not dispatcher.batching:
-            yield from stream_replies(dispatcher.predictor, body, parameters_json, rules)
-            return
-        # A batch of one, as Triton would hand it; None (finished) ends it.
-        for events in batch_stream_replies(dispatcher.predictor, [(body, parameters_json)], rules):
-            for _, reply in events:
-                if reply is None:
-                    return
-                yield reply
+    with _predictor_process(api, rules) as pipeline:
+        # One request (with batching: a batch of one), as Triton would hand it; None (finished) ends it.
+        steps = pipeline.stream([(pipeline.body(np.array([[body]], dtype=np.object_)), parameters_json)])
+        try:
+            for events in steps:
+                for _, reply in events:
+                    if reply is None:
+                        return
+                    yield reply
+        finally:
+            steps.close()
 
 
-def answer_one(api, dispatcher, body, parameters_json):
-    """One request, shaped as Triton would hand it to the model, through the server's own dispatch."""
+def answer_one(api, pipeline, body, parameters_json):
+    """One request, shaped as Triton would hand it to the model, through the server's own pipeline."""
     if not api.tensors:
-        (reply,) = dispatcher.answer([(dispatcher.body(np.array([[body]], dtype=np.object_)), parameters_json)])
+        (reply,) = pipeline.answer([(pipeline.body(np.array([[body]], dtype=np.object_)), parameters_json)])
         return reply
     try:
         values = json.loads(body)
         arrays = {t["name"]: as_triton_input(values[t["name"]], t["dtype"]) for t in api.tensors["inputs"]}
     except RecursionError:
-        return error_reply(400, "--data is JSON nested too deeply")
+        return text_reply(400, "--data is JSON nested too deeply")
     except (ValueError, KeyError, TypeError) as exc:
         names = ", ".join(t["name"] for t in api.tensors["inputs"])
-        return error_reply(400, f"--data for a typed API must be JSON {{tensor: values}} with inputs {names}: {exc!r}")
-    (answer,) = dispatcher.answer([(arrays, parameters_json)])
+        return text_reply(400, f"--data for a typed API must be JSON {{tensor: values}} with inputs {names}: {exc!r}")
+    (answer,) = pipeline.answer([(arrays, parameters_json)])
     if isinstance(answer, Reply):
         return answer
     out = {name: array[0].tolist() for name, array in answer.items()}  # one request: drop the batch dim

@@ -76,7 +76,7 @@ def test_wrong_length_return_is_500_with_the_reason(server, protocol):
         with pytest.raises(PredictError) as err:
             client.predict("batched", {"wrong_length": True})
         assert err.value.status == 500
-        assert "must return one result per request: got a list of 0 for a batch of 1" in err.value.message
+        assert "must return a list with one result per request (batch of 1), got a list of 0" in err.value.message
         assert client.predict("batched", {"i": 9})["echo"] == {"i": 9}
 
 

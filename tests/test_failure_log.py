@@ -2,9 +2,10 @@
 
 import logging
 
+from pipeline_helpers import answer_one
+
 from tritonize.adapter.runtime import errors
 from tritonize.adapter.runtime.failure_log import FailureLog
-from tritonize.adapter.runtime.handler import handle_request
 from tritonize.adapter.runtime.params import ParameterRules
 from tritonize.adapter.runtime.predictor import LoadedPredictor
 
@@ -59,7 +60,7 @@ def test_each_failing_request_still_gets_its_own_error_reply(caplog, monkeypatch
     monkeypatch.setattr(errors, "failures", FailureLog())
     predictor = LoadedPredictor(Broken())
     with caplog.at_level(logging.ERROR, logger="tritonize"):
-        replies = [handle_request(predictor, b'{"n": %d}' % i, "{}", ParameterRules("^x-")) for i in range(3)]
+        replies = [answer_one(predictor, b'{"n": %d}' % i, "{}", ParameterRules("^x-")) for i in range(3)]
     assert [r.status for r in replies] == [500] * 3
     assert all(r.message.startswith("internal server error (error id ") for r in replies)
     tracebacks = [r for r in caplog.records if "Traceback" in r.getMessage()]

@@ -8,6 +8,7 @@ get_input_tensor_by_name, which model.py calls for every request.
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 
@@ -120,6 +121,8 @@ def load_model(pb_utils, repository, api):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     saved = (os.getcwd(), list(sys.path), dict(os.environ))
+    logger = logging.getLogger("tritonize")
+    saved_logger = (list(logger.handlers), logger.propagate, logger.level)
     sys.path.insert(0, version_dir)  # Triton puts the version folder on the stub's path
     try:
         model = module.TritonPythonModel()
@@ -136,6 +139,10 @@ def load_model(pb_utils, repository, api):
         os.chdir(saved[0])
         os.environ.clear()
         os.environ.update(saved[2])
+        # initialize() gave tritonize's logger its own handler and cut it from the root logger (as in
+        # the stub): undone, so that later tests' caplog still sees tritonize's records.
+        logger.handlers[:], logger.propagate = saved_logger[0], saved_logger[1]
+        logger.setLevel(saved_logger[2])
     return model
 
 

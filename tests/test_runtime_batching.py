@@ -4,11 +4,12 @@ import json
 
 import numpy as np
 import pytest
+from pipeline_helpers import answer_batch, answer_tensors
 
-from tritonize.adapter.runtime.handler import Reply, handle_batch
 from tritonize.adapter.runtime.params import ParameterRules
 from tritonize.adapter.runtime.predictor import LoadedPredictor
-from tritonize.adapter.runtime.tensors import check_outputs, handle_tensor_requests, to_numpy
+from tritonize.adapter.runtime.reply import Reply
+from tritonize.adapter.runtime.tensors import check_outputs, to_numpy
 
 RULES = ParameterRules(header_pattern="^x-", forward_sensitive=False)
 
@@ -33,7 +34,7 @@ def test_one_predict_call_with_lists_and_bad_bodies_answered_alone():
         (Reply(400, b"no input", "text/plain"), "{}"),
         (b"[2]", "{}"),
     ]
-    replies = handle_batch(LoadedPredictor(predictor), items, RULES)
+    replies = answer_batch(LoadedPredictor(predictor), items, RULES)
     assert predictor.calls == [[{"a": 1}, [2]]]
     assert [r.status for r in replies] == [200, 400, 400, 200]
     assert json.loads(replies[0].body) == {"p": {"a": 1}, "q": {"k": "1"}}
@@ -43,31 +44,31 @@ def test_one_predict_call_with_lists_and_bad_bodies_answered_alone():
 @pytest.mark.parametrize(
     "transform, words",
     [
-        (lambda p: p[:-1], "got a list of 1 for a batch of 2"),
+        (lambda p: p[:-1], "one result per request (batch of 2), got a list of 1"),
         (lambda p: {"not": "a list"}, "must return a list with one result per request (batch of 2), got dict"),
     ],
 )
 def test_wrong_return_fails_the_batch_with_the_reason(transform, words, monkeypatch, caplog):
-    replies = handle_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
+    replies = answer_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert [r.status for r in replies] == [500, 500]
     # Cortex's answer: no reason for the client; the log has it under the same error id.
     assert replies[0].message.startswith("internal server error (error id ") and words not in replies[0].message
     error_id = replies[0].message.split("error id ")[1].rstrip(")")
     assert error_id in caplog.text and words in caplog.text
     monkeypatch.setenv("TRITONIZE_DEBUG_ERRORS", "1")  # serve --debug-errors, tritonize test
-    replies = handle_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
+    replies = answer_batch(LoadedPredictor(ListPredictor(transform)), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert all(words in r.message for r in replies)
 
 
 def test_numpy_array_return_is_one_row_per_request():
-    replies = handle_batch(
+    replies = answer_batch(
         LoadedPredictor(ListPredictor(lambda p: np.array(p) * 2)), [(b"1", "{}"), (b"2", "{}")], RULES
     )
     assert [r.body for r in replies] == [b"2", b"4"]
 
 
 def test_one_unencodable_result_fails_only_its_request():
-    replies = handle_batch(LoadedPredictor(ListPredictor(lambda p: [{1}, "ok"])), [(b"1", "{}"), (b"2", "{}")], RULES)
+    replies = answer_batch(LoadedPredictor(ListPredictor(lambda p: [{1}, "ok"])), [(b"1", "{}"), (b"2", "{}")], RULES)
     assert [r.status for r in replies] == [500, 200]
 
 
@@ -89,7 +90,7 @@ TENSORS = {
 def test_tensor_batch_is_stacked_and_split_back():
     predictor = TensorPredictor()
     items = [({"x": np.ones((1, 3), np.float32)}, '{"a": "1"}'), ({"x": np.full((2, 3), 2, np.float32)}, "{}")]
-    answers = handle_tensor_requests(LoadedPredictor(predictor), items, TENSORS, RULES, batching=True)
+    answers = answer_tensors(LoadedPredictor(predictor), items, TENSORS, RULES, batching=True)
     assert predictor.seen == [((3, 3), [{"a": "1"}, {}])]
     assert answers[0]["y"].tolist() == [[3.0]] and answers[1]["y"].tolist() == [[6.0], [6.0]]
 
@@ -97,13 +98,13 @@ def test_tensor_batch_is_stacked_and_split_back():
 def test_tensor_requests_without_batching_are_called_one_by_one():
     predictor = TensorPredictor()
     items = [({"x": np.ones((1, 3), np.float32)}, '{"a": "1"}'), ({"x": np.ones((1, 3), np.float32)}, "{}")]
-    handle_tensor_requests(LoadedPredictor(predictor), items, TENSORS, RULES, batching=False)
+    answer_tensors(LoadedPredictor(predictor), items, TENSORS, RULES, batching=False)
     assert predictor.seen == [((1, 3), {"a": "1"}), ((1, 3), {})]
 
 
 def test_ragged_shapes_rejected_unless_declared():
     items = [({"x": np.ones((1, 3), np.float32)}, "{}"), ({"x": np.ones((1, 2), np.float32)}, "{}")]
-    answers = handle_tensor_requests(LoadedPredictor(TensorPredictor()), items, TENSORS, RULES, batching=True)
+    answers = answer_tensors(LoadedPredictor(TensorPredictor()), items, TENSORS, RULES, batching=True)
     assert all(isinstance(a, Reply) and a.status == 400 and "declare the input ragged" in a.message for a in answers)
 
     class RaggedPredictor:
@@ -111,7 +112,7 @@ def test_ragged_shapes_rejected_unless_declared():
             return {"y": np.array([[a.sum()] for a in payload["x"]], np.float32)}
 
     ragged = {"inputs": [dict(TENSORS["inputs"][0], ragged=True)], "outputs": TENSORS["outputs"]}
-    answers = handle_tensor_requests(LoadedPredictor(RaggedPredictor()), items, ragged, RULES, batching=True)
+    answers = answer_tensors(LoadedPredictor(RaggedPredictor()), items, ragged, RULES, batching=True)
     assert [a["y"].tolist() for a in answers] == [[[3.0]], [[2.0]]]
 
 

@@ -6,13 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from pipeline_helpers import answer_batch, answer_one, answer_tensors, stream_one
 
-from tritonize.adapter.runtime.handler import handle_batch, handle_request
 from tritonize.adapter.runtime.metrics import COUNTER, MemorySink, MetricNameError, MetricsClient, Recorder, TritonSink
 from tritonize.adapter.runtime.params import ParameterRules
 from tritonize.adapter.runtime.post_predict import PostPredictWorker
 from tritonize.adapter.runtime.predictor import LoadedPredictor
-from tritonize.adapter.runtime.tensors import handle_tensor_requests
 
 RULES = ParameterRules(header_pattern="^x-", forward_sensitive=False)
 
@@ -55,7 +54,7 @@ def params(**query):
     "op", ["surrogate-text", "surrogate-message", "system-exit", "keyboard-interrupt", "base-exception", "unprintable"]
 )
 def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
-    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op=op), RULES)
+    reply = answer_one(LoadedPredictor(Hostile()), b"{}", params(op=op), RULES)
     assert reply.status == 500 and reply.message.startswith("internal server error (error id ")
     assert "secret" not in reply.message and "Traceback" not in reply.message
     reply.body.decode("utf-8")  # always valid UTF-8 for Triton's error object
@@ -63,9 +62,25 @@ def test_hostile_predictor_gets_a_plain_500_and_no_text_leaks(op, caplog):
     assert error_id in caplog.text
 
 
+class StreamingHostile(Hostile):
+    def predict(self, payload, query_params):
+        yield Hostile.predict(self, payload, query_params)
+
+
+@pytest.mark.parametrize(
+    "op", ["surrogate-text", "surrogate-message", "system-exit", "keyboard-interrupt", "base-exception", "unprintable"]
+)
+def test_hostile_streaming_predictor_ends_its_stream_with_a_plain_500(op, caplog):
+    (reply,) = list(stream_one(LoadedPredictor(StreamingHostile()), b"{}", params(op=op), RULES))
+    assert reply.status == 500 and reply.message.startswith("internal server error (error id ")
+    assert "secret" not in reply.message and "Traceback" not in reply.message
+    reply.body.decode("utf-8")
+    assert reply.message.split("error id ")[1].rstrip(")") in caplog.text
+
+
 def test_debug_errors_show_the_exception_text(monkeypatch):
     monkeypatch.setenv("TRITONIZE_DEBUG_ERRORS", "1")
-    reply = handle_request(LoadedPredictor(Hostile()), b"{}", params(op="surrogate-message"), RULES)
+    reply = answer_one(LoadedPredictor(Hostile()), b"{}", params(op="surrogate-message"), RULES)
     assert "ValueError: secret \\udcff path /etc/x" in reply.message
 
 
@@ -79,7 +94,7 @@ def test_one_bad_request_in_a_batch_fails_alone():
         (b"1", "{}"),
         (b"hi", params(content_type="text/plain; charset=undefined")),
     ]
-    replies = handle_batch(LoadedPredictor(Batch()), items, RULES)
+    replies = answer_batch(LoadedPredictor(Batch()), items, RULES)
     assert [r.status for r in replies] == [400, 200, 400] and json.loads(replies[1].body) == {"n": 1}
 
 
@@ -95,7 +110,7 @@ def test_post_predict_runs_after_the_reply_with_its_own_result():
     hostile.post_delay = 0.5
     predictor = LoadedPredictor(hostile)
     started = time.monotonic()
-    reply = handle_request(predictor, b'{"a": 1}', params(tag="1"), RULES)
+    reply = answer_one(predictor, b'{"a": 1}', params(tag="1"), RULES)
     assert reply.status == 200 and time.monotonic() - started < 0.3  # not delayed by post_predict
     assert hostile.post == [] and wait_for(lambda: len(hostile.post) == 1)
     assert hostile.post == [({"echo": {"a": 1}}, {"a": 1}, {"tag": "1"})]
@@ -108,7 +123,7 @@ def test_post_predict_with_batching_gets_each_requests_own_item():
 
     batch = Batch()
     predictor = LoadedPredictor(batch)
-    handle_batch(predictor, [(b"1", params(t="a")), (b"{bad", "{}"), (b"2", params(t="b"))], RULES)
+    answer_batch(predictor, [(b"1", params(t="a")), (b"{bad", "{}"), (b"2", params(t="b"))], RULES)
     assert wait_for(lambda: len(batch.post) == 2)
     assert batch.post == [({"i": 1}, 1, {"t": "a"}), ({"i": 2}, 2, {"t": "b"})]
 
@@ -124,7 +139,7 @@ def test_post_predict_for_typed_tensors_gets_each_requests_own_arrays():
         "outputs": [{"name": "y", "dtype": "float32", "shape": [1]}],
     }
     items = [({"x": np.array([[1, 2]], np.float32)}, params(t="a")), ({"x": np.array([[3, 4]], np.float32)}, "{}")]
-    handle_tensor_requests(LoadedPredictor(typed), items, tensors, RULES, batching=True)
+    answer_tensors(LoadedPredictor(typed), items, tensors, RULES, batching=True)
     assert wait_for(lambda: len(typed.post) == 2)
     (y0, x0, q0), (y1, x1, _) = typed.post
     assert y0["y"].tolist() == [[3.0]] and x0["x"].tolist() == [[1, 2]] and q0 == {"t": "a"}
@@ -134,8 +149,8 @@ def test_post_predict_for_typed_tensors_gets_each_requests_own_arrays():
 def test_post_predict_failure_is_logged_and_the_worker_keeps_going(caplog):
     hostile = Hostile()
     predictor = LoadedPredictor(hostile)
-    handle_request(predictor, b"1", params(post="exit"), RULES)
-    handle_request(predictor, b"2", "{}", RULES)
+    answer_one(predictor, b"1", params(post="exit"), RULES)
+    answer_one(predictor, b"2", "{}", RULES)
     assert wait_for(lambda: len(hostile.post) == 1) and "post_predict() failed" in caplog.text
 
 
@@ -261,3 +276,64 @@ def test_post_predict_queue_is_bounded_in_bytes_too():
     worker.submit({"i": 3}, 30)
     worker.stop(5)
     assert calls[1:] == [{"i": 2}, {"i": 3}] and worker.dropped == 0
+
+
+def _items(item, n=20000):
+    return b"[" + b",".join([item] * n) + b"]"
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        _items(b"{}"),
+        _items(b"[]"),
+        _items(b'{"a":{}}'),
+        _items(b'{"a":0}'),
+        _items(b'{"a":1,"b":2.5,"c":"xy"}'),
+        b"{" + b",".join(b'"k%d":0' % i for i in range(20000)) + b"}",
+        _items(b"1.5"),
+        _items(b"123456"),
+        _items(b'"ab"'),
+        _items(b'"\xc3\xa9t\xc3\xa9"'),
+        b'"' + "\U0001f600".encode() + b"x" * 100000 + b'"',
+        b'{"x": [1.0, 2.0, 3.0, 4.0]}',
+        b"{}",
+    ],
+    ids=lambda document: document[:12].decode("utf-8", "replace"),
+)
+def test_json_held_bytes_is_at_least_what_the_parsed_document_holds(document):
+    import tracemalloc
+
+    from tritonize.adapter.runtime.post_predict import json_held_bytes
+
+    tracemalloc.start()
+    try:
+        parsed = json.loads(document)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert parsed is not None
+    assert held <= json_held_bytes(document) <= 70 * (len(document) + 1)
+
+
+def test_the_queue_bound_counts_the_parsed_payload_not_the_body():
+    """1 KiB of [{},{},...] is ~24 KiB of objects: a 10 KiB bound holds one such call, not ten."""
+    release = threading.Event()
+
+    class Slow:
+        def predict(self, payload):
+            return len(payload)
+
+        def post_predict(self, payload):
+            release.wait(10)
+
+    predictor = LoadedPredictor(Slow())
+    predictor._post_worker = PostPredictWorker(predictor._post_worker._function, max_bytes=10 * 1024)
+    body = b"[" + b",".join([b"{}"] * 350) + b"]"
+    assert len(body) < 1100
+    for _ in range(3):
+        assert answer_one(predictor, body, "{}", RULES).status == 200
+    # The first call is taken alone; the next ones would hold more than 10 KiB with it (by body bytes: 3 KiB).
+    assert predictor._post_worker.dropped >= 1
+    release.set()
+    predictor.stop()

@@ -11,8 +11,8 @@ import random
 import numpy as np
 import pytest
 
-from tritonize.adapter.runtime.dispatch import Dispatcher
 from tritonize.adapter.runtime.params import ParameterRules
+from tritonize.adapter.runtime.pipeline import Pipeline
 from tritonize.adapter.runtime.predictor import LoadedPredictor
 from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings
 
@@ -136,6 +136,50 @@ PARAMETERS = [
 ]
 
 
+class StreamingWeird(Weird):
+    """The same answers, as a streaming predictor: one chunk."""
+
+    def predict(self, payload, query_params, headers):
+        yield Weird.predict(self, payload, query_params, headers)
+
+
+class BatchedStreamingWeird(Weird):
+    def predict(self, payload, query_params, headers):
+        yield BatchedWeird.predict(self, payload, query_params, headers)
+
+
+PREDICTORS = {  # (plain or streaming, batching) -> the predictor class
+    ("plain", False): Weird,
+    ("plain", True): BatchedWeird,
+    ("stream", False): StreamingWeird,
+    ("stream", True): BatchedStreamingWeird,
+}
+
+
+def answers(kind, batching, items):
+    """One final Reply per item, through the pipeline as a plain or a streaming API answers it
+    (a stream's answer: its first error, else its last chunk); every stream must end."""
+    pipeline = Pipeline(LoadedPredictor(PREDICTORS[kind, batching]()), settings(predictor_batching=batching), RULES)
+    if kind == "plain":
+        return pipeline.answer(items)
+    groups = [list(enumerate(items))] if batching else [[(i, item)] for i, item in enumerate(items)]
+    final, ended = {}, set()
+    for group in groups:
+        for events in pipeline.stream([item for _, item in group]):
+            for position, reply in events:
+                index = group[position][0]
+                assert index not in ended, "a chunk after the end of its stream"
+                if reply is None or not reply.ok:
+                    ended.add(index)
+                if reply is not None:
+                    final[index] = reply
+    assert ended == set(range(len(items))), "a stream that never ended"
+    return [final[index] for index in range(len(items))]
+
+
+KINDS = ["plain", "stream"]
+
+
 def check(reply):
     assert 200 <= reply.status < 600
     if not reply.ok:
@@ -143,8 +187,9 @@ def check(reply):
         assert "Traceback" not in text and 'File "' not in text, text
 
 
-def test_bodies_content_types_and_parameters():
-    dispatcher = Dispatcher(LoadedPredictor(Weird()), settings(), RULES)
+@pytest.mark.parametrize("kind", KINDS)
+def test_bodies_content_types_and_parameters(kind):
+    dispatcher = Pipeline(LoadedPredictor(Weird()), settings(), RULES)
     for body, content_type, parameters in itertools.product(BODIES, CONTENT_TYPES, PARAMETERS):
         if content_type is not None and parameters.startswith("{") and parameters != "{" * 5000:
             try:
@@ -154,30 +199,28 @@ def test_bodies_content_types_and_parameters():
             if isinstance(extra, dict):
                 extra["content_type"] = content_type
                 parameters = json.dumps(extra)
-        (reply,) = dispatcher.answer([(dispatcher.body(np.array([[body]], dtype=object)), parameters)])
+        (reply,) = answers(kind, False, [(dispatcher.body(np.array([[body]], dtype=object)), parameters)])
         check(reply)
         assert reply.status in (200, 400), (body[:20], content_type, parameters[:40], reply.message)  # never a 500
 
 
+@pytest.mark.parametrize("api", KINDS)
 @pytest.mark.parametrize("kind", sorted(RESULTS))
-def test_odd_results_and_exceptions(kind):
+def test_odd_results_and_exceptions(kind, api):
     for batching in (False, True):
-        predictor = Weird()
-        if batching:
-            predictor = BatchedWeird()
-        dispatcher = Dispatcher(LoadedPredictor(predictor), settings(predictor_batching=batching), RULES)
-        body = dispatcher.body(np.array([[b"{}"]], dtype=object))
-        for reply in dispatcher.answer([(body, json.dumps({"r": kind})), (body, "{}")]):
+        body = b"{}"
+        for reply in answers(api, batching, [(body, json.dumps({"r": kind})), (body, "{}")]):
             check(reply)
-        assert dispatcher.answer([(body, "{}")])[0].status == 200
+        assert answers(api, batching, [(body, "{}")])[0].status == 200
 
 
-def test_random_bytes_everywhere():
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_bytes_everywhere(kind):
     rng = random.Random(1234)
-    dispatcher = Dispatcher(LoadedPredictor(Weird()), settings(), RULES)
+    dispatcher = Pipeline(LoadedPredictor(Weird()), settings(), RULES)
     for _ in range(2000):
         body = bytes(rng.getrandbits(8) for _ in range(rng.randrange(40)))
         text = "".join(chr(rng.choice([rng.randrange(32, 127), rng.randrange(0xD800, 0xE000), 0])) for _ in range(8))
         parameters = json.dumps({"content_type": rng.choice(CONTENT_TYPES[1:-1]) + text, "x-h": text, "q": text})
-        (reply,) = dispatcher.answer([(dispatcher.body(np.array([[body]], dtype=object)), parameters)])
+        (reply,) = answers(kind, False, [(dispatcher.body(np.array([[body]], dtype=object)), parameters)])
         check(reply)

@@ -4,18 +4,16 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 from conftest import FIXTURES, run_tritonize
+from pipeline_helpers import api_settings, stream_batch, stream_one
 
 from tritonize.adapter.build import build, load_apis
 from tritonize.adapter.runtime.constants import DEFAULT_STREAM_THREADS
 from tritonize.adapter.runtime.params import ParameterRules
-from tritonize.adapter.runtime.streaming import (
-    StreamExecutor,
-    batch_stream_replies,
-    parse_error_chunk,
-    stream_replies,
-)
+from tritonize.adapter.runtime.pipeline import Pipeline
+from tritonize.adapter.runtime.streaming import StreamExecutor, parse_error_chunk
 from tritonize.adapter.signature import predict_is_generator
 from tritonize.errors import SpecError
 
@@ -115,7 +113,7 @@ def test_each_item_is_encoded_like_a_return_value():
         yield "text"
         yield b"\x00bin"
 
-    replies = list(stream_replies(Predictor(predict), b"{}", "{}", RULES))
+    replies = list(stream_one(Predictor(predict), b"{}", "{}", RULES))
     assert [(r.body, r.content_type) for r in replies] == [
         (b'{"a": 1}', "application/json"),
         (b"text", "text/plain; charset=utf-8"),
@@ -128,15 +126,15 @@ def test_error_mid_stream_ends_it_and_bad_bodies_never_reach_predict():
         yield 1
         raise ValueError("boom")
 
-    replies = list(stream_replies(Predictor(predict), b"{}", "{}", RULES))
+    replies = list(stream_one(Predictor(predict), b"{}", "{}", RULES))
     assert replies[0].body == b"1" and replies[1].status == 500
     assert replies[1].message.startswith("internal server error (error id ")  # the reason: in the log
     assert len(replies) == 2
     called = []
-    replies = list(stream_replies(Predictor(lambda p: called.append(p)), b"{nope", "{}", RULES))
+    replies = list(stream_one(Predictor(lambda p: called.append(p)), b"{nope", "{}", RULES))
     assert len(replies) == 1 and replies[0].status == 400 and not called
     # NaN cannot be JSON: that chunk is the stream's last, a 500.
-    replies = list(stream_replies(Predictor(lambda p: iter([1, float("nan"), 2])), b"{}", "{}", RULES))
+    replies = list(stream_one(Predictor(lambda p: iter([1, float("nan"), 2])), b"{}", "{}", RULES))
     assert [r.status for r in replies] == [200, 500]
 
 
@@ -150,7 +148,7 @@ def test_closing_the_stream_closes_the_predictors_generator():
         finally:
             closed.append(True)
 
-    replies = stream_replies(Predictor(predict), b"{}", "{}", RULES)
+    replies = stream_one(Predictor(predict), b"{}", "{}", RULES)
     next(replies)
     replies.close()
     assert closed == [True]
@@ -168,7 +166,7 @@ def test_batched_stream_steps():
             yield [step if step < n else None for n in counts]
 
     items = [(b'{"n": 1}', "{}"), (b"{bad", "{}"), (b'{"n": 3}', "{}")]
-    steps = list(batch_stream_replies(Predictor(predict), items, RULES))
+    steps = list(stream_batch(Predictor(predict), items, RULES))
     assert [(i, r.status) for i, r in steps[0]] == [(1, 400)]  # refused at once, alone
     flat = [(i, None if r is None else r.body) for events in steps[1:] for i, r in events]
     assert flat == [(0, b"0"), (2, b"0"), (0, None), (2, b"1"), (2, b"2"), (2, None)]
@@ -176,7 +174,7 @@ def test_batched_stream_steps():
     def wrong(payloads):
         yield [1]  # one item for a batch of two
 
-    steps = list(batch_stream_replies(Predictor(wrong), items[:1] * 2, RULES))
+    steps = list(stream_batch(Predictor(wrong), items[:1] * 2, RULES))
     assert all(
         r.status == 500 and r.message.startswith("internal server error") for _, r in steps[0]
     )  # reason: in the log
@@ -206,13 +204,13 @@ class FakeRequest:
         return "{}"
 
 
-class FakeDispatcher:
-    def __init__(self, predictor, batching=False):
-        self.predictor, self.rules, self.batching = predictor, RULES, batching
+def _input_array(request, name):
+    return np.array([[request.body]], dtype=object)
 
 
 def _executor(predictor, threads=4, batching=False):
-    return StreamExecutor(FakeDispatcher(predictor, batching), threads, lambda r: r.body, lambda reply: reply, FINAL)
+    pipeline = Pipeline(predictor, api_settings(predictor_batching=batching), RULES)
+    return StreamExecutor(pipeline, threads, _input_array, lambda reply: reply, FINAL)
 
 
 def _wait_final(log, senders, timeout=10):
@@ -316,3 +314,43 @@ def test_untagged_stream_errors_get_tritons_http_statuses():
         "inference request batch-size must be <= 8",
     )
     assert stream_error_status("broken", 503) == (503, "broken")
+
+
+class UnreadableRequest(FakeRequest):
+    """What Triton hands over when a forwarded header or gRPC metadata value is not UTF-8."""
+
+    def parameters(self):
+        raise UnicodeDecodeError("utf-8", b"\xff\xfe", 0, 1, "invalid start byte")
+
+
+@pytest.mark.parametrize("batching", [False, True])
+def test_a_request_whose_parameters_cannot_be_read_gets_a_400_and_its_stream_ends(batching):
+    called = []
+
+    def predict(payload):
+        called.append(payload)
+        yield [1] * len(payload) if batching else 1
+
+    log = []
+    bad, good = FakeSender(log), FakeSender(log)
+    _executor(Predictor(predict), batching=batching).execute(
+        [UnreadableRequest(bad, b"{}"), FakeRequest(good, b'{"ok": 1}')]
+    )
+    _wait_final(log, [bad, good])  # before the shared pipeline, the bad one never got its final flag
+    (reply,) = [r for s, r, _ in log if s is bad and r is not None]
+    assert reply.status == 400 and "not valid UTF-8" in reply.message
+    assert [r.status for s, r, _ in log if s is good and r is not None] == [200]
+    assert called == ([[{"ok": 1}]] if batching else [{"ok": 1}])
+
+
+def test_a_request_whose_input_cannot_be_read_gets_a_500_and_its_stream_ends():
+    def unreadable(request, name):
+        raise RuntimeError("the tensor's shared memory is gone")
+
+    log = []
+    sender = FakeSender(log)
+    pipeline = Pipeline(Predictor(lambda payload: iter([1])), api_settings(), RULES)
+    StreamExecutor(pipeline, 2, unreadable, lambda reply: reply, FINAL).execute([FakeRequest(sender, b"{}")])
+    _wait_final(log, [sender])
+    (reply,) = [r for _, r, _ in log if r is not None]
+    assert reply.status == 500 and reply.message.startswith("[500] internal server error (error id ")

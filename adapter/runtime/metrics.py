@@ -137,45 +137,75 @@ class Recorder:
         self.flush()
 
 
-class TritonSink:
-    """Applies changes to pb_utils.MetricFamily metrics (created on first use)."""
+def triton_utils():
+    """triton_python_backend_utils when this runs inside Triton's stub with metrics, else None."""
+    try:
+        import triton_python_backend_utils as pb_utils
+    except ImportError:  # not inside Triton (tritonize test, unit tests)
+        return None
+    return pb_utils if hasattr(pb_utils, "MetricFamily") else None
 
-    def __init__(self, pb_utils, description="Custom metric of a tritonize API (metrics_client)"):
-        self._pb = pb_utils
-        self._description = description
-        self._families = {}  # name -> (kind, MetricFamily)
-        self._metrics = {}  # (name, labels) -> Metric
 
-    def _metric(self, kind, name, labels):
-        family_kind, family = self._families.get(name, (None, None))
-        metric = self._metrics.get((name, labels))
-        if metric is not None and family_kind == kind:
-            return metric
-        if family is None:
-            triton_kind = {
-                COUNTER: self._pb.MetricFamily.COUNTER,
-                GAUGE: self._pb.MetricFamily.GAUGE,
-                HISTOGRAM: self._pb.MetricFamily.HISTOGRAM,
-            }[kind]
-            family = self._pb.MetricFamily(name=name, description=self._description, kind=triton_kind)
-            self._families[name] = family_kind, family = kind, family
-        if family_kind != kind:
-            raise ValueError(f"{name!r} is already a {family_kind}, it cannot also be a {kind}")
-        options = {"buckets": list(HISTOGRAM_BUCKETS)} if kind == HISTOGRAM else {}
-        metric = self._metrics[(name, labels)] = family.Metric(labels=dict(labels), **options)
+class TritonMetric:
+    """One Triton metric family (pb_utils.MetricFamily) and its series, one per label set: the one
+    wrapper of Triton's metric API (metrics_client's metrics, the error counter, the models gauge)."""
+
+    def __init__(self, pb_utils, name, description, kind):
+        family_kinds = pb_utils.MetricFamily
+        triton_kind = getattr(family_kinds, kind.upper())
+        self.name, self.kind = name, kind
+        self._family = pb_utils.MetricFamily(name=name, description=description, kind=triton_kind)
+        self._series = {}  # labels (sorted tuple of pairs) -> Metric
+
+    def series(self, labels):
+        """The Metric of these labels (a sorted tuple of (name, value)), created on first use."""
+        metric = self._series.get(labels)
+        if metric is None:
+            options = {"buckets": list(HISTOGRAM_BUCKETS)} if self.kind == HISTOGRAM else {}
+            metric = self._series[labels] = self._family.Metric(labels=dict(labels), **options)
         return metric
 
-    def apply(self, kind, name, labels, value):
-        metric = self._metric(kind, name, labels)
-        if kind == COUNTER:
+    def apply(self, labels, value):
+        """counter: add value; gauge: set it; histogram: observe each of value (a list)."""
+        metric = self.series(labels)
+        if self.kind == COUNTER:
             if value < 0:
                 raise ValueError(f"counters only go up (increment by {value})")
             metric.increment(value)
-        elif kind == GAUGE:
+        elif self.kind == GAUGE:
             metric.set(value)
         else:
             for observation in value:
                 metric.observe(observation)
+
+
+def triton_metric(name, description, kind, owner=""):
+    """A TritonMetric, or None outside Triton or when Triton refuses it (metrics disabled): serving goes on."""
+    pb_utils = triton_utils()
+    if pb_utils is None:
+        return None
+    try:
+        return TritonMetric(pb_utils, name, description, kind)
+    except Exception as exc:
+        log.warning("%sno %s metric: %s", f"{owner}: " if owner else "", name, exc)
+        return None
+
+
+class TritonSink:
+    """Applies metrics_client's changes to Triton metrics (a family per name, created on first use)."""
+
+    def __init__(self, pb_utils, description="Custom metric of a tritonize API (metrics_client)"):
+        self._pb = pb_utils
+        self._description = description
+        self._families = {}  # name -> TritonMetric
+
+    def apply(self, kind, name, labels, value):
+        family = self._families.get(name)
+        if family is None:
+            family = self._families[name] = TritonMetric(self._pb, name, self._description, kind)
+        if family.kind != kind:
+            raise ValueError(f"{name!r} is already a {family.kind}, it cannot also be a {kind}")
+        family.apply(labels, value)
 
 
 class MemorySink:
@@ -195,8 +225,5 @@ class MemorySink:
 
 
 def metrics_sink():
-    try:
-        import triton_python_backend_utils as pb_utils
-    except ImportError:
-        return MemorySink()
-    return TritonSink(pb_utils) if hasattr(pb_utils, "MetricFamily") else MemorySink()
+    pb_utils = triton_utils()
+    return MemorySink() if pb_utils is None else TritonSink(pb_utils)

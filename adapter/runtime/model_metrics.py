@@ -8,6 +8,7 @@ Outside Triton (tritonize test) there is no gauge.
 import logging
 
 from .constants import LOADED_MODELS_METRIC
+from .metrics import GAUGE, triton_metric
 
 log = logging.getLogger("tritonize")
 
@@ -15,33 +16,21 @@ log = logging.getLogger("tritonize")
 class LoadedModelsGauge:
     def __init__(self, api_name, instance_name):
         self._api, self._instance = api_name, instance_name or ""
-        self._metrics = {}
-        self._family = None
-        try:
-            import triton_python_backend_utils as pb_utils
-
-            self._family = pb_utils.MetricFamily(
-                name=LOADED_MODELS_METRIC,
-                description="Models a tritonize python_client holds in memory (1 = loaded)",
-                kind=pb_utils.MetricFamily.GAUGE,
-            )
-        except ImportError:  # not inside Triton
-            pass
-        except Exception as exc:  # metrics disabled: serving goes on
-            log.warning("%s: no %s metric: %s", api_name, LOADED_MODELS_METRIC, exc)
+        self._labels = {}  # (name, version) -> its labels
+        description = "Models a tritonize python_client holds in memory (1 = loaded)"
+        self._gauge = triton_metric(LOADED_MODELS_METRIC, description, GAUGE, owner=api_name)
 
     def update(self, keys):
         """keys: the (name, version) pairs in memory now."""
-        if self._family is None:
+        if self._gauge is None:
             return
         keys = set(keys)
         try:
-            for key, metric in self._metrics.items():
-                metric.set(1 if key in keys else 0)
-            for name, version in keys - set(self._metrics):
+            for key in keys - set(self._labels):
+                name, version = key
                 labels = {"model": self._api, "model_name": name, "model_version": version, "instance": self._instance}
-                metric = self._family.Metric(labels=labels)
-                metric.set(1)
-                self._metrics[(name, version)] = metric
+                self._labels[key] = tuple(sorted(labels.items()))
+            for key, labels in self._labels.items():
+                self._gauge.apply(labels, 1 if key in keys else 0)
         except Exception as exc:  # a metric must never fail a load
             log.warning("%s: updating %s failed: %s", self._api, LOADED_MODELS_METRIC, exc)

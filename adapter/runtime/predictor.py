@@ -9,6 +9,7 @@ import sys
 import traceback
 
 from .constants import POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
+from .environment import python_path_entries
 from .errors import PredictorLoadError
 from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
 from .model_storage import StorageError
@@ -53,7 +54,7 @@ class LoadedPredictor:
     def post_predict(self, response, payload, query_params, headers, nbytes=0):
         """Queue post_predict (if defined) for the background worker; never blocks, never raises.
 
-        nbytes: the size of the request's body or input tensors, for the queue's byte bound."""
+        nbytes: about the memory the call holds (the payload and response it takes), for the queue's bound."""
         if self._post_worker is None:
             return
         values = (response, payload, query_params, headers)
@@ -88,12 +89,18 @@ def _evict_foreign_modules(project_dir):
 
 
 def prepare_process(project_dir, settings):
-    """chdir, sys.path and env as Cortex set them up, before any user import."""
+    """env, chdir and sys.path as Cortex set them up, before any user import.
+
+    The API's environment first (predictor.env; the project's .env travels in it), so that the
+    predictor module sees it at import time; then sys.path: PYTHONPATH's entries (Cortex exported
+    PYTHONPATH=$PYTHONPATH:<python_path>; the stub itself ignores PYTHONPATH), python_path, the
+    predictor's folder, the project."""
     predictor = settings.predictor
     for key, value in predictor.env.items():
         os.environ[str(key)] = str(value)
     os.chdir(project_dir)
-    search_paths = [os.path.join(project_dir, p) for p in predictor.python_path]
+    search_paths = python_path_entries(project_dir)
+    search_paths += [os.path.join(project_dir, p) for p in predictor.python_path]
     search_paths.append(os.path.dirname(os.path.join(project_dir, predictor.path)))
     search_paths.append(project_dir)
     for path in reversed(search_paths):

@@ -16,8 +16,7 @@ import time
 import traceback
 
 from .constants import CANCEL_CHECK_INTERVAL_S, STREAM_ERROR_FORMAT
-from .errors import PredictorFailure, client_error
-from .handler import Reply, error_for_exception, error_reply, reply_for_result, safe_decode
+from .reply import Reply, internal_reply
 from .stream_errors import parse_error_chunk  # noqa: F401 (tests and callers import it from here)
 
 log = logging.getLogger("tritonize")
@@ -28,128 +27,6 @@ def error_chunk(reply):
     because neither gRPC streams nor SSE events carry a status code of their own."""
     message = STREAM_ERROR_FORMAT.format(status=reply.status, message=reply.message)
     return Reply(reply.status, message.encode("utf-8"), reply.content_type)
-
-
-def _items_of(result):
-    # A generator (or any iterator) is a stream; a plain return value is a stream of one chunk.
-    if hasattr(result, "__next__"):
-        return result
-    return iter((result,))
-
-
-def _close(items):
-    close = getattr(items, "close", None)
-    if close is None:
-        return
-    try:
-        close()  # runs the predictor's finally blocks
-    except Exception:
-        log.error("closing the predictor's generator failed:\n%s", traceback.format_exc())
-
-
-def stream_replies(predictor, body, parameters_json, rules):
-    """One request -> a generator of Replies; an error Reply is always the last one.
-
-    Closing this generator closes the predictor's generator.
-    """
-    if isinstance(body, Reply):
-        yield body
-        return
-    decoded = safe_decode(predictor, body, parameters_json, rules)
-    if isinstance(decoded, Reply):
-        yield decoded
-        return
-    payload, query_params, headers = decoded
-    try:
-        items = _items_of(predictor.predict(payload, query_params, headers))
-    except BaseException as exc:  # SystemExit too: this stream fails, the server stays
-        yield error_reply(error_for_exception(exc))
-        return
-    try:
-        while True:
-            try:
-                item = next(items)
-            except StopIteration:
-                return
-            except BaseException as exc:
-                yield error_reply(error_for_exception(exc))
-                return
-            reply, _ = reply_for_result(item)
-            yield reply
-            if not reply.ok:
-                return
-    finally:
-        _close(items)
-
-
-def _batch_results(step, expected):
-    if hasattr(step, "tolist") and not isinstance(step, (list, tuple)):
-        step = step.tolist()
-    if not isinstance(step, (list, tuple)) or len(step) != expected:
-        got = f"a list of {len(step)}" if isinstance(step, (list, tuple)) else type(step).__name__
-        raise PredictorFailure(
-            f"with server_side_batching, a streaming predict() must yield a list with one item per request "
-            f"(None for a finished request; batch of {expected}), got {got}"
-        )
-    return step
-
-
-def batch_stream_replies(predictor, items, rules):
-    """items: [(body or an error Reply, parameters_json)] -> a generator of steps, each a list of
-    (index, Reply or None); None: that request has finished. Every index ends with None or an
-    error Reply. Undecodable requests end at the first step and never reach predict()."""
-    first, indices, payloads, queries, headers_list = [], [], [], [], []
-    for index, (body, parameters_json) in enumerate(items):
-        if isinstance(body, Reply):
-            first.append((index, body))
-            continue
-        decoded = safe_decode(predictor, body, parameters_json, rules)
-        if isinstance(decoded, Reply):
-            first.append((index, decoded))
-            continue
-        payload, query_params, headers = decoded
-        indices.append(index)
-        payloads.append(payload)
-        queries.append(query_params)
-        headers_list.append(headers)
-    if first:
-        yield first
-    if not indices:
-        return
-    try:
-        steps = _items_of(predictor.predict(payloads, queries, headers_list))
-    except BaseException as exc:
-        error = error_reply(error_for_exception(exc))
-        yield [(index, error) for index in indices]
-        return
-    active = set(indices)
-    try:
-        while active:
-            try:
-                step = _batch_results(next(steps), len(indices))
-            except StopIteration:
-                break
-            except PredictorFailure as failure:
-                error = error_reply(client_error(failure))  # the reason goes to the log
-                yield [(index, error) for index in indices if index in active]
-                return
-            except BaseException as exc:
-                error = error_reply(error_for_exception(exc))
-                yield [(index, error) for index in indices if index in active]
-                return
-            events = []
-            for index, result in zip(indices, step):
-                if index not in active:
-                    continue  # finished earlier: later items are ignored
-                reply = None if result is None else reply_for_result(result)[0]
-                if reply is None or not reply.ok:
-                    active.discard(index)
-                events.append((index, reply))
-            yield events
-        if active:
-            yield [(index, None) for index in indices if index in active]
-    finally:
-        _close(steps)
 
 
 class Stream:
@@ -175,29 +52,10 @@ class Stream:
         return self.sender.is_cancelled()
 
 
-def pump(replies, stream):
-    """Send one request's replies until the end, the client's cancel or a failed send."""
-    last_check = time.monotonic()
-    try:
-        for reply in replies:
-            now = time.monotonic()
-            if now - last_check >= CANCEL_CHECK_INTERVAL_S:
-                last_check = now
-                if stream.cancelled():
-                    log.info("stream cancelled by the client; closing the predictor's generator")
-                    break
-            stream.send(reply)
-            if not stream.open:
-                break
-    except Exception:  # the send failed: the client is gone or the server is stopping
-        log.warning("sending a stream chunk failed; closing the stream:\n%s", traceback.format_exc())
-    finally:
-        replies.close()
-        _finish(stream)
+def pump(steps, streams):
+    """Send each request's replies until its end, its client's cancel or a failed send.
 
-
-def pump_batch(steps, streams):
-    """streams: {index: Stream}; steps from batch_stream_replies."""
+    streams: {index: Stream}; steps from Pipeline.stream()."""
     last_check = time.monotonic()
     active = dict(streams)
     try:
@@ -217,6 +75,7 @@ def pump_batch(steps, streams):
                 last_check = now
                 for index, stream in list(active.items()):
                     if stream.cancelled():
+                        log.info("stream cancelled by the client; closing the predictor's generator")
                         stream.finish()
                         del active[index]
             if not active:
@@ -240,12 +99,13 @@ class StreamExecutor:
     """Runs an instance's streams on `threads` daemon threads; execute() waits for a free one,
     so requests beyond that wait in Triton's queue (and are batched there, with batching).
 
-    body_of(request) -> body bytes or an error Reply; respond(reply) -> a Triton response.
+    Each request is read on its stream thread through pipeline.read (input_array(request, name)
+    -> array or None); respond(reply) -> a Triton response.
     """
 
-    def __init__(self, dispatcher, threads, body_of, respond, final_flag):
-        self.predictor, self.rules, self.batching = dispatcher.predictor, dispatcher.rules, dispatcher.batching
-        self.body_of, self.respond, self.final_flag = body_of, respond, final_flag
+    def __init__(self, pipeline, threads, input_array, respond, final_flag):
+        self.pipeline, self.batching = pipeline, pipeline.batching
+        self.input_array, self.respond, self.final_flag = input_array, respond, final_flag
         self.slots = threading.BoundedSemaphore(threads)
         self.jobs = queue.SimpleQueue()
         for number in range(threads):
@@ -263,13 +123,10 @@ class StreamExecutor:
 
     def execute(self, requests):
         """Decoupled execute(): hands each request (or, with batching, the batch) to a stream thread."""
-        if self.batching:
+        groups = [requests] if self.batching else [[request] for request in requests]
+        for group in groups:
             waited = self._slot()
-            self.jobs.put(lambda: self._run_batch(requests, waited))
-        else:
-            for request in requests:
-                waited = self._slot()
-                self.jobs.put(lambda request=request, waited=waited: self._run_one(request, waited))
+            self.jobs.put(lambda group=group, waited=waited: self._run(group, waited))
         return None
 
     def _slot(self):
@@ -282,23 +139,31 @@ class StreamExecutor:
     def _stream(self, request):
         return Stream(request.get_response_sender(), self.respond, self.final_flag)
 
-    def _run_one(self, request, waited):
-        stream = self._stream(request)
-        if waited and stream.cancelled():  # gone while queued: predict() is never called
-            _finish(stream)
+    def _run(self, requests, waited):
+        streams = {}
+        try:
+            pairs = [(request, self._stream(request)) for request in requests]
+            if waited:  # drop the requests whose clients left while queued: predict() never sees them
+                for _, stream in pairs:
+                    if stream.cancelled():
+                        _finish(stream)
+                pairs = [(request, stream) for request, stream in pairs if stream.open]
+            if not pairs:
+                return
+            streams = {index: stream for index, (_, stream) in enumerate(pairs)}
+            items = [self.pipeline.read(request, self.input_array) for request, _ in pairs]
+            steps = self.pipeline.stream(items)
+        except BaseException as exc:  # never leave a client waiting for a final flag
+            _fail(streams, internal_reply("starting the stream failed", exc))
             return
-        replies = stream_replies(self.predictor, self.body_of(request), request.parameters(), self.rules)
-        pump(replies, stream)
+        pump(steps, streams)
 
-    def _run_batch(self, requests, waited):
-        pairs = [(request, self._stream(request)) for request in requests]
-        if waited:  # drop the requests whose clients left while the batch was queued
-            for _, stream in pairs:
-                if stream.cancelled():
-                    _finish(stream)
-            pairs = [(request, stream) for request, stream in pairs if stream.open]
-        if not pairs:
-            return
-        streams = {index: stream for index, (_, stream) in enumerate(pairs)}
-        items = [(self.body_of(request), request.parameters()) for request, _ in pairs]
-        pump_batch(batch_stream_replies(self.predictor, items, self.rules), streams)
+
+def _fail(streams, reply):
+    for stream in streams.values():
+        if stream.open:
+            try:
+                stream.send(reply)
+            except Exception:
+                log.warning("sending a stream's error failed:\n%s", traceback.format_exc())
+            _finish(stream)

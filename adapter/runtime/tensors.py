@@ -1,4 +1,4 @@
-"""Typed tensor APIs: dicts of numpy arrays in and out, stacked across a batch.
+"""Typed tensor APIs: dicts of numpy arrays in and out, stacked across a batch; their pipeline stages.
 
 An API declares its tensors (name, dtype, per-item shape with -1 for variable
 dims). predict() receives {name: array} with a leading batch dimension and
@@ -6,15 +6,12 @@ returns {name: array or torch tensor}; outputs are checked against the
 declaration, then split back per request (PyTriton's @batch semantics).
 """
 
-import logging
-
 import numpy as np
 
-from .errors import BadRequest, PredictorFailure, RequestError, internal_error
-from .handler import Reply, error_for_exception, error_reply
+from .errors import BadRequest, PredictorFailure
 from .params import split_parameters
-
-log = logging.getLogger("tritonize")
+from .post_predict import held_arguments
+from .reply import text_reply
 
 # numpy dtype name -> Triton data type (config.pbtxt TYPE_<x>).
 NUMPY_TO_TRITON = {
@@ -137,56 +134,69 @@ def _batch_size(arrays, declared_inputs):
     return int(arrays[spec["name"]].shape[0])
 
 
-def _run(predictor, group, tensors, as_lists):
-    """group: [(index, arrays, query_params, headers)] -> {index: {name: array} or Reply}.
+def arrays_held_bytes(arrays):
+    """The memory a request's arrays hold (a BYTES tensor's items counted too)."""
+    total = 0
+    for array in arrays.values():
+        array = to_numpy(array)
+        total += array.nbytes
+        if array.dtype.kind == "O":
+            total += sum(len(item) for item in array.reshape(-1).tolist() if isinstance(item, (bytes, str)))
+    return total
 
-    as_lists: query_params and headers are lists, one per request (batching on).
+
+class TensorStages:
+    """A typed API's read, decode, arguments, split and encode (see pipeline.Pipeline).
+
+    Each request holds {name: array} with a leading batch dimension; a group's requests are
+    stacked into one predict() call and its outputs split back by each request's batch size.
+    With batching, query_params and headers are lists (one per request); without, each
+    request is its own group.
     """
-    try:
-        sizes = [_batch_size(arrays, tensors["inputs"]) for _, arrays, _, _ in group]
-        inputs = _stack([arrays for _, arrays, _, _ in group], tensors["inputs"])
-    except RequestError as error:
-        return dict.fromkeys((index for index, *_ in group), error_reply(error))
-    queries = [q for _, _, q, _ in group]
-    headers = [h for _, _, _, h in group]
-    try:
-        result = predictor.predict(inputs, queries if as_lists else queries[0], headers if as_lists else headers[0])
-        outputs = check_outputs(result, tensors["outputs"], sum(sizes))
-    except PredictorFailure as error:
-        return dict.fromkeys((index for index, *_ in group), error_reply(error))
-    except BaseException as exc:  # SystemExit and KeyboardInterrupt too: these requests fail, the server stays
-        return dict.fromkeys((index for index, *_ in group), error_reply(error_for_exception(exc)))
-    answers, start = {}, 0
-    for (index, arrays, query_params, request_headers), size in zip(group, sizes):
-        answers[index] = own = {name: array[start : start + size] for name, array in outputs.items()}
-        start += size
-        size = sum(getattr(array, "nbytes", 0) for array in arrays.values())
-        predictor.post_predict(own, arrays, query_params, request_headers, size)  # this request's own tensors
-    return answers
 
+    def __init__(self, predictor, rules, tensors):
+        self.predictor, self.rules = predictor, rules
+        self.declared_inputs, self.declared_outputs = tensors["inputs"], tensors["outputs"]
+        self.input_names = tuple(spec["name"] for spec in self.declared_inputs)
+        self.posts, self.posts_payload, self.posts_response = held_arguments(predictor)
 
-def handle_tensor_requests(predictor, items, tensors, rules, batching):
-    """items: [(dict of input arrays or an error Reply, parameters_json)] -> per item a dict or a Reply.
+    def read(self, request, input_array):
+        """read: {name: array} of the declared inputs, input_array(request, name) -> array or None;
+        or an error Reply."""
+        arrays = {}
+        for name in self.input_names:
+            array = input_array(request, name)
+            if array is None:
+                return text_reply(400, f"missing input tensor {name!r}")
+            arrays[name] = array
+        return arrays
 
-    With batching, all decodable requests go to one predict() call (query_params
-    and headers then are lists); without, each request gets its own call.
-    """
-    answers = [arrays if isinstance(arrays, Reply) else None for arrays, _ in items]
-    group = []
-    for index, (arrays, parameters_json) in enumerate(items):
-        if answers[index] is not None:
-            continue
-        try:
-            query_params, headers, _ = split_parameters(parameters_json, rules)
-        except RequestError as error:
-            answers[index] = error_reply(error)
-            continue
-        except BaseException as exc:
-            answers[index] = error_reply(internal_error("decoding the request parameters failed", exc))
-            continue
-        group.append((index, arrays, query_params, headers))
-    groups = [group] if batching and group else [[member] for member in group]
-    for members in groups:
-        for index, answer in _run(predictor, members, tensors, batching).items():
-            answers[index] = answer
-    return answers
+    def decode(self, arrays, parameters_json):
+        """-> (arrays, query_params, headers, batch size); raises RequestError (400) if undecodable."""
+        query_params, headers, _ = split_parameters(parameters_json, self.rules)
+        return arrays, query_params, headers, _batch_size(arrays, self.declared_inputs)
+
+    def arguments(self, members, batching):
+        inputs = _stack([member[0] for member in members], self.declared_inputs)
+        if not batching:
+            return inputs, members[0][1], members[0][2]
+        return inputs, [member[1] for member in members], [member[2] for member in members]
+
+    def rows(self, result, members, batching, streaming=False):
+        """Checked outputs, split back: each request gets its own rows of every output."""
+        outputs = check_outputs(result, self.declared_outputs, sum(member[3] for member in members))
+        rows, start = [], 0
+        for member in members:
+            size = member[3]
+            rows.append({name: array[start : start + size] for name, array in outputs.items()})
+            start += size
+        return rows
+
+    def encode(self, own, decoded):
+        """A request's own output arrays are its answer; post_predict gets them with its own inputs."""
+        if self.posts:
+            held = (arrays_held_bytes(decoded[0]) if self.posts_payload else 0) + (
+                arrays_held_bytes(own) if self.posts_response else 0
+            )
+            self.predictor.post_predict(own, decoded[0], decoded[1], decoded[2], held)
+        return own
