@@ -5,11 +5,13 @@ import os
 import re
 from dataclasses import dataclass
 
-from tritonize.adapter.runtime.constants import SETTINGS_FILE
+from tritonize.adapter.runtime.constants import SETTINGS_FILE, STATUS_OUTPUT_NAME
 from tritonize.adapter.runtime.request_timeout import request_timeout_s
 from tritonize.errors import ServeError
 
 _DECOUPLED = re.compile(r"decoupled\s*:\s*true")
+# A model built with the status output (adapter/model_config.py), or an older one without it.
+_STATUS_OUTPUT = re.compile(r'name\s*:\s*"' + STATUS_OUTPUT_NAME + '"')
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,8 @@ class Route:
     # The API's request timeout in seconds (adapter/runtime/request_timeout.py), or None: a dead instance
     # after that long is answered 504.
     timeout_s: float | None = None
+    # Its config declares the status output (a predictor's 2xx status other than 200).
+    status_output: bool = False
 
 
 def endpoint_path(endpoint):
@@ -29,22 +33,28 @@ def endpoint_path(endpoint):
     return "/" + endpoint.strip().strip("/")
 
 
-def load_routes(repository):
-    """{path: Route} for every model in the repository (paths without a trailing slash)."""
+def load_routes(repository, environ=os.environ):
+    """{path: Route} for every model in the repository (paths without a trailing slash); `environ` holds
+    serve's --request-timeout (REQUEST_TIMEOUT_ENV), for APIs whose spec sets none."""
     routes = {}
     for api in sorted(os.listdir(repository)):
         config = os.path.join(repository, api, "config.pbtxt")
         if not os.path.isfile(config):
             continue
         with open(config, encoding="utf-8") as f:
-            streaming = bool(_DECOUPLED.search(f.read()))
+            text = f.read()
+        streaming = bool(_DECOUPLED.search(text))
         settings = {}
         settings_path = os.path.join(repository, api, "1", SETTINGS_FILE)
         if os.path.isfile(settings_path):
             with open(settings_path, encoding="utf-8") as f:
                 settings = json.load(f)
         route = Route(
-            api, streaming=streaming, typed=bool(settings.get("tensors")), timeout_s=request_timeout_s(settings)
+            api,
+            streaming=streaming,
+            typed=bool(settings.get("tensors")),
+            timeout_s=request_timeout_s(settings, environ),
+            status_output=bool(_STATUS_OUTPUT.search(text)),
         )
         paths = {"/" + api}
         if settings.get("endpoint"):

@@ -23,6 +23,7 @@ _MODULES = [
     "adapter/runtime/__init__.py",
     "adapter/runtime/constants.py",
     "adapter/runtime/stream_errors.py",
+    "adapter/runtime/request_timeout.py",
 ]
 _MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit(main())\n"
 
@@ -30,7 +31,7 @@ _MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit
 def write_zipapp(directory):
     """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
     root = os.path.dirname(os.path.abspath(tritonize.__file__))
-    front = os.path.join(root, "front")
+    front = os.path.join(root, "cortex_endpoint")
     names = _MODULES + [f"cortex_endpoint/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
     path = os.path.join(directory, ZIPAPP_NAME)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -7,7 +7,7 @@ way post_predict is queued once per request with that request's own result.
 
 from dataclasses import dataclass
 
-from .codec import decode_payload, encode_result, error_from_http_exception
+from .codec import decode_payload, encode_result, error_from_http_exception, success_status
 from .errors import PredictorFailure, RequestError, client_error, internal_error, printable
 from .params import split_parameters
 
@@ -66,7 +66,7 @@ def reply_for_result(result):
     """-> (Reply, encoded): encoded is False when the result could not be sent (no post_predict then, as Cortex)."""
     try:
         response_body, response_type = encode_result(result)
-        return Reply(200, response_body, response_type), True
+        return Reply(success_status(result), response_body, response_type), True
     except RequestError as error:  # a Response / HTTP error status the predictor chose, or a contract violation
         return error_reply(error), not isinstance(error, PredictorFailure)
     except BaseException as exc:

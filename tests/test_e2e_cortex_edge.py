@@ -1,0 +1,377 @@
+"""End to end on real Triton: the Cortex endpoint as a public HTTP server, against hostile clients and
+unusual predictors (issue 23: response splitting, backpressure, pipelining, slowloris, header limits,
+gzip members, 2xx statuses, shutdown, the request timeout, proxies, the admin token)."""
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import requests
+from conftest import FIXTURES, ServeProcess, free_ports, run_tritonize
+
+pytestmark = pytest.mark.e2e
+TOKEN = "edge-secret-token-1234"
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory):
+    work = tmp_path_factory.mktemp("cortex_edge")
+    project = work / "project"
+    shutil.copytree(os.path.join(FIXTURES, "cortex_edge"), project)
+    repository = work / "model_repository"
+    run_tritonize("build", str(project / "cortex.yaml"), "-o", str(repository))
+    return repository
+
+
+@pytest.fixture(scope="module")
+def server(repo):
+    # A dead proxy in serve's environment: nothing of serve's own may go through it (item 11).
+    (dead,) = free_ports(1)
+    proxy = f"http://127.0.0.1:{dead}"
+    env = {"http_proxy": proxy, "https_proxy": proxy, "grpc_proxy": proxy, "TRITONIZE_ADMIN_TOKEN": TOKEN}
+    serve = ServeProcess(str(repo), extra_args=["--max-body-size", "1m", "--request-timeout", "5s"], env=env)
+    serve.cortex = f"http://127.0.0.1:{serve.cortex_port}"
+    serve.proxy_env = env
+    assert serve.wait_ready(), serve.output()
+    serve.wait_cortex()
+    yield serve
+    assert serve.stop() == 0, serve.output()
+
+
+def _raw(port, data, timeout=20, read_until=None):
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        sock.sendall(data)
+        got = b""
+        while True:
+            try:
+                piece = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not piece:
+                break
+            got += piece
+            if read_until is not None and read_until in got:
+                break
+        return got
+    finally:
+        sock.close()
+
+
+def _post(path, body=b"{}", extra=b"", close=True):
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+        path,
+        len(body),
+        extra,
+        b"Connection: close\r\n" if close else b"",
+        body,
+    )
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _endpoint_pids(serve_pid):
+    """The endpoint's processes: serve's child running tritonize.cortex_endpoint, and its forked workers."""
+    pids = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if b"tritonize.cortex_endpoint" in cmdline:
+            pids.append((int(pid), ppid))
+    first = [pid for pid, ppid in pids if ppid == serve_pid]
+    return first + [pid for pid, ppid in pids if ppid in first]
+
+
+# 1. Response splitting
+def test_a_header_injected_by_a_predictor_never_reaches_the_client(server):
+    got = _raw(server.cortex_port, _post(b"/edge?do=split"))
+    head = got.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"set-cookie" not in head, got
+    assert got.startswith(b"HTTP/1.1 500"), got
+    got = _raw(server.cortex_port, _post(b"/edgestream?do=split"))
+    assert b"set-cookie" not in got.split(b"\r\n\r\n", 1)[0].lower(), got
+    assert got.startswith(b"HTTP/1.1 500"), got
+    assert requests.post(f"{server.cortex}/edge", json={"still": "up"}).json()["payload"] == {"still": "up"}
+
+
+# 8. A predictor's 2xx status
+@pytest.mark.parametrize("status", [201, 202, 204, 206])
+def test_a_predictors_2xx_status_reaches_the_client(server, status):
+    r = requests.post(f"{server.cortex}/edge?do=status&s={status}", json={})
+    assert r.status_code == status, r.text
+    assert r.content == (b"" if status == 204 else b"made")
+    # On Triton's own /infer the answer is 200 (its protocol has no place for it).
+    from tritonize.client.client import Client
+
+    with Client(server.http_url) as client:
+        assert client.predict_raw("edge", b"{}", "application/json", {"do": "status", "s": status})[0] == b"made"
+
+
+def test_a_streams_2xx_status_reaches_the_client(server):
+    r = requests.post(f"{server.cortex}/edgestream?do=status", json={})
+    assert (r.status_code, r.content) == (201, b"made")
+
+
+# 7. gzip members
+def test_every_gzip_member_is_inflated_and_trailing_garbage_is_a_400(server):
+    body = gzip.compress(b'"hello ') + gzip.compress(b'world"')
+    r = requests.post(
+        f"{server.cortex}/edge", data=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+    )
+    assert (r.status_code, r.json()["payload"]) == (200, "hello world")
+    r = requests.post(
+        f"{server.cortex}/edge",
+        data=gzip.compress(b'"x"') + b"garbage",
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert r.status_code == 400 and "gzip" in r.text
+
+
+# 5. Headers of 16-64 KB
+@pytest.mark.parametrize("size", [13_000, 16_000, 40_000, 63_000])
+def test_big_header_blocks_are_431_at_the_endpoint(server, size):
+    for api in (b"/edge", b"/edgestream"):
+        got = _raw(server.cortex_port, _post(api, extra=b"X-Big: " + b"a" * size + b"\r\n"))
+        assert got.startswith(b"HTTP/1.1 431"), got[:200]
+
+
+def test_headers_under_the_limits_reach_the_predictor(server):
+    from tritonize.cortex_endpoint.server import MAX_HEADER_LINE_BYTES
+    from tritonize.cortex_endpoint.streaming import MAX_METADATA_BYTES
+
+    many = {f"X-H{i}": "b" * 4000 for i in range(6)}  # 24 KB in all: Triton's HTTP port takes it
+    for api, headers in (
+        ("edge", {"X-Big": "a" * (MAX_HEADER_LINE_BYTES - 10)}),
+        ("edge", many),
+        ("edgestream", {"X-Big": "a" * (MAX_METADATA_BYTES - 200)}),
+    ):
+        r = requests.post(f"{server.cortex}/{api}", json={}, headers=headers)
+        assert r.status_code == 200, (api, r.status_code, r.text[:300])
+        seen = r.json()["headers"] if api == "edge" else json.loads(r.text)
+        assert all(seen[name.lower()] == value for name, value in headers.items())
+    # More than gRPC metadata carries, to a streaming API: a clear 431, never Triton's 503.
+    r = requests.post(f"{server.cortex}/edgestream", json={}, headers=many)
+    assert r.status_code == 431 and "streaming API" in r.text
+
+
+# 6. Headers gRPC metadata cannot carry, sent to a streaming API
+def test_odd_headers_always_get_an_answer_and_the_same_on_both_kinds_of_api(server):
+    odd = b"X-Data-Bin: aGVsbG8=\r\nX-A!B: 1\r\nX_Under: 2\r\nX-Fine: ok\r\n"
+    seen = {}
+    for api in (b"/edge", b"/edgestream"):
+        got = _raw(server.cortex_port, _post(api + b"?do=headers", extra=odd))
+        assert got.startswith(b"HTTP/1.1 200"), got
+        body = got.split(b"\r\n\r\n", 1)[1]
+        if api == b"/edgestream":  # chunked: one chunk
+            body = body.split(b"\r\n", 1)[1].rsplit(b"\r\n0\r\n", 1)[0]
+        document = json.loads(body)
+        seen[api] = document["headers"] if api == b"/edge" else document
+    assert seen[b"/edge"] == seen[b"/edgestream"]
+    assert seen[b"/edge"]["x-fine"] == "ok" and "x-data-bin" not in seen[b"/edge"]
+    # A value gRPC metadata cannot carry (a tab): a clear 400 from a streaming API, never silence.
+    got = _raw(server.cortex_port, _post(b"/edgestream", extra=b"X-Tab: a\tb\r\n"))
+    assert got.startswith(b"HTTP/1.1 400") and b"x-tab" in got, got
+
+
+# 3. Pipelined read-ahead
+def test_pipelined_bodies_are_not_read_ahead(server):
+    pid = _endpoint_pids(server.process.pid)
+    sock = socket.create_connection(("127.0.0.1", server.cortex_port), timeout=60)
+    slow = _post(b"/edge?do=sleep&s=3", close=False)
+    body = b'"' + b"x" * ((1 << 20) - 10) + b'"'
+    sock.sendall(slow)
+    time.sleep(0.5)
+    before = sum(_rss_kb(p) for p in pid)
+    sent = [0]
+
+    def send():
+        try:
+            for _ in range(12):
+                sock.sendall(_post(b"/edge", body, close=False))
+                sent[0] += 1
+        except OSError:
+            pass
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    time.sleep(1.5)
+    during = sum(_rss_kb(p) for p in pid)
+    # Only what one read and the kernel's buffers hold: the 12 bodies (12 MiB) wait in the client.
+    assert sent[0] < 6, sent[0]
+    assert during - before < 6 * 1024, (before, during)
+    got = b""
+    while got.count(b"HTTP/1.1 200") < 13:
+        piece = sock.recv(1 << 20)
+        if not piece:
+            break
+        got += piece
+    sock.close()
+    assert got.count(b"HTTP/1.1 200") == 13
+
+
+# 4. Slowloris
+def test_a_header_block_sent_slowly_is_cut_off(server, repo):
+    endpoint = _own_endpoint(server, repo, "--header-timeout", "3", "--body-timeout", "4")
+    try:
+        sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=30)
+        sock.sendall(b"POST /edge HTTP/1.1\r\nHost: x\r\n")
+        start = time.monotonic()
+        got = b""
+        try:
+            while time.monotonic() - start < 20:
+                sock.sendall(b"X-A: b\r\n")  # a header line every second: never idle, never finished
+                time.sleep(1)
+        except OSError:
+            pass
+        sock.settimeout(5)
+        try:
+            got = sock.recv(1000)
+        except OSError:
+            pass
+        took = time.monotonic() - start
+        assert took < 12, took
+        assert got == b"" or got.startswith(b"HTTP/1.1 408"), got
+        sock = socket.create_connection(("127.0.0.1", endpoint.port), timeout=30)
+        sock.sendall(b"POST /edge HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
+        start = time.monotonic()
+        try:
+            while time.monotonic() - start < 20:
+                sock.sendall(b"x")  # a body byte every second
+                time.sleep(1)
+        except OSError:
+            pass
+        assert time.monotonic() - start < 12
+    finally:
+        endpoint.stop()
+
+
+class _Endpoint:
+    def __init__(self, process, port):
+        self.process, self.port = process, port
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _own_endpoint(server, repo, *args, env=None):
+    """A second Cortex endpoint on serve's Triton, with options of its own (short timeouts)."""
+    (port,) = free_ports(1)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tritonize.cortex_endpoint",
+            "--repository",
+            str(repo),
+            "--port",
+            str(port),
+            "--triton-http-port",
+            str(server.http_port),
+            "--triton-grpc-port",
+            str(server.grpc_port),
+            *args,
+        ],
+        env=env,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return _Endpoint(process, port)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError("the endpoint did not listen")
+
+
+# 2. Backpressure on streams
+def test_a_stream_nobody_reads_is_not_buffered_by_the_endpoint(server):
+    pids = _endpoint_pids(server.process.pid)
+    before = sum(_rss_kb(p) for p in pids)
+    sock = socket.create_connection(("127.0.0.1", server.cortex_port), timeout=60)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    sock.sendall(_post(b"/edgestream?do=big&n=400"))
+    time.sleep(8)  # the predictor yields 400 MiB as fast as it can; the client reads nothing
+    grown = sum(_rss_kb(p) for p in pids) - before
+    sock.close()
+    assert grown < 64 * 1024, f"the endpoint grew by {grown} KB"
+    assert requests.post(f"{server.cortex}/edge", json={"after": 1}).json()["payload"] == {"after": 1}
+
+
+# 10. serve --request-timeout through the endpoint
+def test_serves_request_timeout_is_a_504_through_the_endpoint(server):
+    r = requests.post(f"{server.cortex}/edge?do=sleep&s=12", json={}, timeout=60)
+    assert r.status_code == 504, (r.status_code, r.text)
+    assert "request timeout" in r.text
+
+
+# 11. Proxies in serve's environment
+def test_streams_go_direct_with_a_proxy_in_the_environment(server):
+    r = requests.post(f"{server.cortex}/edgestream?do=headers", json={}, headers={"X-One": "1"})
+    assert r.status_code == 200, r.text
+    assert json.loads(r.text)["x-one"] == "1"
+
+
+def test_tritonizes_clients_go_direct_with_a_proxy_in_the_environment(server, monkeypatch):
+    for name, value in server.proxy_env.items():
+        if name.endswith("proxy"):
+            monkeypatch.setenv(name, value)
+    from tritonize.client.client import Client
+
+    with Client(server.grpc_url, protocol="grpc") as client:
+        assert client.predict("edge", {"g": 1})["payload"] == {"g": 1}
+        assert [json.loads(c) for c in client.stream("edgestream", {}, headers={"x-s": "1"})] == [{"x-s": "1"}]
+    with Client(server.http_url) as client:
+        assert client.predict("edge", {"h": 1})["payload"] == {"h": 1}
+    env = {**os.environ, **server.proxy_env}
+    env.pop("TRITONIZE_ADMIN_TOKEN")
+    for protocol, url in (("grpc", server.grpc_url), ("http", server.http_url)):
+        result = run_tritonize(
+            "predict", "edgestream", "--stream", "--protocol", protocol, "--url", url, "-d", "{}", env=env, check=False
+        )
+        assert result.returncode == 0, result.stderr
+
+
+# 16. The admin token never reaches predictor code
+def test_the_admin_token_is_in_no_endpoint_or_stub_environment(server):
+    pids = _endpoint_pids(server.process.pid)
+    assert len(pids) >= 1
+    stubs = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith(b"/") and b"stub" in _cmdline(p)]
+    for pid in pids + [int(p) for p in stubs]:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            assert TOKEN.encode() not in f.read(), pid
+        assert TOKEN.encode() not in _cmdline(pid), pid
+
+
+def _cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
