@@ -346,7 +346,7 @@ def test_tritonizes_clients_go_direct_with_a_proxy_in_the_environment(server, mo
 
     with Client(server.grpc_url, protocol="grpc") as client:
         assert client.predict("edge", {"g": 1})["payload"] == {"g": 1}
-        assert [json.loads(c) for c in client.stream("edgestream", {}, headers={"x-s": "1"})] == [{"x-s": "1"}]
+        assert [json.loads(c)["x-s"] for c in client.stream("edgestream", {}, headers={"x-s": "1"})] == ["1"]
     with Client(server.http_url) as client:
         assert client.predict("edge", {"h": 1})["payload"] == {"h": 1}
     env = {**os.environ, **server.proxy_env}
@@ -375,3 +375,105 @@ def _cmdline(pid):
             return f.read()
     except OSError:
         return b""
+
+
+# 18. Clients: a server that is not there, TLS, a connect timeout
+def test_predict_stream_over_grpc_to_no_server_is_one_clear_line():
+    (port,) = free_ports(1)
+    result = run_tritonize(
+        "predict", "x", "--stream", "--protocol", "grpc", "--url", f"127.0.0.1:{port}", "-d", "{}", check=False
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot reach" in lines[0], result.stderr
+
+
+def test_grpc_client_gives_up_connecting_after_its_connect_timeout():
+    from tritonize.client.client import Client
+    from tritonize.errors import ServerUnreachable
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts TCP (the kernel does) but never speaks HTTP/2
+    try:
+        url = f"127.0.0.1:{silent.getsockname()[1]}"
+        with Client(url, protocol="grpc", connect_timeout_s=1.0) as client:
+            start = time.monotonic()
+            with pytest.raises(ServerUnreachable):
+                client.predict("x", {})
+            with pytest.raises(ServerUnreachable):
+                list(client.stream("x", {}))
+            assert time.monotonic() - start < 15
+    finally:
+        silent.close()
+
+
+def test_an_https_url_is_tls_or_refused_never_plain_http(server):
+    from tritonize.client.client import Client
+    from tritonize.errors import ServerUnreachable
+
+    # Triton serves plain HTTP: a client told https must fail (TLS handshake), not talk plain HTTP.
+    with Client(f"https://{server.http_url}") as client:
+        assert client.tls
+        with pytest.raises(ServerUnreachable):
+            client.predict("edge", {})
+        with pytest.raises(ServerUnreachable):
+            list(client.stream("edgestream", {}))
+    with Client(f"http://{server.http_url}") as client:
+        assert client.predict("edge", {"plain": 1})["payload"] == {"plain": 1}
+    with pytest.raises(ValueError, match="unsupported URL scheme"):
+        Client(f"ftp://{server.http_url}")
+
+
+# 9. Shutdown through the endpoint
+def test_sigterm_drains_the_endpoint_and_every_process_of_it(repo):
+    serve = ServeProcess(str(repo), extra_args=["--drain-notice", "3s"])
+    assert serve.wait_ready(), serve.output()
+    serve.wait_cortex()
+    cortex = f"http://127.0.0.1:{serve.cortex_port}"
+    pids = _endpoint_pids(serve.process.pid)
+    assert len(pids) >= 2, pids  # the first process and its forked worker
+    results = {}
+
+    def slow_request():
+        results["request"] = requests.post(f"{cortex}/edge?do=sleep&s=7", json={}, timeout=60)
+
+    def slow_stream():
+        results["stream"] = requests.post(f"{cortex}/edgestream?do=slow&n=7&s=1", json={}, timeout=60)
+
+    threads = [threading.Thread(target=slow_request), threading.Thread(target=slow_stream)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.5)
+    serve.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    # Drain notice: readiness says false, new requests are still answered.
+    ready = requests.get(f"{cortex}/_tritonize/ready", timeout=10)
+    assert ready.status_code == 503
+    assert requests.post(f"{cortex}/edge", json={"during": 1}, timeout=10).status_code == 200
+    time.sleep(3.5)
+    # Then no process of the endpoint accepts (the worker too), while in-flight work goes on.
+    refused = 0
+    for _ in range(8):
+        try:
+            socket.create_connection(("127.0.0.1", serve.cortex_port), timeout=2).close()
+        except OSError:
+            refused += 1
+    assert refused == 8, "a process of the endpoint still accepts connections"
+    for thread in threads:
+        thread.join(timeout=60)
+    assert results["request"].status_code == 200 and results["request"].json() == {"slept": 7.0}
+    assert results["stream"].status_code == 200
+    assert results["stream"].text == "".join(f"chunk {i}\n" for i in range(7))
+    assert serve.process.wait(timeout=60) == 0, serve.output()
+    for pid in pids:
+        assert not os.path.exists(f"/proc/{pid}") or _state(pid) == "Z", pid
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
