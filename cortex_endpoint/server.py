@@ -134,7 +134,12 @@ class HttpConnection(asyncio.Protocol):
                 try:
                     self.parser.feed_data(self.held.popleft())
                 except httptools.HttpParserUpgrade:
-                    self._fail(400, "protocol upgrades are not supported")
+                    # The request asking for it was answered as a plain one, with `connection: close`:
+                    # what follows is not HTTP/1.1 and is never parsed (no second answer on the connection).
+                    self.held.clear()
+                    self.failed = True
+                    self.reading_paused = True
+                    self.transport.pause_reading()
                 except httptools.HttpParserError:
                     self._fail(400, "malformed HTTP request")
         finally:
@@ -176,6 +181,13 @@ class HttpConnection(asyncio.Protocol):
         self.phase, self.phase_since = "body", time.monotonic()
         length = encoding = None
         expect = False
+        if self.parser.get_method() == b"CONNECT":
+            self._fail(405, "CONNECT is not supported: this is not a proxy")
+            return
+        hosts = sum(1 for name, _ in self.headers if name == b"host")
+        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
+            self._fail(400, "an HTTP/1.1 request has exactly one Host header (RFC 9112 3.2)")
+            return
         for name, value in self.headers:
             if name == b"content-length":
                 length = value
@@ -218,7 +230,7 @@ class HttpConnection(asyncio.Protocol):
         path, _, query = self.url.partition(b"?")
         query, _, _ = query.partition(b"#")
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-        keep_alive = self.parser.should_keep_alive() and not self.server.draining
+        keep_alive = self.parser.should_keep_alive() and not self.server.draining and not self.parser.should_upgrade()
         request = Request(self.parser.get_method(), path, query, self.headers, body, keep_alive)
         self.chunks = []
         self.pending.append(request)

@@ -477,3 +477,39 @@ def _state(pid):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return "gone"
+
+
+# The adversarial pass: request smuggling and framing (docs/security.md lists what was tried).
+@pytest.mark.parametrize(
+    "request_bytes,status",
+    [
+        (b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400),
+        (b"Content-Length: 2\r\nContent-Length: 5\r\n\r\n{}abc", 400),
+        (b"Transfer-Encoding: chunked, gzip\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400),
+        (b"Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\nab\r\n0\r\n\r\n", 400),
+        (b"X-A: one\r\n two\r\nContent-Length: 2\r\n\r\n{}", 400),  # obs-fold
+        (b"Content-Length: -1\r\n\r\n{}", 400),
+    ],
+)
+def test_ambiguous_framing_is_a_400_and_the_connection_closes(server, request_bytes, status):
+    data = b"POST /edge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + request_bytes
+    data += b"GET /edge HTTP/1.1\r\nHost: x\r\n\r\n"  # smuggled: must never be answered
+    got = _raw(server.cortex_port, data)
+    assert got.startswith(b"HTTP/1.1 %d" % status) and got.count(b"HTTP/1.1 ") == 1, got
+
+
+def test_upgrade_connect_and_host_rules(server):
+    got = _raw(
+        server.cortex_port, b"GET /edge HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nxx"
+    )
+    assert got.startswith(b"HTTP/1.1 200") and got.count(b"HTTP/1.1 ") == 1 and b"connection: close" in got, got
+    got = _raw(server.cortex_port, b"CONNECT evil:443 HTTP/1.1\r\nHost: evil:443\r\n\r\n")
+    assert got.startswith(b"HTTP/1.1 405") and got.count(b"HTTP/1.1 ") == 1, got
+    got = _raw(server.cortex_port, b"POST /edge HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    assert got.startswith(b"HTTP/1.1 400") and b"Host" in got, got
+    got = _raw(server.cortex_port, b"POST /edge HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 2\r\n\r\n{}")
+    assert got.startswith(b"HTTP/1.1 400"), got
+    # HTTP/1.0 without Host, and keep-alive asked for: answered, the connection kept for the second.
+    two = b"POST /edge HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    one = two.replace(b"HTTP/1.0\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n")
+    assert _raw(server.cortex_port, one + two).count(b"HTTP/1.1 200") == 2
