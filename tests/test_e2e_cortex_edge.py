@@ -77,10 +77,13 @@ def _post(path, body=b"{}", extra=b"", close=True):
 
 
 def _rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:  # gone
+        pass
     return 0
 
 
@@ -319,8 +322,16 @@ def test_a_stream_nobody_reads_is_not_buffered_by_the_endpoint(server):
     sock.sendall(_post(b"/edgestream?do=big&n=400"))
     time.sleep(8)  # the predictor yields 400 MiB as fast as it can; the client reads nothing
     grown = sum(_rss_kb(p) for p in pids) - before
+    got = 0
+    while True:  # then the client reads: the whole stream comes
+        piece = sock.recv(1 << 20)
+        if not piece:
+            break
+        got += len(piece)
     sock.close()
-    assert grown < 64 * 1024, f"the endpoint grew by {grown} KB"
+    assert got > 400 << 20
+    # Measured on a loaded 2-CPU machine: ~47 MB here (gRPC's own receive window), ~890 MB before.
+    assert grown < 128 * 1024, f"the endpoint grew by {grown} KB"
     assert requests.post(f"{server.cortex}/edge", json={"after": 1}).json()["payload"] == {"after": 1}
 
 
@@ -513,3 +524,45 @@ def test_upgrade_connect_and_host_rules(server):
     two = b"POST /edge HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
     one = two.replace(b"HTTP/1.0\r\n", b"HTTP/1.0\r\nConnection: keep-alive\r\n")
     assert _raw(server.cortex_port, one + two).count(b"HTTP/1.1 200") == 2
+
+
+def test_bench_keeps_the_admin_token_out_of_perf_analyzers_command_line(server):
+    from tritonize.client.bench import _perf_analyzer_usable
+
+    if _perf_analyzer_usable() is None:
+        pytest.skip("perf_analyzer does not run here")
+    seen = []  # (seconds since perf_analyzer was first seen, token in its cmdline, token in its environ)
+    done = threading.Event()
+
+    def watch():
+        first = {}
+        while not done.is_set():
+            for pid in os.listdir("/proc"):
+                if not pid.isdigit():
+                    continue
+                cmdline = _cmdline(pid)
+                if b"perf_analyzer" not in cmdline.split(b"\0", 1)[0]:
+                    continue
+                first.setdefault(pid, time.monotonic())
+                try:
+                    with open(f"/proc/{pid}/environ", "rb") as f:
+                        environ = f.read()
+                except OSError:
+                    continue
+                seen.append((time.monotonic() - first[pid], TOKEN.encode() in cmdline, TOKEN.encode() in environ))
+            time.sleep(0.001)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    env = {**os.environ, "TRITONIZE_ADMIN_TOKEN": TOKEN}
+    result = run_tritonize(
+        "bench", "edge", "-d", "{}", "--engine", "perf_analyzer", "--concurrency", "1", "--duration", "1s",
+        "--url", server.http_url, env=env, check=False,
+    )  # fmt: skip
+    done.set()
+    watcher.join()
+    assert result.returncode == 0, result.stderr  # the statistics (a restricted API) were read: the header was sent
+    assert seen, "perf_analyzer was never seen running"
+    assert not any(in_environ for _, _, in_environ in seen)
+    late = [in_cmdline for since, in_cmdline, _ in seen if since > 0.5]
+    assert late and not any(late), "the token stayed in perf_analyzer's command line"
