@@ -9,6 +9,7 @@ reaches the predictor as bytes, never Triton's envelope parser.
 import json
 import re
 import time
+from urllib.parse import unquote_to_bytes
 
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
@@ -111,6 +112,8 @@ class CortexFront:
 
     def handle(self, conn, request):
         path = request.path
+        if b"%" in path:  # /%65cho is /echo, as starlette routes it
+            path = unquote_to_bytes(path)
         if len(path) > 1 and path.endswith(b"/"):
             path = path[:-1]
         route = self.routes.get(path)

@@ -113,6 +113,7 @@ class HttpConnection(asyncio.Protocol):
         waiter, self.writing_paused = self.writing_paused, None
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        self._pump()  # requests held while the client was not reading its answers
 
     async def drain(self):
         """Wait while the client's transport holds more than its high-water mark (streams call it per chunk)."""
@@ -130,7 +131,9 @@ class HttpConnection(asyncio.Protocol):
             return  # called back from inside feed_data (a request answered at once): the loop below goes on
         self.feeding = True
         try:
-            while self.held and not self.busy and not self.failed and not self.closed:
+            # Not while answers pile up unread in the client's transport either (pipelined requests from
+            # a client that never reads would otherwise grow it without bound).
+            while self.held and not self.busy and self.writing_paused is None and not self.failed and not self.closed:
                 try:
                     self.parser.feed_data(self.held.popleft())
                 except httptools.HttpParserUpgrade:
@@ -172,6 +175,10 @@ class HttpConnection(asyncio.Protocol):
             self._fail(
                 431, f"request header too large: this server accepts at most {MAX_HEADER_LINE_BYTES} bytes per header"
             )
+            return
+        if self.phase == "body":
+            # A chunked body's trailer fields: never merged into the headers (RFC 9110 6.5.1): a proxy that
+            # checked the headers may not have checked these (`X-Tenant`, `Content-Type` in a trailer).
             return
         self.headers.append((name.lower(), value))
 

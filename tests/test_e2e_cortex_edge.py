@@ -566,3 +566,41 @@ def test_bench_keeps_the_admin_token_out_of_perf_analyzers_command_line(server):
     assert not any(in_environ for _, _, in_environ in seen)
     late = [in_cmdline for since, in_cmdline, _ in seen if since > 0.5]
     assert late and not any(late), "the token stayed in perf_analyzer's command line"
+
+
+def test_a_client_that_never_reads_its_answers_is_not_buffered_for(server):
+    pids = _endpoint_pids(server.process.pid)
+    before = sum(_rss_kb(p) for p in pids)
+    sock = socket.create_connection(("127.0.0.1", server.cortex_port), timeout=60)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+    one = b"GET /edge HTTP/1.1\r\nHost: x\r\n\r\n"  # answered at once (no Triton), ~300 bytes each
+    sent = [0]
+
+    def flood():
+        try:
+            for _ in range(100):
+                sock.sendall(one * 4000)  # 400 000 requests in all, ~120 MB of answers
+                sent[0] += 4000
+        except OSError:
+            pass
+
+    threading.Thread(target=flood, daemon=True).start()
+    time.sleep(6)
+    grown = sum(_rss_kb(p) for p in pids) - before
+    sock.close()
+    assert sent[0] < 400_000, "the endpoint read everything a non-reading client sent"
+    assert grown < 32 * 1024, f"the endpoint grew by {grown} KB"
+    assert requests.get(f"{server.cortex}/edge").status_code == 200
+
+
+def test_trailer_fields_never_become_headers_and_paths_are_percent_decoded(server):
+    body = b"2\r\n{}\r\n0\r\nX-Smuggled: 1\r\nContent-Type: text/plain\r\n\r\n"
+    got = _raw(
+        server.cortex_port,
+        b"POST /%65dge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        b"Connection: close\r\n\r\n" + body,
+    )
+    assert got.startswith(b"HTTP/1.1 200"), got
+    document = json.loads(got.split(b"\r\n\r\n", 1)[1])
+    assert document["payload"] == {} and "x-smuggled" not in document["headers"]
+    assert document["headers"]["content-type"] == "application/json"
