@@ -367,6 +367,13 @@ def test_tritonizes_clients_go_direct_with_a_proxy_in_the_environment(server, mo
             "predict", "edgestream", "--stream", "--protocol", protocol, "--url", url, "-d", "{}", env=env, check=False
         )
         assert result.returncode == 0, result.stderr
+    result = run_tritonize(
+        "bench", "edge", "-d", "{}", "--engine", "builtin", "--protocol", "grpc", "--url", server.grpc_url,
+        "--http-url", server.http_url, "--concurrency", "1", "--duration", "1s", "--json", env=env, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (load,) = json.loads(result.stdout)["results"]
+    assert load["requests"] > 0 and load["errors"] == 0, load
 
 
 # 16. The admin token never reaches predictor code
