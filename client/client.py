@@ -86,7 +86,7 @@ def is_local_address(address: str) -> bool:
     except OSError:
         return False
     for family, _, _, _, sockaddr in infos:
-        ip = sockaddr[0]
+        ip = str(sockaddr[0])
         if ipaddress.ip_address(ip.split("%")[0]).is_loopback:
             return True
         try:  # bindable: one of this machine's addresses
