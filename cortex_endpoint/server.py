@@ -46,11 +46,11 @@ def valid_header(name, value):
 
 
 class Request:
-    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "error")
+    __slots__ = ("method", "path", "query", "headers", "body", "keep_alive", "error", "http10")
 
-    def __init__(self, method, path, query, headers, body, keep_alive, error=None):
+    def __init__(self, method, path, query, headers, body, keep_alive, error=None, http10=False):
         self.method, self.path, self.query, self.headers = method, path, query, headers
-        self.body, self.keep_alive, self.error = body, keep_alive, error
+        self.body, self.keep_alive, self.error, self.http10 = body, keep_alive, error, http10
 
 
 class HttpConnection(asyncio.Protocol):
@@ -78,6 +78,7 @@ class HttpConnection(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = None  # a Future while the client's transport is over its high-water mark
         self.failed = False
+        self.http10 = False  # the request being answered is HTTP/1.0: no chunked answer (RFC 9112 7.1)
         self.phase = None  # None (between requests), "headers", "body"
         self.phase_since = 0.0
         self._reset()
@@ -238,7 +239,8 @@ class HttpConnection(asyncio.Protocol):
         query, _, _ = query.partition(b"#")
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         keep_alive = self.parser.should_keep_alive() and not self.server.draining and not self.parser.should_upgrade()
-        request = Request(self.parser.get_method(), path, query, self.headers, body, keep_alive)
+        http10 = self.parser.get_http_version() == "1.0"
+        request = Request(self.parser.get_method(), path, query, self.headers, body, keep_alive, http10=http10)
         self.chunks = []
         self.pending.append(request)
         if not self.busy:
@@ -271,6 +273,7 @@ class HttpConnection(asyncio.Protocol):
         while self.pending and not self.closed:
             request = self.pending.popleft()
             self.keep_alive = request.keep_alive
+            self.http10 = request.http10
             if request.error is not None:
                 status, message = request.error
                 self.respond(status, b"text/plain; charset=utf-8", message.encode())
@@ -342,23 +345,26 @@ class HttpConnection(asyncio.Protocol):
         if self._checked_content_type(status, content_type) is None:
             self.respond(500, b"text/plain; charset=utf-8", b"")  # respond() says why
             return False
-        close = b"" if self.keep_alive and not self.server.draining else b"connection: close\r\n"
+        close = b"" if self.keep_alive and not self.server.draining and not self.http10 else b"connection: close\r\n"
         if close:
             self.keep_alive = False
+        # An HTTP/1.0 client cannot read chunks: the body is the stream as it comes, ended by closing.
+        framing = b"" if self.http10 else b"transfer-encoding: chunked\r\n"
         self.transport.write(
-            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\ntransfer-encoding: chunked\r\n%s%s\r\n"
-            % (status, _REASONS.get(status, b"Unknown"), content_type, self.server.extra_headers, close)
+            b"HTTP/1.1 %d %s\r\ncontent-type: %s\r\n%s%s%s\r\n"
+            % (status, _REASONS.get(status, b"Unknown"), content_type, framing, self.server.extra_headers, close)
         )
         return True
 
     def write_chunk(self, data):
         if data and not self.closed:
-            self.transport.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.transport.write(data if self.http10 else b"%x\r\n%s\r\n" % (len(data), data))
             self.last_active = time.monotonic()
 
     def end_chunked(self):
         if not self.closed:
-            self.transport.write(b"0\r\n\r\n")
+            if not self.http10:
+                self.transport.write(b"0\r\n\r\n")
             if not self.keep_alive:
                 self.transport.close()
 

@@ -613,3 +613,13 @@ def test_trailer_fields_never_become_headers_and_paths_are_percent_decoded(serve
     document = json.loads(got.split(b"\r\n\r\n", 1)[1])
     assert document["payload"] == {} and "x-smuggled" not in document["headers"]
     assert document["headers"]["content-type"] == "application/json"
+
+
+def test_an_http10_client_gets_a_stream_without_chunked_framing(server):
+    got = _raw(
+        server.cortex_port,
+        b"POST /edgestream?do=slow&n=3&s=0 HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    )
+    head, body = got.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200") and b"transfer-encoding" not in head.lower(), got
+    assert body == b"chunk 0\nchunk 1\nchunk 2\n"
