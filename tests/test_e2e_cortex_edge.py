@@ -338,7 +338,7 @@ def test_a_stream_nobody_reads_is_not_buffered_by_the_endpoint(server):
 
 # 10. serve --request-timeout through the endpoint
 def test_serves_request_timeout_is_a_504_through_the_endpoint(server):
-    r = requests.post(f"{server.cortex}/edge?do=sleep&s=12", json={}, timeout=60)
+    r = requests.post(f"{server.cortex}/edgeslow?do=sleep&s=12", json={}, timeout=60)
     assert r.status_code == 504, (r.status_code, r.text)
     assert "request timeout" in r.text
 
