@@ -291,6 +291,8 @@ class HttpConnection(asyncio.Protocol):
                 return
             self.busy = False
         self.busy = False
+        if self.phase is not None:  # a pipelined request begun while the previous one was answered
+            self.phase_since = time.monotonic()
         self._pump()
 
     def _done(self, task):
