@@ -59,7 +59,7 @@ NOT_FORWARDED = frozenset(
 
 # Header names forwarded to Triton (and from there, by its header pattern, to the predictor): what gRPC
 # metadata can carry too, so that streaming and non-streaming APIs see the same headers. Others (`X-A!B`,
-# `X_A`…) are dropped, as nginx's ignore_invalid_headers drops them.
+# `X~A`…) are dropped, as nginx's ignore_invalid_headers drops them.
 _FORWARDED_NAME = re.compile(rb"[0-9a-z][0-9a-z._-]*")
 
 
