@@ -192,17 +192,19 @@ class HttpConnection(asyncio.Protocol):
         if self.parser.get_method() == b"CONNECT":
             self._fail(405, "CONNECT is not supported: this is not a proxy")
             return
-        hosts = sum(1 for name, _ in self.headers if name == b"host")
-        if hosts > 1 or (hosts == 0 and self.parser.get_http_version() == "1.1"):
-            self._fail(400, "an HTTP/1.1 request has exactly one Host header (RFC 9112 3.2)")
-            return
+        hosts = 0
         for name, value in self.headers:
-            if name == b"content-length":
+            if name == b"host":
+                hosts += 1
+            elif name == b"content-length":
                 length = value
             elif name == b"content-encoding":
                 encoding = value.strip().lower()
             elif name == b"expect":
                 expect = value.lower() == b"100-continue"
+        if hosts != 1 and (hosts > 1 or self.parser.get_http_version() == "1.1"):
+            self._fail(400, "an HTTP/1.1 request has exactly one Host header (RFC 9112 3.2)")
+            return
         try:
             check_declared(length, encoding, self.max_body)
             self.inflater = Inflater(encoding, self.max_body)
@@ -309,7 +311,12 @@ class HttpConnection(asyncio.Protocol):
 
     def _checked_content_type(self, status, content_type):
         """The predictor's content type if it is one header value; else None (logged, answered 500)."""
+        known = self.server.valid_content_types
+        if content_type in known:
+            return content_type
         if _FIELD_VALUE.fullmatch(content_type) is not None:
+            if len(known) < 256:  # the few types an API answers with, checked once
+                known.add(content_type)
             return content_type
         self.server.log_error(ValueError(f"a response's Content-Type is not a valid header value: {content_type!r}"))
         return None
@@ -398,6 +405,7 @@ class HttpServer:
         self.body_timeout_s = body_timeout_s
         self.idle_timeout_s = idle_timeout_s
         self.connections = set()
+        self.valid_content_types = set()
         self.draining = False  # answers say `connection: close`; set once the listening socket is closed
         self._server = None
 
