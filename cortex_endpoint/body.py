@@ -52,6 +52,7 @@ class Inflater:
         self.wbits = wbits
         self.zlib = zlib.decompressobj(wbits) if wbits is not None else None
         self.limit = limit
+        self.fed = False  # an empty body with Content-Encoding: gzip is an empty body, not a truncated one
 
     def _next_member(self, data):
         """After the end of a member: -> the bytes to inflate next (a new gzip member), or b""."""
@@ -65,6 +66,7 @@ class Inflater:
     def feed(self, data, have):
         if self.zlib is None:
             return data
+        self.fed = self.fed or bool(data)
         out = []
         produced = 0
         while data:
@@ -87,5 +89,5 @@ class Inflater:
         return b"".join(out)
 
     def finish(self):
-        if self.zlib is not None and not self.zlib.eof:
+        if self.zlib is not None and self.fed and not self.zlib.eof:
             raise BodyError(400, f"truncated {self.encoding.decode()} body")

@@ -176,3 +176,9 @@ def test_forwarded_headers_drop_what_grpc_metadata_cannot_carry():
         with pytest.raises(MetadataError) as info:
             grpc_metadata([(b"x-a", value)])
         assert info.value.status == status
+
+
+def test_an_empty_compressed_body_is_an_empty_body():
+    inflater = Inflater(b"gzip", 10)
+    assert inflater.feed(b"", 0) == b""
+    inflater.finish()
