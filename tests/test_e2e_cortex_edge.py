@@ -381,8 +381,13 @@ def test_tritonizes_clients_go_direct_with_a_proxy_in_the_environment(server, mo
 def test_the_admin_token_is_in_no_endpoint_or_stub_environment(server):
     pids = _endpoint_pids(server.process.pid)
     assert len(pids) >= 1
-    stubs = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p).startswith(b"/") and b"stub" in _cmdline(p)]
-    for pid in pids + [int(p) for p in stubs]:
+    # This server's stubs (the processes running predictors): their shared-memory region names its port.
+    mine = f"_{server.http_port}_".encode()
+    stubs = [
+        int(p) for p in os.listdir("/proc") if b"triton_python_backend_stub" in _cmdline(p) and mine in _cmdline(p)
+    ]
+    assert stubs, "no stub of this server found"
+    for pid in pids + stubs:
         with open(f"/proc/{pid}/environ", "rb") as f:
             assert TOKEN.encode() not in f.read(), pid
         assert TOKEN.encode() not in _cmdline(pid), pid
