@@ -9,7 +9,7 @@ from tritonclient.grpc import model_config_pb2
 
 from tritonize.adapter.batching import triton_max_batch_size
 from tritonize.adapter.instances import has_single_instance, instance_group_dicts
-from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, STATUS_OUTPUT_NAME
 from tritonize.adapter.runtime.tensors import NUMPY_TO_TRITON
 from tritonize.errors import BuildError
 
@@ -29,7 +29,8 @@ def _io(api):
     if api.tensors:
         return ([_tensor(t, True) for t in api.tensors["inputs"]], [_tensor(t, False) for t in api.tensors["outputs"]])
     body = {"dataType": "TYPE_STRING", "dims": ["1"]}
-    return ([{"name": INPUT_NAME, **body}], [{"name": OUTPUT_NAME, **body}, {"name": CONTENT_TYPE_OUTPUT_NAME, **body}])
+    outputs = [{"name": name, **body} for name in (OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME, STATUS_OUTPUT_NAME)]
+    return [{"name": INPUT_NAME, **body}], outputs
 
 
 def dynamic_batching_dict(batching):

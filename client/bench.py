@@ -91,7 +91,7 @@ def _perf_analyzer_usable():
 
 
 def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
-    from tritonize.client.perf_analyzer import admin_header_args
+    from tritonize.client.perf_analyzer import admin_header_args, start
 
     binary, env = tool
     with tempfile.TemporaryDirectory(prefix="tritonize-bench-") as tmp:
@@ -99,7 +99,7 @@ def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
         with open(data_file, "w") as f:
             json.dump(workload.perf_analyzer_data(), f)
         window_ms = max(500, int(duration_s * 1000 / 3))
-        result = subprocess.run(
+        process = start(
             [
                 binary,
                 "-m",
@@ -123,12 +123,17 @@ def _run_perf_analyzer(tool, workload, url, protocol, concurrency, duration_s):
             ]
             + admin_header_args(protocol),
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=duration_s * 4 + 60,
         )
-        if result.returncode != 0 or not os.path.exists(csv_file):
-            raise BenchError(f"perf_analyzer failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
+        try:
+            stdout, stderr = process.communicate(timeout=duration_s * 4 + 60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        if process.returncode != 0 or not os.path.exists(csv_file):
+            raise BenchError(f"perf_analyzer failed:\n{stdout[-2000:]}{stderr[-2000:]}")
         with open(csv_file) as f:
             row = next(csv.DictReader(f))
     throughput = float(row["Inferences/Second"])

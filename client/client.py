@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import socket
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -50,6 +52,70 @@ def encode_payload(payload: Any, content_type: str | None = None) -> tuple[bytes
     return json.dumps(payload).encode("utf-8"), content_type or JSON
 
 
+# URL schemes -> TLS or not; without a scheme, plain (as Triton serves by default).
+_TLS_SCHEMES = {"http": False, "grpc": False, "https": True, "grpcs": True}
+# How long the gRPC client waits for a connection before saying the server is not there.
+CONNECT_TIMEOUT_S = 10.0
+
+
+def split_url(url: str) -> tuple[str, bool]:
+    """'https://host:8000/' -> ('host:8000', True); ValueError for a scheme tritonize cannot honour."""
+    scheme, sep, address = url.partition("://")
+    if not sep:
+        return url.rstrip("/"), False
+    tls = _TLS_SCHEMES.get(scheme.lower())
+    if tls is None:
+        raise ValueError(f"unsupported URL scheme {scheme!r} in {url!r}: use http://, https://, grpc:// or grpcs://")
+    return address.rstrip("/"), tls
+
+
+def host_of(address: str) -> str:
+    """'host:port', '[::1]:port', 'host' -> the host."""
+    if address.startswith("["):
+        return address[1 : address.find("]")]
+    return address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+
+
+def is_local_address(address: str) -> bool:
+    """True for loopback and this machine's own addresses (never sent through a proxy)."""
+    host = host_of(address)
+    if host in ("localhost", ""):
+        return True
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    for family, _, _, _, sockaddr in infos:
+        ip = str(sockaddr[0])
+        if ipaddress.ip_address(ip.split("%")[0]).is_loopback:
+            return True
+        try:  # bindable: one of this machine's addresses
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((ip, 0))
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def grpc_channel_args(address: str) -> list[tuple[str, Any]]:
+    """tritonclient's own channel defaults, and no proxy to a local server (gRPC honours http_proxy)."""
+    from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE, KeepAliveOptions
+
+    keepalive = KeepAliveOptions()
+    args: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+        ("grpc.keepalive_time_ms", keepalive.keepalive_time_ms),
+        ("grpc.keepalive_timeout_ms", keepalive.keepalive_timeout_ms),
+        ("grpc.keepalive_permit_without_calls", keepalive.keepalive_permit_without_calls),
+        ("grpc.http2.max_pings_without_data", keepalive.http2_max_pings_without_data),
+    ]
+    if is_local_address(address):
+        args.append(("grpc.enable_http_proxy", 0))
+    return args
+
+
 def _status_of(exc: Any) -> int:
     status = str(exc.status() or "")
     if status.isdigit():
@@ -59,24 +125,50 @@ def _status_of(exc: Any) -> int:
 
 
 class Client:
-    """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC."""
+    """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC;
+    Client("https://host:8000") (or grpcs://) talks TLS."""
 
-    def __init__(self, url: str | None = None, protocol: str = "http", timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        protocol: str = "http",
+        timeout_s: float = 60.0,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
+    ) -> None:
         self.protocol = protocol
-        url = (url or DEFAULT_URLS.get(protocol, "")).split("://", 1)[-1]
+        url, self.tls = split_url(url or DEFAULT_URLS.get(protocol, ""))
         self.url = url
+        self._connected = False
         if protocol == "http":
             import tritonclient.http as module
 
-            self._client = module.InferenceServerClient(url, connection_timeout=timeout_s, network_timeout=timeout_s)
+            self._client = module.InferenceServerClient(
+                url, connection_timeout=min(timeout_s, connect_timeout_s), network_timeout=timeout_s, ssl=self.tls
+            )
         elif protocol == "grpc":
             import tritonclient.grpc as module
 
-            self._client = module.InferenceServerClient(url)
+            self._client = module.InferenceServerClient(url, ssl=self.tls, channel_args=grpc_channel_args(url))
         else:
             raise ValueError(f"protocol must be 'http' or 'grpc', not {protocol!r}")
         self._module = module
         self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+
+    def _connect(self) -> None:
+        """gRPC: wait (at most connect_timeout_s) for the channel, so that a server that is not there is one
+        clear ServerUnreachable, not a call hanging or a stream thread's traceback."""
+        if self._connected or self.protocol != "grpc":
+            return
+        import grpc
+
+        try:
+            grpc.channel_ready_future(self._client._channel).result(timeout=self.connect_timeout_s)
+        except grpc.FutureTimeoutError:
+            raise ServerUnreachable(
+                self.url, self.protocol, f"no connection within {self.connect_timeout_s:g} s"
+            ) from None
+        self._connected = True
 
     def close(self) -> None:
         self._client.close()
@@ -115,6 +207,7 @@ class Client:
         parameters = request_parameters(query_params, content_type)
         # A repeated header (a list value): repeated gRPC metadata; joined with ', ' over HTTP.
         sent = grpc_metadata(headers) if self.protocol == "grpc" else http_headers(headers)
+        self._connect()
         try:
             result = self._client.infer(
                 api,
@@ -163,8 +256,11 @@ class Client:
         from . import streams
 
         if self.protocol == "http":
-            chunks = streams.stream_http(self.url, api, body, content_type, query_params, headers, self.timeout_s)
+            chunks = streams.stream_http(
+                self.url, api, body, content_type, query_params, headers, self.timeout_s, tls=self.tls
+            )
         else:
+            self._connect()
             chunks = streams.stream_grpc(
                 self._client, self._module, api, body, content_type, query_params, headers, self.timeout_s
             )

@@ -98,7 +98,9 @@ async def run_grpc(url, model, make_inputs, concurrency, duration_s, warmup_s=1.
     """gRPC inference in a closed loop; make_inputs(module) -> [InferInput]."""
     import tritonclient.grpc.aio as grpcaio
 
-    client = grpcaio.InferenceServerClient(url)
+    from tritonize.client.client import grpc_channel_args
+
+    client = grpcaio.InferenceServerClient(url, channel_args=grpc_channel_args(url))  # no proxy to a local server
     inputs = make_inputs(grpcaio)
     try:
 

@@ -122,8 +122,10 @@ async def run_grpc(url, model, make_inputs, concurrency, duration_s, warmup_s=1.
     """Streams over gRPC ModelStreamInfer in a closed loop; make_inputs(module) -> [InferInput]."""
     import tritonclient.grpc.aio as grpcaio
 
+    from tritonize.client.client import grpc_channel_args
+
     async def open_worker():
-        client = grpcaio.InferenceServerClient(url)
+        client = grpcaio.InferenceServerClient(url, channel_args=grpc_channel_args(url))  # no proxy when local
         requests = asyncio.Queue()
 
         async def request_iterator():

@@ -59,10 +59,15 @@ def generate_stream_body(body, content_type, query_params):
     return json.dumps(document).encode("utf-8")
 
 
-def stream_http(url, api, body, content_type=None, query_params=None, headers=None, timeout_s=60.0):
-    """Yield (body bytes, content type) per chunk from POST /v2/models/<api>/generate_stream."""
-    host, _, port = url.split("://", 1)[-1].rstrip("/").partition(":")
-    connection = http.client.HTTPConnection(host, int(port or 80), timeout=timeout_s)
+def stream_http(url, api, body, content_type=None, query_params=None, headers=None, timeout_s=60.0, tls=False):
+    """Yield (body bytes, content type) per chunk from POST /v2/models/<api>/generate_stream (http.client:
+    never a proxy)."""
+    host, _, port = url.split("://", 1)[-1].rstrip("/").rpartition(":") if ":" in url else (url, "", "")
+    host = host.strip("[]")
+    if tls:
+        connection = http.client.HTTPSConnection(host, int(port or 443), timeout=timeout_s)
+    else:
+        connection = http.client.HTTPConnection(host, int(port or 80), timeout=timeout_s)
     try:
         connection.request(
             "POST",

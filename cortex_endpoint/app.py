@@ -7,13 +7,16 @@ reaches the predictor as bytes, never Triton's envelope parser.
 """
 
 import json
+import re
 import time
+from urllib.parse import unquote_to_bytes
 
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
     CONTENT_TYPE_PARAMETER,
     OUTPUT_NAME,
     QUERY_PARAMETER,
+    STATUS_OUTPUT_NAME,
 )
 
 from .routes import Route
@@ -55,6 +58,38 @@ NOT_FORWARDED = frozenset(
 )
 
 
+# Header names forwarded to Triton (and from there, by its header pattern, to the predictor): what gRPC
+# metadata can carry too, so that streaming and non-streaming APIs see the same headers. Others (`X-A!B`,
+# `X~A`…) are dropped, as nginx's ignore_invalid_headers drops them.
+_FORWARDED_NAME = re.compile(rb"[0-9a-z][0-9a-z._-]*")
+
+
+def forwarded_headers(headers):
+    """-> (content type or None, [(name, value)] to forward), or raise HeaderError (400)."""
+    content_type = None
+    forward = []
+    for name, value in headers:
+        if name in NOT_FORWARDED:
+            if name == b"content-type":
+                content_type = value
+            continue
+        if _FORWARDED_NAME.fullmatch(name) is None or name.endswith(b"-bin") or name.startswith(b"grpc-"):
+            continue  # gRPC metadata cannot carry it as text: dropped on every path
+        if not value.isascii():
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise HeaderError(b"header %s is not valid UTF-8" % name) from None
+        forward.append((name, value))
+    return content_type, forward
+
+
+class HeaderError(Exception):
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+
 def error_body(message):
     """-> (content type, body); the message is the predictor's own body for a JSONResponse: keep its type."""
     body = message.encode("utf-8", errors="replace")
@@ -74,9 +109,12 @@ class CortexFront:
         self.routes = {path.encode(): route for path, route in routes.items()}
         self.pool = pool
         self.streamer = streamer
+        self.draining = False  # set on SIGTERM: readiness says false while requests are still answered
 
     def handle(self, conn, request):
         path = request.path
+        if b"%" in path:  # /%65cho is /echo, as starlette routes it
+            path = unquote_to_bytes(path)
         if len(path) > 1 and path.endswith(b"/"):
             path = path[:-1]
         route = self.routes.get(path)
@@ -102,20 +140,11 @@ class CortexFront:
 
     def _predict(self, route, conn, request):
         """-> None (answered), a coroutine (streams), or the Future of Triton's answer (answered when it comes)."""
-        content_type = None
-        forward = []
-        for name, value in request.headers:
-            if name in NOT_FORWARDED:
-                if name == b"content-type":
-                    content_type = value
-                continue
-            if not value.isascii():
-                try:
-                    value.decode("utf-8")
-                except UnicodeDecodeError:
-                    conn.respond(400, TEXT, b"header %s is not valid UTF-8" % name)
-                    return None
-            forward.append((name, value))
+        try:
+            content_type, forward = forwarded_headers(request.headers)
+        except HeaderError as error:
+            conn.respond(400, TEXT, error.message)
+            return None
         parameters = {}
         if content_type is not None:
             parameters[CONTENT_TYPE_PARAMETER] = content_type.decode("latin-1")
@@ -125,7 +154,7 @@ class CortexFront:
             return self.streamer.stream(route.api, request.body, parameters, forward, conn)
         if not any(name == b"host" for name, _ in forward):
             forward.append((b"host", b"triton"))
-        answer = self.pool.send(infer_request(route.api, request.body, parameters, forward))
+        answer = self.pool.send(infer_request(route.api, request.body, parameters, forward, route.status_output))
         if route.timeout_s is None:
             answer.add_done_callback(lambda done: _answer(conn, done))
         else:
@@ -134,6 +163,8 @@ class CortexFront:
         return answer
 
     async def _ready(self, conn, head):
+        if self.draining:
+            return conn.respond(503, TEXT, b"not ready: shutting down", head=head)
         try:
             status, _, _ = await self.pool.request(b"GET /v2/health/ready HTTP/1.1\r\nHost: triton\r\n\r\n")
         except UpstreamError:
@@ -159,9 +190,16 @@ def _answer(conn, done, route=None, start=None):
                 return conn.respond(504, TEXT, text.encode())
             return conn.respond(status, *error_body(message))
         outputs = infer_result(status, headers, answer)
-        return conn.respond(200, outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
+        return conn.respond(success_status(outputs), outputs[CONTENT_TYPE_OUTPUT_NAME], outputs[OUTPUT_NAME])
     except (UpstreamError, KeyError) as exc:
         return conn.respond(503, TEXT, f"Triton did not answer: {exc}".encode())
+
+
+def success_status(outputs):
+    """The predictor's 2xx status (Response(status_code=201)): the runtime's status output, when it sent one."""
+    text = outputs.get(STATUS_OUTPUT_NAME)
+    status = int(text) if text and text.isdigit() else 200
+    return status if 200 <= status < 300 else 200
 
 
 def _timed_out(route, start, status, message):

@@ -40,20 +40,40 @@ def check_declared(content_length, content_encoding, limit):
 
 
 class Inflater:
-    """feed(data, size so far) -> the body bytes it stands for; BodyError(413) past the limit."""
+    """feed(data, size so far) -> the body bytes it stands for; BodyError(413) past the limit.
+
+    A gzip body may hold several members (RFC 1952 2.2, what `cat a.gz b.gz` makes): all are inflated,
+    as gunzip does. Anything after the last member (or after a deflate stream) is a 400, not ignored.
+    """
 
     def __init__(self, content_encoding, limit):
         wbits = _WBITS.get(content_encoding)
         self.encoding = content_encoding
+        self.wbits = wbits
         self.zlib = zlib.decompressobj(wbits) if wbits is not None else None
         self.limit = limit
+        self.fed = False  # an empty body with Content-Encoding: gzip is an empty body, not a truncated one
+
+    def _next_member(self, data):
+        """After the end of a member: -> the bytes to inflate next (a new gzip member), or b""."""
+        if not data:
+            return data
+        if self.wbits == _WBITS[b"gzip"] and data[:1] == b"\x1f" and (len(data) < 2 or data[1:2] == b"\x8b"):
+            self.zlib = zlib.decompressobj(self.wbits)
+            return data
+        raise BodyError(400, f"body is not valid {self.encoding.decode()} data: bytes after the end of the stream")
 
     def feed(self, data, have):
         if self.zlib is None:
             return data
+        self.fed = self.fed or bool(data)
         out = []
         produced = 0
-        while data and not self.zlib.eof:
+        while data:
+            if self.zlib.eof:
+                data = self._next_member(self.zlib.unused_data + data)
+                if not data:
+                    break
             budget = (self.limit - have - produced + 1) if self.limit else 0  # 0: no bound
             try:
                 piece = self.zlib.decompress(data, budget)
@@ -64,8 +84,10 @@ class Inflater:
                 raise too_large(self.limit)
             out.append(piece)
             data = self.zlib.unconsumed_tail
+            if self.zlib.eof and self.zlib.unused_data:
+                data = self._next_member(self.zlib.unused_data + data)
         return b"".join(out)
 
     def finish(self):
-        if self.zlib is not None and not self.zlib.eof:
+        if self.zlib is not None and self.fed and not self.zlib.eof:
             raise BodyError(400, f"truncated {self.encoding.decode()} body")

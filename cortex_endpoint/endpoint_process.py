@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV
 from tritonize.errors import ServeError
 
 START_TIMEOUT_S = 30.0
@@ -51,7 +52,17 @@ class CortexEndpointProcess:
             str(opts.max_body_bytes),
             "--parent-pid",
             str(os.getpid()),
+            # One source for these: serve's own options (the endpoint drains like Triton, times out like it).
+            "--grace-period",
+            f"{opts.exit_timeout_s:g}",
+            "--drain-notice",
+            f"{opts.drain_notice_s or 0:g}",
+            *(["--request-timeout", f"{opts.request_timeout_s:g}"] if opts.request_timeout_s else []),
         ]
+
+    def stop_timeout_s(self):
+        """How long stop() waits: the endpoint's drain notice and grace period, and a little more."""
+        return (self.options.drain_notice_s or 0) + self.options.exit_timeout_s + 5.0
 
     def start(self, timeout_s=START_TIMEOUT_S):
         missing = [name for name in ("httptools",) if importlib.util.find_spec(name) is None]
@@ -62,7 +73,9 @@ class CortexEndpointProcess:
             )
         # Its own process group: the workers it forks (cortex_endpoint/__main__.py) are stopped with it, even when the
         # first process died without stopping them (a restart then finds the port free).
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True)
+        # Never the admin token: predictors running as the same user can read /proc/<pid>/environ.
+        env = {name: value for name, value in os.environ.items() if name != ADMIN_TOKEN_ENV}
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -79,11 +92,15 @@ class CortexEndpointProcess:
         """-> its exit code if it exited on its own since start(), else None."""
         return None if self.process is None else self.process.poll()
 
-    def stop(self, timeout_s=5.0):
+    def stop(self, timeout_s=None):
         if self.process is None:
             return
+        timeout_s = self.stop_timeout_s() if timeout_s is None else timeout_s
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            try:  # the whole group: the workers drain beside the first process
+                os.killpg(self.process.pid, signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

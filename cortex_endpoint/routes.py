@@ -5,6 +5,7 @@ this runs from the zipapp in images). A model added by hand (no tritonize settin
 API: Triton serves it at /v2/models/<name>/..., the Cortex endpoint does not route it.
 """
 
+import os
 from dataclasses import dataclass
 
 from tritonize.adapter.runtime.repository_model import RepositoryFormatError, read_repository_settings
@@ -23,11 +24,15 @@ class Route:
     # The API's request timeout in seconds (adapter/runtime/request_timeout.py), or None: a dead instance
     # after that long is answered 504.
     timeout_s: float | None = None
+    # Its config declares the status output (a predictor's 2xx status other than 200): every API of a
+    # repository this tritonize reads (format 2, adapter/runtime/repository_model.py) does.
+    status_output: bool = True
 
 
-def load_routes(repository):
+def load_routes(repository, environ=os.environ):
     """{path: Route} for every tritonize API in the repository (paths without a trailing slash), and its
-    TrafficSplitters' paths (cortex_endpoint/traffic_splitter.py)."""
+    TrafficSplitters' paths (cortex_endpoint/traffic_splitter.py); `environ` holds serve's --request-timeout
+    (REQUEST_TIMEOUT_ENV), for APIs whose spec sets none."""
     try:
         repository_settings = read_repository_settings(repository)
         apis = repository_settings.apis
@@ -35,7 +40,7 @@ def load_routes(repository):
         raise ServeError(str(exc)) from None
     routes = {}
     for name, settings in sorted(apis.items()):
-        route = Route(name, streaming=settings.streaming, typed=settings.typed, timeout_s=settings.timeout_s())
+        route = Route(name, streaming=settings.streaming, typed=settings.typed, timeout_s=settings.timeout_s(environ))
         for path in settings.paths:
             other = routes.get(path)
             if other is not None and other.api != name:

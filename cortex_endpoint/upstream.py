@@ -12,24 +12,29 @@ import struct
 
 import httptools
 
-from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME
+from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, STATUS_OUTPUT_NAME
 
 # Idle connections kept open beyond this are closed (busy ones are not limited: one per in-flight request).
 MAX_IDLE = 64
-_OUTPUTS = json.dumps(
-    [
-        {"name": OUTPUT_NAME, "parameters": {"binary_data": True}},
-        {"name": CONTENT_TYPE_OUTPUT_NAME, "parameters": {"binary_data": True}},
-    ],
-    separators=(",", ":"),
-).encode()
-_HEADER = (
-    b'{"inputs":[{"name":'
-    + json.dumps(INPUT_NAME).encode()
-    + b',"shape":[1,1],"datatype":"BYTES","parameters":{"binary_data_size":%d}}],"outputs":'
-    + _OUTPUTS
-    + b',"parameters":%s}'
-)
+
+
+def _header(outputs):
+    requested = json.dumps(
+        [{"name": name, "parameters": {"binary_data": True}} for name in outputs], separators=(",", ":")
+    )
+    return (
+        b'{"inputs":[{"name":'
+        + json.dumps(INPUT_NAME).encode()
+        + b',"shape":[1,1],"datatype":"BYTES","parameters":{"binary_data_size":%d}}],"outputs":'
+        + requested.encode()
+        + b',"parameters":%s}'
+    )
+
+
+_HEADER = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME])
+# Models built with the status output (adapter/model_config.py) also have it requested; older ones do not
+# declare it, and Triton refuses a request for an output a model does not declare.
+_HEADER_WITH_STATUS = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME, STATUS_OUTPUT_NAME])
 
 
 class UpstreamError(Exception):
@@ -172,9 +177,10 @@ class TritonPool:
             self._idle.pop().transport.close()
 
 
-def infer_request(api, body, parameters, headers):
+def infer_request(api, body, parameters, headers, with_status=False):
     """The bytes of one /infer request; `headers`: [(name, value)] bytes pairs copied for Triton to forward."""
-    header_json = _HEADER % (len(body) + 4, json.dumps(parameters, separators=(",", ":")).encode())
+    header = _HEADER_WITH_STATUS if with_status else _HEADER
+    header_json = header % (len(body) + 4, json.dumps(parameters, separators=(",", ":")).encode())
     lines = [b"POST /v2/models/%s/infer HTTP/1.1" % api.encode()]
     lines += [name + b": " + value for name, value in headers]
     lines.append(b"Inference-Header-Content-Length: %d" % len(header_json))

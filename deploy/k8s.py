@@ -134,11 +134,16 @@ def _probe(path, period, failures, timeout=5):
     }
 
 
+TRITONSERVER_COMMAND = ["env", "-u", ADMIN_TOKEN_ENV, "tritonserver"]
+
+
 def container(t):
     spec = {
         "name": "tritonserver",
         "image": t.image,
-        "command": ["tritonserver"],
+        # Not the admin token in Triton's environment (its stubs, the predictors, would inherit it): the
+        # kubelet expands $(TRITONIZE_ADMIN_TOKEN) in args from the container's env before `env` drops it.
+        "command": TRITONSERVER_COMMAND,
         "args": list(t.args),
         "env": t.env_list,
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],

@@ -111,13 +111,15 @@ def entrypoint_lines():
         "#!/bin/sh",
         # Only a tritonserver command gets the flags: `docker run IMAGE bash` runs bash as is.
         'case "$1" in tritonserver|*/tritonserver) ;; *) exec "$@";; esac',
-        'case " $* " in *" --http-restricted-api="*) exec "$@";; esac',
+        # tritonserver and the Cortex endpoint run without the token in their environment: predictors
+        # (Triton's stubs inherit it) can read /proc/<pid>/environ; Triton needs it only in its flags.
+        'case " $* " in *" --http-restricted-api="*) exec env -u TRITONIZE_ADMIN_TOKEN "$@";; esac',
         'if [ -z "$TRITONIZE_ADMIN_TOKEN" ]; then',
         '  TRITONIZE_ADMIN_TOKEN=$(python3 -c "import secrets; print(secrets.token_hex(16))")',
         f'  echo "tritonize: admin APIs need the header {ADMIN_TOKEN_HEADER}: $TRITONIZE_ADMIN_TOKEN"',
         "fi",
         *_front_entrypoint_lines(),
-        f'exec "$@" "--http-restricted-api={rule}" "--grpc-restricted-protocol={rule}"',
+        f'exec env -u TRITONIZE_ADMIN_TOKEN "$@" "--http-restricted-api={rule}" "--grpc-restricted-protocol={rule}"',
     ]
 
 
@@ -128,7 +130,7 @@ def _front_entrypoint_lines():
     )
     return [
         f'if [ "$1" = tritonserver ] && [ "${{{CORTEX_PORT_ENV}:-off}}" != off ]; then',
-        f"  {command} &",
+        f"  env -u TRITONIZE_ADMIN_TOKEN {command} &",
         "fi",
     ]
 

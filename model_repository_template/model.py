@@ -143,9 +143,10 @@ class TritonPythonModel:
     def _body_response(self, reply):
         if not reply.ok:
             return self._error(reply.status, reply.message)
-        return pb_utils.InferenceResponse(
-            output_tensors=[pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)), self._content_type(reply)]
-        )
+        tensors = [pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)), self._content_type(reply)]
+        if reply.status != 200:  # Response(status_code=201): the Cortex endpoint sends it as the HTTP status
+            tensors.append(self._status_tensor(reply.status))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
 
     def _stream_body_response(self, reply):
         # Decoupled responses are sent from several stream threads at once; each gets tensors of its
@@ -153,12 +154,16 @@ class TritonPythonModel:
         if not reply.ok:
             return self._error(reply.status, reply.message)
         content_type = _one_bytes_item(reply.content_type.encode("utf-8"))
-        return pb_utils.InferenceResponse(
-            output_tensors=[
-                pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)),
-                pb_utils.Tensor(self.content_type_output_name, content_type),
-            ]
-        )
+        tensors = [
+            pb_utils.Tensor(self.output_name, _one_bytes_item(reply.body)),
+            pb_utils.Tensor(self.content_type_output_name, content_type),
+        ]
+        if reply.status != 200:
+            tensors.append(self._status_tensor(reply.status))
+        return pb_utils.InferenceResponse(output_tensors=tensors)
+
+    def _status_tensor(self, status):
+        return pb_utils.Tensor(self.constants.STATUS_OUTPUT_NAME, _one_bytes_item(str(status).encode()))
 
     def _content_type(self, reply):
         # One prebuilt tensor per content type, shared by every response: building it per response

@@ -111,3 +111,78 @@ def test_infer_result_and_error_message():
     assert out == {"response": b"ok", "content_type": b"text/plain"}
     assert error_message(b'{"error": "boom"}') == "boom"
     assert error_message(b"not json") == "not json"
+
+
+@pytest.mark.parametrize("split", [0, 1, 10, 25, 26, 27, 40])
+def test_every_gzip_member_is_inflated_wherever_the_reads_split(split):
+    data = gzip.compress(b"hello ") + gzip.compress(b"world")
+    inflater = Inflater(b"gzip", 1000)
+    out = inflater.feed(data[:split], 0)
+    out += inflater.feed(data[split:], len(out))
+    inflater.finish()
+    assert out == b"hello world"
+
+
+@pytest.mark.parametrize(
+    "encoding,data",
+    [
+        (b"gzip", gzip.compress(b"x") + b"garbage"),
+        (b"deflate", zlib.compress(b"x") + b"zz"),
+        (b"gzip", gzip.compress(b"x") + b"\x1f"),  # a member that never comes
+    ],
+)
+def test_bytes_after_a_compressed_stream_are_a_400(encoding, data):
+    inflater = Inflater(encoding, 1000)
+    with pytest.raises(BodyError) as info:
+        inflater.feed(data, 0)
+        inflater.finish()
+    assert info.value.status == 400
+
+
+def test_several_members_count_against_the_limit_together():
+    inflater = Inflater(b"gzip", 10)
+    with pytest.raises(BodyError) as info:
+        inflater.feed(gzip.compress(b"x" * 6) + gzip.compress(b"y" * 6), 0)
+    assert info.value.status == 413
+
+
+def test_response_header_values_with_cr_lf_or_nul_are_not_headers():
+    from tritonize.cortex_endpoint.server import valid_header
+
+    assert valid_header(b"content-type", b"text/plain; charset=utf-8")
+    assert valid_header(b"x-a", b"tab\tand obs-text \xe9")
+    for value in (b"text/plain\r\nSet-Cookie: a=b", b"a\nb", b"a\rb", b"a\x00b", b"a\x7fb"):
+        assert not valid_header(b"content-type", value)
+    assert not valid_header(b"bad name", b"x") and not valid_header(b"x:y", b"x")
+
+
+def test_forwarded_headers_drop_what_grpc_metadata_cannot_carry():
+    from tritonize.cortex_endpoint.app import HeaderError, forwarded_headers
+    from tritonize.cortex_endpoint.streaming import MetadataError, grpc_metadata
+
+    content_type, forward = forwarded_headers(
+        [
+            (b"content-type", b"application/json"),
+            (b"x-data-bin", b"aGk="),
+            (b"x-a!b", b"1"),
+            (b"x_under", b"2"),
+            (b"grpc-timeout", b"1S"),
+            (b"x-fine", b"ok"),
+            (b"content-length", b"2"),
+        ]
+    )
+    assert content_type == b"application/json"
+    assert forward == [(b"x_under", b"2"), (b"x-fine", b"ok")]
+    with pytest.raises(HeaderError):
+        forwarded_headers([(b"x-bad", b"caf\xe9")])
+    assert grpc_metadata([(b"host", b"h"), (b"x-fine", b" ok ")]) == (("x-fine", "ok"),)
+    for value, status in ((b"a\tb", 400), ("café".encode(), 400), (b"v" * 8000, 431)):
+        with pytest.raises(MetadataError) as info:
+            grpc_metadata([(b"x-a", value)])
+        assert info.value.status == status
+
+
+def test_an_empty_compressed_body_is_an_empty_body():
+    inflater = Inflater(b"gzip", 10)
+    assert inflater.feed(b"", 0) == b""
+    inflater.finish()

@@ -101,7 +101,12 @@ def test_container_runs_exactly_what_serve_runs(spec, tmp_path):
         metrics_port=8002,
         admin_token="$(TRITONIZE_ADMIN_TOKEN)",
     )
-    assert container["command"] + container["args"] == ["tritonserver"] + tritonserver_args(inside, "/models")
+    assert container["command"] + container["args"] == [
+        "env",
+        "-u",
+        "TRITONIZE_ADMIN_TOKEN",  # never in the stubs' (predictors') environment
+        "tritonserver",
+    ] + tritonserver_args(inside, "/models")
     # Admin endpoints are restricted as by serve; Kubernetes expands the token from a Secret.
     assert any(
         a.startswith("--http-restricted-api=") and a.endswith("=$(TRITONIZE_ADMIN_TOKEN)") for a in container["args"]

@@ -23,7 +23,8 @@ def test_wire_contract_fields():
     assert [(t.name, t.data_type, list(t.dims)) for t in config.input] == [
         ("payload", model_config_pb2.TYPE_STRING, [1])
     ]
-    assert [t.name for t in config.output] == ["response", "content_type"]
+    # status: only in answers with a predictor's 2xx status other than 200 (Response(status_code=201)).
+    assert [t.name for t in config.output] == ["response", "content_type", "status"]
     assert all(t.data_type == model_config_pb2.TYPE_STRING and list(t.dims) == [1] for t in config.output)
     assert config.max_batch_size > 0
     assert config.HasField("dynamic_batching") and config.dynamic_batching.max_queue_delay_microseconds == 0

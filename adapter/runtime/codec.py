@@ -151,6 +151,13 @@ def encode_result(result):
     return encode_json(result), JSON
 
 
+def success_status(result):
+    """The 2xx status of a result encode_result() accepted: a Response's own (201, 204…), else 200."""
+    if is_response_like(result):
+        return _status_code(result.status_code, "Response.status_code")
+    return 200
+
+
 def _status_code(value, what):
     try:
         status = int(value)

@@ -9,6 +9,10 @@ these from here.
 INPUT_NAME = "payload"
 OUTPUT_NAME = "response"
 CONTENT_TYPE_OUTPUT_NAME = "content_type"
+# A predictor's 2xx status other than 200 (Response(status_code=201)), as text, only in such answers
+# (Triton 2.51's python backend has no response parameters): the Cortex endpoint sends it as the HTTP
+# status; Triton's own /infer answers 200 and carries it as this output.
+STATUS_OUTPUT_NAME = "status"
 # The request parameter carrying the body's content type.
 CONTENT_TYPE_PARAMETER = "content_type"
 # The request parameter carrying the URL query string, urlencoded as sent (repeated keys and
