@@ -45,8 +45,8 @@ def start(argv, env, **popen_args):
     """Popen(argv) with the admin token of admin_header_args() blanked from its command line (what `ps`
     shows every user) as soon as perf_analyzer has parsed it: when it opens its first socket. perf_analyzer
     takes headers only as flags; the token is visible for those few milliseconds."""
-    from tritonize.server.argv import hide_from_argv
-    from tritonize.server.options import ADMIN_TOKEN_ENV
+    from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV
+    from tritonize.host.argv import hide_from_argv
 
     process = subprocess.Popen(argv, env=env, **popen_args)
     token = os.environ.get(ADMIN_TOKEN_ENV)
@@ -79,7 +79,7 @@ def perf_analyzer_environment(lib_dir=None):
         link = os.path.join(lib_dir, plain)
         if matches and not os.path.exists(link):
             os.symlink(matches[0], link)
-    from tritonize.server.options import ADMIN_TOKEN_ENV
+    from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV
 
     env = {name: value for name, value in os.environ.items() if name != ADMIN_TOKEN_ENV}  # in -H only
     env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib_dir, env.get("LD_LIBRARY_PATH", "")) if p)

@@ -13,9 +13,9 @@ import time
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, STATUS_DIR_ENV
 from tritonize.adapter.runtime.repository_model import model_names
 from tritonize.errors import AdminError, ServeError
+from tritonize.host.argv import hide_from_argv
 from tritonize.host.triton_install import find_triton
 from tritonize.server.admin import TritonAdmin
-from tritonize.server.argv import hide_from_argv
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
 from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
