@@ -264,6 +264,7 @@ DIFFERENT = {
 def _predict_rows():
     rows = []
     for row_id, _protocols, call, status, words in bad_input.ROWS:
+        call = call.plain
         if call.__qualname__ != "predict.<locals>.call":
             continue  # KServe tensor/envelope rows: the front builds envelopes itself
         cells = dict(zip(call.__code__.co_freevars, (c.cell_contents for c in call.__closure__)))
