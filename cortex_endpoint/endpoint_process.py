@@ -20,9 +20,11 @@ def _loopback(host):
 class CortexEndpointProcess:
     """python -m tritonize.cortex_endpoint, a child of `serve` that dies with it (PR_SET_PDEATHSIG + parent poll)."""
 
-    def __init__(self, options, triton_host=None):
+    def __init__(self, options, triton_host=None, runner=None):
         self.options = options
         self.triton_host = triton_host or _loopback(options.host)
+        # How to run it: this Python's package, or (in images) the zipapp [python3, /models/....pyz].
+        self.runner = runner or [sys.executable, "-m", "tritonize.cortex_endpoint"]
         self.process = None
 
     @property
@@ -32,9 +34,7 @@ class CortexEndpointProcess:
     def command(self):
         opts = self.options
         return [
-            sys.executable,
-            "-m",
-            "tritonize.cortex_endpoint",
+            *self.runner,
             "--repository",
             opts.model_repository,
             "--host",
@@ -80,6 +80,8 @@ class CortexEndpointProcess:
         return None if self.process is None else self.process.poll()
 
     def stop(self, timeout_s=5.0):
+        """SIGTERM: it drains (readiness false, no new connections, in-flight requests finish) within
+        timeout_s (serve gives it what is left of the exit timeout), then whatever is left is killed."""
         if self.process is None:
             return
         if self.process.poll() is None:

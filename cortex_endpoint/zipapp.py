@@ -23,6 +23,28 @@ _MODULES = [
     "adapter/runtime/__init__.py",
     "adapter/runtime/constants.py",
     "adapter/runtime/stream_errors.py",
+    "adapter/runtime/request_timeout.py",
+    # The image's supervisor (server/container.py, the entrypoint) and the health rules it runs.
+    "adapter/runtime/datastructures.py",
+    "adapter/runtime/errors.py",
+    "adapter/runtime/failure_log.py",
+    "adapter/runtime/params.py",
+    "client/__init__.py",
+    "client/local_http.py",
+    "health/__init__.py",
+    "health/liveness.py",
+    "health/prometheus.py",
+    "health/stubs.py",
+    "health/stuck.py",
+    "server/__init__.py",
+    "server/admin.py",
+    "server/argv.py",
+    "server/container.py",
+    "server/launcher.py",
+    "server/managed_triton.py",
+    "server/options.py",
+    "server/supervisor.py",
+    "server/watchdog.py",
 ]
 _MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit(main())\n"
 
@@ -30,7 +52,7 @@ _MAIN = "from tritonize.cortex_endpoint.__main__ import main\n\nraise SystemExit
 def write_zipapp(directory):
     """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path."""
     root = os.path.dirname(os.path.abspath(tritonize.__file__))
-    front = os.path.join(root, "front")
+    front = os.path.join(root, "cortex_endpoint")
     names = _MODULES + [f"cortex_endpoint/{n}" for n in sorted(os.listdir(front)) if n.endswith(".py")]
     path = os.path.join(directory, ZIPAPP_NAME)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -138,7 +138,8 @@ def test_docker_run_options_and_gpus(repo, gpu_repo):
 
 def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
     """The local launcher's tritonserver flags = the container's, but for addresses, ports and local-only flags."""
-    from tritonize.server import local
+    from tritonize.server import local_launcher as local
+    from tritonize.server import managed_triton
 
     seen = {}
 
@@ -149,7 +150,7 @@ def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
         seen["args"] = args
         raise Recorded()
 
-    monkeypatch.setattr(local.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(managed_triton.subprocess, "Popen", fake_popen)
     http, grpc, metrics = free_ports(3)
     options = ServerOptions(repo, http_port=http, grpc_port=grpc, metrics_port=metrics)
     server = local.LocalTritonServer(options)
