@@ -102,15 +102,13 @@ def dependency_steps(repository):
 # The image's entrypoint: tritonize's supervisor (server/container.py) from the zipapp in /models, a
 # real module imported from the zip (stdlib only), around whatever CMD says (tritonserver + flags).
 ENTRYPOINT_PROGRAM = (
-    f"import sys; sys.path.insert(0, {FRONT_PATH!r}); "
-    "from tritonize.server.container import main; sys.exit(main())"
+    f"import sys; sys.path.insert(0, {FRONT_PATH!r}); from tritonize.server.container import main; sys.exit(main())"
 )
 
 
 def entrypoint():
     """The image's ENTRYPOINT (exec form): `python3 -c PROGRAM CMD...` (sys.argv[1:] is the CMD)."""
     return ["python3", "-c", ENTRYPOINT_PROGRAM]
-
 
 
 def front_steps(repository):
