@@ -116,6 +116,7 @@ def pod(built, pods_env):
             if status != "running" or time.monotonic() > deadline:
                 pytest.fail(f"the pod's container is {status}, not ready; its log:\n{played.logs()[-6000:]}")
             time.sleep(1)
+        played.first_answers = answers(played.call)  # before any test kills or stops anything
         yield played
     finally:
         played.remove()
@@ -129,7 +130,7 @@ def test_the_generated_deployment_runs_as_a_pod_and_heals_itself(pod):
         assert pod.probe(probe), (probe, pod.logs())
     # POST /<api> on the Cortex endpoint's port and KServe v2 on 8000 answer; the API whose __init__
     # raised leaves the others answering, and readiness names it.
-    check_answers(answers(pod.call))
+    check_answers(pod.first_answers)
     ready = json.loads(pod.call("GET", 8003, "/ready")[1])
     assert ready["ready"] is True and ready["apis"]["echo"] == "ready" and "broken" in ready["apis"], ready
     assert not ready["apis"]["broken"].startswith("ready")
@@ -162,7 +163,7 @@ def _docker_run(repo_tag, name):
 def test_local_serve_docker_run_and_the_pod_answer_and_fail_alike(built, pod):
     """Same answers, same refusal of the broken API, same healing of a killed instance."""
     work, repo = built
-    pod_answers = answers(pod.call)
+    pod_answers = pod.first_answers
 
     serve = ServeProcess(str(repo))
     try:
