@@ -25,7 +25,6 @@ from tritonize.server.container import DRAIN_NOTICE_ENV, HEALTH_PORT
 # The Service port of the Cortex endpoint: http://<service>/<api>, one endpoint per API, as Cortex's
 # load balancer gave (type LoadBalancer, or an Ingress to this port, for outside clients).
 CORTEX_SERVICE_PORT = 80
-CORTEX_READY_PATH = "/_tritonize/ready"
 
 PORTS = DEFAULT_PORTS  # the container listens on Triton's defaults
 LIVE_PATH = "/v2/health/live"

@@ -7,21 +7,10 @@ import tempfile
 
 from tritonize.errors import ServeError
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs, write_cpu_repository
-from tritonize.server.managed_triton import ManagedTritonServer
+from tritonize.server.managed_triton import NOISE, ManagedTritonServer
 from tritonize.server.options import model_control_args, runtime_environment, tritonserver_args
 from tritonize.server.stale_runs import WORKDIR_PREFIX, remove_stale_leftovers
 from tritonize.server.triton_install import find_triton
-
-# Harmless on CPU machines, printed by every start.
-NOISE = (
-    "CudaDriverHelper has not been initialized",
-    "Failed to initialize NVML",
-    "DCGM unable to start",
-    "Unable to find any CUDA",
-    "cudaGetDeviceCount",
-    # A stub's own line once tritonserver died under it: a consequence, never the cause.
-    "Non-graceful termination detected",
-)
 
 
 def check_port_free(host, port, what):

@@ -20,6 +20,17 @@ from tritonize.server.argv import hide_from_argv
 from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.watchdog import StubWatchdog
 
+# Harmless on CPU machines, printed by every start.
+NOISE = (
+    "CudaDriverHelper has not been initialized",
+    "Failed to initialize NVML",
+    "DCGM unable to start",
+    "Unable to find any CUDA",
+    "cudaGetDeviceCount",
+    # A stub's own line once tritonserver died under it: a consequence, never the cause.
+    "Non-graceful termination detected",
+)
+
 # After a drain Triton still waits (up to --exit-timeout-secs) for clients to close keep-alive
 # connections, though nothing is left to answer on them.
 DRAINED_EXIT_WAIT_S = 2.0
@@ -46,6 +57,8 @@ def repository_models(repository):
 
 class ManagedTritonServer(Launcher):
     """wait_ready() / stop() / the watchdog around a tritonserver this process starts with launch()."""
+
+    noise = NOISE
 
     drains = True  # stop(deadline) unloads every model first (server/supervisor.py's stop_all)
 

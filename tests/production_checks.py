@@ -35,13 +35,15 @@ def urllib_call(host="127.0.0.1", ports=None):
     return call
 
 
-def wait_until(check, timeout, what, interval=0.5):
+def wait_until(check, timeout, what, interval=0.5, log=None):
+    """check() until true; fails with `what` (and log(), the deployment's output) after timeout s."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
-        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s" + (f"; its log:\n{log()[-5000:]}" if log else ""))
         time.sleep(interval)
 
 

@@ -141,7 +141,7 @@ def test_the_generated_deployment_runs_as_a_pod_and_heals_itself(pod):
     # A killed instance inside the pod is reloaded by the supervisor: no restart of the container.
     killed = pod.exec("python3", "-c", KILL_ECHO_STUB)
     assert killed.stdout.strip(), killed.stderr
-    wait_until(lambda: "API 'echo': reloaded in" in pod.logs(), 60, "healed in the pod")
+    wait_until(lambda: "API 'echo': reloaded in" in pod.logs(), 60, "healed in the pod", log=pod.logs)
     assert cortex_post(pod.call, "echo", {"after": 1})[0] == 200
     assert pod.state() == ("running", pid) and pod.probe("livenessProbe")
     # SIGTERM (what the kubelet sends): drained and stopped within the grace period, exit code 0.
@@ -176,7 +176,7 @@ def test_local_serve_docker_run_and_the_pod_answer_and_fail_alike(built, pod):
                                         capture_output=True, text=True).stdout.split()[0])  # fmt: skip
         (echo,) = [s for s in live_stubs(server_pid).values() if s.model == "echo"]
         os.kill(echo.pid, signal.SIGKILL)
-        wait_until(lambda: "API 'echo': reloaded in" in serve.output(), 60, "healed by local serve")
+        wait_until(lambda: "API 'echo': reloaded in" in serve.output(), 60, "healed by local serve", log=serve.output)
         assert cortex_post(local, "echo", {"after": 1})[0] == 200
     finally:
         serve.stop(timeout=90)
@@ -189,7 +189,8 @@ def test_local_serve_docker_run_and_the_pod_answer_and_fail_alike(built, pod):
         run_answers = answers(run)
         killed = docker("exec", name, "python3", "-c", KILL_ECHO_STUB)
         assert killed.stdout.strip(), killed.stderr
-        wait_until(lambda: "API 'echo': reloaded in" in docker("logs", name).stdout, 60, "healed in docker run")
+        logs = lambda: docker("logs", name).stdout + docker("logs", name).stderr  # noqa: E731
+        wait_until(lambda: "API 'echo': reloaded in" in logs(), 60, "healed in docker run", log=logs)
         assert cortex_post(run, "echo", {"after": 1})[0] == 200
         stopped = docker("stop", "--time", "30", name, timeout=90)
         assert stopped.returncode == 0
