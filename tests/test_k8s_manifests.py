@@ -475,3 +475,18 @@ def test_deploying_again_removes_what_the_earlier_run_wrote_and_this_one_does_no
     assert "ScaledObject" in kinds and "HorizontalPodAutoscaler" not in kinds, kinds
     assert (tmp_path / "deploy" / "mine.yaml").exists()
     assert any("removed" in w and "an earlier `tritonize deploy` wrote it" in w for w in result.warnings)
+
+
+def test_kserve_gets_the_same_container_security_and_keeps_the_supervisor_off_its_port(spec, tmp_path):
+    deploy_kserve(spec, output=str(tmp_path / "plain"), model_store="s3://bucket/repo")
+    deploy_kserve(spec, output=str(tmp_path / "built"), model_store="s3://bucket/repo", image="registry.example/t:1")
+    for folder in ("plain", "built"):
+        (service,) = manifests(str(tmp_path / folder)).values()
+        model = service["spec"]["predictor"]["model"]
+        assert model["securityContext"]["readOnlyRootFilesystem"] is True
+        assert model["securityContext"]["runAsNonRoot"] is True
+        assert {m["mountPath"] for m in model["volumeMounts"]} == {"/dev/shm", "/tmp"}
+    built = manifests(str(tmp_path / "built"))["InferenceService"]["spec"]["predictor"]["model"]
+    # KServe's runtime passes `tritonserver --http-port=8080 ...` as args: the image's supervisor runs it,
+    # and its Cortex endpoint (8080 by default) stays off.
+    assert {"name": "TRITONIZE_CORTEX_PORT", "value": "off"} in built["env"]

@@ -218,3 +218,36 @@ def test_the_supervisor_gives_up_on_triton_with_the_reason():
     assert lines[-1] == "[supervisor] back"
     with pytest.raises(ServeError, match="Triton stopped .code -11.\nNot restarting it: Triton died 2 times"):
         supervisor.check()
+
+
+def test_the_images_probes_say_why():
+    """server/container.py's /ready and /live: which API failed, draining, a stuck API, a degraded endpoint."""
+    from tritonize.server.container import Health
+    from tritonize.server.supervisor import Supervisor
+
+    class Admin:
+        def index(self, timeout=None):
+            return [{"name": "ok", "state": "READY"}, {"name": "bad", "state": "UNAVAILABLE", "reason": "load failed"}]
+
+        def live(self, timeout=None):
+            return True
+
+    class Server:
+        admin, failed_apis = Admin(), {"bad": "RuntimeError: no weights"}
+
+        class watchdog:  # noqa: N801
+            stuck: dict = {}
+
+    supervisor = Supervisor(lambda line: None)
+    health = Health(Server(), None, supervisor)
+    ok, body = health.readiness()
+    assert not ok and "Triton is not ready (starting or restarting)" in body["problems"]
+    health.ready = True
+    ok, body = health.readiness()
+    assert ok and body["apis"] == {"ok": "ready", "bad": "unavailable: RuntimeError: no weights"}
+    assert health.liveness() == (True, {"live": True, "problems": []})
+    Server.watchdog.stuck = {"ok": 301.0}
+    ok, body = health.liveness()
+    assert not ok and "API 'ok' is stuck" in body["problems"][0]
+    health.draining = True
+    assert health.readiness()[1]["problems"] == ["draining (SIGTERM)"]
