@@ -4,8 +4,8 @@ Triton 2.51 keeps a model READY when its stub dies and never restarts it: every 
 fails with "Stub process ... is not healthy". A dead stub stays a zombie child of tritonserver
 (Triton does not reap it); stubs Triton stopped itself (an unload, a reload) are reaped and
 vanish. So **any zombie stub is a crash, whenever it died** - also one that died before anyone
-saw it alive (right after its __init__ returned): its instance is then found by elimination,
-its shared-memory region (named after the instance) outliving its process.
+saw it alive (right after its __init__ returned): its model is then found by elimination (fewer
+live instance processes than the model's config asks for).
 
 Each stub is one child: `triton_python_backend_stub <repo>/<model>/<version>/model.py <shm region>
 ... <instance name>`; a zombie has no command line, only /proc/<pid>/stat.
@@ -130,23 +130,14 @@ def exit_status(pid, proc="/proc"):
     return status >> 8 if status & 0x7F == 0 else None  # exited (not killed by a signal)
 
 
-def model_of_instance(instance):
-    """Triton names instances <model>_<group>_<index> (the model name may hold '_')."""
-    parts = instance.rsplit("_", 2)
-    return parts[0] if len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit() else None
-
-
-def orphaned_regions(shm_prefix, live, shm_dir=SHM_DIR):
-    """{instance name: region} of the shared-memory regions of ours whose instance has no live stub:
-    what is left of instances that died (Triton removes the region of a stub it stops)."""
-    if not shm_prefix:
-        return {}
-    try:
-        names = os.listdir(shm_dir)
-    except OSError:
-        return {}
-    alive = {stub.shm_region for stub in live.values()}
-    return {name[len(shm_prefix) :]: name for name in names if name.startswith(shm_prefix) and name not in alive}
+def expected_instances(config):
+    """How many instance processes a loaded model runs, from its config (Triton's JSON): each
+    instance_group's count, per listed GPU. At least that many; a group on every GPU counts once."""
+    total = 0
+    for group in config.get("instance_group") or [{"count": 1}]:
+        count = int(group.get("count", 1) or 1)
+        total += count * max(1, len(group.get("gpus") or []))
+    return total
 
 
 class ChildLister:
@@ -177,16 +168,17 @@ class DeathTracker:
     """poll() -> [Stub] of the instances that died since the last poll: the one dead-instance rule.
 
     A known stub that became a zombie died. A zombie stub never seen alive (it died between two polls,
-    e.g. right after its __init__ returned) died too: its instances are those whose shared-memory
-    region is left with no live stub (needs shm_prefix; found once, so each death is reported once).
-    retire(model) says the model's current stubs are being replaced (a reload): their exit is not a
-    crash. Whether the model was loaded - and so whether the death needs healing - is the caller's
-    question (the repository index).
+    e.g. right after its __init__ returned) died too, but its command line is gone: poll() counts it in
+    `unexplained`, and the caller finds its model by elimination (a loaded model with fewer live
+    instance processes than its config asks for: expected_instances()). retire(model) says the model's
+    current stubs are being replaced (a reload): their exit is not a crash. Whether the model was
+    loaded - and so whether the death needs healing - is the caller's question (the repository index).
     """
 
-    def __init__(self, server_pid, shm_prefix=None, proc="/proc", shm_dir=SHM_DIR):
-        self.server_pid, self.shm_prefix, self.proc, self.shm_dir = server_pid, shm_prefix, proc, shm_dir
+    def __init__(self, server_pid, proc="/proc"):
+        self.server_pid, self.proc = server_pid, proc
         self.known = {}  # pid -> Stub, alive at the last poll
+        self.unexplained = set()  # zombie stubs never seen alive, not yet put down to a model
         self._retired = set()  # pids of stubs Triton is stopping itself
         self._reported = set()  # zombie pids already reported (they stay until tritonserver exits)
         self._lister = ChildLister(server_pid, proc)
@@ -197,15 +189,9 @@ class DeathTracker:
         dead = [
             stub for pid, stub in self.known.items() if pid in zombies and pid not in self._retired | self._reported
         ]
-        self._reported |= {stub.pid for stub in dead}
         unknown = zombies - self.known.keys() - self._retired - self._reported
-        if unknown:
-            self._reported |= unknown
-            found = {stub.instance for stub in dead}
-            for instance, region in sorted(orphaned_regions(self.shm_prefix, live, self.shm_dir).items()):
-                model = model_of_instance(instance)
-                if model is not None and instance not in found:
-                    dead.append(Stub(min(unknown), model, region, instance))
+        self._reported |= {stub.pid for stub in dead} | unknown
+        self.unexplained |= unknown
         self._retired &= set(live) | zombies
         self._reported &= zombies
         self.known = live

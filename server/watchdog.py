@@ -20,7 +20,7 @@ import time
 from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_EXIT_CODE
 from tritonize.client import local_http
 from tritonize.errors import AdminError
-from tritonize.health.stubs import SHM_DIR, DeathTracker, exit_status
+from tritonize.health.stubs import SHM_DIR, DeathTracker, Stub, exit_status, expected_instances, live_stubs
 from tritonize.health.stuck import StuckDetector, queue_samples, stuck_after_s
 
 log = logging.getLogger("tritonize.watchdog")
@@ -58,7 +58,7 @@ class StubWatchdog:
         self.pending = {}  # model -> [Stub] that died while it was not (yet) loaded
         self._stop = threading.Event()
         self._thread = None
-        self.tracker = DeathTracker(server_pid, shm_prefix, proc, shm_dir)
+        self.tracker = DeathTracker(server_pid, proc)
 
     def start(self):
         self.tracker.refresh()
@@ -82,12 +82,14 @@ class StubWatchdog:
     def check(self):
         for stub in self.tracker.poll():
             self.pending.setdefault(stub.model, []).append(stub)
-        if not self.pending:
+        if not self.pending and not self.tracker.unexplained:
             return
         try:
             states = {m["name"]: m.get("state", "") for m in self.admin.index(timeout=5.0)}
         except (AdminError, OSError):
             return  # Triton busy or going away: judge at the next poll
+        if self.tracker.unexplained:
+            self._explain(states)
         for model in sorted(self.pending):
             if self._stop.is_set():
                 return
@@ -99,6 +101,28 @@ class StubWatchdog:
                 self._recover(model, dead)
             else:
                 self._remove_regions(dead)  # its load failed: Triton said why; nothing to heal
+
+    def _explain(self, states):
+        """Zombie stubs nobody saw alive: the loaded models with fewer live instance processes than their
+        config asks for lost them. Kept for the next poll while a model still loads."""
+        live = {}
+        for stub in live_stubs(self.server_pid, self.proc).values():  # a full read: every thread's children
+            live[stub.model] = live.get(stub.model, 0) + 1
+        short = []
+        for model, state in sorted(states.items()):
+            if state != "READY" or model in self.pending:
+                continue
+            try:
+                expected = expected_instances(self.admin.model_config(model))
+            except (AdminError, OSError, ValueError, TypeError):
+                continue
+            if live.get(model, 0) < expected:
+                short.append(model)
+        pids = sorted(self.tracker.unexplained)
+        for model in short:
+            self.pending[model] = [Stub(pids[0], model, "", "of " + model)]
+        if short or not any(state in LOADING_STATES for state in states.values()):
+            self.tracker.unexplained = set()
 
     def check_stuck(self, now=None):
         """Once a second: say when an API's requests wait and none finishes (a hung predict)."""

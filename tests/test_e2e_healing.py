@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import threading
 import time
 
 import pytest
@@ -81,22 +82,34 @@ def test_an_instance_that_dies_right_after_its_init_returned_is_healed(tmp_path)
         assert serve.stop(timeout=90) == 0, serve.output()
 
 
-def test_sigterm_stops_serve_in_bounded_time_while_an_abandoned_stream_runs_on(tmp_path):
+def test_sigterm_stops_serve_in_bounded_time_while_a_long_stream_runs_on(tmp_path):
+    """What held serve for 21 s: a stream longer than the exit timeout. The drain waited the exit timeout
+    for it, then tritonserver's SIGTERM waited its own exit timeout again. Now: drain notice + exit
+    timeout + DRAINED_EXIT_WAIT_S. (A stream its client abandoned does not hold the drain: 2 s.)"""
     repo = tmp_path / "repo"
     run_tritonize("build", os.path.join(FIXTURES, "streaming", "cortex.yaml"), "-o", str(repo))
     exit_timeout = 10  # serve's default --exit-timeout (Triton's --exit-timeout-secs)
     serve = ServeProcess(str(repo), extra_args=["--no-cortex", "--drain-notice", "0s"])
-    try:
-        assert serve.wait_ready(timeout=180), serve.output()
-        # A 120-chunk stream, one chunk a second; the client reads two chunks and goes away.
+    chunks = []
+
+    def read_stream():  # a 120-chunk stream, one chunk a second, read as it comes
+        conn = http.client.HTTPConnection("127.0.0.1", serve.http_port, timeout=60)
         body = json.dumps({"payload": json.dumps({"n": 120, "delay": 1.0})})
-        conn = http.client.HTTPConnection("127.0.0.1", serve.http_port, timeout=30)
         conn.request("POST", "/v2/models/stream/generate_stream", body=body)
         response = conn.getresponse()
-        assert response.status == 200
-        response.fp.readline()
-        conn.close()  # cancelled by the client: the instance keeps generating
-        time.sleep(1.0)
+        try:
+            while response.fp.readline():
+                chunks.append(1)
+        except OSError:
+            pass
+
+    try:
+        assert serve.wait_ready(timeout=180), serve.output()
+        threading.Thread(target=read_stream, daemon=True).start()
+        wait = time.monotonic() + 30
+        while not chunks and time.monotonic() < wait:
+            time.sleep(0.1)
+        assert chunks, serve.output()
         start = time.monotonic()
         serve.process.send_signal(signal.SIGTERM)
         code = serve.process.wait(timeout=90)
@@ -106,6 +119,5 @@ def test_sigterm_stops_serve_in_bounded_time_while_an_abandoned_stream_runs_on(t
             os.killpg(serve.process.pid, signal.SIGKILL)
         serve.stop()
     assert code == 0, serve.output()
-    # Bounded: the drain's exit timeout once, plus the final SIGTERM's short wait and the cleanup
-    # (generous for a loaded 2-core machine; it took ~21 s before: Triton's exit timeout twice).
+    # Measured 12.1 s (load average ~4 on 2 cores); 21 s before. Generous for a loaded machine, below 2x.
     assert took < exit_timeout + 6, (took, serve.output())

@@ -106,6 +106,10 @@ class Admin:
     def __init__(self):
         self.reloads, self.unloads = [], []
         self.states = {}  # model -> state; READY unless said otherwise
+        self.configs = {}
+
+    def model_config(self, name):
+        return self.configs.get(name, {"instance_group": [{"count": 1}]})
 
     def index(self, timeout=None):
         models = {"echo", "other", "late", *self.states}
@@ -224,20 +228,22 @@ def test_the_exit_status_of_a_real_zombie_is_read():
         child.wait()
 
 
-def test_a_stub_that_died_before_it_was_ever_seen_is_found_by_its_left_shared_memory(proc, tmp_path):
-    """Issue 23.13: an instance whose process exits right after __init__ returns dies between two polls:
-    a zombie nobody saw alive. Its shared-memory region outlives it and names the instance."""
-    shm = tmp_path / "shm"
-    shm.mkdir()
+def test_a_stub_that_died_before_it_was_ever_seen_is_found_by_elimination(proc):
+    """Issue 23.13: an instance whose process exits right after __init__ returns may die between two
+    polls: a zombie nobody saw alive, without a command line. The loaded model with fewer live
+    instance processes than its config asks for lost it."""
     proc.add(601, SERVER, "S", "triton_python_b", stub_argv("echo", "echo_0_0"))
-    (shm / "tritonize1_2_echo_0_0").write_bytes(b"")
-    dog, admin, events = watched(proc, str(shm))
-    (shm / "tritonize1_2_late_0_0").write_bytes(b"")  # its stub started and died between two polls
-    (shm / "someone_else_0_0").write_bytes(b"")  # not ours
-    proc.add(602, SERVER, "Z", "triton_python_b", [])
+    dog, admin, events = watched(proc)
+    admin.configs = {"echo": {"instance_group": [{"count": 1, "kind": "KIND_CPU"}]},
+                     "late": {"instance_group": [{"count": 2, "kind": "KIND_CPU"}]},
+                     "other": {"instance_group": [{"count": 1, "kind": "KIND_GPU", "gpus": [0, 1]}]}}  # fmt: skip
+    proc.add(701, SERVER, "S", "triton_python_b", stub_argv("late", "late_0_0"))  # one of its two is left
+    for pid, instance in ((801, "other_0_0"), (802, "other_0_1")):
+        proc.add(pid, SERVER, "S", "triton_python_b", stub_argv("other", instance))
+    proc.add(602, SERVER, "Z", "triton_python_b", [])  # late_0_1: started and died between two polls
+    dog.tracker.known = {pid: s for pid, s in live_stubs(SERVER, proc.root).items() if pid != 701}
     dog.check()
-    assert admin.reloads == ["late"] and "late_0_0" in events[0], events
-    assert not (shm / "tritonize1_2_late_0_0").exists() and (shm / "tritonize1_2_echo_0_0").exists()
+    assert admin.reloads == ["late"] and "instance process of late (pid 602) died" in events[0], events
     dog.check()  # the zombie stays until tritonserver reaps it: handled once
     assert admin.reloads == ["late"]
 
