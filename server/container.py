@@ -132,11 +132,9 @@ class Health:
                 index = []
                 problems.append(f"Triton's repository index did not answer: {exc}")
             for model in index:
+                # No reason text: a predictor's traceback names paths; the log has it, probes may be public.
                 state = model.get("state", "")
-                failed = self.server.failed_apis.get(model["name"])
-                apis[model["name"]] = (
-                    "ready" if state == "READY" else f"{state.lower()}: {failed or model.get('reason')}"
-                )
+                apis[model["name"]] = "ready" if state == "READY" else f"{state.lower()} (see the log)"
             loaded = [name for name, state in apis.items() if state == "ready"]
             if index and not loaded:
                 problems.append("no API is loaded")
