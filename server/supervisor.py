@@ -172,7 +172,7 @@ def supervisor_for(server, front, out, ready_timeout_s, on_ready=lambda ready: N
             Supervised(
                 "the Cortex endpoint",
                 died=front.died,
-                report=lambda code: f"the Cortex endpoint (port {front.options.cortex_port}) exited (code {code})",
+                report=lambda code: f"the Cortex endpoint exited (code {code}; port {front.options.cortex_port})",
                 restart=restart_front,
                 essential=False,
             )
