@@ -43,7 +43,7 @@ class ApiStatus:
     # python_client APIs: {(model name, version): instances holding it in memory}.
     models: dict = None
     # Requests queued and not yet executing: growing while `requests` stays put = a stuck
-    # predictor (serve's watchdog and the Kubernetes liveness check tell it: server/stuck.py).
+    # predictor (serve's watchdog and the Kubernetes liveness check tell it: health/stuck.py).
     waiting: int = 0
 
 
