@@ -4,6 +4,7 @@ one function per question, over a `call(method, port, path, body) -> (status, bo
 reaches the deployment's ports (urllib here, `podman exec` inside a pod)."""
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -91,3 +92,14 @@ def check_answers(found):
     for key, value in EXPECTED.items():
         assert found[key] == value, (key, found[key])
     assert found["broken via Cortex"] != 200 and found["broken via KServe v2"] != 200, found
+
+
+def child_named(parent_pid, comm):
+    """The pid of parent_pid's child whose /proc comm is `comm` (no pgrep needed)."""
+    from tritonize.health.stubs import read_stat
+
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        stat = read_stat(int(entry))
+        if stat is not None and stat[2] == parent_pid and stat[1] == comm:
+            return int(entry)
+    raise AssertionError(f"no child {comm!r} of {parent_pid}")

@@ -16,7 +16,7 @@ import time
 
 import pytest
 from conftest import FIXTURES, free_ports, run_tritonize
-from production_checks import answers, check_answers, urllib_call, wait_until
+from production_checks import answers, check_answers, child_named, urllib_call, wait_until
 
 from tritonize.cortex_endpoint.zipapp import write_zipapp
 from tritonize.health.stubs import live_stubs
@@ -82,8 +82,7 @@ def test_the_image_supervisor_serves_heals_and_drains_like_serve(repo, tmp_path)
         check_answers(answers(call))
 
         # A killed instance: reloaded by the watchdog, the rest untouched, no restart of Triton.
-        (server,) = [int(p) for p in subprocess.run(["pgrep", "-P", str(process.pid)], capture_output=True,
-                                                    text=True).stdout.split() if _is_tritonserver(int(p))]  # fmt: skip
+        server = child_named(process.pid, "tritonserver")
         (echo,) = [s for s in live_stubs(server).values() if s.model == "echo"]
         os.kill(echo.pid, signal.SIGKILL)
         wait_until(lambda: "API 'echo': reloaded in" in output(), 60, "healed")
@@ -102,14 +101,6 @@ def test_the_image_supervisor_serves_heals_and_drains_like_serve(repo, tmp_path)
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     assert "Traceback" not in output().split("cannot open weights")[-1], output()
-
-
-def _is_tritonserver(pid):
-    try:
-        with open(f"/proc/{pid}/comm") as f:
-            return f.read().strip() == "tritonserver"
-    except OSError:
-        return False
 
 
 def test_the_flags_and_the_token_come_from_the_images_command():

@@ -22,7 +22,7 @@ import yaml
 from conftest import FIXTURES, ServeProcess, run_tritonize
 from docker_engine import docker, standin_image_or_skip
 from pods import PlayedPod, played_copy, podman, podman_env, podman_unavailable
-from production_checks import answers, check_answers, cortex_post, urllib_call, wait_until
+from production_checks import answers, check_answers, child_named, cortex_post, urllib_call, wait_until
 
 from tritonize.health.stubs import live_stubs
 
@@ -172,8 +172,7 @@ def test_local_serve_docker_run_and_the_pod_answer_and_fail_alike(built, pod):
         wait_until(lambda: "Press Ctrl-C to stop." in serve.output(), 180, "local serve ready")
         serve.wait_cortex()
         local_answers = answers(local)
-        server_pid = int(subprocess.run(["pgrep", "-f", "-n", f"tritonserver.*--http-port={serve.http_port}"],
-                                        capture_output=True, text=True).stdout.split()[0])  # fmt: skip
+        server_pid = child_named(serve.process.pid, "tritonserver")
         (echo,) = [s for s in live_stubs(server_pid).values() if s.model == "echo"]
         os.kill(echo.pid, signal.SIGKILL)
         wait_until(lambda: "API 'echo': reloaded in" in serve.output(), 60, "healed by local serve", log=serve.output)
