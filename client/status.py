@@ -7,7 +7,6 @@ Behind a load balancer, each read is answered by whichever replica the balancer 
 """
 
 import json
-import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -22,10 +21,8 @@ from tritonize.adapter.runtime.constants import (
     SINGLE_MODEL_NAME,
 )
 from tritonize.errors import StatusError
+from tritonize.health.prometheus import parse_metrics
 from tritonize.host import local_http
-
-_SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>[^}]*)\})?\s+(?P<value>\S+)")
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 @dataclass
@@ -47,7 +44,7 @@ class ApiStatus:
     # python_client APIs: {(model name, version): instances holding it in memory}.
     models: dict | None = None
     # Requests queued and not yet executing: growing while `requests` stays put = a stuck
-    # predictor (serve's watchdog and the Kubernetes liveness check tell it: server/stuck.py).
+    # predictor (serve's watchdog and the Kubernetes liveness check tell it: health/stuck.py).
     waiting: int = 0
 
 
@@ -72,22 +69,6 @@ def _request(base, path, token=None, method="GET", timeout=5):
         raise StatusError(f"{_url(base, path)}: HTTP {exc.code} {body}") from None
     except OSError as exc:
         raise StatusError(f"cannot reach {_url(base, path)} ({exc}); is the server running?") from None
-
-
-def parse_metrics(text):
-    """Prometheus text format -> [(name, {label: value}, float)]."""
-    samples = []
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match:
-            labels = dict(_LABEL.findall(match.group("labels") or ""))
-            try:
-                samples.append((match.group("name"), labels, float(match.group("value"))))
-            except ValueError:
-                continue
-    return samples
 
 
 def loaded_models(samples, api):

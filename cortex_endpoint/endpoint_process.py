@@ -21,9 +21,11 @@ def _loopback(host):
 class CortexEndpointProcess:
     """python -m tritonize.cortex_endpoint, a child of `serve` that dies with it (PR_SET_PDEATHSIG + parent poll)."""
 
-    def __init__(self, options, triton_host=None):
+    def __init__(self, options, triton_host=None, runner=None):
         self.options = options
         self.triton_host = triton_host or _loopback(options.host)
+        # How to run it: this Python's package, or (in images) the zipapp [python3, /models/....pyz].
+        self.runner = runner or [sys.executable, "-m", "tritonize.cortex_endpoint"]
         self.process = None
 
     @property
@@ -33,9 +35,7 @@ class CortexEndpointProcess:
     def command(self):
         opts = self.options
         return [
-            sys.executable,
-            "-m",
-            "tritonize.cortex_endpoint",
+            *self.runner,
             "--repository",
             opts.model_repository,
             "--host",
@@ -93,6 +93,8 @@ class CortexEndpointProcess:
         return None if self.process is None else self.process.poll()
 
     def stop(self, timeout_s=None):
+        """SIGTERM: it drains (readiness false, no new connections, in-flight requests finish) within
+        timeout_s (default: its drain notice + grace period + 5 s), then whatever is left is killed."""
         if self.process is None:
             return
         timeout_s = self.stop_timeout_s() if timeout_s is None else timeout_s

@@ -19,8 +19,9 @@ from tritonize.errors import BuildError
 ZIPAPP_NAME = "tritonize_front.pyz"
 # Where images have it: the model repository is /models there (server/docker_launcher.py's CONTAINER_REPOSITORY).
 FRONT_PATH = f"/models/{ZIPAPP_NAME}"
-# The modules whose closure the zipapp holds; the first is what `python3 tritonize_front.pyz` runs (its main()).
-ENTRY_MODULES = ("tritonize.cortex_endpoint.__main__",)
+# The modules whose closure the zipapp holds; the first is what `python3 tritonize_front.pyz` runs (its
+# main()); the second is the image's entrypoint, tritonize's supervisor around tritonserver (docs/production.md).
+ENTRY_MODULES = ("tritonize.cortex_endpoint.__main__", "tritonize.server.container")
 # What the image installs beside the zipapp (pip requirement -> the top-level modules the zipapp imports
 # from it); STREAMING_PACKAGES only when the repository has a streaming API (Triton's gRPC stream).
 IMAGE_PACKAGES = {"httptools>=0.6": ("httptools",), "uvloop>=0.19": ("uvloop",)}

@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 
 from tritonize.adapter.autoscaling_spec import Autoscaling, UpdateStrategy
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORTS
-from tritonize.cortex_endpoint.zipapp import container_command
 from tritonize.deploy.autoscalers import (
     HPA_PERIOD_S,
     INFLIGHT_METRIC,
@@ -21,16 +20,19 @@ from tritonize.deploy.autoscalers import (
 )
 from tritonize.deploy.liveness import liveness_command
 from tritonize.errors import SpecError
+from tritonize.server.container import DRAIN_NOTICE_ENV, HEALTH_PORT
 
 # The Service port of the Cortex endpoint: http://<service>/<api>, one endpoint per API, as Cortex's
 # load balancer gave (type LoadBalancer, or an Ingress to this port, for outside clients).
 CORTEX_SERVICE_PORT = 80
-CORTEX_READY_PATH = "/_tritonize/ready"
 
 PORTS = DEFAULT_PORTS  # the container listens on Triton's defaults
 LIVE_PATH = "/v2/health/live"
 READY_PATH = "/v2/health/ready"
 PRESTOP_SLEEP_S = 5  # lets Services/load balancers drop the pod before Triton stops accepting
+# The user the containers run as: the official Triton image's own non-root user (triton-server, 1000);
+# any uid works for an image from `tritonize docker build` (its files are world-readable).
+RUN_AS_USER = 1000
 GRACE_MARGIN_S = 10
 PROBE_PERIOD_S = 10
 # Kubernetes' autoscaling/v2 schemas this release validates against (tests/test_k8s_manifests.py).
@@ -68,14 +70,22 @@ class DeployTarget:
 
     @property
     def resources(self):
-        """Requests from compute.cpu/mem, the GPU limit from compute.gpu."""
+        """Requests from compute.cpu/mem; limits: memory = compute.mem (the pod is OOM-killed past what it
+        asked for, not the node), GPUs = compute.gpu; no CPU limit (throttling adds latency, and
+        requests already decide the share under contention)."""
         resources = {}
         requests = {k: v for k, v in (("cpu", self.cpu), ("memory", self.mem)) if v}
         if requests:
             resources["requests"] = requests
-        if self.gpu:
-            resources["limits"] = {"nvidia.com/gpu": self.gpu}
+        limits = {k: v for k, v in (("memory", self.mem), ("nvidia.com/gpu", self.gpu)) if v}
+        if limits:
+            resources["limits"] = limits
         return resources
+
+    @property
+    def supervised(self):
+        """An image from `tritonize docker build`: its entrypoint is tritonize's supervisor (server/container.py)."""
+        return self.cortex_port is not None
 
     @property
     def env_list(self):
@@ -91,7 +101,8 @@ class DeployTarget:
 
     @property
     def grace_period_s(self):
-        """Longer than the drain: the preStop pause plus Triton's --exit-timeout-secs."""
+        """Longer than the drain: the preStop pause (the supervisor's drain notice in a built image)
+        plus Triton's --exit-timeout-secs."""
         return PRESTOP_SLEEP_S + self.exit_timeout_s + GRACE_MARGIN_S
 
     @property
@@ -125,9 +136,9 @@ def scrape_annotations():
     }
 
 
-def _probe(path, period, failures, timeout=5):
+def _probe(path, period, failures, timeout=5, port="http"):
     return {
-        "httpGet": {"path": path, "port": "http"},
+        "httpGet": {"path": path, "port": port},
         "periodSeconds": period,
         "failureThreshold": failures,
         "timeoutSeconds": timeout,
@@ -137,7 +148,61 @@ def _probe(path, period, failures, timeout=5):
 TRITONSERVER_COMMAND = ["env", "-u", ADMIN_TOKEN_ENV, "tritonserver"]
 
 
+def security_context():
+    """Non-root, read-only root filesystem, no privilege escalation, no capabilities. Triton writes only
+    to /dev/shm (its own volume) and the work folder under /tmp (an emptyDir); predictors that write
+    files get /tmp (HOME points there) - anything else they write needs a volume of its own."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+VOLUME_MOUNTS = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"}]
+
+
 def container(t):
+    """tritonserver: under tritonize's supervisor in a built image, else the stock image's binary."""
+    return supervised_container(t) if t.supervised else stock_container(t)
+
+
+def supervised_container(t):
+    """The built image's entrypoint supervises tritonserver and the Cortex endpoint, as `serve` does: a
+    dead instance is reloaded in the container (no restart), an API that fails to load leaves the
+    others serving. The probes ask the supervisor (server/container.py: /ready, /live)."""
+    ports = {**PORTS, "cortex": t.cortex_port, "health": HEALTH_PORT}
+    return {
+        "name": "tritonserver",
+        "image": t.image,
+        # The image's ENTRYPOINT (the supervisor) runs this command line.
+        "args": ["tritonserver", *t.args],
+        "env": t.env_list
+        + [
+            # Readiness says false this long after SIGTERM while requests are still answered.
+            {"name": DRAIN_NOTICE_ENV, "value": str(PRESTOP_SLEEP_S)},
+            {"name": "HOME", "value": "/tmp"},
+        ],
+        "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports.items()],
+        # Ready = Triton serving the APIs that loaded, not draining; loading may take minutes.
+        "startupProbe": _probe(
+            "/ready", PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S)), port="health"
+        ),
+        # Live = Triton answers and no API is stuck (a dead instance is healed, not a reason to restart).
+        "livenessProbe": _probe("/live", PROBE_PERIOD_S, 3, port="health"),
+        "readinessProbe": _probe("/ready", 5, 2, port="health"),
+        "resources": t.resources,
+        "securityContext": security_context(),
+        "volumeMounts": list(VOLUME_MOUNTS),
+        **({"envFrom": [{"secretRef": {"name": t.env_from_secret}}]} if t.env_from_secret else {}),
+    }
+
+
+def stock_container(t):
     spec = {
         "name": "tritonserver",
         "image": t.image,
@@ -145,12 +210,12 @@ def container(t):
         # kubelet expands $(TRITONIZE_ADMIN_TOKEN) in args from the container's env before `env` drops it.
         "command": TRITONSERVER_COMMAND,
         "args": list(t.args),
-        "env": t.env_list,
+        "env": t.env_list + [{"name": "HOME", "value": "/tmp"}],
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in PORTS.items()],
         # Triton answers nothing until every model is loaded: the startup probe allows for that.
         "startupProbe": _probe(LIVE_PATH, PROBE_PERIOD_S, max(1, math.ceil(t.startup_timeout_s / PROBE_PERIOD_S))),
-        # /v2/health/live plus "no instance process died" (adapter/liveness.py): Triton alone
-        # keeps a model READY after its stub dies, and nothing in a pod would reload it.
+        # /v2/health/live plus "no instance process died" (health/liveness.py): no supervisor runs in a
+        # stock image, so a dead instance is healed by restarting the container.
         "livenessProbe": {
             "exec": {"command": liveness_command(PORTS["http"], PORTS["metrics"])},
             "periodSeconds": PROBE_PERIOD_S,
@@ -160,38 +225,25 @@ def container(t):
         "readinessProbe": _probe(READY_PATH, 5, 2),
         "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
         "resources": t.resources,
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "securityContext": security_context(),
+        "volumeMounts": list(VOLUME_MOUNTS),
     }
     if t.env_from_secret:
         spec["envFrom"] = [{"secretRef": {"name": t.env_from_secret}}]
     return spec
 
 
-def cortex_container(t):
-    """The front beside tritonserver: ready when Triton is (it asks it), stopped with the pod."""
-    return {
-        "name": "cortex",
-        "image": t.image,
-        "command": container_command(t.cortex_port, t.max_body_bytes),
-        "ports": [{"name": "cortex", "containerPort": t.cortex_port, "protocol": "TCP"}],
-        "readinessProbe": {
-            "httpGet": {"path": CORTEX_READY_PATH, "port": "cortex"},
-            "periodSeconds": 5,
-            "failureThreshold": 2,
-            "timeoutSeconds": 5,
-        },
-        "livenessProbe": {"tcpSocket": {"port": "cortex"}, "periodSeconds": PROBE_PERIOD_S, "failureThreshold": 3},
-        # Same drain as tritonserver's: Services drop the pod first.
-        "lifecycle": {"preStop": {"exec": {"command": ["sleep", str(PRESTOP_SLEEP_S)]}}},
-    }
-
-
 def deployment(t):
     pod = {
         "terminationGracePeriodSeconds": t.grace_period_s,
-        "containers": [container(t)] + ([cortex_container(t)] if t.cortex_port else []),
-        # The python backend talks to its stubs through /dev/shm; the runtime default (64 MB) is too small.
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
+        "containers": [container(t)],
+        "securityContext": {"runAsNonRoot": True, "fsGroup": RUN_AS_USER, "seccompProfile": {"type": "RuntimeDefault"}},
+        "volumes": [
+            # The python backend talks to its stubs through /dev/shm; the runtime default (64 MB) is too small.
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}},
+            # The one writable place besides it (the root filesystem is read-only).
+            {"name": "tmp", "emptyDir": {}},
+        ],
     }
     if t.gpu:
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]

@@ -8,7 +8,8 @@ concurrency autoscaler in the default Serverless mode), mapped from Cortex's fie
 
 import math
 
-from tritonize.deploy.k8s import DeployTarget
+from tritonize.deploy.k8s import DeployTarget, security_context
+from tritonize.server.container import CORTEX_PORT_ENV
 
 # Flags KServe's Triton runtime sets itself: the repository it downloaded and its ports.
 RUNTIME_OWNED = (
@@ -65,7 +66,15 @@ def inference_service(t: DeployTarget, storage_uri):
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
     }
     if t.image:
-        model["image"] = t.image  # e.g. from `tritonize docker build`, for the predictors' dependencies
+        # e.g. from `tritonize docker build`, for the predictors' dependencies. The runtime passes its
+        # tritonserver command line as args: the image's supervisor runs it (the watchdog heals dead
+        # instances); the Cortex endpoint stays off (its port 8080 is KServe's HTTP port).
+        model["image"] = t.image
+        model["env"] = model["env"] + [{"name": CORTEX_PORT_ENV, "value": "off"}]
+    # Triton's own needs: /dev/shm (the volume above) and a writable /tmp (KServe's storage
+    # initializer puts the repository in /mnt/models, its own volume).
+    model["securityContext"] = security_context()
+    model["volumeMounts"].append({"name": "tmp", "mountPath": "/tmp"})
     metadata = {
         "name": t.name,
         "labels": {"app.kubernetes.io/managed-by": "tritonize"},
@@ -85,7 +94,10 @@ def inference_service(t: DeployTarget, storage_uri):
                 "scaleTarget": target,
                 "timeout": 60,
                 "model": model,
-                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}}],
+                "volumes": [
+                    {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": t.shm_size}},
+                    {"name": "tmp", "emptyDir": {}},
+                ],
             }
         },
     }

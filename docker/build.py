@@ -14,20 +14,13 @@ from importlib import resources
 from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import (
     DEFAULT_CORTEX_PORT,
-    DEFAULT_MAX_BODY_BYTES,
-    MAX_BODY_ENV,
     PROJECT_DIR,
 )
 from tritonize.adapter.runtime.repository_model import VERSION_DIR
-from tritonize.cortex_endpoint.zipapp import (
-    FRONT_PATH,
-    IMAGE_PACKAGES,
-    STREAMING_PACKAGES,
-    container_command,
-    write_zipapp,
-)
+from tritonize.cortex_endpoint.zipapp import FRONT_PATH, IMAGE_PACKAGES, STREAMING_PACKAGES, write_zipapp
 from tritonize.errors import BuildError
 from tritonize.host.local_http import is_this_machine
+from tritonize.server.container import CORTEX_PORT_ENV, HEALTH_PORT
 from tritonize.server.docker_launcher import (
     CONTAINER_PORTS,
     CONTAINER_REPOSITORY,
@@ -37,8 +30,6 @@ from tritonize.server.docker_launcher import (
     find_docker,
 )
 from tritonize.server.options import (
-    ADMIN_TOKEN_HEADER,
-    RESTRICTED_APIS,
     ServerOptions,
     runtime_environment,
     tritonserver_args,
@@ -104,55 +95,27 @@ def dependency_steps(repository):
     return lines or ["# (no API has requirements.txt or dependencies.sh)"]
 
 
-def entrypoint_lines():
-    """/opt/tritonize/entrypoint.sh: adds the restricted-API flags (with a token) unless already given."""
-    rule = f"{','.join(RESTRICTED_APIS)}:{ADMIN_TOKEN_HEADER}=$TRITONIZE_ADMIN_TOKEN"
-    return [
-        "#!/bin/sh",
-        # Only a tritonserver command gets the flags: `docker run IMAGE bash` runs bash as is.
-        'case "$1" in tritonserver|*/tritonserver) ;; *) exec "$@";; esac',
-        # tritonserver and the Cortex endpoint run without the token in their environment: predictors
-        # (Triton's stubs inherit it) can read /proc/<pid>/environ; Triton needs it only in its flags.
-        'case " $* " in *" --http-restricted-api="*) exec env -u TRITONIZE_ADMIN_TOKEN "$@";; esac',
-        'if [ -z "$TRITONIZE_ADMIN_TOKEN" ]; then',
-        '  TRITONIZE_ADMIN_TOKEN=$(python3 -c "import secrets; print(secrets.token_hex(16))")',
-        f'  echo "tritonize: admin APIs need the header {ADMIN_TOKEN_HEADER}: $TRITONIZE_ADMIN_TOKEN"',
-        "fi",
-        *_front_entrypoint_lines(),
-        f'exec env -u TRITONIZE_ADMIN_TOKEN "$@" "--http-restricted-api={rule}" "--grpc-restricted-protocol={rule}"',
-    ]
+# The image's entrypoint: tritonize's supervisor (server/container.py) from the zipapp in /models, a
+# real module imported from the zip (stdlib only), around whatever CMD says (tritonserver + flags).
+ENTRYPOINT_PROGRAM = (
+    f"import sys; sys.path.insert(0, {FRONT_PATH!r}); from tritonize.server.container import main; sys.exit(main())"
+)
 
 
-def _front_entrypoint_lines():
-    """Start the Cortex endpoint in the background, bound to tritonserver's life (the shell execs into it)."""
-    command = " ".join(
-        container_command(f'"${CORTEX_PORT_ENV}"', f'"${{{MAX_BODY_ENV}:-{DEFAULT_MAX_BODY_BYTES}}}"', "$$")
-    )
-    return [
-        f'if [ "$1" = tritonserver ] && [ "${{{CORTEX_PORT_ENV}:-off}}" != off ]; then',
-        f"  env -u TRITONIZE_ADMIN_TOKEN {command} &",
-        "fi",
-    ]
-
-
-def _entrypoint_run():
-    # printf with single-quoted lines: none of them contains a single quote.
-    quoted = " ".join(f"'{line}'" for line in entrypoint_lines())
-    return f"printf '%s\\n' {quoted} > /opt/tritonize/entrypoint.sh && chmod +x /opt/tritonize/entrypoint.sh"
-
-
-# The image's Cortex endpoint: TRITONIZE_CORTEX_PORT (default DEFAULT_CORTEX_PORT; "off" turns it off).
-CORTEX_PORT_ENV = "TRITONIZE_CORTEX_PORT"
+def entrypoint():
+    """The image's ENTRYPOINT (exec form): `python3 -c PROGRAM CMD...` (sys.argv[1:] is the CMD)."""
+    return ["python3", "-c", ENTRYPOINT_PROGRAM]
 
 
 def front_steps(repository):
-    """Dockerfile lines installing what the Cortex endpoint (cortex_endpoint/) needs beside the zipapp in /models."""
+    """Dockerfile lines installing what the Cortex endpoint (cortex_endpoint/) needs beside the zipapp in /models
+    (the supervisor itself needs nothing but the image's python3)."""
     packages = list(IMAGE_PACKAGES)
     if any(api.streaming for api in _apis(repository)):
         packages += list(STREAMING_PACKAGES)  # streaming APIs: Triton's gRPC stream
     return [
-        "# The Cortex endpoint (POST /<api>, as Cortex clients call it): tritonize's front, run from",
-        f"# {FRONT_PATH} by the entrypoint beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
+        "# The Cortex endpoint (POST /<api>, as Cortex clients call it), run from",
+        f"# {FRONT_PATH} by the supervisor beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
         "RUN python3 -m pip install --no-cache-dir " + " ".join(f"'{p}'" for p in packages),
         f"ENV {CORTEX_PORT_ENV}={DEFAULT_CORTEX_PORT}",
     ]
@@ -183,7 +146,8 @@ def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
         FRONT_STEPS="\n".join(front_steps(repository)),
         CORTEX_PORT=DEFAULT_CORTEX_PORT,
         RUNTIME_ENV=env,
-        ENTRYPOINT_SCRIPT=_entrypoint_run(),
+        ENTRYPOINT=json.dumps(entrypoint()),
+        HEALTH_PORT=HEALTH_PORT,
         CMD=json.dumps(["tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)),
     )
 

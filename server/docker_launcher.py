@@ -13,6 +13,7 @@ import uuid
 from tritonize.adapter.runtime.constants import DEFAULT_PORTS
 from tritonize.adapter.spec_values import parse_size
 from tritonize.errors import ServeError, SpecError
+from tritonize.server.container import CORTEX_PORT_ENV, DRAIN_NOTICE_ENV
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
 from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.local_launcher import NOISE, check_port_free
@@ -148,7 +149,14 @@ def docker_run_args(options, docker_options, needs, name, cidfile=None, run_id=N
         args += ["-p", f"{options.host}:{getattr(options, what + '_port')}:{CONTAINER_PORTS[what]}"]
     args += ["-v", f"{options.model_repository}:{CONTAINER_REPOSITORY}:ro"]
     args += gpu_args(docker_options, needs)
-    for key, value in sorted(runtime_environment(options).items()):
+    # An image from `tritonize docker build` supervises its tritonserver itself (server/container.py):
+    # serve runs the Cortex endpoint on the host, so the image's stays off; the drain notice is serve's.
+    container_env = {
+        **runtime_environment(options),
+        CORTEX_PORT_ENV: "off",
+        DRAIN_NOTICE_ENV: f"{options.drain_notice_s:g}",
+    }
+    for key, value in sorted(container_env.items()):
         args += ["-e", f"{key}={value}"]
     return args + [docker_options.image, "tritonserver"] + tritonserver_args(inside, CONTAINER_REPOSITORY)
 

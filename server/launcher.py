@@ -79,6 +79,16 @@ class Launcher(abc.ABC):
     def failure_report(self) -> str:
         """Why Triton stopped or an API did not load, for the user."""
 
+    def announce_draining(self) -> None:
+        """First step of a graceful stop: say not ready while still answering (serve --drain-notice).
+        Launchers whose stop() drains elsewhere (docker stop: the container's own supervisor) do nothing."""
+        return None
+
+    def settle_output(self, timeout: float = 2.0) -> None:
+        """After Triton exited: let the reader take its last lines (they carry the reason)."""
+        if self._reader is not None:
+            self._reader.join(timeout=timeout)
+
     def load_failures(self) -> dict[str, str]:
         """{API: the predictor's own traceback} for APIs whose predictor failed to load."""
         return {}

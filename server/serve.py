@@ -5,82 +5,14 @@ import os
 import secrets
 import signal
 import sys
-import time
 
 from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 from tritonize.cortex_endpoint.endpoint_process import CortexEndpointProcess
 from tritonize.errors import ServeError
 from tritonize.server.local_launcher import LocalTritonServer, check_port_free
+from tritonize.server.supervisor import stop_all, supervisor_for
 from tritonize.server.triton_log import is_triton_log_line
-
-# serve restarts Triton when it dies on its own (a segfault on a hostile request, the OOM
-# killer): at most MAX_RESTARTS times within RESTART_WINDOW_S, after RESTART_BACKOFF_S.
-MAX_RESTARTS = 5
-RESTART_WINDOW_S = 600.0
-RESTART_BACKOFF_S = (1, 2, 4, 8, 16)
-
-
-class RestartPolicy:
-    """Bounded restarts with backoff: next_delay() is None once too many fell in the window."""
-
-    def __init__(self, max_restarts=MAX_RESTARTS, window_s=RESTART_WINDOW_S, backoff_s=RESTART_BACKOFF_S):
-        self.max_restarts, self.window_s, self.backoff_s = max_restarts, window_s, backoff_s
-        self.restarts = []  # monotonic times
-
-    def next_delay(self, now=None):
-        now = time.monotonic() if now is None else now
-        self.restarts = [t for t in self.restarts if now - t < self.window_s]
-        if len(self.restarts) >= self.max_restarts:
-            return None
-        delay = self.backoff_s[min(len(self.restarts), len(self.backoff_s) - 1)]
-        self.restarts.append(now)
-        return delay
-
-
-# How often serve looks at the Cortex endpoint's process while Triton runs.
-FRONT_CHECK_S = 0.5
-
-
-class CortexEndpointSupervisor:
-    """Restarts the Cortex endpoint when its process dies on its own, within a RestartPolicy of its
-    own; raises ServeError (serve exits) once the policy gives up."""
-
-    def __init__(self, front, out, policy=None):
-        self.front, self.out = front, out
-        self.policy = policy or RestartPolicy()
-
-    def check(self):
-        code = self.front.died()
-        if code is None:
-            return
-        delay = self.policy.next_delay()
-        if delay is None:
-            raise ServeError(
-                f"the Cortex endpoint (port {self.front.options.cortex_port}) died {self.policy.max_restarts + 1} "
-                f"times within {self.policy.window_s / 60:.0f} min (last exit code {code}): not restarting it"
-            )
-        self.out(
-            f"error: the Cortex endpoint exited (code {code}); [supervisor] restarting it in {delay} s "
-            f"(restart {len(self.policy.restarts)} of at most {self.policy.max_restarts} within "
-            f"{self.policy.window_s / 60:.0f} min)"
-        )
-        time.sleep(delay)
-        self.front.stop()  # workers the dead process left
-        try:
-            self.front.start()
-        except ServeError as exc:
-            self.out(f"error: {exc}")  # the next check counts it as another death
-            return
-        self.out(f"[supervisor] the Cortex endpoint is back on {self.front.url}")
-
-
-def _wait_watching(server, on_tick):
-    """server.wait(), calling on_tick() every FRONT_CHECK_S while Triton runs."""
-    while server.process.poll() is None:
-        on_tick()
-        time.sleep(FRONT_CHECK_S)
-    return server.wait()
 
 
 class _Stop(Exception):
@@ -152,14 +84,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
             return 0
         if watch is not None:
             watch.start(server, ready_timeout_s)
-        supervise(
-            server,
-            out,
-            ready_timeout_s,
-            RestartPolicy(),
-            on_ready=lambda ready: started.update(ready=ready),
-            on_tick=CortexEndpointSupervisor(front, out).check if front is not None else None,
-        )
+        supervisor_for(server, front, out, ready_timeout_s, on_ready=lambda ready: started.update(ready=ready)).run()
     except _Stop:
         out("Stopping Triton (finishing in-flight requests; Ctrl-C again to kill it now)...")
         return 0
@@ -171,47 +96,10 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
         try:
             if watch is not None:
                 watch.stop()
-            if front is not None:
-                front.stop()
-            server.stop()
+            stop_all(server, front, options)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-
-
-def supervise(server, out, ready_timeout_s, policy, on_ready=lambda ready: None, on_tick=None):
-    """Wait for Triton; when it dies on its own, say why and restart it (the models load again).
-    on_tick: called often while Triton runs (the Cortex endpoint's supervisor).
-    Raises ServeError once the policy gives up. Ctrl-C/SIGTERM end it with _Stop."""
-    while True:
-        if on_tick is None:
-            server.wait()
-        else:
-            _wait_watching(server, on_tick)
-        on_ready(False)
-        report = server.failure_report()
-        delay = policy.next_delay()
-        if delay is None:
-            raise ServeError(
-                f"{report}\nNot restarting it: Triton died {policy.max_restarts + 1} times within "
-                f"{policy.window_s / 60:.0f} min."
-            )
-        out(f"error: {report}")
-        out(
-            f"[supervisor] restarting Triton in {delay} s (restart {len(policy.restarts)} of at most "
-            f"{policy.max_restarts} within {policy.window_s / 60:.0f} min)"
-        )
-        time.sleep(delay)
-        server.stop()  # what the dead one left: stubs, shared memory, work folder
-        server.start()
-        try:
-            took = server.wait_ready(timeout=ready_timeout_s)
-        except ServeError:
-            if server.process.poll() is None:
-                raise  # not ready in time, but running: not a crash to retry
-            continue  # died again while loading: the loop reports it
-        on_ready(True)
-        out(f"[supervisor] Triton is ready again ({took:.1f} s)")
 
 
 def _quiet_when_closed(out):

@@ -1,17 +1,15 @@
-"""Reload an API whose instance process (python-backend stub) died.
+"""Reload an API whose instance process (python-backend stub) died; say when an API is stuck.
 
-Triton 2.51 keeps such a model READY while every request fails with "Stub process
-... is not healthy", and never restarts the stub. The watchdog polls tritonserver's
-children (each stub is one: `triton_python_backend_stub <model.py> <shm region> ...
-<instance name>`); when a stub dies (it stays a zombie, tritonserver does not reap
-it) the model is reloaded through the repository API, and the dead stub's shared
-memory region is removed. If the reload fails, the model is unloaded, so that its
-readiness says what is true.
+The rules (which stub died, which API is stuck) are health/'s, shared with the image's supervisor
+and the Kubernetes liveness check; this module acts on them. It watches from tritonserver's start,
+so an instance that dies while its model loads, or right after (its __init__ returned, then its
+process exited), is a crash like any other: once the model is loaded (READY in the repository
+index) it is reloaded through the repository API and the dead stub's shared memory is removed. If
+the reload fails, the model is unloaded, so that its readiness says what is true. A death of a model
+that never loads (its load failed) needs no healing: Triton reports the failure.
 
-Only a zombie is a crash: stubs that Triton stopped itself (an unload or load through
-the admin API, the watchdog's own reloads) are reaped by tritonserver and just vanish.
-A reload gets the startup's patience (serve --ready-timeout): a predictor whose
-__init__ takes minutes is not given up on after the admin client's usual timeout.
+A reload gets the startup's patience (serve --ready-timeout): a predictor whose __init__ takes
+minutes is not given up on after the admin client's usual timeout.
 """
 
 import logging
@@ -21,136 +19,12 @@ import time
 
 from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_EXIT_CODE
 from tritonize.errors import AdminError
+from tritonize.health.stubs import SHM_DIR, DeathTracker, Stub, exit_status, expected_instances, live_stubs
+from tritonize.health.stuck import StuckDetector, queue_samples, stuck_after_s
 from tritonize.host import local_http
-from tritonize.server.stuck import StuckDetector, queue_samples, stuck_after_s
 
-STUB_NAME = "triton_python_backend_stub"
-# /proc/<pid>/stat's comm: the executable's name cut to 15 characters; a zombie has no cmdline.
-STUB_COMM = STUB_NAME[:15]
 log = logging.getLogger("tritonize.watchdog")
-
-
-class Stub:
-    def __init__(self, pid, model, shm_region, instance):
-        self.pid, self.model, self.shm_region, self.instance = pid, model, shm_region, instance
-
-
-def _child_pids(parent_pid, proc="/proc", threads=None):
-    """(pids of parent_pid's children, zombies included until reaped; the threads that have some),
-    from the threads' `children` files (all threads, or those given); None where the kernel has
-    none (CONFIG_PROC_CHILDREN off): then /proc is scanned."""
-    pids, parents = set(), set()
-    if threads is None:
-        try:
-            threads = [int(tid) for tid in os.listdir(f"{proc}/{parent_pid}/task")]
-        except (OSError, ValueError):
-            return None
-    found_file = False
-    for tid in threads:
-        try:
-            with open(f"{proc}/{parent_pid}/task/{tid}/children", "rb") as f:
-                text = f.read()
-        except OSError:  # a thread that just ended, or no such file at all
-            continue
-        found_file = True
-        if text.strip():
-            pids.update(int(pid) for pid in text.split())
-            parents.add(tid)
-    return (pids, parents) if found_file else None
-
-
-def _child(pid, parent_pid, proc="/proc"):
-    """(state, comm, argv) of process pid if it is parent_pid's child, else None (or if it is gone)."""
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            stat = f.read().decode("utf-8", errors="replace")
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) != parent_pid:  # another's (or a pid reused since it was listed)
-            return None
-        with open(f"{proc}/{pid}/cmdline", "rb") as f:
-            argv = [a.decode("utf-8", errors="replace") for a in f.read().split(b"\0")]
-    except (OSError, IndexError, ValueError):
-        return None
-    return fields[0], comm, argv
-
-
-def _children(parent_pid, proc="/proc", threads=None, also=()):
-    """{pid: (state, comm, argv)} of the processes whose parent is parent_pid, and the threads
-    whose `children` files list some (None: none read).
-
-    Reads the `children` files of the given threads (all if None) and checks the pids in `also`
-    (the stubs already known) directly; only where the kernel has no such files, the whole of /proc.
-    """
-    listed = _child_pids(parent_pid, proc, threads)
-    if listed is None:
-        candidates, parents = {int(entry) for entry in os.listdir(proc) if entry.isdigit()}, None
-    else:
-        candidates, parents = listed[0] | set(also), listed[1]
-    found = {}
-    for pid in candidates:
-        child = _child(pid, parent_pid, proc)
-        if child is not None:
-            found[pid] = child
-    return found, parents
-
-
-def stub_processes(server_pid, proc="/proc", lister=None):
-    """({pid: Stub} of the running stubs of one tritonserver, {pids of its zombie stubs})."""
-    stubs, zombies = {}, set()
-    children = lister.children() if lister is not None else _children(server_pid, proc)[0]
-    for pid, (state, comm, argv) in children.items():
-        if state in ("Z", "X"):
-            if comm == STUB_COMM:
-                zombies.add(pid)
-            continue
-        if len(argv) < 9 or not argv[0].endswith(STUB_NAME):
-            continue
-        model = os.path.basename(os.path.dirname(os.path.dirname(argv[1])))  # <repo>/<model>/<version>/model.py
-        stubs[pid] = Stub(pid, model, argv[2], argv[8])
-    return stubs, zombies
-
-
-def exit_status(pid, proc="/proc"):
-    """A zombie's exit status (exit code field of /proc/<pid>/stat, as waitpid reports it), or None."""
-    try:
-        with open(f"{proc}/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        if fields[0] not in (b"Z", b"X"):  # still running: no exit status yet
-            return None
-        status = int(fields[49])  # field 52 of stat; fields[0] is field 3
-    except (OSError, IndexError, ValueError):
-        return None
-    return status >> 8 if status & 0x7F == 0 else None  # exited (not killed by a signal)
-
-
-def live_stubs(server_pid, proc="/proc"):
-    """{pid: Stub} for the running (not exited) stubs of one tritonserver."""
-    return stub_processes(server_pid, proc)[0]
-
-
-class ChildLister:
-    """tritonserver's children, cheaply: Triton has ~100 threads, and reading each one's `children`
-    file costs about what the scan of /proc did. Each poll reads the files of the threads that had
-    children at the last full read, plus the known stubs' own /proc entries (so a known stub's death
-    is seen at the very next poll, as before); every FULL_READ_EVERY polls, all threads' files (a stub
-    started by another thread is found within that many polls)."""
-
-    FULL_READ_EVERY = 8
-
-    def __init__(self, server_pid, proc="/proc"):
-        self.server_pid, self.proc = server_pid, proc
-        self.known = ()  # pids to check directly (the watchdog's known stubs)
-        self._threads = None  # threads to read; None: all
-        self._polls = 0
-
-    def children(self):
-        full = self._threads is None or self._polls % self.FULL_READ_EVERY == 0
-        self._polls += 1
-        found, parents = _children(self.server_pid, self.proc, None if full else self._threads, self.known)
-        if full:
-            self._threads = None if parents is None else parents | {self.server_pid}
-        return found
+LOADING_STATES = ("LOADING", "UNLOADING", "")
 
 
 class StubWatchdog:
@@ -166,10 +40,12 @@ class StubWatchdog:
         reload_timeout_s=300.0,
         metrics_url=None,
         proc="/proc",
+        shm_dir=SHM_DIR,
     ):
         self.server_pid = server_pid
         self.proc = proc  # where /proc is (tests fabricate one)
-        self.metrics_url = metrics_url  # for telling a stuck API (server/stuck.py); None: not checked
+        self.shm_dir = shm_dir
+        self.metrics_url = metrics_url  # for telling a stuck API (health/stuck.py); None: not checked
         self.stuck = {}  # API -> seconds its waiting requests have not moved
         self._stuck_detector = StuckDetector(stuck_after_s())
         self._next_metrics = 0.0
@@ -179,21 +55,20 @@ class StubWatchdog:
         self.report = report or log.warning
         self.interval_s = interval_s
         self.recoveries = []  # (model, seconds from detection to ready, ok)
+        self.pending = {}  # model -> [Stub] that died while it was not (yet) loaded
         self._stop = threading.Event()
         self._thread = None
-        self._known = {}
-        self._retired = set()  # stubs of a reloaded model: Triton stops them itself
-        self._lister = ChildLister(server_pid, proc)
+        self.tracker = DeathTracker(server_pid, proc)
 
     def start(self):
-        self._known = live_stubs(self.server_pid, self.proc)
+        self.tracker.refresh()
         self._thread = threading.Thread(target=self._run, name="tritonize-watchdog", daemon=True)
         self._thread.start()
         return self
 
     def stop(self):
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=30)
 
     def _run(self):
@@ -205,16 +80,49 @@ class StubWatchdog:
                 self.report(f"watchdog: {type(exc).__name__}: {exc}")
 
     def check(self):
-        self._lister.known = self._known
-        live, zombies = stub_processes(self.server_pid, self.proc, self._lister)
-        # Running at the last poll and a zombie now: it died. Gone altogether: Triton stopped it.
-        dead = [stub for pid, stub in self._known.items() if pid in zombies and pid not in self._retired]
-        self._retired &= set(live) | zombies
-        self._known = live
-        for model in sorted({stub.model for stub in dead}):
+        for stub in self.tracker.poll():
+            self.pending.setdefault(stub.model, []).append(stub)
+        if not self.pending and not self.tracker.unexplained:
+            return
+        try:
+            states = {m["name"]: m.get("state", "") for m in self.admin.index(timeout=5.0)}
+        except (AdminError, OSError):
+            return  # Triton busy or going away: judge at the next poll
+        if self.tracker.unexplained:
+            self._explain(states)
+        for model in sorted(self.pending):
             if self._stop.is_set():
                 return
-            self._recover(model, [stub for stub in dead if stub.model == model])
+            state = states.get(model, "")
+            if state in LOADING_STATES:
+                continue  # heal it once it is loaded (a death right after __init__ returned)
+            dead = self.pending.pop(model)
+            if state == "READY":
+                self._recover(model, dead)
+            else:
+                self._remove_regions(dead)  # its load failed: Triton said why; nothing to heal
+
+    def _explain(self, states):
+        """Zombie stubs nobody saw alive: the loaded models with fewer live instance processes than their
+        config asks for lost them. Kept for the next poll while a model still loads."""
+        live = {}
+        for stub in live_stubs(self.server_pid, self.proc).values():  # a full read: every thread's children
+            live[stub.model] = live.get(stub.model, 0) + 1
+        short = []
+        for model, state in sorted(states.items()):
+            if state != "READY" or model in self.pending:
+                continue
+            try:
+                expected = expected_instances(self.admin.model_config(model))
+            except (AdminError, OSError, ValueError, TypeError):
+                continue
+            if live.get(model, 0) < expected:
+                short.append(model)
+        pids = sorted(self.tracker.unexplained)
+        for model in short:
+            self.pending[model] = [Stub(pids[0], model, "", "of " + model)]
+        if short or not any(state in LOADING_STATES for state in states.values()):
+            self.tracker.unexplained = set()
 
     def check_stuck(self, now=None):
         """Once a second: say when an API's requests wait and none finishes (a hung predict)."""
@@ -247,6 +155,8 @@ class StubWatchdog:
         self.report(
             f"API {model!r}: instance process {names} died{why}; requests to it fail until it is reloaded; reloading"
         )
+        # The model's other instances are replaced by the reload: their exit is expected.
+        self.tracker.retire(model)
         start = time.monotonic()
         try:
             self.admin.reload(model, nonce=f"{os.getpid()}-{time.time_ns()}", timeout=self.reload_timeout_s)
@@ -260,15 +170,15 @@ class StubWatchdog:
                 self.report(f"API {model!r}: unload failed too ({unload_exc})")
         took = time.monotonic() - start
         self.recoveries.append((model, took, ok))
-        for stub in dead:
-            if stub.shm_region.startswith(self.shm_prefix) and "/" not in stub.shm_region:
-                try:
-                    os.unlink(os.path.join("/dev/shm", stub.shm_region))
-                except OSError:
-                    pass
-        # The model's other instances were replaced by the reload: their exit is expected.
-        self._retired |= {pid for pid, stub in self._known.items() if stub.model == model}
-        fresh = live_stubs(self.server_pid, self.proc)
-        self._known.update({pid: stub for pid, stub in fresh.items() if pid not in self._known})
+        self._remove_regions(dead)
+        self.tracker.refresh()
         if ok:
             self.report(f"API {model!r}: reloaded in {took:.1f} s; serving again")
+
+    def _remove_regions(self, dead):
+        for stub in dead:
+            if self.shm_prefix and stub.shm_region.startswith(self.shm_prefix) and "/" not in stub.shm_region:
+                try:
+                    os.unlink(os.path.join(self.shm_dir, stub.shm_region))
+                except OSError:
+                    pass

@@ -10,7 +10,7 @@ from conftest import FIXTURES, run_tritonize
 
 from tritonize.adapter.build import build
 from tritonize.adapter.spec import load_spec_file
-from tritonize.docker.build import _entrypoint_run, docker_build, image_python, render_dockerfile
+from tritonize.docker.build import docker_build, entrypoint, image_python, render_dockerfile
 from tritonize.errors import BuildError, SpecError
 
 FAKE_DOCKER_DIR = os.path.join(FIXTURES, "fake_docker")
@@ -93,14 +93,14 @@ def test_dockerfile_instructions(project, tmp_path):
         ("ENV", 'TRITONIZE_FORWARD_SENSITIVE_HEADERS="0" TRITONIZE_HEADER_PATTERN="^x-"'),
         ("RUN", "python3 -m pip install --no-cache-dir 'httptools>=0.6' 'uvloop>=0.19'"),  # the Cortex endpoint
         ("ENV", "TRITONIZE_CORTEX_PORT=8080"),
-        ("EXPOSE", "8000 8001 8002 8080"),
-        ("RUN", _entrypoint_run()),  # executed for real in test_entrypoint_restricts_admin_apis
-        ("ENTRYPOINT", '["/opt/tritonize/entrypoint.sh"]'),
+        ("EXPOSE", "8000 8001 8002 8080 8003"),
+        # tritonize's supervisor from the zipapp (run for real in test_the_entrypoint_runs_from_the_zipapp_alone)
+        ("ENTRYPOINT", json.dumps(entrypoint())),
     ]
     keyword, cmd = instructions[-1]
     assert keyword == "CMD" and json.loads(cmd) == ["tritonserver", *TRITON_FLAGS]  # exec form, same flags as serve
     # The ENV values are what the runtime reads (shell-style quoting, as Docker parses ENV).
-    env = dict(item.split("=", 1) for item in shlex.split(instructions[-7][1]))
+    env = dict(item.split("=", 1) for item in shlex.split(instructions[-6][1]))
     assert env == {"TRITONIZE_FORWARD_SENSITIVE_HEADERS": "0", "TRITONIZE_HEADER_PATTERN": "^x-"}
     # Every path the RUN lines use exists in the build context (the repository).
     for path in (
@@ -188,71 +188,37 @@ def test_a_foreign_dockerfile_is_not_overwritten(project, tmp_path):
     docker_build(str(tmp_path / "repo"), dry_run=True, dockerfile=str(tmp_path / "other.Dockerfile"))  # ours: replaced
 
 
-def test_entrypoint_restricts_admin_apis(project, tmp_path):
-    """Run the Dockerfile's entrypoint-writing RUN line and the script it writes (with echo as tritonserver)."""
+def test_the_entrypoint_runs_from_the_zipapp_alone(project, tmp_path):
+    """The image's ENTRYPOINT (python3 -c PROGRAM) imports the supervisor from the zipapp `docker build`
+    writes, with nothing of tritonize installed (-I, a bare Python), and runs other commands as given."""
     import subprocess
 
-    build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
-    runs = [arg for keyword, arg in parse_dockerfile(render_dockerfile(str(tmp_path / "repo"))) if keyword == "RUN"]
-    (write_script,) = [run for run in runs if "entrypoint.sh" in run]
-    subprocess.run(["sh", "-c", write_script.replace("/opt/tritonize/", f"{tmp_path}/")], check=True)
-    script = str(tmp_path / "entrypoint.sh")
-    rule = "model-repository,shared-memory,statistics,trace,logging:tritonize-admin-token="
-
-    bin_dir = tmp_path / "bin"  # a tritonserver that prints its arguments
-    bin_dir.mkdir()
-    (bin_dir / "tritonserver").write_text('#!/bin/sh\necho tritonserver "$@"\n')
-    (bin_dir / "tritonserver").chmod(0o755)
-
-    def run(*args, token=None, command="tritonserver"):
-        env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **({"TRITONIZE_ADMIN_TOKEN": token} if token else {})}
-        return subprocess.run([script, command, *args], env=env, capture_output=True, text=True, check=True).stdout
-
-    # Any other command runs as given (`docker run IMAGE bash`): no flags appended.
-    assert run("-c", "echo plain $0", command="sh", token="s3cret").split() == ["plain", "sh"]
-    assert run("--x=1", token="s3cret").split() == [
-        "tritonserver",
-        "--x=1",
-        f"--http-restricted-api={rule}s3cret",
-        f"--grpc-restricted-protocol={rule}s3cret",
-    ]
-    out = run().splitlines()  # no token given: a random one, printed
-    token = out[0].rsplit(" ", 1)[1]
-    assert len(token) == 32 and out[1].split()[1:] == [
-        f"--http-restricted-api={rule}{token}",
-        f"--grpc-restricted-protocol={rule}{token}",
-    ]
-    given = f"--http-restricted-api={rule}mine"  # serve --docker and Kubernetes pass their own
-    assert run(given).split() == ["tritonserver", given]
-
-
-def test_image_runs_the_cortex_endpoint_beside_tritonserver(project, tmp_path):
-    """The entrypoint starts the front (from the zipapp `docker build` writes) only for tritonserver."""
-    import subprocess
-
-    from tritonize.docker.build import docker_build
+    from tritonize.docker.build import ENTRYPOINT_PROGRAM
 
     build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
     docker_build(str(tmp_path / "repo"), dry_run=True)
-    assert (tmp_path / "repo" / "tritonize_front.pyz").is_file()  # copied to /models by COPY . /models
-    runs = [arg for keyword, arg in parse_dockerfile(render_dockerfile(str(tmp_path / "repo"))) if keyword == "RUN"]
-    (write_script,) = [run for run in runs if "entrypoint.sh" in run]
-    subprocess.run(["sh", "-c", write_script.replace("/opt/tritonize/", f"{tmp_path}/")], check=True)
-    script = (tmp_path / "entrypoint.sh").read_text()
-    assert 'if [ "$1" = tritonserver ] && [ "${TRITONIZE_CORTEX_PORT:-off}" != off ]; then' in script
-    assert (
-        'python3 /models/tritonize_front.pyz --repository /models --host 0.0.0.0 --port "$TRITONIZE_CORTEX_PORT" '
-        '--triton-http-port 8000 --triton-grpc-port 8001 --max-body-bytes "${TRITONIZE_MAX_BODY_BYTES:-67108864}" '
-        "--parent-pid $$ &" in script
+    zipapp = tmp_path / "repo" / "tritonize_front.pyz"
+    assert zipapp.is_file()  # copied to /models by COPY . /models
+    program = ENTRYPOINT_PROGRAM.replace("/models/tritonize_front.pyz", str(zipapp))
+    assert program != ENTRYPOINT_PROGRAM
+
+    def run(*command):
+        return subprocess.run(
+            [sys.executable, "-I", "-c", program, *command], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+
+    plain = run("sh", "-c", "echo plain $0")
+    assert plain.returncode == 0 and plain.stdout.split() == ["plain", "sh"], plain.stderr
+    assert run().returncode == 2  # no command at all: usage
+    # The Cortex endpoint and the liveness module import from the same zip, as the supervisor runs them.
+    front = subprocess.run([sys.executable, "-I", str(zipapp), "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert front.returncode == 0 and "--triton-http-port" in front.stdout
+    check = (
+        f"import sys; sys.path.insert(0, {str(zipapp)!r}); import tritonize.health.liveness, "
+        "tritonize.cortex_endpoint.routes, tritonize.cortex_endpoint.app, tritonize.server.container; print('ok')"
     )
-    # The zipapp runs with nothing of tritonize installed (a bare Python, as in the image).
-    out = subprocess.run(
-        [sys.executable, "-I", str(tmp_path / "repo" / "tritonize_front.pyz"), "--help"],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
-    assert out.returncode == 0 and "--triton-http-port" in out.stdout
+    imported = subprocess.run([sys.executable, "-I", "-c", check], capture_output=True, text=True, cwd=tmp_path)
+    assert imported.stdout.strip() == "ok", imported.stderr
 
 
 def test_hostile_dependency_paths_stay_single_arguments(tmp_path):

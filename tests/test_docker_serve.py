@@ -91,6 +91,10 @@ def test_docker_run_command_line(repo):
         "-v",
         f"{repo}:/models:ro",
         "-e",
+        "TRITONIZE_CORTEX_PORT=off",  # a built image's supervisor: serve runs the endpoint on the host
+        "-e",
+        "TRITONIZE_DRAIN_NOTICE_S=0",
+        "-e",
         "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0",
         "-e",
         "TRITONIZE_HEADER_PATTERN=^x-",
@@ -139,6 +143,7 @@ def test_docker_run_options_and_gpus(repo, gpu_repo):
 def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
     """The local launcher's tritonserver flags = the container's, but for addresses, ports and local-only flags."""
     from tritonize.server import local_launcher as local
+    from tritonize.server import managed_triton
 
     seen = {}
 
@@ -149,7 +154,7 @@ def test_same_server_flags_as_the_local_launcher(repo, monkeypatch):
         seen["args"] = args
         raise Recorded()
 
-    monkeypatch.setattr(local.subprocess, "Popen", fake_popen)
+    monkeypatch.setattr(managed_triton.subprocess, "Popen", fake_popen)
     http, grpc, metrics = free_ports(3)
     options = ServerOptions(repo, http_port=http, grpc_port=grpc, metrics_port=metrics)
     server = local.LocalTritonServer(options)
@@ -219,6 +224,10 @@ def test_serve_docker_runs_streams_and_stops_the_container(repo, fake_docker):
             f"127.0.0.1:{serve.metrics_port}:8002",
             "-v",
             f"{repo}:/models:ro",
+            "-e",
+            "TRITONIZE_CORTEX_PORT=off",
+            "-e",
+            "TRITONIZE_DRAIN_NOTICE_S=0",
             "-e",
             "TRITONIZE_FORWARD_SENSITIVE_HEADERS=0",
             "-e",

@@ -101,18 +101,15 @@ def test_container_runs_exactly_what_serve_runs(spec, tmp_path):
         metrics_port=8002,
         admin_token="$(TRITONIZE_ADMIN_TOKEN)",
     )
-    assert container["command"] + container["args"] == [
-        "env",
-        "-u",
-        "TRITONIZE_ADMIN_TOKEN",  # never in the stubs' (predictors') environment
-        "tritonserver",
-    ] + tritonserver_args(inside, "/models")
+    # A built image: the image's ENTRYPOINT (tritonize's supervisor) runs this tritonserver command line.
+    assert "command" not in container
+    assert container["args"] == ["tritonserver"] + tritonserver_args(inside, "/models")
     # Admin endpoints are restricted as by serve; Kubernetes expands the token from a Secret.
     assert any(
         a.startswith("--http-restricted-api=") and a.endswith("=$(TRITONIZE_ADMIN_TOKEN)") for a in container["args"]
     )
-    plain = [e for e in container["env"] if "value" in e]
-    assert {e["name"]: e["value"] for e in plain} == runtime_environment(options)
+    plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
+    assert plain == {**runtime_environment(options), "TRITONIZE_DRAIN_NOTICE_S": "5", "HOME": "/tmp"}
     assert [e for e in container["env"] if "valueFrom" in e] == [
         {
             "name": "TRITONIZE_ADMIN_TOKEN",
@@ -141,31 +138,52 @@ def test_probes_ports_shm_resources_and_rollout_follow_the_spec(spec, tmp_path):
     deploy_k8s(spec, output=out, image="i:1", shm_size="2Gi")
     deployment = manifests(out)["Deployment"]
     pod = deployment["spec"]["template"]["spec"]
-    container, _cortex = pod["containers"]  # tritonserver, and the Cortex endpoint's sidecar
+    (container,) = pod["containers"]  # tritonserver and the Cortex endpoint, under one supervisor
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002}
-    # The probes hit Triton's health endpoints on the HTTP port, the one tritonserver_args listens on.
-    assert "--http-port=8000" in container["args"]
-    for probe, path in (("readinessProbe", "/v2/health/ready"), ("startupProbe", "/v2/health/live")):
-        assert container[probe]["httpGet"] == {"path": path, "port": "http"}
-    # Liveness: /v2/health/live on the HTTP port and no dead instance process (tests/test_e2e_liveness.py).
-    command = container["livenessProbe"]["exec"]["command"]
-    assert command[:2] == ["python3", "-c"] and "http://127.0.0.1:8000/v2/health/live" in command[2]
+    assert ports == {"http": 8000, "grpc": 8001, "metrics": 8002, "cortex": 8080, "health": 8003}
+    # The probes ask the image's supervisor (server/container.py), played for real in tests/test_e2e_pod.py.
+    for probe, path in (("readinessProbe", "/ready"), ("startupProbe", "/ready"), ("livenessProbe", "/live")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "health"}
     startup = container["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600  # model loading
-    assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}}]
-    assert {"name": "dshm", "mountPath": "/dev/shm"} in container["volumeMounts"]
-    # compute: gpu is the largest API's (one pod serves both), cpu and mem add up.
-    assert container["resources"] == {"requests": {"cpu": "1500m", "memory": "2560Mi"}, "limits": {"nvidia.com/gpu": 1}}
+    assert pod["volumes"] == [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    mounts = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"}]
+    assert container["volumeMounts"] == mounts
+    # compute: gpu is the largest API's (one pod serves both), cpu and mem add up; memory is also the limit.
+    assert container["resources"] == {
+        "requests": {"cpu": "1500m", "memory": "2560Mi"},
+        "limits": {"memory": "2560Mi", "nvidia.com/gpu": 1},
+    }
     assert deployment["spec"]["strategy"] == {
         "type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
     assert deployment["spec"]["replicas"] == 3  # init_replicas
-    drain = 5 + 10  # preStop sleep + tritonserver --exit-timeout-secs
-    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "5"]
+    drain = 5 + 10  # the supervisor's drain notice + tritonserver --exit-timeout-secs
+    assert "lifecycle" not in container and {"name": "TRITONIZE_DRAIN_NOTICE_S", "value": "5"} in container["env"]
     assert "--exit-timeout-secs=10" in container["args"]
     assert pod["terminationGracePeriodSeconds"] > drain
+
+
+def test_containers_run_as_non_root_on_a_read_only_root_filesystem(spec, tmp_path):
+    """Issue 23.19: non-root, read-only root, no privilege escalation, no capabilities; Triton writes only
+    /dev/shm and /tmp (volumes of their own). Played in a real pod by tests/test_e2e_pod.py."""
+    deploy_k8s(spec, output=str(tmp_path / "built"), image="i:1")
+    deploy_k8s(spec, output=str(tmp_path / "stock"), model_store="s3://b/r")
+    for folder in ("built", "stock"):
+        pod = manifests(str(tmp_path / folder))["Deployment"]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True and context["runAsUser"] == 1000 != 0
+        assert context["readOnlyRootFilesystem"] is True and context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert {m["mountPath"] for m in container["volumeMounts"]} == {"/dev/shm", "/tmp"}
+    store = manifests(str(tmp_path / "stock"))["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert store["livenessProbe"]["exec"]["command"][:2] == ["python3", "-c"]  # health/liveness.py's source
 
 
 def test_service_ports_and_scraping(spec, tmp_path):
@@ -433,23 +451,17 @@ def test_inference_service_matches_kserve_models(spec, tmp_path):
     ]
 
 
-def test_cortex_endpoint_runs_as_a_sidecar_of_the_built_image(spec, tmp_path):
+def test_the_cortex_endpoint_runs_under_the_built_images_supervisor(spec, tmp_path):
     out = str(tmp_path / "deploy")
     deploy_k8s(spec, output=out, image="registry.example/text:1")
-    triton, cortex = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert cortex["image"] == triton["image"] == "registry.example/text:1"
-    assert cortex["command"][:2] == ["python3", "/models/tritonize_front.pyz"]  # written by `tritonize docker build`
-    args = dict(zip(cortex["command"][2::2], cortex["command"][3::2]))
-    assert args["--port"] == "8080" and args["--host"] == "0.0.0.0"
-    assert args["--triton-http-port"] == "8000" and args["--triton-grpc-port"] == "8001"
-    assert args["--max-body-bytes"] == str(64 << 20)
-    assert cortex["ports"] == [{"name": "cortex", "containerPort": 8080, "protocol": "TCP"}]
-    assert cortex["readinessProbe"]["httpGet"] == {"path": "/_tritonize/ready", "port": "cortex"}
-    assert cortex["livenessProbe"]["tcpSocket"] == {"port": "cortex"}
-    # A stock image (--model-store) has no front: no sidecar, no Service port for it.
+    (triton,) = manifests(out)["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {"name": "cortex", "containerPort": 8080, "protocol": "TCP"} in triton["ports"]
+    assert "TRITONIZE_CORTEX_PORT" not in {e["name"] for e in triton["env"]}  # the image's ENV (docker build)
+    # A stock image (--model-store) has no supervisor and no Cortex endpoint: no Service port for it.
     deploy_k8s(spec, output=str(tmp_path / "store"), model_store="s3://b/r")
     docs = manifests(str(tmp_path / "store"))
-    assert [c["name"] for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]] == ["tritonserver"]
+    (stock,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert stock["command"] == ["tritonserver"] and "cortex" not in {p["name"] for p in stock["ports"]}
     assert "cortex" not in {p["name"] for p in docs["Service"]["spec"]["ports"]}
 
 
@@ -463,3 +475,18 @@ def test_deploying_again_removes_what_the_earlier_run_wrote_and_this_one_does_no
     assert "ScaledObject" in kinds and "HorizontalPodAutoscaler" not in kinds, kinds
     assert (tmp_path / "deploy" / "mine.yaml").exists()
     assert any("removed" in w and "an earlier `tritonize deploy` wrote it" in w for w in result.warnings)
+
+
+def test_kserve_gets_the_same_container_security_and_keeps_the_supervisor_off_its_port(spec, tmp_path):
+    deploy_kserve(spec, output=str(tmp_path / "plain"), model_store="s3://bucket/repo")
+    deploy_kserve(spec, output=str(tmp_path / "built"), model_store="s3://bucket/repo", image="registry.example/t:1")
+    for folder in ("plain", "built"):
+        (service,) = manifests(str(tmp_path / folder)).values()
+        model = service["spec"]["predictor"]["model"]
+        assert model["securityContext"]["readOnlyRootFilesystem"] is True
+        assert model["securityContext"]["runAsNonRoot"] is True
+        assert {m["mountPath"] for m in model["volumeMounts"]} == {"/dev/shm", "/tmp"}
+    built = manifests(str(tmp_path / "built"))["InferenceService"]["spec"]["predictor"]["model"]
+    # KServe's runtime passes `tritonserver --http-port=8080 ...` as args: the image's supervisor runs it,
+    # and its Cortex endpoint (8080 by default) stays off.
+    assert {"name": "TRITONIZE_CORTEX_PORT", "value": "off"} in built["env"]

@@ -1,6 +1,7 @@
 """Units of serve's supervision (issue 17): restart policy, exit descriptions, bounded output,
 the watchdog's crash rule and reload patience, stuck detection, proxy bypass, stale leftovers."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,12 +9,13 @@ import threading
 
 import pytest
 
+from tritonize.health import stubs as stubs_module
+from tritonize.health.stuck import StuckDetector, queue_samples
 from tritonize.host.local_http import is_this_machine
 from tritonize.server import watchdog as watchdog_module
 from tritonize.server.launcher import LOG_LINES_KEPT, Launcher, describe_exit
-from tritonize.server.serve import RestartPolicy
 from tritonize.server.stale_runs import remove_stale_leftovers
-from tritonize.server.stuck import StuckDetector, queue_samples
+from tritonize.server.supervisor import RestartPolicy
 
 
 def test_restart_policy_backs_off_and_gives_up_within_its_window():
@@ -66,18 +68,21 @@ class _Admin:
     def reload(self, name, nonce, timeout=None):
         self.reloads.append((name, timeout))
 
+    def index(self, timeout=None):
+        return [{"name": "api", "state": "READY"}]
+
 
 def test_only_a_zombie_stub_is_a_crash_and_reloads_get_the_startup_patience(monkeypatch):
-    stub = watchdog_module.Stub(101, "api", "tritonize1_2_api", "api_0_0")
+    stub = stubs_module.Stub(101, "api", "tritonize1_2_api", "api_0_0")
     processes = {"now": ({101: stub}, set())}
-    monkeypatch.setattr(watchdog_module, "stub_processes", lambda pid, proc="/proc", lister=None: processes["now"])
+    monkeypatch.setattr(stubs_module, "stub_processes", lambda pid, proc="/proc", lister=None: processes["now"])
     admin, events = _Admin(), []
     dog = watchdog_module.StubWatchdog(1, admin, "tritonize1_2_", report=events.append, reload_timeout_s=900)
-    dog._known = {101: stub}
+    dog.tracker.known = {101: stub}
     processes["now"] = ({}, set())  # gone: reaped by Triton (an unload through the admin API)
     dog.check()
     assert admin.reloads == [] and events == []
-    dog._known = {101: stub}
+    dog.tracker.known = {101: stub}
     processes["now"] = ({}, {101})  # a zombie: it died
     dog.check()
     assert admin.reloads == [("api", 900)] and "died" in events[0]
@@ -148,20 +153,103 @@ class _FakeFront:
         self.stops += 1
 
 
-def test_front_supervisor_restarts_a_dead_front_then_gives_up():
-    from tritonize.errors import ServeError
-    from tritonize.server.serve import CortexEndpointSupervisor
+class _Clock:
+    def __init__(self):
+        self.now = 1000.0
 
-    lines = []
-    front = _FakeFront([None, -9, None, 1])
-    supervisor = CortexEndpointSupervisor(
-        front, lines.append, RestartPolicy(max_restarts=1, window_s=60, backoff_s=(0,))
+    def __call__(self):
+        return self.now
+
+
+def test_one_supervisor_restarts_a_dead_cortex_endpoint_and_never_lets_it_take_triton_down():
+    from tritonize.server.supervisor import GIVEN_UP_RETRY_S, Supervised, Supervisor
+
+    lines, clock = [], _Clock()
+    front = _FakeFront([None, -9, None, 1, 1])
+    triton_exits = []
+    supervisor = Supervisor(lines.append, clock=clock)
+    triton = supervisor.add(
+        Supervised("Triton", died=lambda: triton_exits.pop(0) if triton_exits else None, report=str, restart=str)
+    )
+    endpoint = supervisor.add(
+        Supervised(
+            "the Cortex endpoint",
+            died=front.died,
+            report=lambda code: f"the Cortex endpoint exited (code {code})",
+            restart=lambda: (front.stop(), front.start()) and f"the Cortex endpoint is back on {front.url}",
+            essential=False,
+            policy=RestartPolicy(max_restarts=1, window_s=60, backoff_s=(2,)),
+        )
     )
     supervisor.check()  # running: nothing to do
     assert (front.starts, lines) == (0, [])
-    supervisor.check()  # killed: restarted (the dead one's workers stopped first)
-    assert (front.stops, front.starts) == (1, 1)
-    assert "exited (code -9)" in lines[0] and "back on http://127.0.0.1:8080" in lines[1]
+    supervisor.check()  # killed: a restart scheduled in 2 s, not slept inside the loop
+    assert front.starts == 0 and "exited (code -9)" in lines[0] and supervisor.degraded == {endpoint.name: "restarting"}
+    clock.now += 2
     supervisor.check()
-    with pytest.raises(ServeError, match="died 2 times within 1 min .last exit code 1.: not restarting it"):
+    assert (front.stops, front.starts) == (1, 1) and "back on http://127.0.0.1:8080" in lines[-1]
+    supervisor.check()  # None
+    supervisor.check()  # dies again: the policy gives up, Triton keeps serving
+    assert "the rest keeps serving" in lines[-1] and front.starts == 1
+    assert "given up on" in supervisor.degraded[endpoint.name] and triton.restart_at is None
+    clock.now += GIVEN_UP_RETRY_S - 1
+    supervisor.check()
+    assert front.starts == 1
+    clock.now += 1
+    supervisor.check()  # retried every GIVEN_UP_RETRY_S for as long as serve runs
+    assert front.starts == 2 and supervisor.degraded == {}
+
+
+def test_the_supervisor_gives_up_on_triton_with_the_reason():
+    from tritonize.errors import ServeError
+    from tritonize.server.supervisor import Supervised, Supervisor
+
+    clock, lines = _Clock(), []
+    supervisor = Supervisor(lines.append, clock=clock)
+    supervisor.add(
+        Supervised(
+            "Triton",
+            died=lambda: -11,
+            report=lambda code: f"Triton stopped (code {code})",
+            restart=lambda: "back",
+            policy=RestartPolicy(max_restarts=1, window_s=60, backoff_s=(0,)),
+        )
+    )
+    supervisor.check()  # died, restart scheduled now
+    assert lines[-1] == "[supervisor] back"
+    with pytest.raises(ServeError, match="Triton stopped .code -11.\nNot restarting it: Triton died 2 times"):
         supervisor.check()
+
+
+def test_the_images_probes_say_why():
+    """server/container.py's /ready and /live: which API failed, draining, a stuck API, a degraded endpoint."""
+    from tritonize.server.container import Health
+    from tritonize.server.supervisor import Supervisor
+
+    class Admin:
+        def index(self, timeout=None):
+            return [{"name": "ok", "state": "READY"}, {"name": "bad", "state": "UNAVAILABLE", "reason": "load failed"}]
+
+        def live(self, timeout=None):
+            return True
+
+    class Server:
+        admin, failed_apis = Admin(), {"bad": "RuntimeError: no weights"}
+
+        class watchdog:  # noqa: N801
+            stuck: dict = {}
+
+    supervisor = Supervisor(lambda line: None)
+    health = Health(Server(), None, supervisor)
+    ok, body = health.readiness()
+    assert not ok and "Triton is not ready (starting or restarting)" in body["problems"]
+    health.ready = True
+    ok, body = health.readiness()
+    assert ok and body["apis"] == {"ok": "ready", "bad": "unavailable (see the log)"}
+    assert "no weights" not in json.dumps(body)  # a predictor's traceback (paths) never leaves through a probe
+    assert health.liveness() == (True, {"live": True, "problems": []})
+    Server.watchdog.stuck = {"ok": 301.0}
+    ok, body = health.liveness()
+    assert not ok and "API 'ok' is stuck" in body["problems"][0]
+    health.draining = True
+    assert health.readiness()[1]["problems"] == ["draining (SIGTERM)"]

@@ -6,8 +6,9 @@ import subprocess
 
 import pytest
 
-from tritonize.server import watchdog
-from tritonize.server.watchdog import ChildLister, StubWatchdog, live_stubs, stub_processes
+from tritonize.health import stubs as watchdog
+from tritonize.health.stubs import ChildLister, live_stubs, stub_processes
+from tritonize.server.watchdog import StubWatchdog
 
 SERVER = 500
 REPO = "/tmp/repo"
@@ -104,6 +105,15 @@ def test_only_zombie_stubs_count_as_dead(proc):
 class Admin:
     def __init__(self):
         self.reloads, self.unloads = [], []
+        self.states = {}  # model -> state; READY unless said otherwise
+        self.configs = {}
+
+    def model_config(self, name):
+        return self.configs.get(name, {"instance_group": [{"count": 1}]})
+
+    def index(self, timeout=None):
+        models = {"echo", "other", "late", *self.states}
+        return [{"name": name, "state": self.states.get(name, "READY")} for name in sorted(models)]
 
     def reload(self, name, nonce, timeout=None):
         self.reloads.append(name)
@@ -112,10 +122,10 @@ class Admin:
         self.unloads.append(name)
 
 
-def watched(proc):
+def watched(proc, shm_dir="/nonexistent"):
     events, admin = [], Admin()
-    dog = StubWatchdog(SERVER, admin, "tritonize1_2_", report=events.append, proc=proc.root)
-    dog._known = live_stubs(SERVER, proc.root)
+    dog = StubWatchdog(SERVER, admin, "tritonize1_2_", report=events.append, proc=proc.root, shm_dir=shm_dir)
+    dog.tracker.known = live_stubs(SERVER, proc.root)
     return dog, admin, events
 
 
@@ -140,7 +150,7 @@ def test_the_other_instances_a_reload_replaced_are_not_crashes(proc):
     dog, admin, events = watched(proc)
     proc.set_state(601, "Z")
     dog.check()
-    assert admin.reloads == ["echo"] and 602 in dog._retired
+    assert admin.reloads == ["echo"] and 602 in dog.tracker._retired
     # The reload's fresh stubs appear; the old instance 602 ends as Triton replaces it.
     proc.remove(601)
     proc.add(611, SERVER, "S", "triton_python_b", stub_argv("echo", "echo_0_0"))
@@ -149,7 +159,7 @@ def test_the_other_instances_a_reload_replaced_are_not_crashes(proc):
     assert admin.reloads == ["echo"]  # 602 was retired, not a new crash
     proc.remove(602)
     dog.check()
-    assert 602 not in dog._retired and 611 in dog._known  # forgotten once gone; the fresh one is watched
+    assert 602 not in dog.tracker._retired and 611 in dog.tracker.known  # forgotten once gone; the fresh one is watched
     proc.set_state(611, "Z")
     dog.check()
     assert admin.reloads == ["echo", "echo"]  # a fresh stub's death is a crash again
@@ -216,3 +226,37 @@ def test_the_exit_status_of_a_real_zombie_is_read():
         assert watchdog.exit_status(child.pid) == 124
     finally:
         child.wait()
+
+
+def test_a_stub_that_died_before_it_was_ever_seen_is_found_by_elimination(proc):
+    """Issue 23.13: an instance whose process exits right after __init__ returns may die between two
+    polls: a zombie nobody saw alive, without a command line. The loaded model with fewer live
+    instance processes than its config asks for lost it."""
+    proc.add(601, SERVER, "S", "triton_python_b", stub_argv("echo", "echo_0_0"))
+    dog, admin, events = watched(proc)
+    admin.configs = {"echo": {"instance_group": [{"count": 1, "kind": "KIND_CPU"}]},
+                     "late": {"instance_group": [{"count": 2, "kind": "KIND_CPU"}]},
+                     "other": {"instance_group": [{"count": 1, "kind": "KIND_GPU", "gpus": [0, 1]}]}}  # fmt: skip
+    proc.add(701, SERVER, "S", "triton_python_b", stub_argv("late", "late_0_0"))  # one of its two is left
+    for pid, instance in ((801, "other_0_0"), (802, "other_0_1")):
+        proc.add(pid, SERVER, "S", "triton_python_b", stub_argv("other", instance))
+    proc.add(602, SERVER, "Z", "triton_python_b", [])  # late_0_1: started and died between two polls
+    dog.tracker.known = {pid: s for pid, s in live_stubs(SERVER, proc.root).items() if pid != 701}
+    dog.check()
+    assert admin.reloads == ["late"] and "instance process of late (pid 602) died" in events[0], events
+    dog.check()  # the zombie stays until tritonserver reaps it: handled once
+    assert admin.reloads == ["late"]
+
+
+def test_a_death_while_the_model_loads_is_healed_once_it_is_loaded_and_not_if_its_load_failed(proc):
+    proc.add(601, SERVER, "S", "triton_python_b", stub_argv("echo", "echo_0_0"))
+    proc.add(701, SERVER, "S", "triton_python_b", stub_argv("other", "other_0_0"))
+    dog, admin, events = watched(proc)
+    admin.states = {"echo": "LOADING", "other": "LOADING"}
+    proc.set_state(601, "Z")
+    proc.set_state(701, "Z")
+    dog.check()
+    assert admin.reloads == [] and set(dog.pending) == {"echo", "other"}
+    admin.states = {"echo": "READY", "other": "UNAVAILABLE"}  # echo loaded (with a dead instance); other failed
+    dog.check()
+    assert admin.reloads == ["echo"] and dog.pending == {}
