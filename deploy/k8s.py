@@ -47,10 +47,10 @@ class DeployTarget:
     image: str
     args: list  # tritonserver's arguments (after the `tritonserver` command)
     env: dict = field(default_factory=dict)
-    namespace: str = None
+    namespace: str | None = None
     gpu: int = 0
-    cpu: str = None  # Kubernetes quantities (requests)
-    mem: str = None
+    cpu: str | None = None  # Kubernetes quantities (requests)
+    mem: str | None = None
     autoscaling: Autoscaling = field(default_factory=Autoscaling)
     update_strategy: UpdateStrategy = field(default_factory=UpdateStrategy)
     shm_size: str = "1Gi"
@@ -59,13 +59,13 @@ class DeployTarget:
     autoscaler: str = "hpa"
     prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
     service_type: str = "ClusterIP"
-    env_from_secret: str = None  # e.g. object-store credentials for --model-store
+    env_from_secret: str | None = None  # e.g. object-store credentials for --model-store
     # Secret holding the admin token (key "token"); args refer to it as $(TRITONIZE_ADMIN_TOKEN),
     # which Kubernetes expands from the container's environment.
-    admin_token_secret: str = None
+    admin_token_secret: str | None = None
     # The Cortex endpoint (POST /<api>) as a sidecar from the same image (one built by `tritonize
     # docker build`, which holds cortex_endpoint/); None: no sidecar (a stock image with --model-store).
-    cortex_port: int = None
+    cortex_port: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property

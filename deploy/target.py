@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+from typing import Any
 
 import yaml
 
@@ -179,7 +180,7 @@ def _write(directory, files):
     return written, [f"removed {path}: an earlier `tritonize deploy` wrote it, this one does not" for path in removed]
 
 
-def deploy_k8s(source, output="deploy", **kwargs):
+def deploy_k8s(source: str, output: str = "deploy", **kwargs: Any) -> DeployResult:
     target, warnings = deploy_target(source, **kwargs)
     files, removed = _write(output, render(target))
     warnings = warnings + removed
@@ -203,7 +204,7 @@ def deploy_k8s(source, output="deploy", **kwargs):
     return DeployResult(output, files, warnings, steps)
 
 
-def deploy_kserve(source, output="deploy", model_store=None, **kwargs):
+def deploy_kserve(source: str, output: str = "deploy", model_store: str | None = None, **kwargs: Any) -> DeployResult:
     if not model_store:
         raise SpecError(
             "deploy kserve needs --model-store s3://... (KServe's storage initializer downloads the "

@@ -62,7 +62,7 @@ class DockerOptions:
     gpus: object = None  # None: `--gpus all` if a model has GPU instances; "all"; or a list of GPU ids
     shm_size: str = MIN_SHM_SIZE
     detach: bool = False
-    name: str = None
+    name: str | None = None
     docker: str = "docker"
 
 

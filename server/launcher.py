@@ -54,6 +54,10 @@ class Launcher(abc.ABC):
         self._start_mark = 0  # lines_total when this run of Triton started
         self._ready_mark: int | None = None  # lines_total when it became ready (None: not ready yet)
 
+    def detach_message(self) -> str:
+        """What serve prints when it returns with the server still running (only launchers that detach)."""
+        return ""
+
     @property
     @abc.abstractmethod
     def http_url(self) -> str:

@@ -38,13 +38,13 @@ class ServerOptions:
     # serve --drain-notice: on SIGTERM, how long /v2/health/ready says false while requests are still
     # answered, before the drain refuses new ones: time for load balancers to take this server out.
     # None: DEFAULT_DRAIN_NOTICE_S when serving beyond loopback (--host), 0 on 127.0.0.1.
-    drain_notice_s: float = None
+    drain_notice_s: float | None = None
     log_verbose: int = 0
     extra_args: list = field(default_factory=list)
     # serve --cpu: run models built for GPUs on CPU instances (local testing on a machine without GPUs).
     cpu_only: bool = False
     # Token for the admin APIs (RESTRICTED_APIS); None leaves them open (see restricted_api_args).
-    admin_token: str = None
+    admin_token: str | None = None
     # serve --exit-on-error: stop if any API fails to load (default: serve the others).
     exit_on_error: bool = False
     # serve --max-body-size: bigger request bodies are answered 400 by the runtime.
@@ -58,7 +58,7 @@ class ServerOptions:
     # serve --cortex-port / --no-cortex: the Cortex endpoint (POST /<api>, cortex_endpoint/); None: not started.
     cortex_port: int = DEFAULT_CORTEX_PORT
     # serve --request-timeout: seconds, for the APIs whose spec sets no tritonize.request_timeout; None: none.
-    request_timeout_s: float = None
+    request_timeout_s: float | None = None
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)

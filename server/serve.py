@@ -5,25 +5,41 @@ import os
 import secrets
 import signal
 import sys
+from collections.abc import Callable, Sequence
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, ADMIN_TOKEN_HEADER, GRPC_ADMIN_TOKEN_HEADER
 from tritonize.cortex_endpoint.endpoint_process import CortexEndpointProcess
 from tritonize.errors import ServeError
+from tritonize.server.launcher import Launcher
 from tritonize.server.local_launcher import LocalTritonServer, check_port_free
 from tritonize.server.supervisor import stop_all, supervisor_for
 from tritonize.server.triton_log import is_triton_log_line
+
+if TYPE_CHECKING:
+    from tritonize.server.docker_launcher import DockerOptions
+    from tritonize.server.options import ServerOptions
+    from tritonize.server.watch import WatchedSource
 
 
 class _Stop(Exception):
     pass
 
 
-def _raise_stop(signum, frame):
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise _Stop()
 
 
-def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=None, watch=None):
+def serve(
+    options: ServerOptions,
+    out: Callable[[str], Any] = print,
+    ready_timeout_s: float = 300.0,
+    show_progress: bool | None = None,
+    docker: DockerOptions | None = None,
+    watch: WatchedSource | None = None,
+) -> int:
     """Run until interrupted (or, with docker.detach, until ready); return the exit code.
     watch: a server/watch.py WatchedSource (serve --watch), started once Triton is ready."""
     if not os.path.isdir(options.model_repository):
@@ -37,7 +53,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     if options.admin_token is None:
         options.admin_token = secrets.token_urlsafe(24)
 
-    def on_output(line):
+    def on_output(line: str) -> None:
         # Before ready: Triton's startup log and tables are noise unless --verbose; predictor output
         # (print() in __init__, its logging, tritonize's lines) always shows.
         if started["ready"] or options.log_verbose or not is_triton_log_line(line):
@@ -47,7 +63,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
     if docker is not None:
         from tritonize.server.docker_launcher import DockerTritonServer
 
-        server = DockerTritonServer(options, docker, on_output=on_output)
+        server: Launcher = DockerTritonServer(options, docker, on_output=on_output)
     else:
         server = LocalTritonServer(options, on_output=on_output, on_event=lambda line: out(f"[watchdog] {line}"))
     # The Cortex endpoint (POST /<api>): its own process, started once Triton is ready, stopped first.
@@ -65,7 +81,7 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
             built = "every GPU" if gpus is None else "GPU " + ", ".join(map(str, gpus))
             out(f"  --cpu: {name} was built for {built}; running it on CPU instances")
 
-        def on_wait(waited):
+        def on_wait(waited: float) -> None:
             if show_progress:
                 sys.stderr.write(f"\r  loading models... {waited:4.1f} s")
                 sys.stderr.flush()
@@ -102,11 +118,11 @@ def serve(options, out=print, ready_timeout_s=300.0, show_progress=None, docker=
                 signal.signal(sig, handler)
 
 
-def _quiet_when_closed(out):
+def _quiet_when_closed(out: Callable[[str], Any]) -> Callable[[str], None]:
     """`serve | head`: once our stdout is gone, keep serving without printing."""
     state = {"closed": False}
 
-    def write(text):
+    def write(text: str) -> None:
         if not state["closed"]:
             try:
                 out(text)
@@ -116,7 +132,7 @@ def _quiet_when_closed(out):
     return write
 
 
-def _try_lines(options, host, apis, streams):
+def _try_lines(options: ServerOptions, host: str, apis: list[str], streams: Sequence[str]) -> list[str]:
     """How to call the first API: /infer, or for a streaming API (decoupled) generate_stream."""
     plain = [api for api in apis if api not in streams]
     lines = []
@@ -137,7 +153,9 @@ def _try_lines(options, host, apis, streams):
     ]
 
 
-def ready_banner(options, apis, took, cortex=False, streams=()):
+def ready_banner(
+    options: ServerOptions, apis: list[str], took: float, cortex: bool = False, streams: Sequence[str] = ()
+) -> str:
     host = options.host
     lines = [
         f"Ready in {took:.1f} s.",

@@ -17,6 +17,7 @@ What a process that keeps dying does to the others:
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from tritonize.errors import ServeError
 
@@ -88,7 +89,7 @@ class Supervisor:
             if p.restart_at is not None
         }
 
-    def run(self):
+    def run(self) -> NoReturn:
         while True:
             self.check()
             self.sleep(self.check_s)
@@ -136,7 +137,7 @@ class Supervisor:
         self.out(f"[supervisor] {line}")
 
 
-def supervisor_for(server, front, out, ready_timeout_s, on_ready=lambda ready: None):
+def supervisor_for(server, front, out, ready_timeout_s, on_ready=lambda ready: None) -> Supervisor:
     """The one Supervisor of a serve run: Triton (essential) and the Cortex endpoint (not: see
     server/supervisor.py for what a process that keeps dying does)."""
     supervisor = Supervisor(out)
