@@ -14,6 +14,7 @@ import re
 from dotenv.parser import parse_stream
 from dotenv.variables import parse_variables
 
+from tritonize.adapter.project_files import read_project_text
 from tritonize.errors import BuildError
 
 DOTENV_FILE = ".env"
@@ -29,15 +30,7 @@ def read_dotenv(project_dir, base_env=None, warnings=None):
     path = os.path.join(project_dir, DOTENV_FILE)
     if not os.path.lexists(path):
         return {}
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise BuildError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BuildError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    text = read_project_text(path, "the project's .env")
     known = dict(base_env or {})
     values = {}
     for binding in parse_stream(io.StringIO(text)):

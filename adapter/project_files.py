@@ -28,17 +28,22 @@ def is_hidden(name):
     return name.startswith(".")
 
 
-def _read_ignore_file(path):
+def read_project_text(path, what, hint=""):
+    """A project's own text file (.env, an ignore file), UTF-8 (a BOM allowed): a BuildError, never a
+    traceback, when it cannot be read or decoded."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as exc:
-        raise BuildError(f"{path}: cannot read the ignore file: {exc.strerror}") from None
+        raise BuildError(f"{path}: cannot read {what}: {exc.strerror}") from None
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BuildError(f"{path}: not UTF-8 text (byte {exc.start}); save the ignore file as UTF-8") from None
-    return text.splitlines()
+        raise BuildError(f"{path}: not UTF-8 text (byte {exc.start}){hint}") from None
+
+
+def _read_ignore_file(path):
+    return read_project_text(path, "the ignore file", "; save the ignore file as UTF-8").splitlines()
 
 
 class IgnoreRules:

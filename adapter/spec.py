@@ -179,7 +179,7 @@ def load_spec_entries(entries, source):
         seen.add(name)
     paths = {}
     answering = [(api.name, {"/" + api.name, api.endpoint} - {None}) for api in apis]
-    for name, own in answering + [(splitter.name, splitter.paths()) for splitter in splitters]:
+    for name, own in answering + [(splitter.name, splitter.paths) for splitter in splitters]:
         for path in own:
             if paths.setdefault(path, name) != name:
                 raise SpecError(f"{source}: APIs {paths[path]!r} and {name!r} both answer on {path}")

@@ -17,27 +17,15 @@ KEYS = {"name", "kind", "apis", "networking"}
 TARGET_KEYS = {"name", "weight", "shadow"}
 
 
-@dataclass
-class TrafficSplitter:
-    name: str
-    apis: list = field(default_factory=list)  # [SplitterTarget]
-    endpoint: str | None = None  # networking.endpoint ('/path'), or None: /<name> only
+@dataclass(frozen=True)
+class TrafficSplitter(SplitterSettings):
+    """A parsed `kind: TrafficSplitter`: what the repository records (SplitterSettings), and build's warnings."""
+
     warnings: list = field(default_factory=list)
-
-    @property
-    def targets(self):
-        return [api for api in self.apis if not api.shadow]
-
-    @property
-    def shadow(self):
-        return next((api.name for api in self.apis if api.shadow), None)
-
-    def paths(self):
-        return {"/" + self.name, self.endpoint} - {None}
 
     def to_settings(self):
         """What the repository's marker records (adapter/runtime/repository_model.py; the Cortex endpoint routes it)."""
-        return SplitterSettings(name=self.name, apis=tuple(self.apis), endpoint=self.endpoint)
+        return SplitterSettings(name=self.name, apis=self.apis, endpoint=self.endpoint)
 
 
 def describe_splitter(splitter):
@@ -73,9 +61,10 @@ def parse_traffic_splitter(entry: dict, location: str) -> TrafficSplitter:
         raise SpecError(
             f"{where}.apis: multiple shadow apis detected; only one api is allowed to be marked as a shadow"
         )
-    splitter = TrafficSplitter(name=str(name), apis=targets)  # check_model_name: a str
-    splitter.endpoint = _parse_networking(entry.get("networking"), f"{where}.networking", splitter.warnings, name)
-    return splitter
+    warnings: list = []
+    endpoint = _parse_networking(entry.get("networking"), f"{where}.networking", warnings, name)
+    # check_model_name: name is a str
+    return TrafficSplitter(name=str(name), apis=tuple(targets), endpoint=endpoint, warnings=warnings)
 
 
 def _parse_networking(networking, where, warnings, name):

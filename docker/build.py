@@ -22,7 +22,6 @@ from tritonize.errors import BuildError
 from tritonize.host.local_http import is_this_machine
 from tritonize.server.container import CORTEX_PORT_ENV, HEALTH_PORT
 from tritonize.server.docker_launcher import (
-    CONTAINER_PORTS,
     CONTAINER_REPOSITORY,
     DEFAULT_IMAGE,
     TRITON_VERSION,
@@ -31,6 +30,7 @@ from tritonize.server.docker_launcher import (
 )
 from tritonize.server.options import (
     ServerOptions,
+    container_options,
     runtime_environment,
     tritonserver_args,
 )
@@ -124,13 +124,7 @@ def front_steps(repository):
 def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):
     """The Dockerfile text: same server flags as `tritonize serve` (container addresses and ports)."""
     options = options or ServerOptions(repository)
-    inside = dataclasses.replace(
-        options,
-        host="0.0.0.0",
-        http_port=CONTAINER_PORTS["http"],
-        grpc_port=CONTAINER_PORTS["grpc"],
-        metrics_port=CONTAINER_PORTS["metrics"],
-    )
+    inside = container_options(options)
     template = resources.files("tritonize.docker").joinpath("Dockerfile.template").read_text(encoding="utf-8")
     # Dockerfile ENV substitutes $name: a literal $ (a header pattern's) is escaped.
     env = " ".join(

@@ -17,7 +17,7 @@ from tritonize.server.container import CORTEX_PORT_ENV, DRAIN_NOTICE_ENV
 from tritonize.server.gpus import check_gpus, detect_gpu_count, gpu_needs
 from tritonize.server.launcher import Launcher, describe_exit
 from tritonize.server.local_launcher import NOISE, check_port_free
-from tritonize.server.options import runtime_environment, tritonserver_args
+from tritonize.server.options import container_options, runtime_environment, tritonserver_args
 
 # The Triton release tritonize's repositories are tested with: 2.51 (nvidia-pytriton 0.7.0) = 24.10.
 TRITON_VERSION = "2.51"
@@ -132,13 +132,7 @@ def gpu_args(docker_options, needs):
 
 def docker_run_args(options, docker_options, needs, name, cidfile=None, run_id=None):
     """The full `docker run` command line (the container runs the image's own tritonserver)."""
-    inside = dataclasses.replace(
-        options,
-        host="0.0.0.0",
-        http_port=CONTAINER_PORTS["http"],
-        grpc_port=CONTAINER_PORTS["grpc"],
-        metrics_port=CONTAINER_PORTS["metrics"],
-    )
+    inside = container_options(options)
     args = [docker_options.docker, "run", "--rm", "--init", "--name", name]
     if cidfile:
         args += ["--cidfile", cidfile, "--label", f"{RUN_LABEL}={run_id}"]

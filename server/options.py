@@ -1,7 +1,7 @@
 """Server settings shared by every launcher (local binary, Docker)."""
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,  # noqa: F401  (re-exported for the launchers)
@@ -141,3 +141,9 @@ def runtime_environment(options):
     if options.request_timeout_s:
         env[REQUEST_TIMEOUT_ENV] = f"{options.request_timeout_s:g}"
     return env
+
+
+def container_options(options, **changes):
+    """The same server inside a container (Docker, a pod): every address, Triton's default ports."""
+    ports = {f"{name}_port": port for name, port in DEFAULT_PORTS.items()}
+    return replace(options, **{"host": "0.0.0.0", **ports, **changes})

@@ -1,5 +1,7 @@
 """`tritonize serve`: start Triton, show progress, stream logs, stop cleanly on Ctrl-C/SIGTERM."""
 
+from __future__ import annotations
+
 import json
 import os
 import secrets

@@ -461,7 +461,9 @@ def test_the_cortex_endpoint_runs_under_the_built_images_supervisor(spec, tmp_pa
     deploy_k8s(spec, output=str(tmp_path / "store"), model_store="s3://b/r")
     docs = manifests(str(tmp_path / "store"))
     (stock,) = docs["Deployment"]["spec"]["template"]["spec"]["containers"]
-    assert stock["command"] == ["tritonserver"] and "cortex" not in {p["name"] for p in stock["ports"]}
+    assert stock["command"] == ["env", "-u", "TRITONIZE_ADMIN_TOKEN", "tritonserver"] and "cortex" not in {
+        p["name"] for p in stock["ports"]
+    }
     assert "cortex" not in {p["name"] for p in docs["Service"]["spec"]["ports"]}
 
 

@@ -166,8 +166,9 @@ def test_the_repository_records_the_splitter_and_the_endpoint_routes_it(tmp_path
 
 
 def test_the_kubernetes_manifests_carry_the_splitter_to_the_pods_cortex_endpoint(tmp_path):
-    """The pod's Cortex endpoint (a sidecar) serves the image's repository, whose marker holds the splitter;
-    the Service's cortex port reaches it, so POST /<splitter> on the Service routes as `serve` does."""
+    """The pod's Cortex endpoint (run by the image's supervisor, docs/production.md) serves the image's
+    repository, whose marker holds the splitter; the Service's cortex port reaches it, so POST /<splitter>
+    on the Service routes as `serve` does (tests/test_e2e_pod.py plays such a pod)."""
     path = spec(
         tmp_path, "- name: split\n  kind: TrafficSplitter\n  apis: [{name: a, weight: 70}, {name: b, weight: 30}]\n"
     )
@@ -179,8 +180,9 @@ def test_the_kubernetes_manifests_carry_the_splitter_to_the_pods_cortex_endpoint
                 if isinstance(doc, dict):
                     docs[doc.get("kind")] = doc
     containers = {c["name"]: c for c in docs["Deployment"]["spec"]["template"]["spec"]["containers"]}
-    command = containers["cortex"]["command"]
-    assert command[command.index("--repository") + 1] == "/models"  # where the image holds the built repository
+    (container,) = containers.values()  # the supervisor runs tritonserver and the Cortex endpoint
+    assert "--model-repository=/models" in container["args"]  # where the image holds the built repository
+    assert "cortex" in [p["name"] for p in container["ports"]]
     assert "cortex" in [p["name"] for p in docs["Service"]["spec"]["ports"]]
 
 
