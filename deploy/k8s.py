@@ -148,6 +148,10 @@ def _probe(path, period, failures, timeout=5, port="http"):
 TRITONSERVER_COMMAND = ["env", "-u", ADMIN_TOKEN_ENV, "tritonserver"]
 
 
+# The restricted-API flags that carry the admin token (server/options.py's restricted_api_args).
+RESTRICTED_FLAGS = ("--http-restricted-api=", "--grpc-restricted-protocol=")
+
+
 def security_context():
     """Non-root, read-only root filesystem, no privilege escalation, no capabilities. Triton writes only
     to /dev/shm (its own volume) and the work folder under /tmp (an emptyDir); predictors that write
@@ -179,8 +183,10 @@ def supervised_container(t):
     return {
         "name": "tritonserver",
         "image": t.image,
-        # The image's ENTRYPOINT (the supervisor) runs this command line.
-        "args": ["tritonserver", *t.args],
+        # The image's ENTRYPOINT (the supervisor) runs this command line. The admin token is not in it
+        # (it would be in /proc/1/cmdline, readable by predictors): the supervisor adds the restricted-API
+        # flags from TRITONIZE_ADMIN_TOKEN (the Secret), then blanks it from its own /proc entries.
+        "args": ["tritonserver", *(a for a in t.args if not a.startswith(RESTRICTED_FLAGS))],
         "env": t.env_list
         + [
             # Readiness says false this long after SIGTERM while requests are still answered.

@@ -33,6 +33,7 @@ from tritonize.adapter.runtime.constants import (
     MAX_BODY_ENV,
 )
 from tritonize.errors import ServeError
+from tritonize.host.argv import hide_from_argv, hide_from_environ
 from tritonize.server.managed_triton import ManagedTritonServer
 from tritonize.server.options import ServerOptions, model_control_args, restricted_api_args
 from tritonize.server.supervisor import stop_all, supervisor_for
@@ -266,6 +267,12 @@ def main(argv=None):
             print("usage: ENTRYPOINT tritonserver --model-repository=... [flags]", file=sys.stderr)
             return 2
         os.execvp(argv[0], argv)  # `docker run IMAGE bash`: as is
+    # The admin token (from a Secret in pods, `docker run -e` elsewhere) stays in os.environ for this
+    # process; /proc/<pid>/environ and cmdline, which predictors of the same user can read, lose it
+    # (the reaper below, PID 1, inherits the blanked memory). Triton gets it as flags it blanks too.
+    token = admin_token_of(argv, os.environ)
+    hide_from_environ(os.getpid(), token)
+    hide_from_argv(os.getpid(), token)
     if os.getpid() == 1:
         child = os.fork()
         if child:
