@@ -1,4 +1,4 @@
-"""The Cortex endpoint as one file, for images: `python3 tritonize_front.pyz --repository /models ...`.
+"""The Cortex endpoint as one file, for images: `python3 tritonize_cortex_endpoint.pyz --repository /models ...`.
 
 `tritonize docker build` writes it at the repository's top level (Triton only loads folders, so a
 file there is ignored) and the image runs it beside tritonserver; `deploy k8s` runs it as a sidecar.
@@ -16,10 +16,10 @@ import zipfile
 from tritonize.adapter.runtime.constants import DEFAULT_PORTS
 from tritonize.errors import BuildError
 
-ZIPAPP_NAME = "tritonize_front.pyz"
+ZIPAPP_NAME = "tritonize_cortex_endpoint.pyz"
 # Where images have it: the model repository is /models there (server/docker_launcher.py's CONTAINER_REPOSITORY).
-FRONT_PATH = f"/models/{ZIPAPP_NAME}"
-# The modules whose closure the zipapp holds; the first is what `python3 tritonize_front.pyz` runs (its
+ZIPAPP_PATH = f"/models/{ZIPAPP_NAME}"
+# The modules whose closure the zipapp holds; the first is what `python3 tritonize_cortex_endpoint.pyz` runs (its
 # main()); the second is the image's entrypoint, tritonize's supervisor around tritonserver (docs/production.md).
 ENTRY_MODULES = ("tritonize.cortex_endpoint.__main__", "tritonize.server.container")
 # What the image installs beside the zipapp (pip requirement -> the top-level modules the zipapp imports
@@ -139,7 +139,7 @@ def check_closure(others, allowed=None):
 
 
 def write_zipapp(directory, entries=ENTRY_MODULES):
-    """Write <directory>/tritonize_front.pyz (deterministic: same sources, same bytes); -> its path.
+    """Write <directory>/tritonize_cortex_endpoint.pyz (deterministic: same sources, same bytes); -> its path.
 
     `python3 <it>` runs main() of entries[0].
     """
@@ -161,9 +161,9 @@ def container_command(port, max_body_bytes, parent_pid=None):
     """The front's command line in an image: the entrypoint (beside tritonserver) or a Kubernetes sidecar."""
     command = [
         "python3",
-        FRONT_PATH,
+        ZIPAPP_PATH,
         "--repository",
-        os.path.dirname(FRONT_PATH),
+        os.path.dirname(ZIPAPP_PATH),
         "--host",
         "0.0.0.0",
         "--port",

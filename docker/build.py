@@ -17,7 +17,7 @@ from tritonize.adapter.runtime.constants import (
     PROJECT_DIR,
 )
 from tritonize.adapter.runtime.repository_model import VERSION_DIR
-from tritonize.cortex_endpoint.zipapp import FRONT_PATH, IMAGE_PACKAGES, STREAMING_PACKAGES, write_zipapp
+from tritonize.cortex_endpoint.zipapp import IMAGE_PACKAGES, STREAMING_PACKAGES, ZIPAPP_PATH, write_zipapp
 from tritonize.errors import BuildError
 from tritonize.host.local_http import is_this_machine
 from tritonize.server.container import CORTEX_PORT_ENV, HEALTH_PORT
@@ -98,7 +98,7 @@ def dependency_steps(repository):
 # The image's entrypoint: tritonize's supervisor (server/container.py) from the zipapp in /models, a
 # real module imported from the zip (stdlib only), around whatever CMD says (tritonserver + flags).
 ENTRYPOINT_PROGRAM = (
-    f"import sys; sys.path.insert(0, {FRONT_PATH!r}); from tritonize.server.container import main; sys.exit(main())"
+    f"import sys; sys.path.insert(0, {ZIPAPP_PATH!r}); from tritonize.server.container import main; sys.exit(main())"
 )
 
 
@@ -115,7 +115,7 @@ def front_steps(repository):
         packages += list(STREAMING_PACKAGES)  # streaming APIs: Triton's gRPC stream
     return [
         "# The Cortex endpoint (POST /<api>, as Cortex clients call it), run from",
-        f"# {FRONT_PATH} by the supervisor beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
+        f"# {ZIPAPP_PATH} by the supervisor beside tritonserver; {CORTEX_PORT_ENV}=off turns it off.",
         "RUN python3 -m pip install --no-cache-dir " + " ".join(f"'{p}'" for p in packages),
         f"ENV {CORTEX_PORT_ENV}={DEFAULT_CORTEX_PORT}",
     ]

@@ -204,7 +204,7 @@ def run(command, environ=None, out=None):
         from tritonize.cortex_endpoint.endpoint_process import CortexEndpointProcess
 
         front = CortexEndpointProcess(
-            options, runner=[sys.executable, environ.get(ZIPAPP_ENV, "/models/tritonize_front.pyz")]
+            options, runner=[sys.executable, environ.get(ZIPAPP_ENV, "/models/tritonize_cortex_endpoint.pyz")]
         )
     health = Health(server, front, None)
     supervisor = supervisor_for(

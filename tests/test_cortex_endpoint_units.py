@@ -66,7 +66,7 @@ def _model(repo, name, decoupled=False, endpoint=None):
 def test_routes_name_endpoint_and_streaming(tmp_path):
     _model(tmp_path, "a", endpoint="/v1/a")
     _model(tmp_path, "s", decoupled=True)
-    (tmp_path / "tritonize_front.pyz").write_text("")  # files at the top are not models
+    (tmp_path / "tritonize_cortex_endpoint.pyz").write_text("")  # files at the top are not models
     (tmp_path / "handmade" / "1").mkdir(parents=True)  # a model without tritonize settings: Triton's alone
     (tmp_path / "handmade" / "config.pbtxt").write_text('name: "handmade"\n')
     assert load_routes(tmp_path) == {"/a": Route("a"), "/v1/a": Route("a"), "/s": Route("s", streaming=True)}

@@ -197,9 +197,9 @@ def test_the_entrypoint_runs_from_the_zipapp_alone(project, tmp_path):
 
     build(str(project / "cortex.yaml"), str(tmp_path / "repo"))
     docker_build(str(tmp_path / "repo"), dry_run=True)
-    zipapp = tmp_path / "repo" / "tritonize_front.pyz"
+    zipapp = tmp_path / "repo" / "tritonize_cortex_endpoint.pyz"
     assert zipapp.is_file()  # copied to /models by COPY . /models
-    program = ENTRYPOINT_PROGRAM.replace("/models/tritonize_front.pyz", str(zipapp))
+    program = ENTRYPOINT_PROGRAM.replace("/models/tritonize_cortex_endpoint.pyz", str(zipapp))
     assert program != ENTRYPOINT_PROGRAM
 
     def run(*command):

@@ -52,7 +52,7 @@ def start_supervisor(repo, tmp_path, drain_notice="2"):
         TRITONIZE_CORTEX_PORT=str(cortex),
         TRITONIZE_HEALTH_PORT=str(health),
         TRITONIZE_DRAIN_NOTICE_S=drain_notice,
-        TRITONIZE_ZIPAPP=str(repo / "tritonize_front.pyz"),
+        TRITONIZE_ZIPAPP=str(repo / "tritonize_cortex_endpoint.pyz"),
     )
     log = open(tmp_path / "supervisor.log", "w")
     process = subprocess.Popen(

@@ -1,6 +1,6 @@
 """The Cortex endpoint's zipapp: its contents are the real import closure, and it runs.
 
-The e2e test runs it as images do (`python -I tritonize_front.pyz ...`) against a built
+The e2e test runs it as images do (`python -I tritonize_cortex_endpoint.pyz ...`) against a built
 repository served by a real tritonserver, and checks with `-v` that every tritonize module came
 from the zip (the editable install on this machine would otherwise hide a module the zip lacks).
 """
