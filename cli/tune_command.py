@@ -31,6 +31,7 @@ from tritonize.cli.values import parse_duration, read_data
     type=click.Path(file_okay=False),
     help="Where the table (points.csv) and plot (tune.png) go (default: tune-<api>).",
 )
+@click.option("--exhaustive", is_flag=True, help="Measure every candidate (slow: for checking the search).")
 @click.option("--write", is_flag=True, help="Write the chosen settings into the spec file (comments are not kept).")
 def tune_command(
     source,
@@ -48,6 +49,7 @@ def tune_command(
     gpus,
     try_batching,
     report_dir,
+    exhaustive,
     write,
 ):
     """Serve SOURCE's API with candidate settings and find the most requests/s within a latency budget."""
@@ -67,6 +69,7 @@ def tune_command(
         max_instances=max_instances,
         gpus=parse_gpus(gpus, "--gpus"),
         try_batching=try_batching,
+        exhaustive=exhaustive,
     )
     report = tune(source, options, api_name=api_name)
     click.echo(tune_report.format_table(report))

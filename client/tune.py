@@ -198,6 +198,32 @@ def quick_search(
     return SearchResult(budget, measured, stopped, choose(measured, budget))
 
 
+def grid(
+    dimensions: Sequence[Dimension], start: Settings, canonical: Callable[[Settings], Settings] = lambda s: s
+) -> list[Settings]:
+    """Every distinct candidate of the search space (equivalent settings once), in grid order."""
+    points: list[Settings] = [dict(start)]
+    for dim in dimensions:
+        points = [{**p, dim.name: v} for p in points for v in dim.with_start(start[dim.name]).values]
+    seen: dict[tuple, Settings] = {}
+    for p in points:
+        c = canonical(p)
+        seen.setdefault(tuple(sorted(c.items())), c)
+    return list(seen.values())
+
+
+def brute_force(
+    dimensions: Sequence[Dimension],
+    start: Settings,
+    measure: Callable[[Settings], Measurement],
+    budget: Budget,
+    canonical: Callable[[Settings], Settings] = lambda settings: settings,
+) -> SearchResult:
+    """Measure every candidate (`tritonize tune --exhaustive`; what the quick search is checked against)."""
+    measured = [measure(settings) for settings in grid(dimensions, start, canonical)]
+    return SearchResult(budget, measured, "every candidate was measured", choose(measured, budget))
+
+
 def choose(measured: Sequence[Measurement], budget: Budget) -> Measurement | None:
     """The candidate with the highest throughput within the budget; None if none kept it.
     Never one that breaks the budget: a level counts only if its latency kept it."""

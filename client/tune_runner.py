@@ -28,7 +28,18 @@ from tritonize.adapter.repository import VERSION, api_settings, build_repository
 from tritonize.adapter.runtime.constants import RELOAD_PARAMETER, SETTINGS_FILE
 from tritonize.client import loadgen
 from tritonize.client.bench import Workload, model_metadata
-from tritonize.client.tune import Budget, Dimension, Measurement, SearchResult, Settings, TuneError, quick_search, sweep
+from tritonize.client.tune import (
+    Budget,
+    Dimension,
+    Measurement,
+    SearchResult,
+    Settings,
+    TuneError,
+    brute_force,
+    grid,
+    quick_search,
+    sweep,
+)
 from tritonize.errors import AdminError, ServeError
 
 # Settings a candidate sets (the names `tritonize tune` prints and writes back).
@@ -55,6 +66,11 @@ class TuneOptions:
     # The predictor takes a list (server_side_batching) and a single payload: try batching off and on.
     try_batching: bool = False
     ready_timeout_s: float = 300.0
+    exhaustive: bool = False  # measure every candidate instead of searching (no time or candidate limit)
+    # The values tried for each setting (None: the defaults above); benchmarks/tune_bench.py narrows them.
+    instance_steps: list[int] | None = None
+    batch_size_steps: list[int] | None = None
+    batch_interval_us_steps: list[int] | None = None
 
 
 @dataclass
@@ -75,7 +91,9 @@ def _free_port(host: str = "127.0.0.1") -> int:
 
 def dimensions_for(api: Any, options: TuneOptions) -> tuple[list[Dimension], Settings]:
     """The search space and its start (the spec's own settings)."""
-    if api.kind == "gpu":
+    if options.instance_steps:
+        instance_steps = list(options.instance_steps)
+    elif api.kind == "gpu":
         instance_steps = GPU_INSTANCE_STEPS
     else:
         # Sleeping (I/O-bound) predictors want more instances than cores; the search only climbs
@@ -86,8 +104,8 @@ def dimensions_for(api: Any, options: TuneOptions) -> tuple[list[Dimension], Set
     start: Settings = {INSTANCES: api.instances, MAX_BATCH_SIZE: None, BATCH_INTERVAL_US: 0}
     if api.batching.predictor_batching or options.try_batching:
         off = [None] if options.try_batching and not api.batching.predictor_batching else []
-        dims.append(Dimension(MAX_BATCH_SIZE, off + BATCH_SIZE_STEPS))
-        dims.append(Dimension(BATCH_INTERVAL_US, BATCH_INTERVAL_US_STEPS))
+        dims.append(Dimension(MAX_BATCH_SIZE, off + list(options.batch_size_steps or BATCH_SIZE_STEPS)))
+        dims.append(Dimension(BATCH_INTERVAL_US, list(options.batch_interval_us_steps or BATCH_INTERVAL_US_STEPS)))
         if api.batching.predictor_batching:
             start[MAX_BATCH_SIZE] = api.batching.max_batch_size
             start[BATCH_INTERVAL_US] = api.batching.max_queue_delay_us
@@ -103,11 +121,7 @@ def canonical(settings: Settings) -> Settings:
 
 def search_space_size(dims: list[Dimension], start: Settings) -> int:
     """Distinct candidates in the grid (what a brute force measures)."""
-    grids: list[Settings] = [{}]
-    for dim in dims:
-        dim = dim.with_start(start[dim.name])
-        grids = [{**g, dim.name: v} for g in grids for v in dim.values]
-    return len({tuple(sorted(canonical({**start, **g}).items())) for g in grids})
+    return len(grid(dims, start, canonical))
 
 
 def apply_settings(api: Any, settings: Settings) -> Any:
@@ -271,16 +285,19 @@ def tune(
                 progress.show(f"{label}: {summary}", final=True)
                 return measurement
 
-            result = quick_search(
-                dims,
-                start,
-                measure,
-                options.budget,
-                canonical=canonical,
-                max_candidates=options.max_candidates,
-                max_seconds=max(0.0, total_s - (clock() - began)),
-                clock=clock,
-            )
+            if options.exhaustive:
+                result = brute_force(dims, start, measure, options.budget, canonical=canonical)
+            else:
+                result = quick_search(
+                    dims,
+                    start,
+                    measure,
+                    options.budget,
+                    canonical=canonical,
+                    max_candidates=options.max_candidates,
+                    max_seconds=max(0.0, total_s - (clock() - began)),
+                    clock=clock,
+                )
         finally:
             server.stop()
     except ServeError as exc:

@@ -19,7 +19,8 @@ from tritonize.client.tune import (
     Measurement,
     TuneError,
     better,
-    choose,
+    brute_force,
+    grid,
     parse_budget,
     quick_search,
     sweep,
@@ -73,13 +74,17 @@ def landscape(best_instances, best_batch, best_interval_us, latency=lambda s: 10
     return measure
 
 
-def grid():
-    for values in itertools.product(*(d.values for d in DIMS)):
-        yield canonical(dict(zip((d.name for d in DIMS), values)))
-
-
 def brute_force_best(measure, budget):
-    return choose([measure(s) for s in grid()], budget)
+    return brute_force(DIMS, START, measure, budget, canonical=canonical).best
+
+
+def test_the_grid_holds_every_distinct_candidate_once():
+    points = grid(DIMS, START, canonical)
+    every = {tuple(sorted(canonical(dict(zip((d.name for d in DIMS), v))).items())) for v in itertools.product(
+        *(d.values for d in DIMS))}  # fmt: skip
+    assert {tuple(sorted(p.items())) for p in points} == every
+    assert len(points) == len(every) == 5 * (6 * 7 + 1)  # batch size 1: one interval
+    assert len(points) == search_space_size(DIMS, START)
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,121 @@
+"""`tritonize tune` against brute force, on three predictors whose best setting differs by construction
+(benchmarks/projects/tune_*): CPU-bound with a large fixed cost per call (batching wins), sleeping
+(instances win), contention-bound (few instances, medium batches).
+
+For each: `tune --exhaustive` measures every candidate of the grid (the brute force), then the quick
+search runs from the spec's own settings on a fresh server. Goal (issue 28): the quick search's
+choice reaches >= 95 % of the brute-force best throughput within the budget, in <= 15 % of its time.
+
+    python benchmarks/tune_bench.py [--grid small|default] [--only sleeping] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+from tritonize.client.tune import Budget, choose
+from tritonize.client.tune_runner import Progress, TuneOptions, canonical, describe_settings, tune
+
+PREDICTORS = ("batching", "sleeping", "contention")
+# The brute force must fit a session: a narrowed grid (the quick search gets the same one).
+GRIDS = {
+    "small": {
+        "instance_steps": [1, 2, 4, 8],
+        "batch_size_steps": [1, 4, 16, 64],
+        "batch_interval_us_steps": [0, 2000, 10000],
+    },
+    "default": {},
+}
+
+
+def project(name):
+    return os.path.join(ROOT, "benchmarks", "projects", f"tune_{name}", "cortex.yaml")
+
+
+def key(settings):
+    return tuple(sorted(canonical(settings).items()))
+
+
+def run_one(name, args):
+    budget = Budget("p99", args.p99_ms)
+    common = dict(
+        budget=budget,
+        data=b'{"x": 1}',
+        level_s=args.level_s,
+        warmup_s=args.warmup_s,
+        max_concurrency=args.max_concurrency,
+        max_minutes=1e6,
+        **GRIDS[args.grid],
+    )
+    t0 = time.monotonic()
+    exhaustive = tune(project(name), TuneOptions(exhaustive=True, **common), progress=Progress(1e6, enabled=False))
+    brute_wall = time.monotonic() - t0
+    t0 = time.monotonic()
+    quick = tune(project(name), TuneOptions(**common), progress=Progress(1e6, enabled=False))
+    quick_wall = time.monotonic() - t0
+    brute_best, quick_best = exhaustive.result.best, quick.result.best
+    by_key = {key(m.settings): m for m in exhaustive.result.measured}
+    row = {
+        "predictor": name,
+        "budget": str(budget),
+        "grid_candidates": len(exhaustive.result.measured),
+        "quick_candidates": len(quick.result.measured),
+        "brute_s": round(exhaustive.result.seconds, 1),
+        "quick_s": round(quick.result.seconds, 1),
+        "brute_wall_s": round(brute_wall, 1),
+        "quick_wall_s": round(quick_wall, 1),
+        "time_fraction": round(quick.result.seconds / exhaustive.result.seconds, 3),
+        "stopped": quick.result.stopped,
+        "brute_best": describe_settings(brute_best.settings) if brute_best else None,
+        "quick_best": describe_settings(quick_best.settings) if quick_best else None,
+    }
+    if brute_best and quick_best:
+        best_rps = brute_best.best_within(budget).throughput
+        row["brute_best_rps"] = round(best_rps, 1)
+        row["quick_best_rps_own_run"] = round(quick_best.best_within(budget).throughput, 1)
+        # The quick choice as the brute force measured it (same run, same noise as its best).
+        same_run = by_key.get(key(quick_best.settings))
+        kept = same_run.best_within(budget) if same_run else None
+        row["quick_choice_in_brute_run_rps"] = round(kept.throughput, 1) if kept else 0.0
+        row["ratio_same_run"] = round(row["quick_choice_in_brute_run_rps"] / best_rps, 3)
+        row["ratio_own_run"] = round(row["quick_best_rps_own_run"] / best_rps, 3)
+        # The brute force's top 3 (how flat the optimum is)
+        ranked = sorted(
+            (m for m in exhaustive.result.measured if m.best_within(budget)),
+            key=lambda m: -m.best_within(budget).throughput,
+        )
+        row["brute_top3"] = [
+            f"{describe_settings(m.settings)}: {m.best_within(budget).throughput:.0f}" for m in ranked[:3]
+        ]
+    assert choose(quick.result.measured, budget) is quick_best
+    row["load_average"] = os.getloadavg()
+    return row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--grid", choices=sorted(GRIDS), default="small")
+    parser.add_argument("--only", action="append", choices=PREDICTORS)
+    parser.add_argument("--p99-ms", type=float, default=100.0)
+    parser.add_argument("--level-s", type=float, default=1.0)
+    parser.add_argument("--warmup-s", type=float, default=0.5)
+    parser.add_argument("--max-concurrency", type=int, default=32)
+    parser.add_argument("--json", help="Also write the rows here.")
+    args = parser.parse_args()
+    rows = []
+    for name in args.only or PREDICTORS:
+        print(f"--- {name} (load average before: {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
+        row = run_one(name, args)
+        rows.append(row)
+        print(json.dumps(row, indent=2), flush=True)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(rows, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
