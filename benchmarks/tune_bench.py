@@ -7,6 +7,7 @@ search runs from the spec's own settings on a fresh server. Goal (issue 28): the
 choice reaches >= 95 % of the brute-force best throughput within the budget, in <= 15 % of its time.
 
     python benchmarks/tune_bench.py [--grid small|default] [--only sleeping] [--json out.json]
+    python benchmarks/tune_bench.py --quick-only --grid default   # the search alone on tune's own grid
 """
 
 import argparse
@@ -40,22 +41,47 @@ def key(settings):
     return tuple(sorted(canonical(settings).items()))
 
 
-def run_one(name, args):
-    budget = Budget("p99", args.p99_ms)
-    common = dict(
-        budget=budget,
+def options(args, **extra):
+    return TuneOptions(
+        budget=Budget("p99", args.p99_ms),
         data=b'{"x": 1}',
         level_s=args.level_s,
         warmup_s=args.warmup_s,
         max_concurrency=args.max_concurrency,
         max_minutes=1e6,
         **GRIDS[args.grid],
+        **extra,
     )
+
+
+def run_quick_only(name, args):
+    """The quick search alone (on the default grid, too big for a brute force in a session)."""
     t0 = time.monotonic()
-    exhaustive = tune(project(name), TuneOptions(exhaustive=True, **common), progress=Progress(1e6, enabled=False))
+    quick = tune(project(name), options(args), progress=Progress(1e6, enabled=False))
+    best = quick.result.best
+    level = best.best_within(quick.result.budget) if best else None
+    return {
+        "predictor": name,
+        "grid": args.grid,
+        "grid_candidates": quick.search_space,
+        "quick_candidates": len(quick.result.measured),
+        "quick_s": round(quick.result.seconds, 1),
+        "quick_wall_s": round(time.monotonic() - t0, 1),
+        "mean_candidate_s": round(quick.result.seconds / max(1, len(quick.result.measured)), 1),
+        "quick_best": describe_settings(best.settings) if best else None,
+        "quick_best_rps_own_run": round(level.throughput, 1) if level else None,
+        "stopped": quick.result.stopped,
+        "load_average": os.getloadavg(),
+    }
+
+
+def run_one(name, args):
+    budget = Budget("p99", args.p99_ms)
+    t0 = time.monotonic()
+    exhaustive = tune(project(name), options(args, exhaustive=True), progress=Progress(1e6, enabled=False))
     brute_wall = time.monotonic() - t0
     t0 = time.monotonic()
-    quick = tune(project(name), TuneOptions(**common), progress=Progress(1e6, enabled=False))
+    quick = tune(project(name), options(args), progress=Progress(1e6, enabled=False))
     quick_wall = time.monotonic() - t0
     brute_best, quick_best = exhaustive.result.best, quick.result.best
     by_key = {key(m.settings): m for m in exhaustive.result.measured}
@@ -104,12 +130,13 @@ def main():
     parser.add_argument("--level-s", type=float, default=1.0)
     parser.add_argument("--warmup-s", type=float, default=0.5)
     parser.add_argument("--max-concurrency", type=int, default=32)
+    parser.add_argument("--quick-only", action="store_true", help="Only the quick search (no brute force).")
     parser.add_argument("--json", help="Also write the rows here.")
     args = parser.parse_args()
     rows = []
     for name in args.only or PREDICTORS:
         print(f"--- {name} (load average before: {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
-        row = run_one(name, args)
+        row = run_quick_only(name, args) if args.quick_only else run_one(name, args)
         rows.append(row)
         print(json.dumps(row, indent=2), flush=True)
         if args.json:

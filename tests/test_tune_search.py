@@ -31,8 +31,10 @@ from tritonize.client.tune_runner import (
     BATCH_SIZE_STEPS,
     INSTANCES,
     MAX_BATCH_SIZE,
+    TuneOptions,
     TuneReport,
     canonical,
+    dimensions_for,
     search_space_size,
 )
 
@@ -272,3 +274,29 @@ def test_table_csv_and_plot(tmp_path):
     pytest.importorskip("matplotlib")
     assert tune_report.write_plot(report, str(tmp_path / "tune.png"))
     assert (tmp_path / "tune.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class _Batching:
+    def __init__(self, on, size=32, delay_us=0):
+        self.predictor_batching, self.max_batch_size, self.max_queue_delay_us = on, size, delay_us
+
+
+class _Api:
+    def __init__(self, batching, kind="cpu", instances=1):
+        self.batching, self.kind, self.instances = batching, kind, instances
+
+
+def test_the_search_space_follows_what_the_predictor_takes():
+    budget = P99_100
+    one_at_a_time = dimensions_for(_Api(_Batching(False)), TuneOptions(budget, b"{}", max_instances=4))
+    assert [d.name for d in one_at_a_time[0]] == [INSTANCES]
+    assert one_at_a_time[0][0].values == [1, 2, 4]
+    assert one_at_a_time[1] == {INSTANCES: 1, MAX_BATCH_SIZE: None, BATCH_INTERVAL_US: 0}
+    lists = dimensions_for(_Api(_Batching(True, 8, 2000), instances=2), TuneOptions(budget, b"{}"))
+    assert [d.name for d in lists[0]] == [INSTANCES, MAX_BATCH_SIZE, BATCH_INTERVAL_US]
+    assert None not in lists[0][1].values  # a predictor that takes lists only: batching stays on
+    assert lists[1] == {INSTANCES: 2, MAX_BATCH_SIZE: 8, BATCH_INTERVAL_US: 2000}
+    both = dimensions_for(_Api(_Batching(False)), TuneOptions(budget, b"{}", try_batching=True))
+    assert both[0][1].values[0] is None and both[1][MAX_BATCH_SIZE] is None  # off first, and the start
+    gpu = dimensions_for(_Api(_Batching(False), kind="gpu"), TuneOptions(budget, b"{}"))
+    assert gpu[0][0].values == [1, 2, 3, 4]
