@@ -18,6 +18,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+from tritonize.client import tune_report
 from tritonize.client.tune import Budget, choose
 from tritonize.client.tune_runner import Progress, TuneOptions, canonical, describe_settings, tune
 
@@ -58,6 +59,8 @@ def run_quick_only(name, args):
     """The quick search alone (on the default grid, too big for a brute force in a session)."""
     t0 = time.monotonic()
     quick = tune(project(name), options(args), progress=Progress(1e6, enabled=False))
+    if args.json:
+        tune_report.write_csv(quick, f"{os.path.splitext(args.json)[0]}-{name}-quick.csv")
     best = quick.result.best
     level = best.best_within(quick.result.budget) if best else None
     return {
@@ -83,6 +86,10 @@ def run_one(name, args):
     t0 = time.monotonic()
     quick = tune(project(name), options(args), progress=Progress(1e6, enabled=False))
     quick_wall = time.monotonic() - t0
+    if args.json:  # every measured point, for reading the numbers behind the summary
+        base = os.path.splitext(args.json)[0]
+        tune_report.write_csv(exhaustive, f"{base}-{name}-brute.csv")
+        tune_report.write_csv(quick, f"{base}-{name}-quick.csv")
     brute_best, quick_best = exhaustive.result.best, quick.result.best
     by_key = {key(m.settings): m for m in exhaustive.result.measured}
     row = {

@@ -26,6 +26,8 @@ from tritonize.errors import TritonizeError
 MIN_GAIN = 0.03
 # A concurrency sweep stops once doubling the concurrency gains less than this: the candidate is saturated.
 SATURATION_GAIN = 0.05
+# ... or once this many levels in a row gained less or broke the budget.
+SWEEP_PATIENCE = 2
 
 Settings = dict[str, Any]
 
@@ -238,20 +240,28 @@ def sweep(
     budget: Budget,
     max_concurrency: int = 64,
     saturation_gain: float = SATURATION_GAIN,
+    patience: int = SWEEP_PATIENCE,
 ) -> list[LoadResult]:
-    """Measure at concurrency 1, 2, 4, ... until the budget breaks, errors come back, the candidate
-    saturates (doubling gains less than saturation_gain) or max_concurrency is reached. In a closed
-    loop, a higher concurrency than one that broke the budget only waits longer."""
+    """Measure at concurrency 1, 2, 4, ... until `patience` levels in a row either broke the budget
+    or gained less than saturation_gain over the best level so far (the candidate is saturated, or
+    a higher concurrency only queues longer), until a level has errors, or up to max_concurrency.
+    More than one miss: a single short level is easily thrown by a hiccup of a busy machine."""
     levels: list[LoadResult] = []
+    best = 0.0
+    misses = 0
     concurrency = 1
     while concurrency <= max_concurrency:
         level = run_level(concurrency)
         levels.append(level)
-        if not budget.keeps(level):
+        if level.errors:
             break
-        kept_before = [lv.throughput for lv in levels[:-1] if budget.keeps(lv)]
-        if kept_before and level.throughput < max(kept_before) * (1 + saturation_gain):
-            break
+        if budget.keeps(level) and level.throughput >= best * (1 + saturation_gain):
+            best, misses = level.throughput, 0
+        else:
+            best = max(best, level.throughput if budget.keeps(level) else 0.0)
+            misses += 1
+            if misses >= patience:
+                break
         concurrency *= 2
     return levels
 

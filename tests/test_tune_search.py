@@ -200,13 +200,25 @@ def test_sweep_stops_at_the_budget_and_at_saturation():
         return level(min(c, 8) * 100.0, 10.0 * c, concurrency=c)
 
     levels = sweep(run_level, Budget("p99", 1000.0), max_concurrency=64)
-    assert [lv.concurrency for lv in levels] == [1, 2, 4, 8, 16]  # 16: no gain over 8
+    assert [lv.concurrency for lv in levels] == [1, 2, 4, 8, 16, 32]  # 16 and 32: no gain over 8
     levels = sweep(run_level, Budget("p99", 35.0), max_concurrency=64)
-    assert [lv.concurrency for lv in levels] == [1, 2, 4]  # 4 breaks the budget (40 ms)
+    assert [lv.concurrency for lv in levels] == [1, 2, 4, 8]  # 4 and 8 break the budget (40, 80 ms)
     measurement = Measurement({}, levels)
     assert measurement.best_within(Budget("p99", 35.0)).concurrency == 2
     errors = sweep(lambda c: level(100.0, 1.0, concurrency=c, errors=1), P99_100)
     assert len(errors) == 1
+    assert [lv.concurrency for lv in sweep(run_level, Budget("p99", 1000.0), max_concurrency=4)] == [1, 2, 4]
+
+
+def test_one_hiccup_does_not_end_the_sweep():
+    """A busy machine throws one short level (p99 over the budget); the next level is still measured."""
+
+    def run_level(c):
+        return level(c * 100.0, 500.0 if c == 2 else 10.0, concurrency=c)
+
+    levels = sweep(run_level, P99_100, max_concurrency=16)
+    assert [lv.concurrency for lv in levels] == [1, 2, 4, 8, 16]
+    assert Measurement({}, levels).best_within(P99_100).concurrency == 16
 
 
 def test_parse_budget():
