@@ -312,3 +312,18 @@ def test_the_search_space_follows_what_the_predictor_takes():
     assert both[0][1].values[0] is None and both[1][MAX_BATCH_SIZE] is None  # off first, and the start
     gpu = dimensions_for(_Api(_Batching(False), kind="gpu"), TuneOptions(budget, b"{}"))
     assert gpu[0][0].values == [1, 2, 3, 4]
+
+
+def test_the_command_refuses_a_missing_budget_and_an_unknown_api(tmp_path):
+    from click.testing import CliRunner
+
+    from tritonize.cli.main import cli
+
+    predictor = "class PythonPredictor:\n    def predict(self, payload):\n        return 1\n"
+    (tmp_path / "predictor.py").write_text(predictor)
+    spec = tmp_path / "cortex.yaml"
+    spec.write_text("- name: api\n  kind: RealtimeAPI\n  predictor:\n    type: python\n    path: predictor.py\n")
+    result = CliRunner().invoke(cli, ["tune", str(spec), "--payload", "{}"])
+    assert result.exit_code == 2 and "give one latency budget" in result.output
+    result = CliRunner().invoke(cli, ["tune", str(spec), "--api", "nope", "--p99", "1s", "--payload", "{}"])
+    assert result.exit_code == 2 and "no API named 'nope'" in result.output
