@@ -8,19 +8,31 @@ choice reaches >= 95 % of the brute-force best throughput within the budget, in 
 
     python benchmarks/tune_bench.py [--grid small|default] [--only sleeping] [--json out.json]
     python benchmarks/tune_bench.py --quick-only --grid default   # the search alone on tune's own grid
+    python benchmarks/tune_bench.py --head-to-head out.json       # both choices again, in turn
 """
 
 import argparse
 import json
 import os
+import shutil
 import sys
+import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 from tritonize.client import tune_report
-from tritonize.client.tune import Budget, choose
-from tritonize.client.tune_runner import Progress, TuneOptions, canonical, describe_settings, tune
+from tritonize.client.tune import Budget, choose, sweep
+from tritonize.client.tune_runner import (
+    BATCH_INTERVAL_US,
+    INSTANCES,
+    MAX_BATCH_SIZE,
+    Progress,
+    TuneOptions,
+    canonical,
+    describe_settings,
+    tune,
+)
 
 PREDICTORS = ("batching", "sleeping", "contention")
 # The brute force must fit a session: a narrowed grid (the quick search gets the same one).
@@ -74,6 +86,56 @@ def run_quick_only(name, args):
         "quick_best": describe_settings(best.settings) if best else None,
         "quick_best_rps_own_run": round(level.throughput, 1) if level else None,
         "stopped": quick.result.stopped,
+        "load_average": os.getloadavg(),
+    }
+
+
+def parse_settings(text):
+    """describe_settings()'s 'instances=2 max_batch_size=16 batch_interval=2ms' -> settings."""
+    from tritonize.adapter.spec_values import parse_duration_us
+
+    fields = dict(part.split("=", 1) for part in text.split())
+    batching = fields.get("batching") != "off"
+    return {
+        INSTANCES: int(fields["instances"]),
+        MAX_BATCH_SIZE: int(fields["max_batch_size"]) if batching else None,
+        BATCH_INTERVAL_US: parse_duration_us(fields["batch_interval"], "interval") if batching else 0,
+    }
+
+
+def head_to_head(row, args, rounds=2):
+    """The brute-force best and the quick choice measured in turn on one server, `rounds` times each:
+    the ratio under the same noise (each search measured its choice once, at different times)."""
+    from tritonize.client.tune_runner import CandidateServer, select_api
+
+    opts = options(args)
+    api = select_api(project(row["predictor"]), None, None)
+    finalists = {"brute": parse_settings(row["brute_best"]), "quick": parse_settings(row["quick_best"])}
+    rps = {name: [] for name in finalists}
+    workdir = tempfile.mkdtemp(prefix="tune-bench-")
+    server = CandidateServer(api, workdir, opts)
+    try:
+        server.start()
+        for _ in range(rounds):
+            for name, settings in finalists.items():
+                if name == "quick" and finalists["quick"] == finalists["brute"]:
+                    rps[name].append(rps["brute"][-1])
+                    continue
+                server.load(settings)
+                levels = sweep(server.run_level, opts.budget, opts.max_concurrency)
+                kept = [lv.throughput for lv in levels if opts.budget.keeps(lv)]
+                rps[name].append(max(kept, default=0.0))
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    mean = {name: sum(values) / len(values) for name, values in rps.items()}
+    return {
+        "predictor": row["predictor"],
+        "brute_best": row["brute_best"],
+        "quick_best": row["quick_best"],
+        "brute_rps_rounds": [round(v, 1) for v in rps["brute"]],
+        "quick_rps_rounds": [round(v, 1) for v in rps["quick"]],
+        "ratio_head_to_head": round(mean["quick"] / mean["brute"], 3) if mean["brute"] else None,
         "load_average": os.getloadavg(),
     }
 
@@ -138,9 +200,20 @@ def main():
     parser.add_argument("--warmup-s", type=float, default=0.5)
     parser.add_argument("--max-concurrency", type=int, default=32)
     parser.add_argument("--quick-only", action="store_true", help="Only the quick search (no brute force).")
+    parser.add_argument(
+        "--head-to-head", metavar="ROWS_JSON", help="Re-measure each row's two choices in turn (a --json file)."
+    )
     parser.add_argument("--json", help="Also write the rows here.")
     args = parser.parse_args()
     rows = []
+    if args.head_to_head:
+        with open(args.head_to_head) as f:
+            for row in json.load(f):
+                if row.get("brute_best") and row.get("quick_best") and (not args.only or row["predictor"] in args.only):
+                    result = head_to_head(row, args)
+                    rows.append(result)
+                    print(json.dumps(result, indent=2), flush=True)
+        return
     for name in args.only or PREDICTORS:
         print(f"--- {name} (load average before: {os.getloadavg()[0]:.2f})", file=sys.stderr, flush=True)
         row = run_quick_only(name, args) if args.quick_only else run_one(name, args)
