@@ -4,10 +4,11 @@ requests per second within a latency budget.
 Pure logic, no server: `quick_search` gets a `measure(settings) -> Measurement` function (the real
 one serves the candidate and loads it, client/tune_runner.py; tests pass a fake landscape).
 
-The search is coordinate descent from the spec's own settings: along one setting at a time it
-steps to the next value of that setting's (geometric) list while the throughput within the budget
-improves by more than `min_gain`, then the other direction, then the next setting; it stops when a
-whole pass over the settings moves nowhere (model_analyzer's quick mode climbs the same way).
+The search is coordinate descent from the spec's own settings: for one setting at a time it measures
+both neighbours (the next value up and down that setting's geometric list), moves to the better one
+if it improves the throughput within the budget by more than `min_gain`, and keeps stepping that way
+while it improves; then the next setting. It stops when a whole pass over the settings moves nowhere
+(model_analyzer's quick mode climbs the same way).
 Each candidate is measured once (equivalent settings share a measurement, see `canonical`).
 """
 
@@ -134,6 +135,14 @@ class _Limit(Exception):
     pass
 
 
+def _step(settings: Settings, dim: Dimension, direction: int) -> Settings | None:
+    """`settings` with `dim` one value up (1) or down (-1); None past either end."""
+    index = dim.values.index(settings[dim.name]) + direction
+    if not 0 <= index < len(dim.values):
+        return None
+    return {**settings, dim.name: dim.values[index]}
+
+
 def quick_search(
     dimensions: Sequence[Dimension],
     start: Settings,
@@ -179,22 +188,23 @@ def quick_search(
         while moved_in_pass:
             moved_in_pass = False
             for dim in dimensions:
-                for direction in (1, -1):
-                    moved = False
-                    while True:
-                        index = dim.values.index(current[dim.name]) + direction
-                        if not 0 <= index < len(dim.values):
-                            break
-                        step = {**current, dim.name: dim.values[index]}
-                        if key(step) == key(current):
-                            break  # this setting does not matter here
-                        step_m = get(step)
-                        if not better(step_m, current_m, budget, min_gain):
-                            break
-                        current, current_m, moved = step, step_m, True
-                    if moved:
-                        moved_in_pass = True
-                        break  # no need to look back where we came from
+                # Look both ways before stepping: one noisy neighbour must not hide a better side.
+                steps = [(d, _step(current, dim, d)) for d in (1, -1)]
+                tried = [(d, s, get(s)) for d, s in steps if s is not None and key(s) != key(current)]
+                ahead = [(d, s, m) for d, s, m in tried if better(m, current_m, budget, min_gain)]
+                if not ahead:
+                    continue
+                direction, current, current_m = max(ahead, key=lambda t: score(t[2], budget))
+                moved_in_pass = True
+                # Then keep going that way while it improves (the values are geometric: doubling steps).
+                while True:
+                    step = _step(current, dim, direction)
+                    if step is None or key(step) == key(current):
+                        break
+                    step_m = get(step)
+                    if not better(step_m, current_m, budget, min_gain):
+                        break
+                    current, current_m = step, step_m
     except _Limit as limit:
         stopped = str(limit)
     return SearchResult(budget, measured, stopped, choose(measured, budget))
