@@ -41,7 +41,7 @@ from tritonize.client.tune_runner import (
 INSTANCE_STEPS = [1, 2, 4, 8, 16]
 DIMS = [
     Dimension(INSTANCES, INSTANCE_STEPS),
-    Dimension(MAX_BATCH_SIZE, BATCH_SIZE_STEPS),
+    Dimension(MAX_BATCH_SIZE, BATCH_SIZE_STEPS, probe_first=True),
     Dimension(BATCH_INTERVAL_US, BATCH_INTERVAL_US_STEPS),
 ]
 START = {INSTANCES: 1, MAX_BATCH_SIZE: 32, BATCH_INTERVAL_US: 0}
@@ -341,3 +341,17 @@ def test_a_slightly_better_neighbour_one_way_does_not_hide_a_much_better_one_the
     start = {INSTANCES: 8, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
     result = quick_search(dims, start, measure, P99_100, canonical=canonical)
     assert result.best.settings[MAX_BATCH_SIZE] == 1
+
+
+def test_batches_of_one_are_tried_from_a_plateau_of_batch_sizes():
+    """As measured on the sleeping predictor over tune's default grid: batch sizes 2 to 64 all
+    alike (requests batched onto one instance wait for each other), batches of one twice as good."""
+    dims = [Dimension(INSTANCES, [8]), Dimension(MAX_BATCH_SIZE, BATCH_SIZE_STEPS, probe_first=True)]
+
+    def measure(settings):
+        return Measurement(settings, [level(300.0 if settings[MAX_BATCH_SIZE] == 1 else 148.0, 50.0)])
+
+    start = {INSTANCES: 8, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
+    assert quick_search(dims, start, measure, P99_100, canonical=canonical).best.settings[MAX_BATCH_SIZE] == 1
+    dims[1].probe_first = False  # a plain climb stays on the plateau
+    assert quick_search(dims, start, measure, P99_100, canonical=canonical).best.settings[MAX_BATCH_SIZE] == 4
