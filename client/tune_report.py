@@ -134,7 +134,7 @@ def summary(report: TuneReport) -> list[str]:
     start_level = start.best_within(budget) if start else None
     if start_level is not None and start is not result.best:
         lines.append(
-            f"The spec's own settings ({describe_settings(start.settings)}): {start_level.throughput:.1f} req/s "  # type: ignore[union-attr]
+            f"The settings it started from ({describe_settings(start.settings)}): {start_level.throughput:.1f} req/s "  # type: ignore[union-attr]
             f"(the choice: {level.throughput / start_level.throughput:.2f}x that)."
         )
     return lines
