@@ -86,3 +86,49 @@ def test_tune_says_so_when_no_candidate_keeps_the_budget(tmp_path):
     assert "No candidate kept the budget (p99 <= 2 ms)" in result.stdout
     assert "Chosen:" not in result.stdout
     assert spec.read_text() == before  # nothing written
+
+
+BOTH_WAYS = """class PythonPredictor:
+    def __init__(self, config):
+        pass
+
+    def predict(self, payload):
+        if isinstance(payload, list):
+            return [{"got_list": True} for _ in payload]
+        return {"got_list": False}
+"""
+
+
+def test_candidates_switch_server_side_batching_on_and_off_on_one_server(tmp_path):
+    """--try-batching: a candidate with batching off must reach the predictor as one payload, one with
+    it on as a list, through reloads of one running Triton."""
+    import json
+    import urllib.request
+
+    from tritonize.adapter.runtime.constants import OUTPUT_NAME
+    from tritonize.client.tune import Budget
+    from tritonize.client.tune_runner import CandidateServer, TuneOptions, select_api
+
+    (tmp_path / "predictor.py").write_text(BOTH_WAYS)
+    options = TuneOptions(Budget("p99", 1000.0), b'{"x": 1}', try_batching=True)
+    api = select_api(str(tmp_path / "predictor.py"), None, None)
+    server = CandidateServer(api, str(tmp_path / "work"), options)
+
+    def answer():
+        request = urllib.request.Request(f"http://{server.http}/v2/models/{api.name}/infer", data=server.body)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            outputs = json.load(response)["outputs"]
+        (body,) = [o["data"][0] for o in outputs if o["name"] == OUTPUT_NAME]
+        return json.loads(body)
+
+    try:
+        server.start()
+        assert answer() == {"got_list": False}  # as built: no server_side_batching
+        server.load({"instances": 1, "max_batch_size": 4, "batch_interval_us": 1000})
+        assert answer() == {"got_list": True}
+        server.load({"instances": 2, "max_batch_size": None, "batch_interval_us": 0})
+        assert answer() == {"got_list": False}
+        level = server.run_level(2)
+        assert level.errors == 0 and level.requests > 0
+    finally:
+        server.stop()
