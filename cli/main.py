@@ -122,6 +122,7 @@ def build(
 from tritonize.cli.request_commands import bench_command, predict, test_command  # noqa: E402
 from tritonize.cli.schema_command import schema_command  # noqa: E402
 from tritonize.cli.serve_command import serve  # noqa: E402
+from tritonize.cli.tune_command import tune_command  # noqa: E402
 
 cli.add_command(serve)
 cli.add_command(predict)
@@ -131,6 +132,7 @@ cli.add_command(docker)
 cli.add_command(deploy)
 cli.add_command(status_command)
 cli.add_command(schema_command)
+cli.add_command(tune_command)
 
 
 def main():

@@ -1,0 +1,1 @@
+"""`tritonize tune`: instances x batch size x batch delay under a latency budget (docs/tune.md)."""
