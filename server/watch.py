@@ -22,7 +22,8 @@ from google.protobuf import json_format
 
 from tritonize.adapter.build import apply_instance_overrides, load_apis
 from tritonize.adapter.built_repository import read_model_config
-from tritonize.adapter.project_files import IgnoreRules
+from tritonize.adapter.project_env import DOTENV_FILE
+from tritonize.adapter.project_files import IGNORE_FILES, IgnoreRules
 from tritonize.adapter.repository import build_repository
 from tritonize.adapter.runtime.constants import RELOAD_PARAMETER
 from tritonize.errors import AdminError, TritonizeError
@@ -56,10 +57,18 @@ def own_output_files():
 
 
 def project_snapshot(project_dir, skip=frozenset()):
-    """{absolute path: (mtime_ns, size, inode)} of the files a build copies from project_dir;
-    skip: (device, inode) of files never to count."""
+    """{absolute path: (mtime_ns, size, inode)} of the files a build reads from project_dir: those it
+    copies, and the hidden ones that decide the build (the ignore files, .env); skip: (device, inode)
+    of files never to count."""
     rules = IgnoreRules.for_project(project_dir)
     found = {}
+    for name in (*IGNORE_FILES, DOTENV_FILE):  # hidden, never copied, but they change the build
+        try:
+            st = os.stat(os.path.join(project_dir, name))
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) not in skip:
+            found[os.path.join(project_dir, name)] = (st.st_mtime_ns, st.st_size, st.st_ino)
     for root, dirs, files in os.walk(project_dir):
         rel_root = os.path.relpath(root, project_dir)
         rel_root = "" if rel_root == "." else rel_root.replace(os.sep, "/") + "/"

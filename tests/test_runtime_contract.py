@@ -304,7 +304,7 @@ def _items(item, n=20000):
 def test_json_held_bytes_is_at_least_what_the_parsed_document_holds(document):
     import tracemalloc
 
-    from tritonize.adapter.runtime.post_predict import json_held_bytes
+    from tritonize.adapter.runtime.post_predict import WORST_HELD_BYTES_PER_BYTE, json_held_bytes
 
     tracemalloc.start()
     try:
@@ -313,7 +313,7 @@ def test_json_held_bytes_is_at_least_what_the_parsed_document_holds(document):
     finally:
         tracemalloc.stop()
     assert parsed is not None
-    assert held <= json_held_bytes(document) <= 70 * (len(document) + 1)
+    assert held <= json_held_bytes(document) <= WORST_HELD_BYTES_PER_BYTE * (len(document) + 1)
 
 
 def test_the_queue_bound_counts_the_parsed_payload_not_the_body():

@@ -18,12 +18,12 @@ from .errors import log_failure
 
 log = logging.getLogger("tritonize")
 
-# Bytes of Python objects per JSON token (`,` `:` `[` `{`), the worst measured on CPython 3.11:
-# `[{"a":{}},...]` holds 64 bytes per token (a dict 64+, its table, a list slot), `["ab",...]` 54.
-HELD_BYTES_PER_JSON_TOKEN = 64
+# Bytes of Python objects per JSON token (`,` `:` `[` `{`), the worst measured: `[{"a":0},...]` holds
+# 64 bytes per token on CPython 3.11 (a dict 64+, its table, a list slot) and 80 on 3.10 (larger dicts).
+HELD_BYTES_PER_JSON_TOKEN = 88
 # A str holds up to 4 bytes per character (one character outside the BMP makes it UCS-4).
 HELD_BYTES_PER_NON_ASCII_CHAR = 4
-_WORST_PER_BYTE = HELD_BYTES_PER_NON_ASCII_CHAR + HELD_BYTES_PER_JSON_TOKEN
+WORST_HELD_BYTES_PER_BYTE = HELD_BYTES_PER_NON_ASCII_CHAR + HELD_BYTES_PER_JSON_TOKEN
 _SMALL_DOCUMENT = 1024
 
 
@@ -38,7 +38,7 @@ def json_held_bytes(document):
     over the objects: it runs per request). Reading a few counts costs well under a microsecond
     for a typical body; a small one is not even read: at most every byte is a token)."""
     if len(document) <= _SMALL_DOCUMENT:
-        return _WORST_PER_BYTE * (len(document) + 1)
+        return WORST_HELD_BYTES_PER_BYTE * (len(document) + 1)
     size = len(document) if document.isascii() else HELD_BYTES_PER_NON_ASCII_CHAR * len(document)
     tokens = 1 + document.count(b",") + document.count(b":") + document.count(b"[") + document.count(b"{")
     return size + HELD_BYTES_PER_JSON_TOKEN * tokens
