@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+import sys
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -27,6 +28,12 @@ from tritonize.adapter.runtime.constants import (
 from tritonize.adapter.runtime.params import request_parameters
 from tritonize.client.headers import grpc_metadata, http_headers
 from tritonize.errors import PredictError, ServerUnreachable
+
+# tritonclient 2.51 pins geventhttpclient <= 2.0.2, whose TLS needs ssl.wrap_socket (gone in Python 3.12).
+HTTPS_NEEDS_PYTHON_3_11 = (
+    "https:// with protocol='http' needs Python 3.10 or 3.11 (tritonclient 2.51's HTTP client, pinned to "
+    "geventhttpclient 2.0.2, has no TLS on 3.12): use grpcs:// with protocol='grpc', or Python 3.11"
+)
 
 # gRPC status -> the HTTP status Triton gives the same error over HTTP.
 GRPC_TO_HTTP = {
@@ -142,6 +149,8 @@ class Client:
         if protocol == "http":
             import tritonclient.http as module
 
+            if self.tls and sys.version_info >= (3, 12):
+                raise ValueError(HTTPS_NEEDS_PYTHON_3_11)
             self._client = module.InferenceServerClient(
                 url, connection_timeout=min(timeout_s, connect_timeout_s), network_timeout=timeout_s, ssl=self.tls
             )
