@@ -2,9 +2,12 @@
 stand-in of the Triton image (tests/docker_engine/build_standin.sh: Debian + the wheel's
 tritonserver 2.51 in the official layout; not NVIDIA's image). Tests skip without an engine."""
 
+import http.server
 import json
 import os
 import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -42,3 +45,31 @@ def containers(label):
 
 def inspect(container):
     return json.loads(docker("inspect", container).stdout)[0]
+
+
+# What the image's Cortex endpoint installs (cortex_endpoint/zipapp.py IMAGE_PACKAGES).
+ENDPOINT_WHEELS = ("httptools", "uvloop")
+
+
+def serve_wheel_index(root, projects=ENDPOINT_WHEELS):
+    """A PEP 503 index on 127.0.0.1 under root/simple/ (http.server's listings are its project pages),
+    holding `projects` as wheels for the stand-in's Python 3.11 on x86_64 glibc, fetched on this host
+    (containers reach no registry; pip's cache makes it quick) -> (server, index URL); shut it down after."""
+    for project in projects:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
+             "3.11", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform",
+             "manylinux_2_28_x86_64", "-d", str(root / "simple" / project), project],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/simple/"

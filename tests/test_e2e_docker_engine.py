@@ -3,13 +3,10 @@ the Triton image (tests/docker_engine.py). Real tritonserver 2.51 in a container
 
 import base64
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -18,7 +15,7 @@ import zipfile
 
 import pytest
 from conftest import FIXTURES, ServeProcess, run_tritonize
-from docker_engine import docker, inspect, standin_image_or_skip
+from docker_engine import docker, inspect, serve_wheel_index, standin_image_or_skip
 
 from tritonize import Client
 from tritonize.server.docker_launcher import RUN_LABEL
@@ -142,35 +139,15 @@ def _wheel(directory, name="tzdep", version="1.0", source="VALUE = 42\n"):
     return filename
 
 
-FRONT_REQUIREMENTS = ("httptools", "uvloop")
-
-
 @pytest.fixture
 def package_index(tmp_path):
     """A PEP 503 index on 127.0.0.1 (http.server's listings are its project pages)."""
     root = tmp_path / "index"
     (root / "simple" / "tzdep").mkdir(parents=True)
     _wheel(root / "simple" / "tzdep")
-    # A company mirror also holds what the image's Cortex endpoint needs (httptools, uvloop):
-    # wheels for the stand-in's Python 3.11 on x86_64 glibc, fetched on the host (pip's cache).
-    for project in FRONT_REQUIREMENTS:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-             "3.11", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform",
-             "manylinux_2_28_x86_64", "-d", str(root / "simple" / project), project],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    # A company mirror also holds what the image's Cortex endpoint needs (httptools, uvloop).
+    server, index = serve_wheel_index(root)
+    yield index
     server.shutdown()
 
 

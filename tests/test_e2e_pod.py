@@ -7,20 +7,17 @@ Images are built once per module; every pod, volume, container and image made he
 on failure. Skips (saying why) only without a Docker engine or podman.
 """
 
-import http.server
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
 import yaml
 from conftest import FIXTURES, ServeProcess, run_tritonize
-from docker_engine import docker, standin_image_or_skip
+from docker_engine import docker, serve_wheel_index, standin_image_or_skip
 from pods import PlayedPod, played_copy, podman, podman_env, podman_unavailable
 from production_checks import answers, check_answers, child_named, cortex_post, urllib_call, wait_until
 
@@ -41,29 +38,6 @@ KILL_ECHO_STUB = (
 )
 
 
-def _front_wheel_index(root):
-    """A PEP 503 index on 127.0.0.1 with what the image's Cortex endpoint installs (httptools, uvloop):
-    wheels for the stand-in's Python 3.11, fetched on this host (containers reach no registry)."""
-    for project in ("httptools", "uvloop"):
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-             "3.11", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform",
-             "manylinux_2_28_x86_64", "-d", str(root / "simple" / project), project],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/simple/"
-
-
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """(model repository, image tag): the production project built and `tritonize docker build`-ed."""
@@ -71,7 +45,7 @@ def built(tmp_path_factory):
     work = tmp_path_factory.mktemp("pod")
     shutil.copytree(os.path.join(FIXTURES, "production"), work / "project")
     run_tritonize("build", str(work / "project" / "cortex.yaml"), "-o", str(work / "repo"))
-    server, index = _front_wheel_index(work / "index")
+    server, index = serve_wheel_index(work / "index")
     try:
         result = run_tritonize(
             "docker", "build", str(work / "repo"), "-t", TAG, "--image", standin, "--pip-index-url", index, check=False
