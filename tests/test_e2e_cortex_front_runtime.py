@@ -208,6 +208,11 @@ def test_a_killed_front_is_restarted_by_serve(tmp_path):
         assert serve.wait_ready(), serve.output()
         serve.wait_cortex()
         assert requests.post(url, json={"n": 1}).json() == {"echo": {"n": 1}}
+        # serve's start of the endpoint is over (it prints the banner after it): a death before that is a
+        # failed start (an error), not a crash to heal - the port alone can answer a little earlier.
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C to stop." not in serve.output() and time.monotonic() < deadline:
+            time.sleep(0.1)
         (front,) = _front_pids(serve.process.pid)
         os.kill(front, signal.SIGKILL)  # as the OOM killer would
         deadline = time.monotonic() + 60
