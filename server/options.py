@@ -59,6 +59,9 @@ class ServerOptions:
     cortex_port: int = DEFAULT_CORTEX_PORT
     # serve --request-timeout: seconds, for the APIs whose spec sets no tritonize.request_timeout; None: none.
     request_timeout_s: float | None = None
+    # serve --job-store: where BatchAPI jobs are kept (batch/store.py); None: $TRITONIZE_JOB_STORE, else a
+    # folder under ~/.cache/tritonize/jobs/ keyed by the repository's path.
+    job_store: str | None = None
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
