@@ -26,6 +26,7 @@ CRASH_LIMIT = 3
 HEAL_TIMEOUT_S = 300.0
 UNREACHABLE_RETRY_S = 1.0
 POLL_S = 0.2
+UNLOAD_WAIT_S = 60.0
 
 
 class JobRunner:
@@ -150,7 +151,8 @@ class JobRunner:
             if outcome in ("status_stopped", "status_timed_out"):
                 self.end_early(outcome)
             elif outcome == "status_worker_error":
-                self.set_status(outcome, message=f"the workers were not healed within {self.heal_timeout_s:g} s")
+                message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
+                self.set_status(outcome, message=message)
             else:
                 self._on_job_complete(client)
                 progress = self.store.read_progress(self.api, self.job_id)
@@ -165,8 +167,13 @@ class JobRunner:
         return None
 
     def _unload(self, client):
+        """Unload, and wait until Triton is done (its readiness is false while a model unloads, and the next
+        job's load of the same model must not meet the unloading one)."""
         try:
             client.unload(self.api)
+            deadline = time.monotonic() + UNLOAD_WAIT_S
+            while client.state(self.api) in ("READY", "UNLOADING") and time.monotonic() < deadline:
+                time.sleep(POLL_S)
             self.log(f"unloaded {self.api}")
         except (TritonError, TritonUnreachable) as exc:
             self.log(f"unloading {self.api} failed: {exc}")
@@ -231,6 +238,12 @@ class JobRunner:
                 time.sleep(UNREACHABLE_RETRY_S)
             return False
         except TritonError as exc:
+            if exc.not_started:
+                if state["ended"] is None:
+                    self.log(f"the workers failed to start: {exc.message}")
+                    self.record["message"] = f"the workers failed to start: {exc.message}"
+                    state["ended"] = "status_worker_error"
+                return False
             if exc.crashed:
                 with self._lock:
                     progress.crashes[batch_id] = progress.crashes.get(batch_id, 0) + 1

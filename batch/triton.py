@@ -11,16 +11,22 @@ import http.client
 import json
 import struct
 
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER, RELOAD_PARAMETER
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_HEADER,
+    BATCH_ID_PARAMETER,
+    BATCH_INPUT_NAME,
+    BATCH_OUTPUT_NAME,
+    ON_JOB_COMPLETE_PARAMETER,
+    RELOAD_PARAMETER,
+)
 
-BATCH_INPUT = "BATCH"
-RESULT_OUTPUT = "RESULT"
-BATCH_ID_PARAMETER = "batch_id"
-ON_JOB_COMPLETE_PARAMETER = "tritonize_on_job_complete"
 # Triton's message for a request whose instance process died (python backend, 2.51).
 CRASH_MARKER = "is not healthy"
 # The model is not there while the watchdog replaces it, or after a failed reload.
 UNAVAILABLE_MARKERS = ("unknown model", "is not ready", "not found", "unavailable")
+# The runtime's answer when the job's predictor could not start (its import or __init__ raised): the model
+# loads anyway (a failed load would keep Triton's readiness false), every batch gets this (503).
+NOT_STARTED_PREFIX = "worker did not start:"
 
 
 class TritonUnreachable(Exception):
@@ -34,8 +40,15 @@ class TritonError(Exception):
         self.message = message
 
     @property
+    def not_started(self):
+        """The job's predictor failed to start (status_worker_error)."""
+        return self.message.startswith(NOT_STARTED_PREFIX)
+
+    @property
     def crashed(self):
         """The instance died under this request (or the model is being healed)."""
+        if self.not_started:
+            return False
         text = self.message.lower()
         return CRASH_MARKER in text or any(marker in text for marker in UNAVAILABLE_MARKERS)
 
@@ -50,13 +63,13 @@ def infer_body(batch_text, batch_id, on_job_complete=False):
         {
             "inputs": [
                 {
-                    "name": BATCH_INPUT,
+                    "name": BATCH_INPUT_NAME,
                     "datatype": "BYTES",
                     "shape": [1],
                     "parameters": {"binary_data_size": len(data) + 4},
                 }
             ],
-            "outputs": [{"name": RESULT_OUTPUT, "parameters": {"binary_data": False}}],
+            "outputs": [{"name": BATCH_OUTPUT_NAME, "parameters": {"binary_data": False}}],
             "parameters": parameters,
         }
     ).encode("utf-8")
@@ -114,6 +127,11 @@ class TritonClient:
 
     def unload(self, api):
         self._call("POST", f"/v2/repository/models/{api}/unload", b"{}", {"Content-Type": "application/json"}, True)
+
+    def state(self, api):
+        """The model's state in the repository index (READY, UNLOADING, UNAVAILABLE, ...), "" if not listed."""
+        index = self._call("POST", "/v2/repository/index", b"{}", {"Content-Type": "application/json"}, True)
+        return next((model.get("state", "") for model in index or [] if model.get("name") == api), "")
 
     def generation(self, api):
         """-> (ready, reload nonce): the watchdog's heal loads the model with a new nonce (server/admin.py)."""

@@ -206,6 +206,9 @@ class FakeTriton:
     def generation(self, api):
         return True, self.nonce
 
+    def state(self, api):
+        return "UNAVAILABLE"
+
     def infer(self, api, batch_text, batch_id, on_job_complete=False):
         if on_job_complete:
             self.completions += 1
@@ -299,6 +302,21 @@ def test_a_model_that_fails_to_load_is_a_worker_error_with_tritons_reason(tmp_pa
     status = _run(manager, job_id, FakeTriton(load_error="load failed for model 'batcher': boom in __init__"))
     assert status["status"] == "status_worker_error"
     assert "boom in __init__" in manager.log("batcher", job_id)
+
+
+def test_a_predictor_that_cannot_start_is_a_worker_error_not_a_retry(tmp_path):
+    manager, job_id = _job(tmp_path, {**ITEMS, "dead_letter": {"max_receive_count": 5}})
+    triton = FakeTriton()
+
+    def not_started(api, batch_text, batch_id, on_job_complete=False):
+        triton.calls.append(batch_id)
+        raise TritonError(503, "worker did not start: Predictor.__init__ failed: OSError: no weights")
+
+    triton.infer = not_started
+    status = _run(manager, job_id, triton)
+    assert status["status"] == "status_worker_error"
+    assert "no weights" in status["message"] and len(triton.calls) <= 2
+    assert triton.unloads == 1
 
 
 def test_a_bad_delimited_file_fails_while_enqueuing(tmp_path):
