@@ -27,6 +27,8 @@ HEAL_TIMEOUT_S = 300.0
 UNREACHABLE_RETRY_S = 1.0
 POLL_S = 0.2
 UNLOAD_WAIT_S = 60.0
+# Stopped or timed out: how long batches already sent may take to finish.
+IN_FLIGHT_GRACE_S = 30.0
 
 
 class JobRunner:
@@ -196,10 +198,16 @@ class JobRunner:
         ]
         for thread in threads:
             thread.start()
+        ended_at = None
         try:
             while any(thread.is_alive() for thread in threads):
                 if state["ended"] is None and not self.shutdown.is_set():
                     state["ended"] = self.should_stop()
+                if state["ended"] is not None:
+                    ended_at = ended_at or time.monotonic()
+                    if time.monotonic() - ended_at > IN_FLIGHT_GRACE_S:  # a predict() that never returns
+                        self.log(f"batches still in flight after {IN_FLIGHT_GRACE_S:g} s are abandoned")
+                        break
                 for thread in threads:
                     thread.join(POLL_S / len(threads))
         finally:
