@@ -17,6 +17,7 @@ from conftest import ServeProcess, run_tritonize
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER
 from tritonize.adapter.runtime.repository_model import batch_load_config
+from tritonize.client.status import collect, format_table
 
 pytestmark = pytest.mark.e2e
 
@@ -161,6 +162,13 @@ def test_a_batch_api_is_not_loaded_at_start_and_readiness_does_not_wait_for_it(s
         token=None,
     )
     assert status == 200 and json.loads(answer["outputs"][0]["data"][0]) == {"echo": {"x": 1}}
+    # `tritonize status`: a BatchAPI no job has loaded is idle (its kind comes from the repository).
+    statuses = {s.name: s for s in collect(serve.http_url, token=TOKEN, batch_apis={"job"})}
+    assert (statuses["job"].kind, statuses["job"].state) == ("BatchAPI", "idle")
+    assert (statuses["echo"].kind, statuses["echo"].state) == ("RealtimeAPI", "ready")
+    table = format_table(list(statuses.values())).splitlines()
+    assert table[0].split()[:3] == ["api", "kind", "status"]
+    assert [line.split()[:3] for line in table[1:3]] == [["echo", "RealtimeAPI", "ready"], ["job", "BatchAPI", "idle"]]
 
 
 def test_a_job_loads_the_batch_api_with_its_config_and_runs_batches(served):
@@ -176,6 +184,8 @@ def test_a_job_loads_the_batch_api_with_its_config_and_runs_batches(served):
     assert _state(url, "job") == "READY" and _ready(url) == 200
     _, loaded = _call(url, "/v2/models/job/config")
     assert loaded["instance_group"][0]["count"] == 2
+    (running,) = [s for s in collect(url, token=TOKEN) if s.name == "job"]  # told by its config while loaded
+    assert (running.kind, running.state, running.instances) == ("BatchAPI", "running", 2)
     # Two workers, each constructed with the merged config (the job's values win, nested merged) and the spec.
     inits = [json.loads(p.read_text()) for p in out.glob("init-*.json")]
     assert len(inits) == 2, inits

@@ -336,24 +336,32 @@ def model_names(repository):
     )
 
 
-def startup_models(repository):
-    """The models serve and the image's supervisor load at start: every model but the BatchAPIs (a job loads
-    its BatchAPI's model with the job's config). A model whose settings cannot be read is loaded: its load
-    reports the problem."""
+def batch_models(repository):
+    """The BatchAPIs of a repository, sorted ([] if it cannot be read): a job loads each with the job's config.
+    A model whose settings cannot be read counts as loaded at start: its load reports the problem."""
     try:
         names = model_names(repository)
     except OSError:
         return []
-    loaded = []
+    batch = []
     for name in names:
         if os.path.isfile(settings_path(os.path.join(repository, name))):
             try:
                 if read_api_settings(os.path.join(repository, name, VERSION_DIR)).batch:
-                    continue
+                    batch.append(name)
             except (OSError, RepositoryFormatError):
                 pass
-        loaded.append(name)
-    return loaded
+    return batch
+
+
+def startup_models(repository):
+    """The models serve and the image's supervisor load at start: every model but the BatchAPIs."""
+    try:
+        names = model_names(repository)
+    except OSError:
+        return []
+    batch = set(batch_models(repository))
+    return [name for name in names if name not in batch]
 
 
 @dataclass(frozen=True)
