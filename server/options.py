@@ -18,6 +18,7 @@ from tritonize.adapter.runtime.constants import (
     SENSITIVE_HEADERS_ENV,
 )
 from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
+from tritonize.adapter.runtime.repository_model import batch_models, startup_models
 from tritonize.errors import ServeError
 
 # Readiness watchers (Kubernetes endpoints, nginx health checks) poll every second or two.
@@ -126,9 +127,14 @@ def model_control_args(options):
     """Explicit model control, so the launcher can reload a model whose stub died (server/watchdog.py).
 
     Triton keeps serving the models that loaded when one fails; the launcher decides
-    whether that stops the server (options.exit_on_error).
+    whether that stops the server (options.exit_on_error). A BatchAPI's model is not loaded at
+    start: each job loads it with its own config (adapter/runtime/repository_model.batch_load_config).
     """
-    return ["--model-control-mode=explicit", "--load-model=*", "--exit-on-error=false"]
+    if batch_models(options.model_repository):
+        load = [f"--load-model={name}" for name in startup_models(options.model_repository)]
+    else:
+        load = ["--load-model=*"]
+    return ["--model-control-mode=explicit", *load, "--exit-on-error=false"]
 
 
 def runtime_environment(options):
