@@ -18,7 +18,7 @@ import threading
 import time
 
 from . import locations, sources
-from .store import now_rfc3339, parse_rfc3339
+from .store import FINAL_STATUSES, now_rfc3339, parse_rfc3339
 from .submission import parse
 from .triton import TritonError, TritonUnreachable
 
@@ -54,10 +54,7 @@ class JobRunner:
 
     def set_status(self, status, **fields):
         self.record.update(fields, status=status)
-        if status in ("status_running",) or status.startswith("status_enqu") or status == "status_pending":
-            self.record["end_time"] = None
-        else:
-            self.record["end_time"] = now_rfc3339()
+        self.record["end_time"] = now_rfc3339() if status in FINAL_STATUSES else None
         self.store.write_record(self.record)
 
     @property
