@@ -111,6 +111,7 @@ class JobEngine:
         self.print = log
         self.shutdown = threading.Event()
         self._threads = {}  # (api, job_id) -> Thread
+        self._runners = {}  # (api, job_id) -> JobRunner of the jobs running now
         self._turn = threading.Condition()
         self._waiting = {}  # api -> [(created_time, job_id)] ready to run, oldest first
         self._running = {}  # api -> job_id
@@ -129,6 +130,8 @@ class JobEngine:
         self.shutdown.set()
         with self._turn:
             self._turn.notify_all()
+        for runner in list(self._runners.values()):
+            runner.sync()
         deadline = time.monotonic() + timeout_s
         for thread in [self._scanner, *self._threads.values()]:
             if thread is not None:
@@ -166,9 +169,11 @@ class JobEngine:
             if not runner.enqueue():
                 return
             if self._wait_turn(runner):
+                self._runners[(api, job_id)] = runner
                 try:
                     runner.run()
                 finally:
+                    self._runners.pop((api, job_id), None)
                     with self._turn:
                         self._running.pop(api, None)
                         self._turn.notify_all()
