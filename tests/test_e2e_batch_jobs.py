@@ -32,6 +32,8 @@ import time
 
 class PythonPredictor:
     def __init__(self, config, job_spec):
+        if config.get("fail_init"):
+            raise RuntimeError("no weights here")
         self.config = config
         self.job = job_spec["job_id"]
         self.total = job_spec["total_batch_count"]
@@ -280,16 +282,31 @@ def test_a_killed_worker_is_healed_and_its_batch_retried_while_the_realtime_api_
     assert len(server.lines(job_id, ".complete")) == 1
 
 
-def test_delete_stops_a_job_and_unloads_its_model(server):
+def test_delete_stops_a_job_and_the_next_one_waits_its_turn(server):
     job_id = server.submit({"workers": 1, "item_list": {"items": items(40), "batch_size": 1}, "config": {"sleep": 0.2}})
     server.wait(job_id, until=lambda job: job["batch_metrics"]["succeeded"] >= 1)
+    next_id = server.submit({"workers": 1, "item_list": {"items": items(2), "batch_size": 1}})
+    server.wait(next_id, until=lambda job: job["status"] == "status_pending")  # one job per BatchAPI at a time
     status, answer = server.request("DELETE", f"/batcher?jobID={job_id}")
     assert (status, answer) == (200, {"message": f"stopped job {job_id}"})
     job = server.wait(job_id)
     assert job["status"] == "status_stopped"
     assert job["batch_metrics"]["succeeded"] < 40
     assert not server.lines(job_id, ".complete")  # a stopped job does not complete
+    assert server.wait(next_id)["status"] == "status_succeeded"
     assert not server.batch_model_ready()
+
+
+def test_a_predictor_whose_init_raises_is_a_worker_error_with_its_reason(server):
+    job_id = server.submit(
+        {"workers": 1, "item_list": {"items": items(4), "batch_size": 1}, "config": {"fail_init": 1}}
+    )
+    job = server.wait(job_id)
+    assert job["status"] == "status_worker_error"
+    assert "RuntimeError: no weights here" in server.log(job_id) and "no weights here" in job["message"]
+    assert job["failed_attempts"] == 0 and not server.batch_model_ready()
+    status, answer = server.request("POST", "/echo", {"after": "worker error"})  # the server serves on
+    assert status == 200
 
 
 def test_a_job_past_its_timeout_stops(server):
