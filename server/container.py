@@ -98,6 +98,7 @@ class ImageTritonServer(ManagedTritonServer):
         given = {arg.partition("=")[0] for arg in self.command}
         self.workdir = tempfile.mkdtemp(prefix="tritonize-container-")
         os.makedirs(self.status_dir)
+        self.served_repository = self.options.model_repository
         args = list(self.command)
         args += [a for a in model_control_args(self.options) if a.partition("=")[0] not in given]
         if "--http-restricted-api" not in given:

@@ -281,3 +281,82 @@ def test_a_killed_worker_is_healed_with_its_job_config(served):
     assert len(fresh) >= 2 and all(i["job_spec"] == spec and i["config"]["model"]["name"] == "healed" for i in fresh)
     _call(url, "/v2/repository/models/job/unload", {})
     _wait_state(url, "job", "UNAVAILABLE")
+
+
+def test_the_image_supervisor_starts_without_the_batch_api_and_its_ready_says_idle(served, tmp_path):
+    """server/container.py (the image's entrypoint) around the wheel's tritonserver: the same repository,
+    the BatchAPI not loaded at start, /ready green and naming it idle, then running while a job has it."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_ports
+    from production_checks import urllib_call, wait_until
+
+    from tritonize.host.triton_install import find_triton
+
+    _, repo, _ = served
+    triton = find_triton()
+    http, grpc, metrics, health = free_ports(4)
+    command = [
+        triton.binary,
+        f"--model-repository={repo}",
+        f"--http-port={http}",
+        f"--grpc-port={grpc}",
+        f"--metrics-port={metrics}",
+        f"--backend-directory={triton.make_backend_dir(str(tmp_path / 'backends'))}",
+    ]
+    env = {
+        **triton.environment(),
+        "TRITONIZE_CORTEX_PORT": "off",
+        "TRITONIZE_HEALTH_PORT": str(health),
+        "TRITONIZE_ADMIN_TOKEN": TOKEN,
+    }
+    log = open(tmp_path / "supervisor.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tritonize.server.container", *command],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output = (tmp_path / "supervisor.log").read_text
+    call = urllib_call()
+    url = f"127.0.0.1:{http}"
+    try:
+        wait_until(lambda: call("GET", health, "/ready")[0] == 200, 180, "ready", log=output)
+        assert json.loads(call("GET", health, "/ready")[1])["apis"] == {"echo": "ready", "job": "idle (BatchAPI)"}
+        assert _state(url, "job") == "" and _ready(url) == 200
+        assert "tritonize: ready in" in output() and "(echo)" in output()
+        status, answer = _load_job(url, repo, _job_spec("image-job", {"fail_init": "on purpose"}), workers=1)
+        assert status == 200, answer
+        assert json.loads(call("GET", health, "/ready")[1])["apis"]["job"] == "running a job"
+        assert call("GET", health, "/ready")[0] == 200
+        _call(url, "/v2/repository/models/job/unload", {})
+        _wait_state(url, "job", "UNAVAILABLE")
+        assert json.loads(call("GET", health, "/ready")[1])["apis"]["job"] == "idle (BatchAPI)"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, output()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+def test_a_repository_of_batch_apis_only_serves_ready_with_nothing_loaded(tmp_path):
+    (tmp_path / "batch.py").write_text(BATCH)
+    (tmp_path / "cortex.yaml").write_text("- name: job\n  kind: BatchAPI\n  predictor: {path: batch.py}\n")
+    run_tritonize("build", str(tmp_path / "cortex.yaml"), "-o", str(tmp_path / "repo"))
+    serve = ServeProcess(str(tmp_path / "repo"), extra_args=["--no-cortex", "--admin-token", TOKEN])
+    try:
+        assert serve.wait_ready(timeout=180), serve.output()
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C to stop." not in serve.output():
+            assert time.monotonic() < deadline and serve.process.poll() is None, serve.output()
+            time.sleep(0.2)
+        output = serve.output()
+        assert "APIs    (none loaded at start)" in output and "BatchAPIs job (not loaded" in output, output
+        assert _state(serve.http_url, "job") == ""
+    finally:
+        assert serve.stop() == 0

@@ -182,3 +182,12 @@ def test_build_of_a_predictor_file_taking_batch_id_is_a_batch_api_and_says_so(tm
         build(str(tmp_path / "batch.py"), str(tmp_path / "x"), batching={"max_batch_size": 4})
     with pytest.raises(SpecError, match="--api-kind"):
         build(str(tmp_path / "cortex.yaml"), str(tmp_path / "x"), api_kind="BatchAPI")
+
+
+def test_tune_refuses_a_batch_api(tmp_path):
+    from tritonize.tune.runner import select_api
+    from tritonize.tune.search import TuneError
+
+    (tmp_path / "batch.py").write_text(BATCH_PREDICTOR)
+    with pytest.raises(TuneError, match="batch is a BatchAPI: tune measures realtime APIs"):
+        select_api(str(tmp_path / "batch.py"), None, None)
