@@ -114,10 +114,15 @@ class Server:
         assert status == 200, answer
         return answer["job_status"]
 
-    def wait(self, job_id, until=None, timeout=120):
+    def wait(self, job_id, until=None, timeout=120, unreachable_ok=False):
         deadline = time.monotonic() + timeout
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except OSError:  # the endpoint is being restarted
+                assert unreachable_ok and time.monotonic() < deadline, self.serve.output()[-4000:]
+                time.sleep(0.2)
+                continue
             if until(job) if until else job["end_time"]:
                 return job
             assert time.monotonic() < deadline, f"{job}\n{self.log(job_id)}\n{self.serve.output()[-4000:]}"
@@ -242,24 +247,45 @@ def test_bad_requests_are_answered_clearly(server):
     assert status == 404
 
 
-def test_the_endpoint_has_the_admin_token_in_neither_its_argv_nor_its_environment(server):
-    """It loads a BatchAPI's model for each job, so it has the token: from its stdin, where predictors of the
-    same user cannot read it (the first test's job loaded and unloaded the model with it)."""
-    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1).encode()
-    endpoints = []
+def _endpoint_processes(serve):
+    """{pid: (cmdline, environ)} of the Cortex endpoint's first process (a child of serve)."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = f.read()
-        except OSError:
+        except (OSError, ValueError):
             continue
-        if b"tritonize.cortex_endpoint" in cmdline and str(server.serve.cortex_port).encode() in cmdline:
-            endpoints.append(pid)
-            assert b"--admin-token-stdin" in cmdline
-            assert token not in cmdline and token not in environ
+        if ppid == serve.process.pid and b"tritonize.cortex_endpoint" in cmdline:
+            found[int(pid)] = (cmdline, environ)
+    return found
+
+
+def test_the_endpoint_has_the_admin_token_in_neither_its_argv_nor_its_environment(server):
+    """It loads a BatchAPI's model for each job, so it has the token: from its stdin, where predictors of the
+    same user cannot read it (the first test's job loaded and unloaded the model with it)."""
+    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1).encode()
+    endpoints = _endpoint_processes(server.serve)
     assert endpoints
+    for cmdline, environ in endpoints.values():
+        assert b"--admin-token-stdin" in cmdline
+        assert token not in cmdline and token not in environ
+
+
+def test_a_job_goes_on_when_the_endpoint_is_killed_and_restarted(server):
+    job_id = server.submit({"workers": 1, "item_list": {"items": items(12), "batch_size": 1}, "config": {"sleep": 0.2}})
+    server.wait(job_id, until=lambda job: job["batch_metrics"]["succeeded"] >= 2)
+    (endpoint,) = _endpoint_processes(server.serve)
+    os.kill(endpoint, signal.SIGKILL)  # as the OOM killer would: serve starts it again, its engine resumes the job
+    job = server.wait(job_id, timeout=180, unreachable_ok=True)
+    assert job["status"] == "status_succeeded", server.log(job_id)
+    assert job["batch_metrics"]["succeeded"] == 12
+    assert len(server.lines(job_id, ".complete")) == 1
+    assert "resuming" in server.log(job_id)
 
 
 def test_a_killed_worker_is_healed_and_its_batch_retried_while_the_realtime_api_answers(server):
