@@ -244,11 +244,12 @@ class JobRunner:
             client.close()
 
     def _run_batch(self, client, batch_id, items, progress, events, state):
-        """-> True when the batch ended (succeeded or dead-lettered), False to run it again."""
+        """`items`: the batch as JSON text. -> True when the batch ended (succeeded or dead-lettered), False to
+        run it again."""
         generation = self._generation
         started = time.monotonic()
         try:
-            client.infer(self.api, json.dumps(items), batch_id)
+            client.infer(self.api, items, batch_id)
         except TritonUnreachable as exc:
             if not self.shutdown.is_set():
                 self.log(f"batch {batch_id}: Triton did not answer ({exc}); trying again")
@@ -310,7 +311,7 @@ class JobRunner:
             "job_id": self.job_id,
             "api_name": self.api,
             "batch_id": batch_id,
-            "items": items,
+            "items": json.loads(items),
             "attempts": progress.attempts.get(batch_id, 0),
             "worker_crashes": progress.crashes.get(batch_id, 0),
             "error": error,
