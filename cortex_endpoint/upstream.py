@@ -37,6 +37,10 @@ _HEADER = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME])
 _HEADER_WITH_STATUS = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME, STATUS_OUTPUT_NAME])
 
 
+# Built once: json.dumps(..., separators=...) builds an encoder per call (the request path).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 class UpstreamError(Exception):
     """Triton could not be reached or answered something that is not an inference response."""
 
@@ -180,7 +184,7 @@ class TritonPool:
 def infer_request(api, body, parameters, headers, with_status=False):
     """The bytes of one /infer request; `headers`: [(name, value)] bytes pairs copied for Triton to forward."""
     header = _HEADER_WITH_STATUS if with_status else _HEADER
-    header_json = header % (len(body) + 4, json.dumps(parameters, separators=(",", ":")).encode())
+    header_json = header % (len(body) + 4, _COMPACT_JSON.encode(parameters).encode())
     lines = [b"POST /v2/models/%s/infer HTTP/1.1" % api.encode()]
     lines += [name + b": " + value for name, value in headers]
     lines.append(b"Inference-Header-Content-Length: %d" % len(header_json))
