@@ -49,6 +49,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self):
         self.parser = httptools.HttpResponseParser(self)
         self.transport = None
+        self.loop = None
         self.waiter = None
         self.headers = {}
         self.chunks = []
@@ -58,6 +59,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        # Looked up once: asyncio.get_running_loop() makes a getpid() system call each time (CPython's
+        # fork check), and send() runs for every request.
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data):
         self.got_bytes = True
@@ -98,7 +102,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data):
         self.got_bytes = self.headers_done = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.transport.write(data)
         return self.waiter
 
@@ -109,6 +113,7 @@ class TritonPool:
     def __init__(self, host, port):
         self.host, self.port = host, port
         self._idle = collections.deque()
+        self._loop = None  # the event loop it serves (one per endpoint worker), looked up once: see send()
 
     async def _connect(self):
         loop = asyncio.get_running_loop()
@@ -139,7 +144,10 @@ class TritonPool:
 
     def send(self, data):
         """request() without a coroutine: -> a Future of (status, headers, body) (the hot path)."""
-        result = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()  # a getpid() system call: not per request
+        result = loop.create_future()
         self._send_on_idle(data, result)
         return result
 
