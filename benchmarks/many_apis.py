@@ -9,7 +9,9 @@ runs the same tritonize repository with model.py and tritonize_runtime/ of anoth
 (before/after a runtime change, measured side by side). Reports, medians over rounds: seconds from
 starting the server to every model answering ready, and each idle instance (stub) process's
 memory: RSS, PSS (shared pages divided among the processes sharing them) and USS (its private
-pages), in MB (10^6 bytes), from /proc/<pid>/smaps_rollup.
+pages), in MB (10^6 bytes), from /proc/<pid>/smaps_rollup, and the CPU time each instance process
+spent getting ready (start, imports, initialize): on a shared machine the seconds to ready move
+with the load, the CPU time far less.
 """
 
 import argparse
@@ -119,7 +121,17 @@ def memory_mb(pid):
         return None
     kb = 1024 / 1e6
     uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
-    return {"rss": fields["Rss"] * kb, "pss": fields["Pss"] * kb, "uss": uss * kb}
+    return {"rss": fields["Rss"] * kb, "pss": fields["Pss"] * kb, "uss": uss * kb, "cpu_ms": cpu_ms(pid)}
+
+
+def cpu_ms(pid):
+    """CPU time the process (all its threads) has run, from /proc/<pid>/schedstat (nanoseconds; stat's
+    utime + stime count 10 ms ticks)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0]) / 1e6
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def comm(pid):
@@ -175,7 +187,7 @@ def measure(server, names):
 def summary(results):
     """Medians over rounds of: ready seconds, and the median instance's RSS/PSS/USS."""
     row = {"ready_s": statistics.median(r["ready_s"] for r in results)}
-    for key in ("rss", "pss", "uss"):
+    for key in ("rss", "pss", "uss", "cpu_ms"):
         row[key] = statistics.median(statistics.median(s[key] for s in r["stubs"]) for r in results)
     row["tritonserver_rss"] = statistics.median(r["tritonserver_rss"] for r in results)
     return row
@@ -213,19 +225,23 @@ def main():
                 raw.setdefault(label, []).append(result)
                 stub = statistics.median(s["rss"] for s in result["stubs"])
                 pss = statistics.median(s["pss"] for s in result["stubs"])
+                cpu = statistics.median(s["cpu_ms"] for s in result["stubs"])
                 print(
                     f"  {label:<48} ready {result['ready_s']:5.2f} s  instance RSS {stub:5.1f} MB  "
-                    f"PSS {pss:5.1f} MB  load {load()}",
+                    f"PSS {pss:5.1f} MB  CPU {cpu:4.0f} ms  load {load()}",
                     flush=True,
                 )
     print(f"\nmedians ({args.apis} APIs, {args.reps} rounds; load average at the end {load()}):\n")
-    print("| server | ready (s) | instance RSS (MB) | instance PSS (MB) | instance USS (MB) | tritonserver RSS (MB) |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| server | ready (s) | instance RSS (MB) | instance PSS (MB) | instance USS (MB) | instance CPU to ready (ms) "
+        "| tritonserver RSS (MB) |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, results in raw.items():
         row = summary(results)
         print(
             f"| {label} | {row['ready_s']:.2f} | {row['rss']:.1f} | {row['pss']:.1f} | {row['uss']:.1f} | "
-            f"{row['tritonserver_rss']:.0f} |"
+            f"{row['cpu_ms']:.0f} | {row['tritonserver_rss']:.0f} |"
         )
 
 
