@@ -1,17 +1,19 @@
 """Throughput and p99 against concurrency: the JSON echo on tritonize, a hand-written model.py, PyTriton, FastAPI.
 
     python benchmarks/concurrency_plot.py [--concurrency 1,2,4,8,16,32,64] [--duration 2] [--reps 1]
-                                          [--out benchmarks/img/concurrency.png]
+                                          [--out benchmarks/img/concurrency.png] [--replot]
 
 The servers of P1/P2 (benchmarks/run.py: `tritonize serve` of benchmarks/projects/echo, the hand-written
 model.py on a plain tritonserver, PyTriton @batch) and the same predictor served by FastAPI/uvicorn
 (one worker, as Cortex ran one process per replica), all up at once; every concurrency level
 measures each server in turn (wrk, HTTP, the P1 payload). Writes the PNG (needs matplotlib: the
-`tune` extra) and prints the raw numbers as a Markdown table.
+`tune` extra), its numbers beside it (<out>.json: --replot draws the PNG again from them) and prints
+them as a Markdown table.
 """
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import statistics
@@ -100,6 +102,7 @@ def plot(medians, levels, path, subtitle):
         axis.set_ylabel(ylabel)
         axis.grid(True, alpha=0.3)
     right.set_yscale("log")
+    right.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     right.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     right.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     left.set_ylim(bottom=0)
@@ -116,13 +119,26 @@ def main():
     parser.add_argument("--duration", type=int, default=2, help="seconds per point (wrk takes whole seconds)")
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--out", default=os.path.join(HERE, "img", "concurrency.png"))
+    parser.add_argument("--replot", action="store_true", help="draw the PNG again from <out>.json, measure nothing")
     args = parser.parse_args()
-    levels = [int(c) for c in args.concurrency.split(",")]
-    start_load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory(prefix="concurrency-") as work:
-        medians = sweep(levels, args.duration, args.reps, work)
-    load = f"load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
-    subtitle = f"{os.cpu_count()} CPUs shared by servers and client; {args.duration} s x {args.reps} per point; {load}"
+    data_path = os.path.splitext(args.out)[0] + ".json"
+    if args.replot:
+        with open(data_path) as f:
+            data = json.load(f)
+        levels, subtitle = data["levels"], data["subtitle"]
+        medians = {(row["server"], row["concurrency"]): row for row in data["points"]}
+    else:
+        levels = [int(c) for c in args.concurrency.split(",")]
+        start_load = os.getloadavg()[0]
+        with tempfile.TemporaryDirectory(prefix="concurrency-") as work:
+            medians = sweep(levels, args.duration, args.reps, work)
+        load = f"load average {start_load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end"
+        subtitle = (
+            f"{os.cpu_count()} CPUs shared by servers and client; {args.duration} s x {args.reps} per point; {load}"
+        )
+        points = [{"server": label, "concurrency": c, **medians[(label, c)]} for label, c in medians]
+        with open(data_path, "w") as f:
+            json.dump({"levels": levels, "subtitle": subtitle, "points": points}, f, indent=1)
     plot(medians, levels, args.out, subtitle)
     print(f"\n{subtitle}; wrote {args.out}\n")
     print("| server | " + " | ".join(f"c={c}" for c in levels) + " |")
