@@ -1,7 +1,7 @@
 """Throughput and p99 against concurrency: the JSON echo on tritonize, a hand-written model.py, PyTriton, FastAPI.
 
     python benchmarks/concurrency_plot.py [--concurrency 1,2,4,8,16,32,64] [--duration 2] [--reps 1]
-                                          [--out benchmarks/img/concurrency.png] [--replot]
+                                          [--out docs/img/concurrency.png] [--replot]
 
 The servers of P1/P2 (benchmarks/run.py: `tritonize serve` of benchmarks/projects/echo, the hand-written
 model.py on a plain tritonserver, PyTriton @batch) and the same predictor served by FastAPI/uvicorn
@@ -118,7 +118,8 @@ def main():
     parser.add_argument("--concurrency", default="1,2,4,8,16,32,64")
     parser.add_argument("--duration", type=int, default=2, help="seconds per point (wrk takes whole seconds)")
     parser.add_argument("--reps", type=int, default=1)
-    parser.add_argument("--out", default=os.path.join(HERE, "img", "concurrency.png"))
+    # In the docs site (docs/performance.md shows it); benchmarks/RESULTS.md links it there.
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(HERE), "docs", "img", "concurrency.png"))
     parser.add_argument("--replot", action="store_true", help="draw the PNG again from <out>.json, measure nothing")
     args = parser.parse_args()
     data_path = os.path.splitext(args.out)[0] + ".json"

@@ -185,7 +185,7 @@ def measure(server, names):
 
 
 def summary(results):
-    """Medians over rounds of: ready seconds, and the median instance's RSS/PSS/USS."""
+    """Medians over rounds of: ready seconds, and the median instance's RSS/PSS/USS and CPU time."""
     row = {"ready_s": statistics.median(r["ready_s"] for r in results)}
     for key in ("rss", "pss", "uss", "cpu_ms"):
         row[key] = statistics.median(statistics.median(s[key] for s in r["stubs"]) for r in results)
@@ -197,6 +197,50 @@ def load():
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+TRITONIZE, HANDWRITTEN = "tritonize serve", "hand-written model.py, plain tritonserver"
+
+
+def compare(count, reps, work, runtime_from=None):
+    """N APIs on each server, in interleaved rounds -> {label: summary()}; prints each round."""
+    names = api_names(count)
+    repo = build_tritonize_repo(work, count)
+    plain = build_handwritten_repo(work, count)
+    servers = {TRITONIZE: lambda: harness.tritonize_serve(repo)}
+    if runtime_from:
+        old = swap_runtime(repo, runtime_from, work)
+        servers[f"tritonize serve, runtime of {runtime_from}"] = lambda: harness.tritonize_serve(old)
+    servers[HANDWRITTEN] = lambda: harness.plain_tritonserver(
+        plain,
+        tempfile.mkdtemp(dir=work),  # a backend dir of its own per start
+    )
+    raw = {}
+    for _ in range(reps):
+        for label, server in servers.items():
+            result = measure(server, names)
+            raw.setdefault(label, []).append(result)
+            row = summary([result])
+            print(
+                f"  {label:<48} ready {row['ready_s']:5.2f} s  instance RSS {row['rss']:5.1f} MB  "
+                f"PSS {row['pss']:5.1f} MB  CPU {row['cpu_ms']:4.0f} ms  load {load()}",
+                flush=True,
+            )
+    return {label: summary(results) for label, results in raw.items()}
+
+
+def table(rows):
+    lines = [
+        "| server | ready (s) | instance RSS (MB) | instance PSS (MB) | instance USS (MB) | instance CPU to ready (ms) "
+        "| tritonserver RSS (MB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, row in rows.items():
+        lines.append(
+            f"| {label} | {row['ready_s']:.2f} | {row['rss']:.1f} | {row['pss']:.1f} | {row['uss']:.1f} | "
+            f"{row['cpu_ms']:.0f} | {row['tritonserver_rss']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apis", type=int, default=20)
@@ -205,44 +249,11 @@ def main():
         "--runtime-from", metavar="GIT-REV", help="also run the repository with the runtime of this git revision"
     )
     args = parser.parse_args()
-    names = api_names(args.apis)
     print(f"{args.apis} echo APIs, {args.reps} interleaved rounds; {os.cpu_count()} CPUs; load average {load()}")
     with tempfile.TemporaryDirectory(prefix="many-apis-") as work:
-        repo = build_tritonize_repo(work, args.apis)
-        plain = build_handwritten_repo(work, args.apis)
-        servers = {"tritonize serve": lambda: harness.tritonize_serve(repo)}
-        if args.runtime_from:
-            old = swap_runtime(repo, args.runtime_from, work)
-            servers[f"tritonize serve, runtime of {args.runtime_from}"] = lambda: harness.tritonize_serve(old)
-        servers["hand-written model.py, plain tritonserver"] = lambda: harness.plain_tritonserver(
-            plain,
-            tempfile.mkdtemp(dir=work),  # a backend dir of its own per start
-        )
-        raw = {}
-        for _ in range(args.reps):
-            for label, server in servers.items():
-                result = measure(server, names)
-                raw.setdefault(label, []).append(result)
-                stub = statistics.median(s["rss"] for s in result["stubs"])
-                pss = statistics.median(s["pss"] for s in result["stubs"])
-                cpu = statistics.median(s["cpu_ms"] for s in result["stubs"])
-                print(
-                    f"  {label:<48} ready {result['ready_s']:5.2f} s  instance RSS {stub:5.1f} MB  "
-                    f"PSS {pss:5.1f} MB  CPU {cpu:4.0f} ms  load {load()}",
-                    flush=True,
-                )
+        rows = compare(args.apis, args.reps, work, args.runtime_from)
     print(f"\nmedians ({args.apis} APIs, {args.reps} rounds; load average at the end {load()}):\n")
-    print(
-        "| server | ready (s) | instance RSS (MB) | instance PSS (MB) | instance USS (MB) | instance CPU to ready (ms) "
-        "| tritonserver RSS (MB) |"
-    )
-    print("|---|---|---|---|---|---|---|")
-    for label, results in raw.items():
-        row = summary(results)
-        print(
-            f"| {label} | {row['ready_s']:.2f} | {row['rss']:.1f} | {row['pss']:.1f} | {row['uss']:.1f} | "
-            f"{row['cpu_ms']:.0f} | {row['tritonserver_rss']:.0f} |"
-        )
+    print(table(rows))
 
 
 if __name__ == "__main__":
