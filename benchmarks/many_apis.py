@@ -197,7 +197,7 @@ def load():
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-TRITONIZE, HANDWRITTEN = "tritonize serve", "hand-written model.py, plain tritonserver"
+TRITONIZE_LABEL, HANDWRITTEN_LABEL = "tritonize serve", "hand-written model.py, plain tritonserver"
 
 
 def compare(count, reps, work, runtime_from=None):
@@ -205,11 +205,11 @@ def compare(count, reps, work, runtime_from=None):
     names = api_names(count)
     repo = build_tritonize_repo(work, count)
     plain = build_handwritten_repo(work, count)
-    servers = {TRITONIZE: lambda: harness.tritonize_serve(repo)}
+    servers = {TRITONIZE_LABEL: lambda: harness.tritonize_serve(repo)}
     if runtime_from:
         old = swap_runtime(repo, runtime_from, work)
         servers[f"tritonize serve, runtime of {runtime_from}"] = lambda: harness.tritonize_serve(old)
-    servers[HANDWRITTEN] = lambda: harness.plain_tritonserver(
+    servers[HANDWRITTEN_LABEL] = lambda: harness.plain_tritonserver(
         plain,
         tempfile.mkdtemp(dir=work),  # a backend dir of its own per start
     )
