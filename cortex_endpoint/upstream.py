@@ -37,6 +37,10 @@ _HEADER = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME])
 _HEADER_WITH_STATUS = _header([OUTPUT_NAME, CONTENT_TYPE_OUTPUT_NAME, STATUS_OUTPUT_NAME])
 
 
+# Built once: json.dumps(..., separators=...) builds an encoder per call (the request path).
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
+
+
 class UpstreamError(Exception):
     """Triton could not be reached or answered something that is not an inference response."""
 
@@ -45,6 +49,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self):
         self.parser = httptools.HttpResponseParser(self)
         self.transport = None
+        self.loop = None
         self.waiter = None
         self.headers = {}
         self.chunks = []
@@ -54,6 +59,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_made(self, transport):
         self.transport = transport
+        # Looked up once: asyncio.get_running_loop() makes a getpid() system call each time (CPython's
+        # fork check), and send() runs for every request.
+        self.loop = asyncio.get_running_loop()
 
     def data_received(self, data):
         self.got_bytes = True
@@ -94,7 +102,7 @@ class _Connection(asyncio.Protocol):
 
     def send(self, data):
         self.got_bytes = self.headers_done = False
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         self.transport.write(data)
         return self.waiter
 
@@ -105,6 +113,7 @@ class TritonPool:
     def __init__(self, host, port):
         self.host, self.port = host, port
         self._idle = collections.deque()
+        self._loop = None  # the event loop it serves (one per endpoint worker), looked up once: see send()
 
     async def _connect(self):
         loop = asyncio.get_running_loop()
@@ -135,7 +144,10 @@ class TritonPool:
 
     def send(self, data):
         """request() without a coroutine: -> a Future of (status, headers, body) (the hot path)."""
-        result = asyncio.get_running_loop().create_future()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()  # a getpid() system call: not per request
+        result = loop.create_future()
         self._send_on_idle(data, result)
         return result
 
@@ -180,7 +192,7 @@ class TritonPool:
 def infer_request(api, body, parameters, headers, with_status=False):
     """The bytes of one /infer request; `headers`: [(name, value)] bytes pairs copied for Triton to forward."""
     header = _HEADER_WITH_STATUS if with_status else _HEADER
-    header_json = header % (len(body) + 4, json.dumps(parameters, separators=(",", ":")).encode())
+    header_json = header % (len(body) + 4, _COMPACT_JSON.encode(parameters).encode())
     lines = [b"POST /v2/models/%s/infer HTTP/1.1" % api.encode()]
     lines += [name + b": " + value for name, value in headers]
     lines.append(b"Inference-Header-Content-Length: %d" % len(header_json))

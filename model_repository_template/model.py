@@ -3,10 +3,14 @@
 Copied unchanged into <repository>/<api>/1/model.py. Imports only the standard
 library, numpy and triton_python_backend_utils at import time; the predictor is
 imported in initialize(), because Triton may import this file in a process
-that never serves a request.
+that never serves a request. initialize() imports only the runtime modules the
+API's settings need (no streaming, typed tensors, python_client, forms or request
+timeout unless the API uses them): with many APIs on one server, every instance
+process pays for each import in start time and memory (tests/test_runtime_imports.py).
 """
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -121,11 +125,11 @@ class TritonPythonModel:
             return self._error(reply.status, reply.message)
 
     def _start_request_timeout(self, settings, instance):
-        from tritonize_runtime.request_timeout import RequestTimeout
-
         timeout_s = settings.timeout_s()
         if timeout_s is None or self.streams is not None:  # streams return from execute() at once
             return None
+        from tritonize_runtime.request_timeout import RequestTimeout
+
         return RequestTimeout(self, self.model_name, instance, timeout_s).start()
 
     def _execute(self, requests):
@@ -156,8 +160,6 @@ class TritonPythonModel:
         return responses
 
     def finalize(self):
-        from tritonize_runtime.multi_model import close_all
-
         timeout = getattr(self, "request_timeout", None)
         if timeout is not None:
             timeout.stop()
@@ -167,7 +169,11 @@ class TritonPythonModel:
         batch = getattr(self, "batch", None)
         if batch is not None:
             batch.stop()
-        close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
+        # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit). Only an API with
+        # `models` imported it (tritonize_runtime/predictor.py); importing it here would only cost time.
+        multi_model = sys.modules.get("tritonize_runtime.multi_model")
+        if multi_model is not None:
+            multi_model.close_all()
 
     def _stream_executor(self, settings):
         from tritonize_runtime.streaming import StreamExecutor

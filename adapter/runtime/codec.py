@@ -9,7 +9,11 @@ str -> text, bytes -> binary, a starlette-style Response -> its body and status.
 import json
 
 from .errors import BadRequest, PredictorFailure, RequestError, printable
-from .forms import MULTIPART, URLENCODED, parse_multipart, parse_urlencoded
+
+# forms.py (and the email package it parses multipart bodies with) is imported on the first form
+# body only: an instance that never receives one does not pay for it (issue 28: memory per instance).
+MULTIPART = "multipart/form-data"
+URLENCODED = "application/x-www-form-urlencoded"
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -59,8 +63,12 @@ def decode_payload(body, content_type):
     if media_type == "text/plain":
         return _decode_text(body, params.get("charset", "utf-8"), content_type)
     if media_type == MULTIPART:
+        from .forms import parse_multipart
+
         return parse_multipart(body, params)
     if media_type == URLENCODED:
+        from .forms import parse_urlencoded
+
         return parse_urlencoded(body)
     return body
 

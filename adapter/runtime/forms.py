@@ -2,7 +2,8 @@
 
 application/x-www-form-urlencoded -> FormData of str; multipart/form-data ->
 FormData of str (fields) and UploadFile (parts with a filename). Anything
-malformed is a BadRequest (400) naming what is wrong.
+malformed is a BadRequest (400) naming what is wrong. codec.py chooses by content type
+and imports this module on the first form body only.
 """
 
 from email.parser import HeaderParser
@@ -12,9 +13,6 @@ from urllib.parse import parse_qsl
 from .constants import MAX_FORM_FIELDS
 from .datastructures import FormData, Headers, UploadFile
 from .errors import BadRequest
-
-URLENCODED = "application/x-www-form-urlencoded"
-MULTIPART = "multipart/form-data"
 
 
 def parse_urlencoded(body):

@@ -7,7 +7,15 @@ encoded back into a Reply. With server_side_batching predict() receives lists an
 (Cortex's contract); post_predict is queued once per request with that request's own result.
 """
 
-from .codec import JSON, decode_payload, encode_result, is_json_media_type, parse_content_type, success_status
+from .codec import (
+    JSON,
+    decode_payload,
+    encode_json,
+    encode_result,
+    is_json_media_type,
+    parse_content_type,
+    success_status,
+)
 from .constants import INPUT_NAME
 from .errors import PredictorFailure, RequestError, internal_error
 from .params import split_parameters
@@ -18,6 +26,8 @@ from .reply import Reply, error_reply, text_reply
 def reply_for_result(result):
     """-> (Reply, encoded): encoded is False when the result could not be sent (no post_predict then, as Cortex)."""
     try:
+        if type(result) is dict or type(result) is list:  # the common answer: JSON, 200, nothing to look into
+            return Reply(200, encode_json(result), JSON), True
         response_body, response_type = encode_result(result)
         return Reply(success_status(result), response_body, response_type), True
     except RequestError as error:  # a Response / HTTP error status the predictor chose, or a contract violation

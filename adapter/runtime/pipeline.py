@@ -22,7 +22,6 @@ import numpy as np
 from .errors import PredictorFailure, RequestError, client_error, internal_error, log_failure
 from .handler import BodyStages
 from .reply import BAD_PARAMETERS_REPLY, Reply, error_for_exception, error_reply, internal_reply
-from .tensors import TensorStages
 
 
 class Pipeline:
@@ -34,6 +33,8 @@ class Pipeline:
         self.batching = settings.predictor_batching
         self.tensors = settings.tensors
         if self.tensors:
+            from .tensors import TensorStages  # typed APIs only: a body API's instance never imports it
+
             self.stages = TensorStages(predictor, rules, self.tensors)
         else:
             self.stages = BodyStages(predictor, rules, max_body_bytes)

@@ -18,9 +18,6 @@ from .constants import (
 from .environment import python_path_entries
 from .errors import PredictorLoadError
 from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
-from .model_storage import StorageError
-from .multi_model import construct_with_models
-from .post_predict import PostPredictWorker
 
 log = logging.getLogger("tritonize")
 
@@ -46,7 +43,11 @@ class LoadedPredictor:
         self._post_indices = tuple((name, POST_PREDICT_ARGS.index(name)) for name in self.post_predict_args or ())
         self._recorder = recorder
         self._dropped_labels = ((API_LABEL, api_name),)
-        self._post_worker = PostPredictWorker(post, on_drop=self._count_drop) if callable(post) else None
+        self._post_worker = None
+        if callable(post):
+            from .post_predict import PostPredictWorker  # its queue and thread: only predictors that define it
+
+            self._post_worker = PostPredictWorker(post, on_drop=self._count_drop)
         self._batch_args = _argument_names(instance.predict, BATCH_PREDICT_ARGS)
 
     @property
@@ -167,12 +168,20 @@ def load_predictor(project_dir, settings, extra_config=None, instance_name=None,
         available["job_spec"] = job_spec
     # python_client is added by construct_with_models when the spec configures models.
     kwargs = {name: available[name] for name in _argument_names(cls.__init__, available)}
+    storage_errors = ()  # `except ()` catches nothing
+    if settings.models:
+        # Imported only here: an API without `models` never loads python_client, model storage or the
+        # stdlib they need (shutil, tempfile, compression): memory and start time of each instance.
+        from .model_storage import StorageError
+        from .multi_model import construct_with_models
+
+        storage_errors = (StorageError,)
     try:
         if settings.models:  # python_client: multi-model serving, caching, live reloading
             instance = construct_with_models(cls, kwargs, settings, project_dir, instance_name)
         else:
             instance = cls(**kwargs)
-    except StorageError as exc:  # the models could not be listed (no boto3, no bucket, no access)
+    except storage_errors as exc:  # the models could not be listed (no boto3, no bucket, no access)
         raise PredictorLoadError(f"multi_model_reloading: {exc}") from None
     except BaseException as exc:
         raise PredictorLoadError(f"{class_name}.__init__ failed:\n{_user_traceback(exc)}") from None
