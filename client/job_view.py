@@ -46,7 +46,8 @@ def format_job(answer: Mapping[str, Any]) -> str:
     job = answer["job_status"]
     start, end = _parse_time(job.get("start_time")), _parse_time(job.get("end_time"))
     metrics = job.get("batch_metrics") or {}
-    average = metrics.get("avg_time_per_batch")
+    # Cortex's Go type says average_time_per_batch (its docs said avg_time_per_batch): read both.
+    average = metrics.get("average_time_per_batch", metrics.get("avg_time_per_batch"))
     lines = [
         f"job id: {job.get('job_id', '-')}",
         f"status: {status_message(str(job.get('status', '')))}",

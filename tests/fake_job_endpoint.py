@@ -96,6 +96,15 @@ class FakeJobEndpoint:
 
             def do_GET(self):
                 path, query = self._route()
+                if path == "/_tritonize/metrics":
+                    lines = ["# TYPE tritonize_batch_job_batches gauge"]
+                    for job in fake.jobs.values():
+                        for state in ("succeeded", "dead_lettered"):
+                            value = job["batch_metrics"][state]
+                            lines.append(
+                                f'tritonize_batch_job_batches{{api="{fake.api}",job_id="{job["job_id"]}",state="{state}"}} {value}'
+                            )
+                    return self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
                 if path.startswith("/_tritonize/jobs/"):
                     _, _, _, api, job_id, _ = path.split("/")
                     if job_id not in fake.jobs:

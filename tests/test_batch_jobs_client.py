@@ -9,6 +9,7 @@ from fake_job_endpoint import FakeJobEndpoint
 
 from tritonize import Client
 from tritonize.cli.main import cli
+from tritonize.client.batch_job_status import collect_batch_jobs, format_batch_jobs
 from tritonize.client.job_view import ProgressLine, format_job, format_jobs
 from tritonize.client.jobs import JobApi, build_submission, cortex_base_url, progress_of, status_message
 from tritonize.errors import JobError, ServerUnreachable
@@ -226,7 +227,7 @@ def test_format_job_like_cortex_get():
                 "status": "status_completed_with_failures",
                 "total_batch_count": 4,
                 "batches_in_queue": 0,
-                "batch_metrics": {"succeeded": 3, "failed": 2, "avg_time_per_batch": 0.25, "dead_lettered": 1},
+                "batch_metrics": {"succeeded": 3, "failed": 2, "average_time_per_batch": 0.25, "dead_lettered": 1},
                 "start_time": "2026-12-05T01:00:00Z",
                 "end_time": "2026-12-05T01:01:05Z",
                 "dead_letter": {"path": "/data/dead"},
@@ -256,3 +257,31 @@ def test_progress_bar_on_a_terminal():
     assert text.startswith("\r[#####-----] 2 done, 0 failed of 4 batches") and not text.endswith("\n")
     job = {"status": "status_succeeded", "total_batch_count": 4, "batch_metrics": {"succeeded": 4, "failed": 0}}
     assert line(job).endswith("succeeded\x1b[K\n")
+
+
+def test_status_section_shows_jobs_in_progress_else_latest(endpoint):
+    client = _client(endpoint)
+    assert collect_batch_jobs(endpoint.url) == []  # no job yet: no section
+    done = client.submit_job("batcher", items=[1], batch_size=1)["job_id"]
+    client.wait_job("batcher", done, poll_s=0.01)
+    rows = collect_batch_jobs(endpoint.url)
+    assert [(api, job["job_id"], job["status"]) for api, job in rows] == [("batcher", done, "status_succeeded")]
+    running = client.submit_job("batcher", items=list(range(10)), batch_size=2)["job_id"]
+    client.job_status("batcher", running)  # the stand-in advances one batch per read
+    rows = collect_batch_jobs(endpoint.url)
+    assert [job["job_id"] for _, job in rows] == [running]
+    text = format_batch_jobs(rows)
+    assert text.splitlines()[0].split() == [
+        "BATCH",
+        "API",
+        "JOB",
+        "ID",
+        "STATUS",
+        "SUCCEEDED",
+        "FAILED",
+        "QUEUED",
+        "TOTAL",
+    ]
+    assert text.splitlines()[1].split() == ["batcher", running, "running", "1", "0", "4", "5"]
+    assert collect_batch_jobs(endpoint.url, api="other") == []
+    assert collect_batch_jobs("127.0.0.1:1") == []  # no endpoint: no section, no error
