@@ -101,9 +101,8 @@ class FakeJobEndpoint:
                     for job in fake.jobs.values():
                         for state in ("succeeded", "dead_lettered"):
                             value = job["batch_metrics"][state]
-                            lines.append(
-                                f'tritonize_batch_job_batches{{api="{fake.api}",job_id="{job["job_id"]}",state="{state}"}} {value}'
-                            )
+                            labels = f'api="{fake.api}",job_id="{job["job_id"]}",state="{state}"'
+                            lines.append(f"tritonize_batch_job_batches{{{labels}}} {value}")
                     return self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")
                 if path.startswith("/_tritonize/jobs/"):
                     _, _, _, api, job_id, _ = path.split("/")
