@@ -117,6 +117,11 @@ def _print_deploy(result):
 @click.option(
     "--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store)."
 )
+@click.option(
+    "--job-store-size",
+    metavar="QUANTITY",
+    help="A BatchAPI's job store: the PersistentVolumeClaim's size (default 10Gi; only with a BatchAPI).",
+)
 def deploy_k8s_command(source, **kwargs):
     """Deployment, Service, autoscaler and monitoring for SOURCE (cortex.yaml or a built repository)."""
     from tritonize.deploy.target import deploy_k8s
