@@ -21,7 +21,7 @@ from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT
 from tritonize.errors import JobError, ServerUnreachable
 from tritonize.host import local_http
 
-# The job log (tritonize's; Cortex sent job logs to CloudWatch): text/plain, `?follow=true` streams it.
+# The job log (tritonize's; Cortex sent job logs to CloudWatch): text/plain, the whole log so far.
 JOB_LOG_PATH = "/_tritonize/jobs/{api}/{job_id}/log"
 
 # Cortex's job statuses (pkg/types/status/job_code.go) and the words `cortex get` showed for them;
@@ -139,16 +139,22 @@ class JobApi:
         with self._open(self._log_url(api, job_id)) as response:
             return response.read().decode("utf-8", "replace")
 
-    def follow_log(self, api: str, job_id: str) -> Iterator[str]:
-        """The job's log, line by line, until the job ends (the endpoint closes the stream)."""
-        with self._open(self._log_url(api, job_id, follow=True), timeout=None) as response:
-            for line in response:
-                yield line.decode("utf-8", "replace")
+    def follow_log(self, api: str, job_id: str, poll_s: float = 1.0) -> Iterator[str]:
+        """The job's log as it grows, until the job has ended (then what it wrote last, and stop)."""
+        printed = 0
+        while True:
+            done = is_done(self.get(api, job_id)["job_status"])  # before the read: its last lines are in it
+            text = self.log(api, job_id)
+            if len(text) > printed:
+                yield text[printed:]
+                printed = len(text)
+            if done:
+                return
+            time.sleep(poll_s)
 
-    def _log_url(self, api: str, job_id: str, follow: bool = False) -> str:
+    def _log_url(self, api: str, job_id: str) -> str:
         quote = urllib.parse.quote
-        path = JOB_LOG_PATH.format(api=quote(api.strip("/"), safe=""), job_id=quote(job_id, safe=""))
-        return self.base + path + ("?follow=true" if follow else "")
+        return self.base + JOB_LOG_PATH.format(api=quote(api.strip("/"), safe=""), job_id=quote(job_id, safe=""))
 
     def wait(
         self,

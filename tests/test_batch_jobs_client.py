@@ -285,3 +285,13 @@ def test_status_section_shows_jobs_in_progress_else_latest(endpoint):
     assert text.splitlines()[1].split() == ["batcher", running, "running", "1", "0", "4", "5"]
     assert collect_batch_jobs(endpoint.url, api="other") == []
     assert collect_batch_jobs("127.0.0.1:1") == []  # no endpoint: no section, no error
+
+
+def test_follow_log_prints_new_text_until_the_job_ends(endpoint):
+    jobs = JobApi(endpoint.url)
+    job_id = jobs.submit("batcher", {"workers": 1, "item_list": {"items": [1, 2], "batch_size": 1}})["job_id"]
+    chunks = list(jobs.follow_log("batcher", job_id, poll_s=0.01))
+    assert "".join(chunks) == f"{job_id}: batch 0 succeeded\n{job_id}: ended\n"  # printed once, not per poll
+    assert jobs.get("batcher", job_id)["job_status"]["status"] == "status_succeeded"
+    result = CliRunner().invoke(cli, ["job", "logs", "batcher", job_id, "--follow", "--cortex-url", endpoint.url])
+    assert result.exit_code == 0 and result.output.endswith(f"{job_id}: ended\n")
