@@ -140,8 +140,9 @@ def main():
     results = {"uptime_before": uptime(), "batch_size": args.batch_size, "batches": args.batches, "runs": []}
     print(f"load before: {results['uptime_before']}")
     http, grpc, metrics, cortex = harness.free_ports(4)
-    cmd = [sys.executable, "-m", "tritonize.cli", "serve", repo, "--http-port", str(http), "--grpc-port", str(grpc),
-           "--metrics-port", str(metrics), "--cortex-port", str(cortex), "--job-store", os.path.join(work, "jobs")]  # fmt: skip
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
+    cmd = [sys.executable, "-m", "tritonize.cli", "serve", repo, *ports, "--cortex-port", str(cortex),
+           "--job-store", os.path.join(work, "jobs")]  # fmt: skip
     with harness.process(cmd, f"http://127.0.0.1:{cortex}/_tritonize/ready", log_name="batch"):
         client = Client(f"127.0.0.1:{http}", cortex_url=f"127.0.0.1:{cortex}", timeout_s=120)
         for workers in args.workers:
