@@ -2,6 +2,7 @@
 (tests/fake_job_endpoint.py); the same paths on real Triton: tests/test_e2e_batch_surfaces.py."""
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -295,3 +296,13 @@ def test_follow_log_prints_new_text_until_the_job_ends(endpoint):
     assert jobs.get("batcher", job_id)["job_status"]["status"] == "status_succeeded"
     result = CliRunner().invoke(cli, ["job", "logs", "batcher", job_id, "--follow", "--cortex-url", endpoint.url])
     assert result.exit_code == 0 and result.output.endswith(f"{job_id}: ended\n")
+
+
+def test_readme_batch_curl_is_the_line_the_batch_page_runs():
+    """README's batch line is not run there (no BatchAPI is served in its flow): docs/batch.md runs it."""
+    from doc_blocks import ROOT, blocks
+
+    readme = [b for b in blocks(os.path.join(ROOT, "README.md")) if "sentiment-batch" in b.code]
+    assert len(readme) == 1 and readme[0].not_run
+    page = [b.code for b in blocks(os.path.join(ROOT, "docs", "batch.md")) if b.runs]
+    assert any(readme[0].code.strip() in code.splitlines() for code in page)
