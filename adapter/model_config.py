@@ -9,7 +9,14 @@ from tritonclient.grpc import model_config_pb2
 
 from tritonize.adapter.batching import triton_max_batch_size
 from tritonize.adapter.instances import has_single_instance, instance_group_dicts
-from tritonize.adapter.runtime.constants import CONTENT_TYPE_OUTPUT_NAME, INPUT_NAME, OUTPUT_NAME, STATUS_OUTPUT_NAME
+from tritonize.adapter.runtime.constants import (
+    BATCH_INPUT_NAME,
+    BATCH_OUTPUT_NAME,
+    CONTENT_TYPE_OUTPUT_NAME,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    STATUS_OUTPUT_NAME,
+)
 from tritonize.adapter.runtime.tensors import NUMPY_TO_TRITON
 from tritonize.errors import BuildError
 
@@ -47,8 +54,24 @@ def dynamic_batching_dict(batching):
     return config
 
 
+def batch_model_config_dict(api):
+    """A BatchAPI's model: one batch (JSON text) per request, no batching by Triton; one instance here,
+    each job loads it with its own workers (adapter/runtime/repository_model.batch_load_config)."""
+    body = {"dataType": "TYPE_STRING", "dims": ["1"]}
+    return {
+        "name": api.name,
+        "backend": "python",
+        "maxBatchSize": 0,
+        "input": [{"name": BATCH_INPUT_NAME, **body}],
+        "output": [{"name": BATCH_OUTPUT_NAME, **body}],
+        "instanceGroup": instance_group_dicts(api),
+    }
+
+
 def model_config_dict(api):
     """The Triton model configuration for one API, as protobuf-JSON."""
+    if api.batch:
+        return batch_model_config_dict(api)
     inputs, outputs = _io(api)
     return {
         "name": api.name,
@@ -81,3 +104,8 @@ def parse_pbtxt(text):
 
 def render_config(api):
     return to_pbtxt(to_model_config(model_config_dict(api)))
+
+
+def batch_config_json(api):
+    """The same ModelConfig as config.pbtxt, as the JSON a job's load passes to Triton (proto field names)."""
+    return json_format.MessageToDict(to_model_config(model_config_dict(api)), preserving_proto_field_name=True)

@@ -6,7 +6,7 @@ import tempfile
 from importlib import resources
 
 from tritonize.adapter import runtime
-from tritonize.adapter.model_config import render_config
+from tritonize.adapter.model_config import batch_config_json, render_config
 from tritonize.adapter.project_env import api_environment
 from tritonize.adapter.project_files import copy_project, excluded_predictor_warning
 from tritonize.adapter.runtime.constants import PROJECT_DIR, RUNTIME_PACKAGE
@@ -18,6 +18,7 @@ from tritonize.adapter.runtime.repository_model import (
     has_marker,
     unlisted_entries,
     write_api_settings,
+    write_batch_model_config,
     write_marker,
 )
 from tritonize.adapter.signature import check_predictor_source, predict_is_generator
@@ -37,11 +38,19 @@ def check_api_sources(apis):
             raise PredictorSourceError(f"{path}: {exc.strerror}") from None
         except UnicodeDecodeError:
             raise PredictorSourceError(f"{path}: not UTF-8 text") from None
-        check_predictor_source(source, path, api.class_name, models_configured=api.models is not None)
+        check_predictor_source(source, path, api.class_name, models_configured=api.models is not None, batch=api.batch)
         excluded = excluded_predictor_warning(api.name, api.project_dir, api.predictor_path)
         if excluded:
             api.warnings.append(excluded)
-        resolve_streaming(api, predict_is_generator(source, api.class_name), NOT_NEEDED[THREADS_KEY])
+        generator = predict_is_generator(source, api.class_name)
+        if api.batch:
+            if generator:
+                raise PredictorSourceError(
+                    f"{path}: {api.class_name}.predict yields: a BatchAPI's predict() writes its results "
+                    "(to files, S3, a database) and returns; nothing streams back to a job"
+                )
+        else:
+            resolve_streaming(api, generator, NOT_NEEDED[THREADS_KEY])
         for entry in api.python_path:
             if not os.path.isdir(os.path.join(api.project_dir, entry)):
                 api.warnings.append(f"{api.name}: python_path {entry!r} is not a directory")
@@ -66,7 +75,9 @@ def api_settings(api):
         stream=bool(api.streaming),
         stream_threads=stream_threads(api),
         endpoint=api.endpoint or None,
-        request_timeout_s=api.request_timeout_s,
+        # A BatchAPI's batch may run long: no time limit unless its spec sets one (serve's default is for requests).
+        request_timeout_s=0 if api.batch and api.request_timeout_s is None else api.request_timeout_s,
+        kind=api.api_kind,
     )
 
 
@@ -76,6 +87,8 @@ def _write_model(api, repo_dir, exclude):
     os.makedirs(version_dir)
     with open(os.path.join(model_dir, CONFIG_FILE), "w", encoding="utf-8") as f:
         f.write(render_config(api))
+    if api.batch:  # what each job loads the model with (repository_model.batch_load_config)
+        write_batch_model_config(model_dir, batch_config_json(api))
     template = resources.files("tritonize.model_repository_template").joinpath("model.py")
     with open(os.path.join(version_dir, "model.py"), "w", encoding="utf-8") as f:
         f.write(template.read_text(encoding="utf-8"))

@@ -2,7 +2,13 @@
 
 import ast
 
-from tritonize.adapter.runtime.constants import INIT_ARGS, POST_PREDICT_ARGS, PREDICT_ARGS
+from tritonize.adapter.runtime.constants import (
+    BATCH_INIT_ARGS,
+    BATCH_PREDICT_ARGS,
+    INIT_ARGS,
+    POST_PREDICT_ARGS,
+    PREDICT_ARGS,
+)
 from tritonize.errors import PredictorSourceError
 
 # Given to __init__ only when the spec configures models (predictor.multi_model_reloading).
@@ -10,10 +16,13 @@ MODELS_INIT_ARG = "python_client"
 LOAD_MODEL_ARGS = ["model_path"]
 # Cortex injected these into __init__ for features tritonize does not have (yet).
 UNSUPPORTED_INIT_ARGS = {
-    "job_spec": "batch jobs (job_spec)",
     "tensorflow_client": "TensorFlow serving (tensorflow_client)",
     "onnx_client": "ONNX predictors (onnx_client)",
 }
+# Arguments only one kind of API gets: named on the other kind (without a default), a build error saying so.
+BATCH_ONLY = {"job_spec": "__init__", "batch_id": "predict"}
+REALTIME_ONLY = {"python_client": "__init__", "query_params": "predict", "headers": "predict"}
+BATCH_HINT = "set `kind: BatchAPI` in cortex.yaml (or build the file with --api-kind BatchAPI)"
 
 
 def _method_args(func, where):
@@ -76,18 +85,79 @@ def _check_models_methods(cls, methods, filename, class_name):
         raise PredictorSourceError(f"{where}: expected load_model(self, model_path)")
 
 
-def _passed(name, models_configured):
-    """Whether the runtime gives __init__ this argument (adapter/runtime/predictor.py); names Cortex never
-    injected count as passed (an unknown argument stays an error, default or not)."""
+def _passed(name, models_configured, batch=False):
+    """Whether the runtime gives __init__ or predict() this argument (adapter/runtime/predictor.py); names
+    Cortex never injected count as passed (an unknown argument stays an error, default or not)."""
     if name == MODELS_INIT_ARG:
-        return models_configured
+        return models_configured and not batch
+    if name in BATCH_ONLY:
+        return batch
+    if name in REALTIME_ONLY:
+        return not batch
     return name not in UNSUPPORTED_INIT_ARGS
 
 
-def check_predictor_source(source, filename, class_name="PythonPredictor", models_configured=False):
+def _check_kind(names, method, batch, where):
+    """An argument of the other kind of API (job_spec, batch_id on a RealtimeAPI; query_params, headers,
+    python_client on a BatchAPI): a clear error naming the kind."""
+    for name in names:
+        if not batch and BATCH_ONLY.get(name) == method:
+            raise PredictorSourceError(
+                f"{where}: argument {name!r} is given to BatchAPI predictors only (Cortex passed it to batch jobs); "
+                f"{BATCH_HINT}, or remove it"
+            )
+        if batch and REALTIME_ONLY.get(name) == method:
+            allowed = ", ".join(BATCH_INIT_ARGS if method == "__init__" else BATCH_PREDICT_ARGS)
+            raise PredictorSourceError(
+                f"{where}: argument {name!r} is given to RealtimeAPI predictors only; a BatchAPI's {method} "
+                f"takes {allowed} (any subset, any order)"
+            )
+
+
+def check_on_job_complete(methods, filename, class_name, batch):
+    """A BatchAPI's optional on_job_complete(self), called once after the job's last batch."""
+    method = methods.get("on_job_complete")
+    if method is None or not batch:
+        return
+    where = f"{filename}:{method.lineno}: {class_name}.on_job_complete"
+    if isinstance(method, ast.AsyncFunctionDef):
+        raise PredictorSourceError(f"{where}: async def is not supported; use def")
+    if [n for n in _method_args(method, where) if n not in _with_defaults(method)]:
+        raise PredictorSourceError(f"{where}: expected on_job_complete(self) (Cortex passed no arguments)")
+
+
+def _batch_markers(init, predict):
+    """Why a predictor file reads as a BatchAPI's: the batch-only arguments it names without a default."""
+    found = []
+    for method, func in (("__init__", init), ("predict", predict)):
+        if func is None:
+            continue
+        try:
+            names = _method_args(func, method)
+        except PredictorSourceError:
+            continue
+        defaulted = _with_defaults(func)
+        found += [f"{method}() takes {n}" for n in names if BATCH_ONLY.get(n) == method and n not in defaulted]
+    return found
+
+
+def batch_markers(source, class_name="PythonPredictor"):
+    """["predict() takes batch_id", ...]: why `tritonize build predictor.py` builds a BatchAPI ([]: a
+    RealtimeAPI). The source must parse; a class it lacks has none."""
+    tree = ast.parse(source)
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name), None)
+    if cls is None:
+        return []
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    return _batch_markers(methods.get("__init__"), methods.get("predict"))
+
+
+def check_predictor_source(source, filename, class_name="PythonPredictor", models_configured=False, batch=False):
     """Return the argument names of predict(); raise PredictorSourceError if unusable.
 
     models_configured: the spec has predictor.multi_model_reloading (python_client, load_model).
+    batch: a BatchAPI's predictor: __init__(config, job_spec, metrics_client), predict(payload, batch_id),
+    optional on_job_complete(self).
     """
     try:
         tree = ast.parse(source, filename=filename)
@@ -108,14 +178,18 @@ def check_predictor_source(source, filename, class_name="PythonPredictor", model
         # Cortex passed its optional arguments only when it had them: one with a default is fine when tritonize
         # would not pass it (the default applies), e.g. __init__(self, config, python_client=None) without models.
         defaulted = _with_defaults(init)
-        names = [n for n in names if n not in defaulted or _passed(n, models_configured)]
+        names = [n for n in names if n not in defaulted or _passed(n, models_configured, batch)]
         for name in names:
             if name in UNSUPPORTED_INIT_ARGS:
                 raise PredictorSourceError(
                     f"{where}: argument {name!r} is not supported yet: tritonize has no {UNSUPPORTED_INIT_ARGS[name]}"
                 )
-        _check_python_client(names, models_configured, where)
-        _check_names(names, list(INIT_ARGS), where)  # python_client without models: refused above
+        _check_kind(names, "__init__", batch, where)
+        if batch:
+            _check_names(names, list(BATCH_INIT_ARGS), where)
+        else:
+            _check_python_client(names, models_configured, where)
+            _check_names(names, list(INIT_ARGS), where)  # python_client without models: refused above
     if models_configured:
         _check_models_methods(cls, methods, filename, class_name)
     predict = methods.get("predict")
@@ -127,7 +201,13 @@ def check_predictor_source(source, filename, class_name="PythonPredictor", model
         raise PredictorSourceError(f"{filename}:{predict.lineno}: async def predict is not supported; use def")
     where = f"{filename}:{predict.lineno}: {class_name}.predict"
     predict_args = _method_args(predict, where)
-    _check_names(predict_args, PREDICT_ARGS, where)
+    defaulted = _with_defaults(predict)
+    _check_kind([n for n in predict_args if n not in defaulted], "predict", batch, where)
+    allowed = BATCH_PREDICT_ARGS if batch else PREDICT_ARGS
+    # An argument of the other kind with a default is never passed: its default applies.
+    kind_specific = {**BATCH_ONLY, **REALTIME_ONLY}
+    _check_names([n for n in predict_args if n not in defaulted or n not in kind_specific], allowed, where)
+    check_on_job_complete(methods, filename, class_name, batch)
     post = methods.get("post_predict")
     if post is not None:
         where = f"{filename}:{post.lineno}: {class_name}.post_predict"

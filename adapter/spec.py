@@ -15,8 +15,8 @@ from tritonize.adapter.batching import Batching, parse_batching
 from tritonize.adapter.cortex_mappings import apply_cortex_mappings
 from tritonize.adapter.instances import parse_api_instances, parse_gpu_count
 from tritonize.adapter.models_spec import parse_models, parse_poll_interval
-from tritonize.adapter.runtime.constants import REQUEST_TIMEOUT_KEY
-from tritonize.adapter.spec_schema import KINDS, ignored_fields, validate_api
+from tritonize.adapter.runtime.constants import BATCH_API, REALTIME_API, REQUEST_TIMEOUT_KEY
+from tritonize.adapter.spec_schema import KINDS, BatchApi, RealtimeApi, ignored_fields, validate_api
 from tritonize.adapter.spec_values import (
     check_model_name,
     check_path_text,
@@ -53,8 +53,6 @@ DEFAULT_DEPENDENCIES = {"pip": "requirements.txt", "conda": "conda-packages.txt"
 REALTIME_KINDS = {"RealtimeAPI", "api"}
 # What to do instead, for each kind and predictor type tritonize refuses (Cortex's names).
 REFUSED_KINDS = {
-    "BatchAPI": "is not supported: tritonize serves realtime APIs; deploy the predictor as a RealtimeAPI "
-    "and send it the job's items as requests (predictor.server_side_batching hands predict() several at once)",
     "TaskAPI": "is not supported: a TaskAPI runs a job once, not a server; run its script directly "
     "(or as a Kubernetes Job)",
     "AsyncAPI": "is not supported: deploy the predictor as a RealtimeAPI (the same PythonPredictor) and queue "
@@ -111,6 +109,14 @@ class ApiSpec:
     endpoint: str | None = None
     # tritonize.request_timeout in seconds (adapter/runtime/request_timeout.py); None: serve's default, 0: none.
     request_timeout_s: float | None = None
+    # Cortex's kind: RealtimeAPI, or BatchAPI (a model loaded for each job; adapter/runtime/batch.py).
+    api_kind: str = REALTIME_API
+    # Why `tritonize build predictor.py` built a BatchAPI ("predict() takes batch_id"), for the build output.
+    batch_reason: str | None = None
+
+    @property
+    def batch(self):
+        return self.api_kind == BATCH_API
 
 
 def parse_endpoint(networking, where):
@@ -200,10 +206,10 @@ def _parse_entry(entry, location, project_dir, class_name):
         return parse_traffic_splitter(entry, location), []
     if kind in REFUSED_KINDS:
         return None, [f"{where}.kind: {kind} {REFUSED_KINDS[kind]}"]
-    if kind not in REALTIME_KINDS:
+    if kind not in REALTIME_KINDS and kind != BATCH_API:
         close = difflib.get_close_matches(str(kind), list(KINDS), n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        return None, [f"{where}.kind: unknown kind {kind!r} (expected RealtimeAPI){hint}"]
+        return None, [f"{where}.kind: unknown kind {kind!r} (expected RealtimeAPI or BatchAPI){hint}"]
     predictor = entry.get("predictor")
     ptype = predictor.get("type") if isinstance(predictor, dict) else None
     if isinstance(ptype, str) and ptype in REFUSED_PREDICTOR_TYPES:
@@ -213,17 +219,20 @@ def _parse_entry(entry, location, project_dir, class_name):
         ]
     if isinstance(ptype, str) and ptype != "python":
         return None, [f"{where}.predictor.type: {ptype!r} predictors are not supported (only 'python')"]
-    errors = validate_api(entry, where)
+    model = BatchApi if kind == BATCH_API else RealtimeApi
+    errors = validate_api(entry, where, model)
     if errors:
         return None, errors
     warnings = []
+    if kind == BATCH_API:  # no older spellings: BatchAPI came with v0.19's kinds
+        return _parse_api(entry, where, project_dir, class_name, warnings, model), []
     entry = apply_cortex_mappings(entry, where, warnings)
     return _parse_api(entry, where, project_dir, class_name, warnings), []
 
 
-def _parse_api(entry, where, project_dir, class_name, warnings):
-    """A schema-valid RealtimeAPI entry in today's spelling -> ApiSpec (the checks that need several values
-    or the project's files)."""
+def _parse_api(entry, where, project_dir, class_name, warnings, model=RealtimeApi):
+    """A schema-valid RealtimeAPI (or BatchAPI) entry in today's spelling -> ApiSpec (the checks that need
+    several values or the project's files)."""
     name = entry["name"]
     predictor = entry["predictor"]
     config = predictor.get("config") or {}
@@ -231,7 +240,7 @@ def _parse_api(entry, where, project_dir, class_name, warnings):
     if isinstance(python_path, str):
         python_path = [python_path]
     env = predictor.get("env") or {}
-    for path, why in ignored_fields(entry):
+    for path, why in ignored_fields(entry, model):
         warnings.append(f"{name}: ignored: {path} ({why})")
     api = ApiSpec(
         name=name,
@@ -245,6 +254,8 @@ def _parse_api(entry, where, project_dir, class_name, warnings):
         tensors=parse_tensors(predictor.get("tensors"), f"{where}.predictor.tensors"),
         warnings=warnings,
     )
+    if model is BatchApi:
+        api.api_kind = BATCH_API
     api.endpoint = parse_endpoint(entry.get("networking"), f"{where}.networking")
     api.warnings.extend(parse_api_instances(api, entry, predictor, where))
     api.stream, api.stream_threads = parse_streaming(entry, predictor, where)

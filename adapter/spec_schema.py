@@ -384,12 +384,109 @@ class TrafficSplitter(Section):
     networking: SplitterNetworking | None = used("the splitter's extra path", "v0.19-v0.33")
 
 
+# ---- BatchAPI (Cortex v0.19-v0.33): the python predictor's fields, with Cortex's rules -------------
+
+BATCH_VERSIONS = "v0.19-v0.33"
+ONE_PER_WORKER = (
+    "a BatchAPI runs one process with one thread per worker (Cortex's rule); a job's `workers` sets how many "
+    "run at once"
+)
+
+
+def _only_one(value, where):
+    if parse_instances(value, where) != 1:
+        raise SpecError(f"{where}: must be 1: {ONE_PER_WORKER}")
+
+
+OnePerWorker = _grammar(_only_one, {"anyOf": [{"const": 1}, {"const": "1"}]})
+
+
+def _refused_section(why):
+    return _grammar(_refuse(why), {"not": {}, "description": f"refused: {why}"})
+
+
+BATCH_NO_BATCHING = (
+    "a BatchAPI's predict() already gets a whole batch (the job's batch_size); Cortex had no "
+    "server_side_batching for python BatchAPIs"
+)
+BATCH_NO_AUTOSCALING = "a BatchAPI has no autoscaling: each job runs `workers` workers (Cortex's rule)"
+BATCH_NO_UPDATE_STRATEGY = "a BatchAPI has no rolling updates: each job loads the API's current build"
+BATCH_NO_MODELS = (
+    "Cortex's python BatchAPI had no models section: load the model in __init__ (config and job_spec say where)"
+)
+BATCH_NO_TENSORS = "a BatchAPI's requests are its job's batches (JSON lists), not typed tensors"
+BATCH_NO_STREAM = "a BatchAPI's predict() writes its results; nothing streams back"
+BATCH_NO_INSTANCES = "a BatchAPI's instances are the workers of each job (the job submission's `workers`)"
+NoBatching = _refused_section(BATCH_NO_BATCHING)
+NoModels = _refused_section(BATCH_NO_MODELS)
+NoTensors = _refused_section(BATCH_NO_TENSORS)
+NoInstances = _refused_section(BATCH_NO_INSTANCES)
+NoStream = _refused_section(BATCH_NO_STREAM)
+NoAutoscaling = _refused_section(BATCH_NO_AUTOSCALING)
+NoUpdateStrategy = _refused_section(BATCH_NO_UPDATE_STRATEGY)
+
+
+class BatchPredictor(Section):
+    type: PredictorType = used("'python' (tensorflow and onnx are refused with what to do instead)", BATCH_VERSIONS)
+    path: Path = used("the predictor's .py file, relative to the project", BATCH_VERSIONS, required=True)
+    config: Mapping = used(
+        "passed to __init__, merged with the job submission's config (the job's wins)", BATCH_VERSIONS
+    )
+    python_path: PythonPath = used("folder(s) put on sys.path", BATCH_VERSIONS)
+    env: Env = used("environment variables of each worker's process", BATCH_VERSIONS)
+    dependencies: Dependencies | None = used("files `tritonize docker build` installs", "v0.30-v0.33")
+    image: Str = ignored("the image is built by `tritonize docker build`", BATCH_VERSIONS)
+    log_level: Str = ignored("`tritonize serve --verbose` and the predictor's own logging apply", "v0.26-v0.33")
+    shm_size: Str = ignored(
+        "set `tritonize serve --docker --shm-size` (Triton's Python backend uses /dev/shm)", "v0.26-v0.33"
+    )
+    processes_per_replica: OnePerWorker = used(f"only 1: {ONE_PER_WORKER}", "-")
+    threads_per_process: OnePerWorker = used(f"only 1: {ONE_PER_WORKER}", "-")
+    server_side_batching: NoBatching = refused(BATCH_NO_BATCHING, BATCH_VERSIONS)
+    multi_model_reloading: NoModels = refused(BATCH_NO_MODELS, "-")
+    models: NoModels = refused(BATCH_NO_MODELS, "-")
+    tensors: NoTensors = refused(BATCH_NO_TENSORS, "-")
+
+
+class BatchNetworking(Section):
+    endpoint: Endpoint = used("a second URL path the Cortex endpoint takes jobs on", BATCH_VERSIONS)
+    api_gateway: Str = ignored("AWS API Gateway; put your own gateway or ingress in front", "v0.19-v0.25")
+
+
+class BatchCompute(Section):
+    cpu: Quantity = used("CPU request per worker (`tritonize deploy`)", BATCH_VERSIONS)
+    gpu: GpuCount = used("GPUs: each worker runs on GPUs 0..gpu-1", BATCH_VERSIONS)
+    mem: Quantity = used("memory request (`tritonize deploy`)", BATCH_VERSIONS)
+    inf: Any = ignored("AWS Inferentia chips; Triton here runs on CPUs and NVIDIA GPUs", BATCH_VERSIONS)
+
+
+class BatchTritonizeSettings(Section):
+    kind: Kind = tritonize_only("'cpu' or 'gpu' workers")
+    gpus: Gpus = tritonize_only("GPU ids like '0,1', a list, or 'all'")
+    request_timeout: Duration = tritonize_only("one batch's time limit, e.g. 10m (default: none)")
+    instances: NoInstances = refused(BATCH_NO_INSTANCES, "-")
+    stream: NoStream = refused(BATCH_NO_STREAM, "-")
+
+
+class BatchApi(Section):
+    """A BatchAPI entry: a Triton model loaded for each job with the job's config (adapter/runtime/batch.py)."""
+
+    name: ApiName = used("the API's name: its Triton model name and POST /<name> (jobs)", BATCH_VERSIONS, required=True)
+    kind: Literal["BatchAPI"] = used("BatchAPI", BATCH_VERSIONS, required=True)
+    predictor: BatchPredictor = used("the predictor", BATCH_VERSIONS, required=True)
+    networking: BatchNetworking | None = used("the Cortex endpoint's extra path", BATCH_VERSIONS)
+    compute: BatchCompute | None = used("resources per worker: GPUs decide the instance group", BATCH_VERSIONS)
+    tritonize: BatchTritonizeSettings | None = tritonize_only("tritonize's own settings for this API")
+    autoscaling: NoAutoscaling = refused(BATCH_NO_AUTOSCALING, BATCH_VERSIONS)
+    update_strategy: NoUpdateStrategy = refused(BATCH_NO_UPDATE_STRATEGY, BATCH_VERSIONS)
+
+
 # Every `kind:` Cortex had, with tritonize's answer (docs/migrating-from-cortex.md lists them).
 KINDS = {
     "RealtimeAPI": ("used", "v0.19-v0.33", "one Triton model per API"),
     "api": ("mapped", "v0.12", "read as RealtimeAPI"),
     "TrafficSplitter": ("used", "v0.19-v0.33", "served by the Cortex endpoint (POST /<splitter>)"),
-    "BatchAPI": ("refused", "v0.19-v0.33", "batch jobs"),
+    "BatchAPI": ("used", "v0.19-v0.33", "one Triton model per API, loaded for each job with its workers and config"),
     "TaskAPI": ("refused", "v0.27-v0.33", "one-off jobs"),
     "AsyncAPI": ("refused", "v0.32-v0.33", "queued requests answered later"),
     "deployment": ("refused", "v0.11 and earlier", "the deployment entry Cortex v0.12 dropped"),
@@ -516,8 +613,8 @@ def _present(value, parts):
 
 
 def cortex_json_schema():
-    """The JSON Schema of cortex.yaml: a list of APIs (or one), each a RealtimeAPI or a TrafficSplitter."""
-    entry = RealtimeApi | TrafficSplitter
+    """The JSON Schema of cortex.yaml: a list of APIs (or one), each a RealtimeAPI, a BatchAPI or a TrafficSplitter."""
+    entry = RealtimeApi | BatchApi | TrafficSplitter
     schema = TypeAdapter(Annotated[list[entry], Field(min_length=1)] | entry).json_schema()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",

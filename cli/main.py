@@ -59,6 +59,13 @@ def cli():
 )
 @click.option("--instances", type=click.IntRange(1, 64), help="Instances (processes): per GPU on GPU, in all on CPU.")
 @click.option("--gpus", help="GPU ids, e.g. 0,1 (implies --kind gpu), or 'all'.")
+@click.option(
+    "--api-kind",
+    type=click.Choice(["auto", "RealtimeAPI", "BatchAPI"]),
+    default="auto",
+    show_default=True,
+    help="A predictor file's API kind; auto: a BatchAPI if predict() takes batch_id or __init__ takes job_spec.",
+)
 def build(
     source,
     output,
@@ -74,6 +81,7 @@ def build(
     kind,
     instances,
     gpus,
+    api_kind,
 ):
     """Write a Triton model repository for SOURCE (predictor.py or cortex.yaml)."""
     from tritonize.adapter.build import build as build_repository
@@ -110,6 +118,7 @@ def build(
         kind=kind,
         instances=instances,
         gpus=parse_gpus(gpus, "--gpus"),
+        api_kind=api_kind,
     )
     for warning in result.warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)

@@ -125,6 +125,12 @@ def _docker_settings(use_docker, image, docker_gpus, shm_size, detach, container
     "runs longer is ended and reloaded. Default: none.",
 )
 @click.option(
+    "--job-store",
+    type=click.Path(file_okay=False),
+    help="Folder of the BatchAPI jobs (their state, logs and dead letters; kept across restarts). "
+    "Default: $TRITONIZE_JOB_STORE, else a folder under ~/.cache/tritonize/jobs/ for this repository.",
+)
+@click.option(
     "--watch",
     "watch_source",
     metavar="SOURCE",
@@ -155,6 +161,7 @@ def serve(
     cortex_port,
     no_cortex,
     request_timeout,
+    job_store,
     watch_source,
     **docker_settings,
 ):
@@ -180,6 +187,7 @@ def serve(
         debug_errors=debug_errors,
         cortex_port=None if no_cortex else cortex_port,
         request_timeout_s=parse_timeout(request_timeout, "--request-timeout"),
+        job_store=job_store,
     )
     if verbose:
         options.extra_args.append("--log-info=true")

@@ -61,14 +61,26 @@ def main(argv=None):
     parser.add_argument(
         "--workers", type=int, default=0, help=f"processes sharing the listening socket (default: {default_workers()})"
     )
+    parser.add_argument(
+        "--job-store",
+        default=None,
+        help="the BatchAPI job store folder (default: $TRITONIZE_JOB_STORE, else one under ~/.cache/tritonize/jobs)",
+    )
+    parser.add_argument(
+        "--admin-token-stdin",
+        action="store_true",
+        help="read Triton's admin token from the first line of stdin (a BatchAPI's jobs load its model)",
+    )
     args = parser.parse_args(argv)
+    # Never in argv or the environment: predictors running as the same user can read /proc/<pid>/environ.
+    admin_token = (sys.stdin.readline().strip() or None) if args.admin_token_stdin else None
 
     from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, REQUEST_TIMEOUT_ENV
     from tritonize.errors import TritonizeError
 
-    from .routes import load_routes
+    from .routes import batch_apis, load_routes
 
-    os.environ.pop(ADMIN_TOKEN_ENV, None)  # the endpoint needs no admin rights: nothing it starts gets them
+    os.environ.pop(ADMIN_TOKEN_ENV, None)  # admin rights only for BatchAPI jobs, from stdin, never inherited
     try:
         environ = {REQUEST_TIMEOUT_ENV: str(args.request_timeout)} if args.request_timeout > 0 else os.environ
         routes = load_routes(args.repository, environ)
@@ -80,6 +92,11 @@ def main(argv=None):
     except OSError as exc:
         print(f"tritonize front: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
+    jobs = None
+    if batch_apis(routes):
+        from tritonize.batch.store import default_store
+
+        jobs = (args.job_store or default_store(args.repository, os.environ), admin_token)
     if args.parent_pid:
         _die_with_parent()
     children = []
@@ -87,11 +104,12 @@ def main(argv=None):
         pid = os.fork()
         if pid == 0:
             _die_with_parent()
-            run(args, routes, sock, os.getppid())  # a worker lives as long as the first process
+            run(args, routes, sock, os.getppid(), jobs=jobs)  # a worker lives as long as the first process
             os._exit(0)
         children.append(pid)
     # SIGTERM reaches the workers at once (they drain beside this process), not after this one drained.
-    run(args, routes, sock, args.parent_pid, on_stop=lambda: _signal(children, signal.SIGTERM))
+    # The first process alone runs the jobs (batch/manager.py's JobEngine); every process answers their routes.
+    run(args, routes, sock, args.parent_pid, on_stop=lambda: _signal(children, signal.SIGTERM), jobs=jobs, engine=True)
     for pid in children:
         _signal([pid], signal.SIGTERM)
         try:
@@ -109,11 +127,21 @@ def _signal(pids, sig):
             pass
 
 
-def run(args, routes, sock, parent_pid, on_stop=None):
+def run(args, routes, sock, parent_pid, on_stop=None, jobs=None, engine=False):
     from . import server as http
     from .app import CORS, CortexFront
     from .streaming import GrpcStreamer
     from .upstream import TritonPool
+
+    job_routes = job_engine = None
+    if jobs is not None:
+        from .jobs import JobRoutes
+        from .routes import batch_apis
+
+        store_root, admin_token = jobs
+        job_routes = JobRoutes(store_root, batch_apis(routes))
+        if engine:
+            job_engine = _job_engine(args, store_root, batch_apis(routes), admin_token)
 
     async def serve():
         loop = asyncio.get_running_loop()
@@ -131,6 +159,7 @@ def run(args, routes, sock, parent_pid, on_stop=None):
             routes,
             TritonPool(args.triton_host, args.triton_http_port),
             GrpcStreamer(args.triton_host, args.triton_grpc_port),
+            jobs=job_routes,
         )
         server = http.HttpServer(
             front.handle,
@@ -142,6 +171,8 @@ def run(args, routes, sock, parent_pid, on_stop=None):
         )
         if parent_pid:
             loop.create_task(_watch_parent(parent_pid, stopping))
+        if job_engine is not None:
+            job_engine.start()
         try:
             await server.serve(
                 sock,
@@ -151,6 +182,8 @@ def run(args, routes, sock, parent_pid, on_stop=None):
                 on_drain=lambda: setattr(front, "draining", True),
             )
         finally:
+            if job_engine is not None:  # progress is on disk; in-flight batches run again after a restart
+                await loop.run_in_executor(None, job_engine.stop)
             await front.close()
 
     try:
@@ -159,6 +192,23 @@ def run(args, routes, sock, parent_pid, on_stop=None):
         asyncio.run(serve())
     else:
         uvloop.run(serve())
+
+
+def _job_engine(args, store_root, apis, admin_token):
+    import functools
+
+    from tritonize.adapter.runtime.repository_model import batch_load_config
+    from tritonize.batch.manager import JobEngine
+    from tritonize.batch.triton import TritonClient
+
+    def load_config(api, workers, job_spec):
+        return batch_load_config(args.repository, api, workers, job_spec)
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    client_factory = functools.partial(TritonClient, args.triton_host, args.triton_http_port, admin_token)
+    return JobEngine(store_root, apis, client_factory, load_config, log=log)
 
 
 async def _watch_parent(parent_pid, stopping):

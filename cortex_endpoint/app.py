@@ -105,10 +105,11 @@ def error_body(message):
 class CortexFront:
     """handle(connection, request): answers at once, or returns the coroutine that will (server.py)."""
 
-    def __init__(self, routes, pool, streamer=None):
+    def __init__(self, routes, pool, streamer=None, jobs=None):
         self.routes = {path.encode(): route for path, route in routes.items()}
         self.pool = pool
         self.streamer = streamer
+        self.jobs = jobs  # cortex_endpoint/jobs.py's JobRoutes when the repository has a BatchAPI
         self.draining = False  # set on SIGTERM: readiness says false while requests are still answered
 
     def handle(self, conn, request):
@@ -126,7 +127,13 @@ class CortexFront:
         if route is None:
             if path == READY_PATH and method in (b"GET", b"HEAD"):
                 return self._ready(conn, method == b"HEAD")
+            if self.jobs is not None and self.jobs.handles(path):
+                return self.jobs.handle_own(conn, request, path)
             return conn.respond(404, TEXT, b"not found: POST to /<api-name>")
+        if route.batch:
+            if self.jobs is None:
+                return conn.respond(503, JSON, b'{"error": "batch jobs are not enabled on this endpoint"}')
+            return self.jobs.handle_api(conn, request, route.api)
         if method == b"POST":
             if route.typed:
                 message = f"API {route.api!r} takes typed tensors: call /v2/models/{route.api}/infer on Triton's port"

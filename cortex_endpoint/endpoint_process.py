@@ -9,6 +9,7 @@ import sys
 import time
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV
+from tritonize.adapter.runtime.repository_model import RepositoryFormatError, read_repository_settings
 from tritonize.errors import ServeError
 
 START_TIMEOUT_S = 30.0
@@ -58,7 +59,17 @@ class CortexEndpointProcess:
             "--drain-notice",
             f"{opts.drain_notice_s or 0:g}",
             *(["--request-timeout", f"{opts.request_timeout_s:g}"] if opts.request_timeout_s else []),
+            *(["--job-store", opts.job_store] if opts.job_store else []),
+            *(["--admin-token-stdin"] if self.runs_jobs() else []),
         ]
+
+    def runs_jobs(self):
+        """The repository has a BatchAPI: the endpoint runs its jobs and gets the admin token (over stdin)."""
+        try:
+            settings = read_repository_settings(self.options.model_repository)
+        except (RepositoryFormatError, OSError):
+            return False  # the endpoint reports it when it starts
+        return any(api.batch for api in settings.apis.values())
 
     def stop_timeout_s(self):
         """How long stop() waits: the endpoint's drain notice and grace period, and a little more."""
@@ -75,7 +86,16 @@ class CortexEndpointProcess:
         # first process died without stopping them (a restart then finds the port free).
         # Never the admin token: predictors running as the same user can read /proc/<pid>/environ.
         env = {name: value for name, value in os.environ.items() if name != ADMIN_TOKEN_ENV}
-        self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, start_new_session=True, env=env)
+        command = self.command()
+        jobs = "--admin-token-stdin" in command
+        stdin = subprocess.PIPE if jobs else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, stdin=stdin, start_new_session=True, env=env)
+        if jobs:  # a BatchAPI's jobs load its model: the token goes over a pipe, never argv or environ
+            try:
+                self.process.stdin.write(((self.options.admin_token or "") + "\n").encode())
+                self.process.stdin.close()
+            except OSError:  # it died already: reported below
+                pass
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -27,6 +27,8 @@ class Route:
     # Its config declares the status output (a predictor's 2xx status other than 200): every API of a
     # repository this tritonize reads (format 2, adapter/runtime/repository_model.py) does.
     status_output: bool = True
+    # A BatchAPI: its paths take Cortex's job API (cortex_endpoint/jobs.py), not predictions.
+    batch: bool = False
 
 
 def load_routes(repository, environ=os.environ):
@@ -40,7 +42,13 @@ def load_routes(repository, environ=os.environ):
         raise ServeError(str(exc)) from None
     routes = {}
     for name, settings in sorted(apis.items()):
-        route = Route(name, streaming=settings.streaming, typed=settings.typed, timeout_s=settings.timeout_s(environ))
+        route = Route(
+            name,
+            streaming=settings.streaming,
+            typed=settings.typed,
+            timeout_s=settings.timeout_s(environ),
+            batch=settings.batch,
+        )
         for path in settings.paths:
             other = routes.get(path)
             if other is not None and other.api != name:
@@ -50,3 +58,8 @@ def load_routes(repository, environ=os.environ):
     splitters = marker.traffic_splitters if marker else ()
     routes.update(splitter_routes(splitters, routes))
     return routes
+
+
+def batch_apis(routes):
+    """The names of the BatchAPIs among the routes."""
+    return sorted({route.api for route in routes.values() if isinstance(route, Route) and route.batch})

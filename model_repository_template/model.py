@@ -42,7 +42,19 @@ class TritonPythonModel:
         self._content_types = {}  # content type -> its output tensor (see _content_type)
         self.Reply = Reply
         self.triton_code_for_status = triton_code_for_status
+        self.internal_reply = internal_reply
+        self._init_error_metric()
+        self.busy_since = None  # monotonic start of the running execute(), for the request timeout
+        self.streams = self.request_timeout = self.pipeline = None
         settings = read_api_settings(VERSION_DIR)
+        self.batch = None  # a BatchAPI's worker for its job (tritonize_runtime/batch.py)
+        if settings.batch:
+            from tritonize_runtime.batch import start_worker
+
+            self.batch = start_worker(VERSION_DIR, settings, args, device_config(settings, device))
+            # tritonize.request_timeout, if the spec sets one: one batch's limit (build's default for a BatchAPI: none).
+            self.request_timeout = self._start_request_timeout(settings, args.get("model_instance_name"))
+            return
         try:
             predictor = load_predictor(
                 os.path.join(VERSION_DIR, constants.PROJECT_DIR),
@@ -56,10 +68,7 @@ class TritonPythonModel:
             raise RuntimeError(f"tritonize: predictor for {self.model_name!r} failed to load: {exc}") from None
         max_body_bytes = int(os.environ.get(constants.MAX_BODY_ENV) or constants.DEFAULT_MAX_BODY_BYTES)
         self.pipeline = Pipeline(predictor, settings, ParameterRules(), max_body_bytes)
-        self.internal_reply = internal_reply
         self.streams = self._stream_executor(settings) if settings.streaming else None
-        self._init_error_metric()
-        self.busy_since = None  # monotonic start of the running execute(), for the request timeout
         self.request_timeout = self._start_request_timeout(settings, args.get("model_instance_name"))
         self.log.info(
             "%s: predictor ready (instance %s, device %s)", self.model_name, args.get("model_instance_name"), device
@@ -82,11 +91,30 @@ class TritonPythonModel:
         # Triton's dynamic batcher may hand several requests to one call; each gets its own response.
         self.busy_since = _monotonic()
         try:
+            if self.batch is not None:
+                return [self._batch_response(request) for request in requests]
             return self._execute(requests)
         except BaseException as exc:  # never let Triton fail the whole batch with a traceback
             return self._answer_each_failed(requests, exc)
         finally:
             self.busy_since = None
+
+    def _batch_response(self, request):
+        """One batch of a BatchAPI's job: its own answer, whatever the other requests of this call do."""
+        from tritonize_runtime.batch import OK_BODY, read_batch_request
+
+        try:
+            outcome = self.batch.run(
+                read_batch_request(request.parameters(), _input_array(request, self.constants.BATCH_INPUT_NAME))
+            )
+            if outcome.ok:
+                return pb_utils.InferenceResponse(
+                    output_tensors=[pb_utils.Tensor(self.constants.BATCH_OUTPUT_NAME, _one_item(OK_BODY))]
+                )
+            return self._error(outcome.status, outcome.message)
+        except BaseException as exc:
+            reply = self.internal_reply("a batch request failed", exc)
+            return self._error(reply.status, reply.message)
 
     def _start_request_timeout(self, settings, instance):
         from tritonize_runtime.request_timeout import RequestTimeout
@@ -132,6 +160,9 @@ class TritonPythonModel:
         pipeline = getattr(self, "pipeline", None)
         if pipeline is not None:
             pipeline.predictor.stop()  # queued post_predict calls, pending metrics
+        batch = getattr(self, "batch", None)
+        if batch is not None:
+            batch.stop()
         close_all()  # python_client: stop the pollers, remove S3 downloads (the stub runs no atexit)
 
     def _stream_executor(self, settings):
@@ -223,6 +254,12 @@ def _bytes_as_object(array):
             out = np.empty(array.size, dtype=np.object_)
             out[:] = [text.encode("utf-8") for text in array.reshape(-1).tolist()]
             return out.reshape(array.shape)
+    return array
+
+
+def _one_item(value):
+    array = np.empty((1,), dtype=np.object_)
+    array[0] = value
     return array
 
 

@@ -14,6 +14,7 @@ import subprocess
 import time
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, STATUS_DIR_ENV
+from tritonize.adapter.runtime.repository_model import startup_models
 from tritonize.errors import AdminError, ServeError
 from tritonize.host.argv import hide_from_argv
 from tritonize.server.admin import TritonAdmin
@@ -44,15 +45,6 @@ def die_with_parent():
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
-
-
-def repository_models(repository):
-    """The models a Triton repository holds: its folders with a config.pbtxt, sorted."""
-    try:
-        entries = os.listdir(repository)
-    except OSError:
-        return []
-    return sorted(e for e in entries if os.path.isfile(os.path.join(repository, e, "config.pbtxt")))
 
 
 class ManagedTritonServer(Launcher):
@@ -141,8 +133,10 @@ class ManagedTritonServer(Launcher):
             index = self.admin.index(timeout=5.0)
         except (AdminError, OSError):
             return None
-        states = {m["name"]: (m.get("state", ""), m.get("reason", "")) for m in index}
-        if not states or any(state in ("", "LOADING", "UNLOADING") for state, _ in states.values()):
+        # Only the models loaded at start: a BatchAPI's model is loaded by its jobs (and may never be).
+        wanted = set(self._api_names())
+        states = {m["name"]: (m.get("state", ""), m.get("reason", "")) for m in index if m["name"] in wanted}
+        if (wanted and not states) or any(state in ("", "LOADING", "UNLOADING") for state, _ in states.values()):
             return None
         return states
 
@@ -152,7 +146,7 @@ class ManagedTritonServer(Launcher):
             return
         reports = self.load_failures()
         self.failed_apis = {name: reports.get(name) or reason or "not loaded" for name, reason in failed.items()}
-        if len(failed) == len(states) or self.options.exit_on_error:
+        if (states and len(failed) == len(states)) or self.options.exit_on_error:
             raise ServeError(self.failure_report())
 
     def _start_watchdog(self):
@@ -196,7 +190,8 @@ class ManagedTritonServer(Launcher):
         return head + "\n" + "\n\n".join(parts)
 
     def _api_names(self):
-        return repository_models(self.options.model_repository)
+        """The models loaded at start (every one but the BatchAPIs)."""
+        return startup_models(self.options.model_repository)
 
     def kill(self):
         """Stop now: SIGKILL to tritonserver and its stubs (stop() still cleans up)."""

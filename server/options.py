@@ -18,6 +18,7 @@ from tritonize.adapter.runtime.constants import (
     SENSITIVE_HEADERS_ENV,
 )
 from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
+from tritonize.adapter.runtime.repository_model import model_names, startup_models
 from tritonize.errors import ServeError
 
 # Readiness watchers (Kubernetes endpoints, nginx health checks) poll every second or two.
@@ -59,6 +60,9 @@ class ServerOptions:
     cortex_port: int = DEFAULT_CORTEX_PORT
     # serve --request-timeout: seconds, for the APIs whose spec sets no tritonize.request_timeout; None: none.
     request_timeout_s: float | None = None
+    # serve --job-store: where BatchAPI jobs are kept (batch/store.py); None: $TRITONIZE_JOB_STORE, else a
+    # folder under ~/.cache/tritonize/jobs/ keyed by the repository's path.
+    job_store: str | None = None
 
     def __post_init__(self):
         self.model_repository = os.path.abspath(self.model_repository)
@@ -123,9 +127,22 @@ def model_control_args(options):
     """Explicit model control, so the launcher can reload a model whose stub died (server/watchdog.py).
 
     Triton keeps serving the models that loaded when one fails; the launcher decides
-    whether that stops the server (options.exit_on_error).
+    whether that stops the server (options.exit_on_error). A BatchAPI's model is not loaded at
+    start: each job loads it with its own config (adapter/runtime/repository_model.batch_load_config).
     """
-    return ["--model-control-mode=explicit", "--load-model=*", "--exit-on-error=false"]
+    models = startup_models(options.model_repository)
+    if set(model_names_or_none(options.model_repository)) == set(models):
+        load = ["--load-model=*"]
+    else:
+        load = [f"--load-model={name}" for name in models]
+    return ["--model-control-mode=explicit", *load, "--exit-on-error=false"]
+
+
+def model_names_or_none(repository):
+    try:
+        return model_names(repository)
+    except OSError:
+        return []
 
 
 def runtime_environment(options):

@@ -48,7 +48,7 @@ EXPECTED = {
     ),
     "v0.19": ("builds", {"batcher": "1 CPU instance"}, []),
     "v0.20": ("refused", "[0] (iris-tf).predictor.type: 'tensorflow' predictors are not supported (only 'python'): "),
-    "v0.21": ("refused", "[0] (image-labeler).kind: BatchAPI is not supported: tritonize serves realtime APIs"),
+    "v0.21": ("builds", {"image-labeler": "BatchAPI: loaded for each job, one instance per worker (CPU)"}, []),
     "v0.22": ("builds", {"one-model": "1 CPU instance"}, ["predictor.model_path read as predictor.models.path"]),
     "v0.23": ("builds", {"two-models": "1 CPU instance"}, ["predictor.models.paths.model_path read as"]),
     "v0.24": ("builds", {"model-dir": "1 CPU instance"}, ["ignored: monitoring"]),

@@ -17,9 +17,12 @@ from tritonize.adapter.runtime.repository_model import (
     ApiSettings,
     PredictorSettings,
     RepositoryFormatError,
+    batch_load_config,
     read_api_settings,
+    read_batch_model_config,
     read_repository_settings,
     settings_path,
+    startup_models,
     write_api_settings,
 )
 from tritonize.adapter.spec import load_spec_file
@@ -221,3 +224,84 @@ def test_a_plain_triton_repository_is_not_deployable_as_tritonize(tmp_path):
 def test_settings_are_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         ApiSettings("a", PredictorSettings("p.py")).stream = True
+
+
+# ---- BatchAPIs: ApiSettings.kind, tritonize_batch_config.json, the job's load config ----------------
+
+BATCH_PREDICTOR = (
+    "class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n"
+    "    def predict(self, payload, batch_id): pass\n    def on_job_complete(self): pass\n"
+)
+MIXED_SPEC = """
+- name: realtime
+  kind: RealtimeAPI
+  predictor: {path: predictor.py}
+- name: offline
+  kind: BatchAPI
+  predictor: {type: python, path: batch.py, config: {bucket: s3://b/out}}
+  compute: {cpu: 1, mem: 2Gi}
+"""
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    project = tmp_path / "mixed"
+    project.mkdir()
+    (project / "predictor.py").write_text(PREDICTOR)
+    (project / "batch.py").write_text(BATCH_PREDICTOR)
+    (project / "cortex.yaml").write_text(MIXED_SPEC)
+    build(str(project / "cortex.yaml"), str(tmp_path / "mixed-repo"))
+    return str(tmp_path / "mixed-repo")
+
+
+def test_kind_round_trips_and_older_settings_read_as_realtime(tmp_path):
+    batch = ApiSettings("b", PredictorSettings("p.py"), kind="BatchAPI", request_timeout_s=0)
+    write_api_settings(str(tmp_path), batch)
+    assert read_api_settings(str(tmp_path)) == batch and read_api_settings(str(tmp_path)).batch
+    # A repository built before BatchAPIs (same format, no `kind`) reads as RealtimeAPIs: FORMAT_VERSION stays.
+    path = os.path.join(str(tmp_path), "tritonize_api.json")
+    with open(path) as f:
+        data = json.load(f)
+    del data["kind"]
+    with open(path, "w") as f:
+        json.dump(data, f)
+    settings = read_api_settings(str(tmp_path))
+    assert settings.kind == "RealtimeAPI" and not settings.batch and FORMAT_VERSION == 2
+    data["kind"] = "TaskAPI"
+    with open(path, "w") as f:
+        json.dump(data, f)
+    with pytest.raises(RepositoryFormatError, match="kind is 'TaskAPI'; rebuild it"):
+        read_api_settings(str(tmp_path))
+
+
+def test_a_mixed_spec_builds_one_repository_and_the_batch_config_is_config_pbtxt_as_json(mixed):
+    settings = read_repository_settings(mixed)
+    assert settings.names == ["offline", "realtime"]
+    assert settings.apis["offline"].kind == "BatchAPI" and settings.apis["realtime"].kind == "RealtimeAPI"
+    assert settings.batch_names == ["offline"] and settings.startup_names == ["realtime"]
+    assert startup_models(mixed) == ["realtime"]
+    # No request time limit for a batch unless the spec sets one.
+    assert settings.apis["offline"].timeout_s({"TRITONIZE_REQUEST_TIMEOUT_S": "30"}) is None
+    config = read_batch_model_config(mixed, "offline")
+    built = read_built_repository(mixed)
+    pbtxt = next(model for model in built.models if model.name == "offline").config
+    assert config_from_triton_json(config) == pbtxt  # the same ModelConfig, field for field
+    assert config["input"] == [{"name": "BATCH", "data_type": "TYPE_STRING", "dims": ["1"]}]
+    assert config["output"] == [{"name": "RESULT", "data_type": "TYPE_STRING", "dims": ["1"]}]
+    assert config["instance_group"] == [{"count": 1, "kind": "KIND_CPU"}]
+    assert "dynamic_batching" not in config and config.get("max_batch_size", 0) == 0
+    assert not os.path.exists(os.path.join(mixed, "realtime", "tritonize_batch_config.json"))
+
+
+def test_batch_load_config_is_the_contracts(mixed):
+    spec = {"job_id": "j1", "api_name": "offline", "kind": "BatchAPI", "workers": 3, "config": {"k": [1]}}
+    config = batch_load_config(mixed, "offline", 3, spec)
+    expected = read_batch_model_config(mixed, "offline")
+    expected["instance_group"][0]["count"] = 3
+    expected["parameters"] = {"tritonize_job_spec": {"string_value": json.dumps(spec)}}
+    assert config == expected
+    json.dumps(config)  # what the load's body carries
+    with pytest.raises(ValueError, match="workers"):
+        batch_load_config(mixed, "offline", 0, spec)
+    with pytest.raises(RepositoryFormatError, match="'realtime' is not a BatchAPI of this repository"):
+        read_batch_model_config(mixed, "realtime")

@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (predictor sources and messages are compared verbatim)
 import pytest
 
-from tritonize.adapter.signature import check_predictor_source
+from tritonize.adapter.signature import batch_markers, check_predictor_source
 from tritonize.errors import PredictorSourceError
 
 
@@ -9,7 +9,7 @@ def check(body, class_name="PythonPredictor"):
     return check_predictor_source(body, "p.py", class_name)
 
 
-@pytest.mark.parametrize("args", ["", "payload", "query_params, payload", "headers, batch_id, payload, query_params"])
+@pytest.mark.parametrize("args", ["", "payload", "query_params, payload", "headers, payload, query_params"])
 def test_any_subset_in_any_order(args):
     src = f"class PythonPredictor:\n    def __init__(self, config): pass\n    def predict(self{', ' if args else ''}{args}): pass\n"
     assert check(src) == [a.strip() for a in args.split(",") if a.strip()]
@@ -24,7 +24,7 @@ def test_other_class_name():
     [
         (
             "class PythonPredictor:\n    def predict(self, payload, body): pass\n",
-            "p.py:2: PythonPredictor.predict: unsupported argument 'body'; allowed: payload, query_params, headers, batch_id",
+            "p.py:2: PythonPredictor.predict: unsupported argument 'body'; allowed: payload, query_params, headers",
         ),
         (
             "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
@@ -32,7 +32,12 @@ def test_other_class_name():
         ),
         (
             "class PythonPredictor:\n    def __init__(self, config, job_spec): pass\n    def predict(self): pass\n",
-            "argument 'job_spec' is not supported yet",
+            "p.py:2: PythonPredictor.__init__: argument 'job_spec' is given to BatchAPI predictors only (Cortex passed it "
+            "to batch jobs); set `kind: BatchAPI` in cortex.yaml (or build the file with --api-kind BatchAPI), or remove it",
+        ),
+        (
+            "class PythonPredictor:\n    def predict(self, payload, batch_id): pass\n",
+            "p.py:2: PythonPredictor.predict: argument 'batch_id' is given to BatchAPI predictors only",
         ),
         (
             "class PythonPredictor:\n    def __init__(self, cfg): pass\n    def predict(self): pass\n",
@@ -115,3 +120,77 @@ def test_an_unknown_init_argument_stays_an_error_with_a_default():
 def test_python_client_with_a_default_is_passed_when_models_are_configured():
     src = "class PythonPredictor:\n    def __init__(self, config, python_client=None): pass\n    def load_model(self, model_path): pass\n    def predict(self): pass\n"
     assert check_predictor_source(src, "p.py", models_configured=True) == []
+
+
+# ---- BatchAPI predictors (Cortex v0.19-v0.33) ------------------------------------------------------
+
+
+def check_batch(body):
+    return check_predictor_source(body, "p.py", batch=True)
+
+
+@pytest.mark.parametrize("init", ["", "config", "job_spec", "job_spec, config", "config, metrics_client, job_spec"])
+@pytest.mark.parametrize("args", ["", "payload", "batch_id", "batch_id, payload"])
+def test_a_batch_predictor_takes_any_subset_in_any_order(init, args):
+    src = (
+        f"class PythonPredictor:\n    def __init__(self{', ' if init else ''}{init}): pass\n"
+        f"    def predict(self{', ' if args else ''}{args}): pass\n    def on_job_complete(self): pass\n"
+    )
+    assert check_batch(src) == [a.strip() for a in args.split(",") if a.strip()]
+
+
+@pytest.mark.parametrize(
+    "src, words",
+    [
+        (
+            "class PythonPredictor:\n    def predict(self, payload, headers): pass\n",
+            "p.py:2: PythonPredictor.predict: argument 'headers' is given to RealtimeAPI predictors only; a BatchAPI's "
+            "predict takes payload, batch_id (any subset, any order)",
+        ),
+        (
+            "class PythonPredictor:\n    def predict(self, query_params): pass\n",
+            "argument 'query_params' is given to RealtimeAPI predictors only",
+        ),
+        (
+            "class PythonPredictor:\n    def __init__(self, config, python_client): pass\n    def predict(self): pass\n",
+            "p.py:2: PythonPredictor.__init__: argument 'python_client' is given to RealtimeAPI predictors only; a "
+            "BatchAPI's __init__ takes config, metrics_client, job_spec",
+        ),
+        (
+            "class PythonPredictor:\n    def predict(self, payload): pass\n    def on_job_complete(self, results): pass\n",
+            "p.py:3: PythonPredictor.on_job_complete: expected on_job_complete(self) (Cortex passed no arguments)",
+        ),
+        (
+            "class PythonPredictor:\n    def predict(self, payload, body): pass\n",
+            "unsupported argument 'body'; allowed: payload, batch_id",
+        ),
+    ],
+)
+def test_a_batch_predictor_with_a_realtime_argument_is_refused_clearly(src, words):
+    with pytest.raises(PredictorSourceError) as err:
+        check_batch(src)
+    assert words in str(err.value)
+
+
+def test_an_argument_of_the_other_kind_with_a_default_is_accepted_and_never_passed():
+    realtime = "class PythonPredictor:\n    def __init__(self, config, job_spec=None): pass\n    def predict(self, payload, batch_id=None): pass\n"
+    assert check(realtime) == ["payload", "batch_id"]
+    batch = "class PythonPredictor:\n    def __init__(self, config, python_client=None): pass\n    def predict(self, payload, headers=None): pass\n"
+    assert check_batch(batch) == ["payload", "headers"]
+
+
+@pytest.mark.parametrize(
+    "src, markers",
+    [
+        ("class PythonPredictor:\n    def predict(self, payload): pass\n", []),
+        ("class PythonPredictor:\n    def predict(self, payload, batch_id): pass\n", ["predict() takes batch_id"]),
+        ("class PythonPredictor:\n    def predict(self, payload, batch_id=None): pass\n", []),
+        (
+            "class PythonPredictor:\n    def __init__(self, job_spec): pass\n    def predict(self, batch_id): pass\n",
+            ["__init__() takes job_spec", "predict() takes batch_id"],
+        ),
+        ("class Other:\n    def predict(self, batch_id): pass\n", []),
+    ],
+)
+def test_batch_markers_say_why_a_predictor_file_is_a_batch_api(src, markers):
+    assert batch_markers(src) == markers

@@ -63,8 +63,15 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
             "- name: a\n  predictor: {type: tensorflow, path: x}\n",
             "predictor.type: 'tensorflow' predictors are not supported",
         ),
-        ("- name: a\n  kind: BatchAPI\n  predictor: {path: predictor.py}\n", "kind: BatchAPI is not supported"),
-        ("- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n", "unknown kind 'Foo'"),
+        (
+            "- name: a\n  kind: BatchAPI\n"
+            "  predictor: {path: predictor.py, server_side_batching: {max_batch_size: 2}}\n",
+            "[0] (a).predictor.server_side_batching: a BatchAPI's predict() already gets a whole batch",
+        ),
+        (
+            "- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n",
+            "unknown kind 'Foo' (expected RealtimeAPI or BatchAPI)",
+        ),
         ("- name: 'bad name!'\n  predictor: {path: predictor.py}\n", "is not a valid API name"),
         ("- name: a\n  predictor: {type: python}\n", "predictor.path: required"),
         ("- name: a\n", "[0] (a).predictor: required"),

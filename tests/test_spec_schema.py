@@ -209,7 +209,10 @@ def test_ignored_fields_are_warned_once_with_why(tmp_path):
 @pytest.mark.parametrize(
     "text, words",
     [
-        ("- name: j\n  kind: BatchAPI\n  predictor: {path: predictor.py}\n", "[0] (j).kind: BatchAPI is not supported"),
+        (
+            "- name: j\n  kind: BatchAPI\n  predictor: {path: predictor.py, processes_per_replica: 2}\n",
+            "[0] (j).predictor.processes_per_replica: must be 1: a BatchAPI runs one process with one thread",
+        ),
         ("- name: t\n  kind: TaskAPI\n  definition: {path: task.py}\n", "[0] (t).kind: TaskAPI is not supported: a "),
         ("- name: q\n  kind: AsyncAPI\n  predictor: {path: p.py}\n", "[0] (q).kind: AsyncAPI is not supported: deploy"),
         ("- kind: deployment\n  name: d\n", "[0] (d).kind: deployment is the deployment entry of Cortex v0.11"),
@@ -339,7 +342,10 @@ def test_every_cortex_yaml_in_the_repository_agrees_with_the_json_schema(path):
         {"name": "a", "predictor": {"path": "p.py", "server_side_batching": {"batch_interval": "1s"}}},
         {"name": "a b", "predictor": {"path": "p.py"}},
         {"name": "a", "predictor": {"type": "onnx", "path": "p.py"}},
-        {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py"}},
+        {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py", "threads_per_process": 4}},
+        {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py"}, "autoscaling": {"min_replicas": 1}},
+        {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py", "multi_model_reloading": {"path": "s3://b"}}},
+        {"name": "a", "kind": "BatchAPI", "predictor": {"path": "p.py"}, "tritonize": {"instances": 2}},
         {
             "name": "a",
             "predictor": {"path": "p.py", "multi_model_reloading": {"path": "s3://b/m", "signature_key": "x"}},

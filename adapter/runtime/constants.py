@@ -19,13 +19,33 @@ CONTENT_TYPE_PARAMETER = "content_type"
 # names Triton reserves, such as `timeout`, survive); the Cortex endpoint (cortex_endpoint/) sends it.
 QUERY_PARAMETER = "tritonize_query"
 
+# Cortex's API kinds that are Triton models (ApiSettings.kind).
+REALTIME_API = "RealtimeAPI"
+BATCH_API = "BatchAPI"
+# A BatchAPI's wire contract (adapter/runtime/batch.py): one BYTES input holding the batch as JSON text
+# (a list of items; null for the completion call), one BYTES output {"ok": true}; the request parameters
+# naming the batch and asking for on_job_complete(); the model-config parameter holding the job's spec.
+BATCH_INPUT_NAME = "BATCH"
+BATCH_OUTPUT_NAME = "RESULT"
+BATCH_ID_PARAMETER = "batch_id"
+ON_JOB_COMPLETE_PARAMETER = "tritonize_on_job_complete"
+JOB_SPEC_PARAMETER = "tritonize_job_spec"
+# A predictor exception's message in the batch's error response (the job log shows it).
+BATCH_ERROR_FORMAT = "{method}() raised {type}: {message}"
+BATCH_ERROR_MESSAGE_CHARS = 500
+# Beside a BatchAPI's config.pbtxt: the same config as JSON, what a job loads the model with.
+BATCH_CONFIG_FILE = "tritonize_batch_config.json"
+
 # What a model version folder holds besides model.py.
 SETTINGS_FILE = "tritonize_api.json"
 PROJECT_DIR = "project"
 RUNTIME_PACKAGE = "tritonize_runtime"
 
 # The Cortex predictor contract: the arguments predict()/post_predict() may name, in this order.
-PREDICT_ARGS = ("payload", "query_params", "headers", "batch_id")
+PREDICT_ARGS = ("payload", "query_params", "headers")
+# ... a BatchAPI's predict() (payload: a list of items; batch_id: the batch's id), and its __init__.
+BATCH_PREDICT_ARGS = ("payload", "batch_id")
+BATCH_INIT_ARGS = ("config", "metrics_client", "job_spec")
 POST_PREDICT_ARGS = ("response", "payload", "query_params", "headers")
 
 # Environment variables set by `tritonize serve` for tritonserver, inherited by every stub.

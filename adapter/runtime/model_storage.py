@@ -72,14 +72,7 @@ class S3Storage:
     copies = True
 
     def __init__(self):
-        try:  # only s3:// models need boto3, from the predictor's own environment
-            boto3 = importlib.import_module("boto3")
-        except ImportError:
-            raise StorageError(
-                "s3:// model paths need boto3 in the predictor's Python environment (pip install boto3)"
-            ) from None
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+        self._client = s3_client("s3:// model paths need boto3 in the predictor's Python environment")
 
     def list(self, root):
         bucket, prefix = split_s3(root)
@@ -118,6 +111,16 @@ class S3Storage:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
         os.rename(partial, dest)
         return dest
+
+
+def s3_client(missing="s3:// paths need boto3 in this Python environment"):
+    """boto3's S3 client from the standard AWS variables (AWS_ENDPOINT_URL[_S3] too); boto3 imported here only."""
+    try:  # only s3:// locations need boto3, from this Python's environment
+        boto3 = importlib.import_module("boto3")
+    except ImportError:
+        raise StorageError(f"{missing} (pip install boto3)") from None
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL") or None
+    return boto3.session.Session().client("s3", endpoint_url=endpoint)
 
 
 def storage_for(path):

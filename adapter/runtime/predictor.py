@@ -8,7 +8,13 @@ import os
 import sys
 import traceback
 
-from .constants import POST_PREDICT_ARGS, POST_PREDICT_DRAIN_S, POST_PREDICT_DROPPED_METRIC, PREDICT_ARGS
+from .constants import (
+    BATCH_PREDICT_ARGS,
+    POST_PREDICT_ARGS,
+    POST_PREDICT_DRAIN_S,
+    POST_PREDICT_DROPPED_METRIC,
+    PREDICT_ARGS,
+)
 from .environment import python_path_entries
 from .errors import PredictorLoadError
 from .metrics import API_LABEL, COUNTER, MetricsClient, Recorder, metrics_sink
@@ -41,6 +47,7 @@ class LoadedPredictor:
         self._recorder = recorder
         self._dropped_labels = ((API_LABEL, api_name),)
         self._post_worker = PostPredictWorker(post, on_drop=self._count_drop) if callable(post) else None
+        self._batch_args = _argument_names(instance.predict, BATCH_PREDICT_ARGS)
 
     @property
     def wants_payload(self):
@@ -48,8 +55,13 @@ class LoadedPredictor:
 
     def predict(self, payload, query_params, headers):
         # Runs for every request: index a tuple instead of building dicts.
-        values = (payload, query_params, headers, None)
+        values = (payload, query_params, headers)
         return self._predict(**{name: values[i] for name, i in self._predict_indices})
+
+    def predict_batch(self, payload, batch_id):
+        """A BatchAPI's call: one batch of a job (a list of items) and its id, by argument name."""
+        values = {"payload": payload, "batch_id": batch_id}
+        return self._predict(**{name: values[name] for name in self._batch_args})
 
     def post_predict(self, response, payload, query_params, headers, nbytes=0):
         """Queue post_predict (if defined) for the background worker; never blocks, never raises.
@@ -110,8 +122,22 @@ def prepare_process(project_dir, settings):
         sys.path.insert(0, path)
 
 
-def load_predictor(project_dir, settings, extra_config=None, instance_name=None):
-    """Import the predictor class and construct it with its config."""
+def merge_config(config, override):
+    """`override` merged into `config` in place, nested mappings recursively, override's values winning
+    (Cortex's merge_dicts_in_place_overwrite: a job's config over the API's predictor.config)."""
+    for key, value in (override or {}).items():
+        if isinstance(config.get(key), dict) and isinstance(value, dict):
+            merge_config(config[key], value)
+        else:
+            config[key] = value
+    return config
+
+
+def load_predictor(project_dir, settings, extra_config=None, instance_name=None, job_spec=None):
+    """Import the predictor class and construct it with its config.
+
+    job_spec: a BatchAPI's job (adapter/runtime/batch.py): its config is merged over predictor.config and
+    __init__ may take it as `job_spec`, as Cortex's batch workers did."""
     predictor = settings.predictor
     prepare_process(project_dir, settings)
     _evict_foreign_modules(project_dir)
@@ -130,11 +156,15 @@ def load_predictor(project_dir, settings, extra_config=None, instance_name=None)
     if cls is None:
         raise PredictorLoadError(f"{predictor.path} defines no class {class_name!r}")
     config = copy.deepcopy(predictor.config)
+    if job_spec is not None and isinstance(job_spec.get("config"), dict):
+        merge_config(config, copy.deepcopy(job_spec["config"]))
     if extra_config:
         config.update(extra_config)
     recorder = Recorder(metrics_sink())
     api_name = settings.name
     available = {"config": config, "metrics_client": MetricsClient(api_name, recorder)}
+    if job_spec is not None:
+        available["job_spec"] = job_spec
     # python_client is added by construct_with_models when the spec configures models.
     kwargs = {name: available[name] for name in _argument_names(cls.__init__, available)}
     try:

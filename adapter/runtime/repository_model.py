@@ -15,10 +15,19 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, fields
 
-from .constants import DEFAULT_STREAM_THREADS, REQUEST_TIMEOUT_ENV, SETTINGS_FILE
+from .constants import (
+    BATCH_API,
+    BATCH_CONFIG_FILE,
+    DEFAULT_STREAM_THREADS,
+    JOB_SPEC_PARAMETER,
+    REALTIME_API,
+    REQUEST_TIMEOUT_ENV,
+    SETTINGS_FILE,
+)
 
 # Bump when what build writes changes meaning; readers refuse every other version.
 # 1: before the typed model (keys read with .get() and defaults spread over the readers).
+# 2 also reads every repository written before BatchAPIs existed: `kind` is absent there, i.e. RealtimeAPI.
 FORMAT_VERSION = 2
 MARKER_FILE = ".tritonize.json"
 CONFIG_FILE = "config.pbtxt"
@@ -49,6 +58,9 @@ class ApiSettings:
 
     name: str
     predictor: PredictorSettings
+    # Cortex's kind: "RealtimeAPI" (a model loaded at start, answering requests) or "BatchAPI" (a model
+    # loaded for each job, with the job's spec; adapter/runtime/batch.py).
+    kind: str = REALTIME_API
     # The predictor takes lists (Cortex's server_side_batching contract).
     predictor_batching: bool = False
     # predictor.tensors ({"inputs": [...], "outputs": [...]}) of a typed tensor API, or None: a body API.
@@ -68,6 +80,11 @@ class ApiSettings:
     @property
     def streaming(self):
         return self.stream
+
+    @property
+    def batch(self):
+        """A BatchAPI: never loaded at start; loaded for each job (batch_load_config)."""
+        return self.kind == BATCH_API
 
     @property
     def typed(self):
@@ -143,6 +160,7 @@ def _known(data, cls, where):
 
 _TYPES = {
     "name": str,
+    "kind": str,
     "predictor_batching": bool,
     "tensors": (dict, type(None)),
     "dependencies": dict,
@@ -152,10 +170,13 @@ _TYPES = {
     "endpoint": (str, type(None)),
     "request_timeout_s": (int, float, type(None)),
 }
+API_KINDS = (REALTIME_API, BATCH_API)
 _PREDICTOR_TYPES = {"path": str, "class_name": str, "config": dict, "python_path": list, "env": dict}
 
 
 def _check_types(settings, where):
+    if settings.kind not in API_KINDS:
+        raise RepositoryFormatError(f"{where}: kind is {settings.kind!r}; {REBUILD}")
     for owner, types, prefix in ((settings, _TYPES, ""), (settings.predictor, _PREDICTOR_TYPES, "predictor.")):
         for name, expected in types.items():
             value = getattr(owner, name)
@@ -315,6 +336,26 @@ def model_names(repository):
     )
 
 
+def startup_models(repository):
+    """The models serve and the image's supervisor load at start: every model but the BatchAPIs (a job loads
+    its BatchAPI's model with the job's config). A model whose settings cannot be read is loaded: its load
+    reports the problem."""
+    try:
+        names = model_names(repository)
+    except OSError:
+        return []
+    loaded = []
+    for name in names:
+        if os.path.isfile(settings_path(os.path.join(repository, name))):
+            try:
+                if read_api_settings(os.path.join(repository, name, VERSION_DIR)).batch:
+                    continue
+            except (OSError, RepositoryFormatError):
+                pass
+        loaded.append(name)
+    return loaded
+
+
 @dataclass(frozen=True)
 class RepositorySettings:
     """What tritonize wrote in a repository: the marker (None if none) and each API's settings.
@@ -329,8 +370,17 @@ class RepositorySettings:
 
     @property
     def names(self):
-        """Every model Triton loads from the repository, sorted."""
+        """Every model of the repository, sorted (BatchAPIs included: see startup_names)."""
         return sorted([*self.apis, *self.others])
+
+    @property
+    def startup_names(self):
+        """The models loaded at start, sorted: all but the BatchAPIs (loaded for each job)."""
+        return sorted([*(name for name, api in self.apis.items() if not api.batch), *self.others])
+
+    @property
+    def batch_names(self):
+        return sorted(name for name, api in self.apis.items() if api.batch)
 
 
 def read_repository_settings(repository):
@@ -351,3 +401,40 @@ def read_repository_settings(repository):
         else:
             others.append(name)
     return RepositorySettings(repository, marker, apis, others)
+
+
+# ---- BatchAPI models: loaded for a job with the job's config ----------------------------------
+
+
+def batch_config_path(repository, api):
+    return os.path.join(repository, api, BATCH_CONFIG_FILE)
+
+
+def write_batch_model_config(model_dir, config):
+    """<repo>/<api>/tritonize_batch_config.json: the API's complete Triton model config as JSON (build writes it
+    from the same ModelConfig as config.pbtxt)."""
+    _write_json(os.path.join(model_dir, BATCH_CONFIG_FILE), config)
+
+
+def read_batch_model_config(repository, api):
+    """The Triton model config (a dict, protobuf-JSON with proto field names) a BatchAPI's jobs load it with."""
+    path = batch_config_path(repository, api)
+    if not os.path.isfile(path):
+        raise RepositoryFormatError(f"{path}: no such file: {api!r} is not a BatchAPI of this repository ({REBUILD})")
+    config = _read_json(path)
+    groups = config.get("instance_group") if isinstance(config, dict) else None
+    if not isinstance(groups, list) or not groups or not isinstance(groups[0], dict) or config.get("name") != api:
+        raise RepositoryFormatError(f"{path}: not the model config of BatchAPI {api!r}; {REBUILD}")
+    return config
+
+
+def batch_load_config(repository, api, workers, job_spec):
+    """The `config` a job loads its BatchAPI's model with (POST /v2/repository/models/<api>/load, body
+    {"parameters": {"config": json.dumps(<this>)}}): the built config, `workers` instances, the job's spec
+    as the model parameter the runtime reads (adapter/runtime/batch.py)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a whole number >= 1, got {workers!r}")
+    config = read_batch_model_config(repository, api)
+    config["instance_group"][0]["count"] = workers
+    config.setdefault("parameters", {})[JOB_SPEC_PARAMETER] = {"string_value": json.dumps(job_spec)}
+    return config

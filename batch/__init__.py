@@ -1,0 +1,1 @@
+"""BatchAPI jobs: submission, sources, the job store, the runner and the engine (in the Cortex endpoint)."""

@@ -1,0 +1,202 @@
+"""Jobs of a repository's BatchAPIs: JobManager answers the routes (any endpoint process), JobEngine runs
+the jobs (one thread per job in the endpoint's first process).
+
+The store is the only channel between them: a submission creates the job's folder (status_enqueuing),
+DELETE writes its stop file; the engine finds both by polling the store every POLL_S. So every endpoint
+worker can take requests, and a restarted endpoint resumes what the store says is unfinished.
+One job per BatchAPI runs at a time (the model's instances are the job's workers); the next waits in
+status_pending, oldest first.
+"""
+
+import os
+import secrets
+import threading
+import time
+
+from .runner import JobRunner
+from .sources import SourceError, dry_run
+from .store import FINAL_STATUSES, JobStore, UnknownJob, now_rfc3339
+
+POLL_S = 0.25
+ACTIVE_STATUSES = ("status_enqueuing", "status_pending", "status_running")
+
+
+class JobManager:
+    """submit / get / list / stop / log over the job store."""
+
+    def __init__(self, store_root):
+        self.store = JobStore(store_root)
+
+    def submit(self, api, submission):
+        """A new job (status_enqueuing; the engine enqueues it) -> its record (Cortex's job spec + status)."""
+        created = now_rfc3339()
+        job_id = f"{time.time_ns() // 1000:x}{secrets.token_hex(3)}"  # sortable by time, unique
+        record = {
+            "job_id": job_id,
+            "api_name": api,
+            "kind": "BatchAPI",
+            "workers": submission.workers,
+            "sqs_dead_letter_queue": submission.sqs_dead_letter_queue,
+            "config": submission.config,
+            "timeout": submission.timeout,
+            "api_id": "",
+            "spec_id": "",
+            "predictor_id": "",
+            "sqs_url": "",
+            "total_batch_count": 0,
+            "start_time": created,
+            "created_time": created,
+            "end_time": None,
+            "status": "status_enqueuing",
+            "dead_letter": submission.dead_letter_path or self.store.dead_letter_dir(api, job_id),
+            "max_receive_count": submission.max_receive_count,
+        }
+        self.store.create(record, submission.to_json())
+        return self.status(record)
+
+    def dry_run(self, submission):
+        """Cortex's dryRun: the lines to answer (files, or the batch count), or SourceError."""
+        return dry_run(submission.source)
+
+    def get(self, api, job_id):
+        return self.status(self.store.read_record(api, job_id))
+
+    def status(self, record):
+        """Cortex's BatchJobStatus (job spec + status + counts) from a record and the job's progress."""
+        api, job_id = record["api_name"], record["job_id"]
+        progress = self.store.read_progress(api, job_id)
+        succeeded, failed = len(progress.succeeded), len(progress.dead_lettered)
+        total = record.get("total_batch_count") or 0
+        running = record["status"] == "status_running"
+        return {
+            **record,
+            "batches_in_queue": max(total - succeeded - failed, 0) if record["status"] in ACTIVE_STATUSES else 0,
+            "batch_metrics": {
+                "succeeded": succeeded,
+                "failed": failed,
+                "average_time_per_batch": progress.seconds / succeeded if succeeded else None,
+            },
+            "worker_counts": {"running": record["workers"] if running else 0},
+            "failed_attempts": sum(progress.attempts.values()),  # tritonize's: predict() raised, retried or not
+        }
+
+    def list(self, api):
+        """Every job of the API, newest first."""
+        statuses = []
+        for _, job_id in self.store.jobs(api):
+            try:
+                statuses.append(self.get(api, job_id))
+            except UnknownJob:  # being created or removed
+                continue
+        return sorted(statuses, key=lambda job: job["created_time"], reverse=True)
+
+    def stop(self, api, job_id):
+        record = self.store.read_record(api, job_id)
+        if record["status"] not in FINAL_STATUSES:
+            self.store.request_stop(api, job_id)
+        return record
+
+    def log(self, api, job_id):
+        return self.store.read_log(api, job_id)
+
+
+class JobEngine:
+    """Finds unfinished jobs in the store and runs them; stop() leaves them resumable."""
+
+    def __init__(self, store_root, batch_apis, client_factory, load_config, log=print):
+        self.store = JobStore(store_root)
+        self.batch_apis = frozenset(batch_apis)
+        self.client_factory = client_factory
+        self.load_config = load_config
+        self.print = log
+        self.shutdown = threading.Event()
+        self._threads = {}  # (api, job_id) -> Thread
+        self._turn = threading.Condition()
+        self._waiting = {}  # api -> [(created_time, job_id)] ready to run, oldest first
+        self._running = {}  # api -> job_id
+        self._scanner = None
+
+    def start(self):
+        os.makedirs(self.store.root, exist_ok=True)
+        self._scanner = threading.Thread(target=self._scan_forever, name="tritonize-jobs", daemon=True)
+        self._scanner.start()
+
+    def stop(self, timeout_s=5.0):
+        """SIGTERM: nothing new is sent; progress is on disk; in-flight batches run again after a restart."""
+        self.shutdown.set()
+        with self._turn:
+            self._turn.notify_all()
+        deadline = time.monotonic() + timeout_s
+        for thread in [self._scanner, *self._threads.values()]:
+            if thread is not None:
+                thread.join(max(deadline - time.monotonic(), 0))
+
+    def _scan_forever(self):
+        while not self.shutdown.is_set():
+            try:
+                self.scan()
+            except Exception as exc:  # the engine never dies of one odd folder
+                self.print(f"tritonize jobs: scanning the job store failed: {type(exc).__name__}: {exc}")
+            self.shutdown.wait(POLL_S)
+
+    def scan(self):
+        for api, job_id in self.store.jobs():
+            if (api, job_id) in self._threads:
+                continue
+            try:
+                record = self.store.read_record(api, job_id)
+            except UnknownJob:
+                continue
+            if record.get("status") in FINAL_STATUSES:
+                continue
+            thread = threading.Thread(target=self._run_job, args=(api, job_id), name=f"job-{job_id}", daemon=True)
+            self._threads[(api, job_id)] = thread
+            thread.start()
+
+    def _run_job(self, api, job_id):
+        try:
+            runner = JobRunner(self.store, api, job_id, self.client_factory, self.load_config, self.shutdown)
+            if api not in self.batch_apis:
+                runner.log(f"{api} is not a BatchAPI of the repository being served")
+                runner.set_status("status_unexpected_error", message=f"{api} is not a BatchAPI of this repository")
+                return
+            if not runner.enqueue():
+                return
+            if self._wait_turn(runner):
+                try:
+                    runner.run()
+                finally:
+                    with self._turn:
+                        self._running.pop(api, None)
+                        self._turn.notify_all()
+        except (SourceError, OSError, ValueError, KeyError) as exc:
+            self.print(f"tritonize jobs: job {job_id} of {api} failed: {type(exc).__name__}: {exc}")
+            try:
+                self.store.log(api, job_id, f"unexpected error: {type(exc).__name__}: {exc}")
+                record = self.store.read_record(api, job_id)
+                record.update(status="status_unexpected_error", end_time=now_rfc3339())
+                self.store.write_record(record)
+            except (OSError, UnknownJob):
+                pass
+
+    def _wait_turn(self, runner):
+        """Waits (status_pending) until no other job of the API runs; -> False if the job ended meanwhile."""
+        api, key = runner.api, (runner.record["created_time"], runner.job_id)
+        with self._turn:
+            waiting = self._waiting.setdefault(api, [])
+            waiting.append(key)
+            waiting.sort()
+            try:
+                while True:
+                    if self.shutdown.is_set():
+                        return False
+                    ended = runner.should_stop()
+                    if ended:
+                        runner.end_early(ended)
+                        return False
+                    if self._running.get(api) is None and waiting[0] == key:
+                        self._running[api] = runner.job_id
+                        return True
+                    self._turn.wait(POLL_S)
+            finally:
+                waiting.remove(key)
