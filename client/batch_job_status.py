@@ -4,15 +4,15 @@ the Cortex endpoint: its job metrics name the BatchAPIs that have jobs, its job 
 Behind a load balancer each read is one replica's jobs; jobs live on the replica that owns the job store.
 """
 
+from tritonize.batch.metrics import BATCHES as JOB_BATCHES_METRIC
+from tritonize.batch.metrics import RUNNING as JOB_RUNNING_METRIC
 from tritonize.client.jobs import IN_PROGRESS_STATUSES, JobApi, progress_of, status_message
 from tritonize.errors import TritonizeError
 from tritonize.health.prometheus import parse_metrics
 from tritonize.host import local_http
 
-# The Cortex endpoint's job progress (Prometheus text), one family per state; labels api, job_id, state.
+# The Cortex endpoint's job progress (Prometheus text: batch/metrics.py).
 JOB_METRICS_PATH = "/_tritonize/metrics"
-JOB_BATCHES_METRIC = "tritonize_batch_job_batches"
-JOB_RUNNING_METRIC = "tritonize_batch_job_running"
 
 
 def batch_apis_with_jobs(cortex_url, timeout=5):

@@ -62,16 +62,16 @@ def format_job(answer: Mapping[str, Any]) -> str:
         str(job.get("total_batch_count", "-")),
         str(metrics.get("succeeded", "-")),
         str(metrics.get("failed", "-")),
+        str(job.get("failed_attempts", "-")),
         "-" if average is None else f"{float(average) * 1000:.0f}ms",
         str(job.get("batches_in_queue", "-")),
     )
-    lines += _table([("total", "succeeded", "failed attempts", "avg time per batch", "in queue"), row])
-    if "dead_lettered" in metrics or job.get("dead_letter"):
-        where = job.get("dead_letter")
-        where_text = where.get("path", "") if isinstance(where, Mapping) else str(where or "")
-        lines.append(
-            f"dead-lettered batches: {metrics.get('dead_lettered', 0)}" + (f" ({where_text})" if where_text else "")
-        )
+    header = ("total", "succeeded", "failed", "failed attempts", "avg time per batch", "in queue")
+    lines += _table([header, row])
+    if metrics.get("failed") and job.get("dead_letter"):
+        lines.append(f"failed batches (dead letter): {job['dead_letter']}")
+    if job.get("message"):
+        lines.append(f"message: {job['message']}")
     if answer.get("endpoint"):
         lines += ["", f"job endpoint: {answer['endpoint']}"]
     spec = {k: v for k, v in job.items() if k not in ("status", "batches_in_queue", "batch_metrics", "worker_counts")}
@@ -83,7 +83,7 @@ def format_jobs(jobs: list[Mapping[str, Any]]) -> str:
     """GET /<api> -> `cortex get <batch-api>`'s job table (newest first)."""
     if not jobs:
         return "no submitted batch jobs"
-    rows: list[tuple[str, ...]] = [("job id", "status", "progress", "failed attempts", "start time", "duration")]
+    rows: list[tuple[str, ...]] = [("job id", "status", "progress", "failed", "start time", "duration")]
     for job in jobs:
         progress = progress_of(job)
         start, end = _parse_time(job.get("start_time")), _parse_time(job.get("end_time"))
@@ -92,7 +92,7 @@ def format_jobs(jobs: list[Mapping[str, Any]]) -> str:
                 str(job.get("job_id", "-")),
                 status_message(str(job.get("status", ""))),
                 f"{progress.succeeded}/{progress.total}",
-                str((job.get("batch_metrics") or {}).get("failed", 0)),
+                str(progress.failed),
                 _time(start),
                 _duration(start, end),
             )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT
+from tritonize.batch.store import FINAL_STATUSES
 from tritonize.errors import JobError, ServerUnreachable
 from tritonize.host import local_http
 
@@ -39,7 +40,7 @@ STATUS_MESSAGES = {
     "status_timed_out": "timed out",
     "status_stopped": "stopped",
 }
-IN_PROGRESS_STATUSES = frozenset({"status_pending", "status_enqueuing", "status_running"})
+IN_PROGRESS_STATUSES = frozenset(STATUS_MESSAGES) - FINAL_STATUSES
 SUCCEEDED = "status_succeeded"
 
 
@@ -50,7 +51,7 @@ def status_message(status: str) -> str:
 
 def is_done(job_status: Mapping[str, Any]) -> bool:
     """True once a job has ended, however it ended."""
-    return str(job_status.get("status", "")) not in IN_PROGRESS_STATUSES
+    return str(job_status.get("status", "")) in FINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -59,15 +60,14 @@ class Progress:
 
     total: int  # 0 while the job is still enqueuing (not known yet)
     succeeded: int
-    failed: int  # batches that ended failed (dead-lettered), else Cortex's failed attempts
+    failed: int  # batches given up on (dead-lettered): batch_metrics.failed
     queued: int
 
 
 def progress_of(job_status: Mapping[str, Any]) -> Progress:
     metrics = job_status.get("batch_metrics") or {}
     succeeded = int(metrics.get("succeeded") or 0)
-    # Cortex counted failed attempts; the engine also reports batches given up on (dead-lettered) when it can.
-    failed = int(metrics.get("dead_lettered", metrics.get("failed")) or 0)
+    failed = int(metrics.get("failed") or 0)
     return Progress(
         total=int(job_status.get("total_batch_count") or 0),
         succeeded=succeeded,

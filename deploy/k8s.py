@@ -15,8 +15,8 @@ from tritonize.adapter.runtime.constants import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORTS,
     IMAGE_JOB_STORE,
-    JOB_STORE_ENV,
 )
+from tritonize.batch.store import JOB_STORE_ENV
 from tritonize.deploy.autoscalers import (
     HPA_PERIOD_S,
     INFLIGHT_METRIC,

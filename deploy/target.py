@@ -28,11 +28,6 @@ class DeployResult:
     instructions: list
 
 
-def _is_batch(api):
-    """An API spec or a built API's settings of kind BatchAPI."""
-    return bool(getattr(api, "batch", False))
-
-
 def _from_spec(spec_file):
     apis = load_spec_file(spec_file)
     warnings = [w for api in apis for w in api.warnings]
@@ -51,7 +46,7 @@ def _from_spec(spec_file):
             )
     return dict(
         name=os.path.basename(os.path.dirname(os.path.realpath(spec_file))),
-        batch=any(_is_batch(api) for api in apis),
+        batch=any(api.batch for api in apis),
         gpu=gpu,
         cpu=sum_cpu([api.compute.get("cpu") for api in apis]),
         mem=sum_memory([api.compute.get("mem") for api in apis]),
@@ -80,7 +75,7 @@ def _from_repository(repository):
 
     return dict(
         name=os.path.basename(os.path.realpath(repository)),
-        batch=any(_is_batch(api.settings) for api in built.apis),
+        batch=any(api.settings.batch for api in built.apis),
         gpu=gpu,
         cpu=None,
         mem=None,

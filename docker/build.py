@@ -15,10 +15,10 @@ from tritonize.adapter.built_repository import read_built_repository
 from tritonize.adapter.runtime.constants import (
     DEFAULT_CORTEX_PORT,
     IMAGE_JOB_STORE,
-    JOB_STORE_ENV,
     PROJECT_DIR,
 )
 from tritonize.adapter.runtime.repository_model import VERSION_DIR
+from tritonize.batch.store import JOB_STORE_ENV
 from tritonize.cortex_endpoint.zipapp import (
     BATCH_PACKAGES,
     IMAGE_PACKAGES,
@@ -146,7 +146,7 @@ def front_steps(repository):
 
 def has_batch_api(repository):
     """True when the repository holds a BatchAPI (kind: BatchAPI): its image keeps a job store."""
-    return any(getattr(api.settings, "kind", "RealtimeAPI") == "BatchAPI" for api in _apis(repository))
+    return any(api.settings.batch for api in _apis(repository))
 
 
 def render_dockerfile(repository, image=DEFAULT_IMAGE, options=None):

@@ -30,14 +30,14 @@ class FakeJobEndpoint:
     def _advance(self, job):
         if job["status"] != "status_running":
             return
-        metrics = job["batch_metrics"]
-        done = metrics["succeeded"] + metrics.get("dead_lettered", 0)
+        metrics = job["batch_metrics"]  # failed: dead-lettered batches, as the engine counts them
+        done = metrics["succeeded"] + metrics["failed"]
         if done < job["total_batch_count"] - self.fail_batches:
             metrics["succeeded"] += 1
         elif done < job["total_batch_count"]:
             metrics["failed"] += 1
-            metrics["dead_lettered"] += 1
-        job["batches_in_queue"] = job["total_batch_count"] - metrics["succeeded"] - metrics["dead_lettered"]
+            job["failed_attempts"] += 1
+        job["batches_in_queue"] = job["total_batch_count"] - metrics["succeeded"] - metrics["failed"]
         if job["batches_in_queue"] == 0:
             job["status"] = self.final_status
             job["end_time"] = "2026-12-05T01:00:09Z"
@@ -89,7 +89,8 @@ class FakeJobEndpoint:
                         "status": "status_running",
                         "total_batch_count": total,
                         "batches_in_queue": total,
-                        "batch_metrics": {"succeeded": 0, "failed": 0, "dead_lettered": 0},
+                        "batch_metrics": {"succeeded": 0, "failed": 0, "average_time_per_batch": None},
+                        "failed_attempts": 0,
                         "start_time": "2026-12-05T01:00:00Z",
                     }
                 return self._send(200, spec)
@@ -99,8 +100,8 @@ class FakeJobEndpoint:
                 if path == "/_tritonize/metrics":
                     lines = ["# TYPE tritonize_batch_job_batches gauge"]
                     for job in fake.jobs.values():
-                        for state in ("succeeded", "dead_lettered"):
-                            value = job["batch_metrics"][state]
+                        for state, value in (("succeeded", job["batch_metrics"]["succeeded"]),
+                                             ("dead_lettered", job["batch_metrics"]["failed"])):  # fmt: skip
                             labels = f'api="{fake.api}",job_id="{job["job_id"]}",state="{state}"'
                             lines.append(f"tritonize_batch_job_batches{{{labels}}} {value}")
                     return self._send(200, "\n".join(lines) + "\n", "text/plain; version=0.0.4")

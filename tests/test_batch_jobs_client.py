@@ -228,18 +228,20 @@ def test_format_job_like_cortex_get():
                 "status": "status_completed_with_failures",
                 "total_batch_count": 4,
                 "batches_in_queue": 0,
-                "batch_metrics": {"succeeded": 3, "failed": 2, "average_time_per_batch": 0.25, "dead_lettered": 1},
+                "batch_metrics": {"succeeded": 3, "failed": 1, "average_time_per_batch": 0.25},
+                "failed_attempts": 2,
+                "message": "1 batch failed",
                 "start_time": "2026-12-05T01:00:00Z",
                 "end_time": "2026-12-05T01:01:05Z",
-                "dead_letter": {"path": "/data/dead"},
+                "dead_letter": "/data/dead",
             },
             "endpoint": "http://h:8080/batcher",
         }
     )
     assert "status: completed with failures" in text
     assert "duration: 1m05s" in text
-    assert "4      3          2                250ms" in text
-    assert "dead-lettered batches: 1 (/data/dead)" in text
+    assert text.splitlines()[9].split() == ["4", "3", "1", "2", "250ms", "0"]
+    assert "failed batches (dead letter): /data/dead" in text and "message: 1 batch failed" in text
     assert "job endpoint: http://h:8080/batcher" in text
 
 

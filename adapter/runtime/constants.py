@@ -75,8 +75,7 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # The Cortex endpoint's (cortex_endpoint/, POST /<api>) default port, beside Triton's.
 DEFAULT_CORTEX_PORT = 8080
-# BatchAPI jobs in images and pods: where the job store is (the env the endpoint reads, and the image's volume).
-JOB_STORE_ENV = "TRITONIZE_JOB_STORE"
+# BatchAPI jobs in images and pods: the job store's folder, a volume (its env: batch/store.py JOB_STORE_ENV).
 IMAGE_JOB_STORE = "/var/lib/tritonize/jobs"
 # The key of the Cortex endpoint's TrafficSplitter counters (GET /_tritonize/traffic-splitters; `tritonize status`).
 TRAFFIC_SPLITTERS_KEY = "traffic_splitters"
