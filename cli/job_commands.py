@@ -86,7 +86,7 @@ def job():
 @click.option("--max-receive-count", type=click.IntRange(min=1), help="Attempts per batch before dead letter.")
 @click.option("--submission", metavar="@FILE|JSON", help="A whole Cortex job submission; options above override it.")
 @click.option("--dry-run", is_flag=True, help="List the batches/files the job would run; run nothing.")
-@click.option("--wait", is_flag=True, help="Show progress until the job ends; exit 1 unless it succeeded.")
+@click.option("--wait", is_flag=True, help="Show progress (stderr) until the job ends; exit 1 unless it succeeded.")
 @_cortex_url_option
 def submit_command(api, items, file_paths, delimited, includes, excludes, batch_size, workers, config_items,
                    timeout, dead_letter, max_receive_count, submission, dry_run, wait, cortex_url):  # fmt: skip
@@ -116,7 +116,7 @@ def submit_command(api, items, file_paths, delimited, includes, excludes, batch_
     jobs = _job_api(cortex_url)
     answer = jobs.submit(api, body, dry_run=dry_run)
     if dry_run:
-        click.echo(answer)
+        click.echo(answer, nl=not answer.endswith("\n"))
         return
     click.echo(json.dumps(answer, indent=2))
     if wait:
@@ -135,7 +135,8 @@ def _wait(jobs, api, job_id):
             click.echo(text, nl=False, err=True)
 
     final = jobs.wait(api, job_id, progress=show)
-    click.echo(f"job {job_id}: {status_message(final['status'])}")
+    # stderr, like the progress: stdout stays the job's JSON (scripts parse it)
+    click.echo(f"job {job_id}: {status_message(final['status'])}", err=True)
     if final["status"] != SUCCEEDED:
         click.echo(f"see: tritonize job logs {api} {job_id}", err=True)
         sys.exit(JOB_FAILED_EXIT_CODE)

@@ -152,6 +152,7 @@ def test_cli_submit_wait_succeeded(endpoint, tmp_path):
     assert "running: 1 done, 0 failed of 3 batches" in result.output
     assert "succeeded: 3 done, 0 failed of 3 batches" in result.output
     assert result.output.rstrip().endswith("job job0001: succeeded")
+    assert json.loads(result.stdout)["job_id"] == "job0001"  # stdout: the job's JSON only (progress: stderr)
 
 
 def test_cli_submit_wait_completed_with_failures_exits_1(tmp_path):
