@@ -11,7 +11,7 @@ Two job rates are reported: steady (from the first batch done to the last, read 
 what a running job sustains) and end to end (submission to the job's end, including the workers'
 start: importing torch and loading the model in each Triton instance). Goal: steady per-worker >= 0.8.
 
-    python benchmarks/batch_bench.py [--workers 1 2] [--batches 200] [--batch-size 64]
+    python benchmarks/batch_bench.py [--workers 1 2] [--batches 200] [--batch-size 64] [--hidden 1024 4096]
 """
 
 import argparse
@@ -25,7 +25,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-FEATURES, HIDDEN, CLASSES = 64, 1024, 10
+FEATURES, CLASSES = 64, 10
 
 PREDICTOR = """
 import torch
@@ -41,7 +41,7 @@ class PythonPredictor:
             self.model(torch.tensor(payload, dtype=torch.float32))
 """
 
-SPEC = """- name: mlp
+SPEC = """- name: {name}
   kind: BatchAPI
   predictor:
     type: python
@@ -50,16 +50,16 @@ SPEC = """- name: mlp
 """
 
 
-def fabricate_model(path):
+def fabricate_model(path, hidden):
     import torch
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(
-        torch.nn.Linear(FEATURES, HIDDEN),
+        torch.nn.Linear(FEATURES, hidden),
         torch.nn.ReLU(),
-        torch.nn.Linear(HIDDEN, HIDDEN),
+        torch.nn.Linear(hidden, hidden),
         torch.nn.ReLU(),
-        torch.nn.Linear(HIDDEN, CLASSES),
+        torch.nn.Linear(hidden, CLASSES),
     ).eval()
     torch.jit.script(model).save(path)
 
@@ -87,14 +87,14 @@ def in_process(model_path, items, batch_size):
     return len(items) / took
 
 
-def run_job(client, items, batch_size, workers):
+def run_job(client, api, items, batch_size, workers):
     """-> (steady items/s, end-to-end items/s, final job status)."""
     total = -(-len(items) // batch_size)
     start = time.perf_counter()
-    job_id = client.submit_job("mlp", items=items, batch_size=batch_size, workers=workers)["job_id"]
+    job_id = client.submit_job(api, items=items, batch_size=batch_size, workers=workers)["job_id"]
     first = None  # (time, batches done) when the first batches were done
     while True:
-        job = client.job_status("mlp", job_id)
+        job = client.job_status(api, job_id)
         done = int((job.get("batch_metrics") or {}).get("succeeded") or 0)
         now = time.perf_counter()
         if first is None and done > 0:
@@ -118,6 +118,8 @@ def main():
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batches", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[1024, 4096],
+                        help="MLP widths, one model each (1024: ~2 ms a batch of 64, 4096: ~25 ms)")  # fmt: skip
     parser.add_argument("--json", help="Also write the results here.")
     args = parser.parse_args()
 
@@ -126,12 +128,14 @@ def main():
     work = tempfile.mkdtemp(prefix="batch-bench-")
     project = os.path.join(work, "project")
     os.makedirs(project)
-    model = os.path.join(work, "mlp.pt")
-    fabricate_model(model)
     with open(os.path.join(project, "predictor.py"), "w") as f:
         f.write(PREDICTOR)
+    models = {}
     with open(os.path.join(project, "cortex.yaml"), "w") as f:
-        f.write(SPEC.format(model=json.dumps(model)))
+        for hidden in args.hidden:
+            models[hidden] = os.path.join(work, f"mlp{hidden}.pt")
+            fabricate_model(models[hidden], hidden)
+            f.write(SPEC.format(name=f"mlp{hidden}", model=json.dumps(models[hidden])))
     repo = os.path.join(work, "model_repository")
     subprocess.run([sys.executable, "-m", "tritonize.cli", "build", os.path.join(project, "cortex.yaml"), "-o", repo],
                    check=True, capture_output=True)  # fmt: skip
@@ -145,10 +149,11 @@ def main():
            "--job-store", os.path.join(work, "jobs")]  # fmt: skip
     with harness.process(cmd, f"http://127.0.0.1:{cortex}/_tritonize/ready", log_name="batch"):
         client = Client(f"127.0.0.1:{http}", cortex_url=f"127.0.0.1:{cortex}", timeout_s=120)
-        for workers in args.workers:
+        for (hidden, model), workers in ((m, w) for m in models.items() for w in args.workers):
             baseline = in_process(model, items, args.batch_size)
-            steady, end_to_end, job, total = run_job(client, items, args.batch_size, workers)
+            steady, end_to_end, job, total = run_job(client, f"mlp{hidden}", items, args.batch_size, workers)
             row = {
+                "hidden": hidden,
                 "workers": workers,
                 "in_process_items_s": round(baseline, 1),
                 "job_steady_items_s": round(steady, 1) if steady else None,
