@@ -93,14 +93,14 @@ class Client:
             )
         class_name = "PythonPredictor"
         if predictor is not None:
-            if len(entries) != 1 or entries[0].get("kind", "RealtimeAPI") != "RealtimeAPI":
-                raise SpecError(f"{WHERE}: `predictor` is given with one RealtimeAPI spec")
+            if len(entries) != 1 or entries[0].get("kind", "RealtimeAPI") not in ("RealtimeAPI", "BatchAPI"):
+                raise SpecError(f"{WHERE}: `predictor` is given with one RealtimeAPI or BatchAPI spec")
             project_dir, class_name = self._write_predictor_project(entries[0], predictor, requirements, conda_packages)
         elif project_dir is None:
             needs = [e.get("name") for e in entries if e.get("kind", "RealtimeAPI") != TRAFFIC_SPLITTER]
             if needs:
                 raise SpecError(
-                    f"{WHERE}: {needs[0]}: `predictor` parameter must be specified for RealtimeAPI "
+                    f"{WHERE}: {needs[0]}: `predictor` parameter must be specified for RealtimeAPI and BatchAPI "
                     "(or project_dir, the folder its predictor.path is relative to)"
                 )
             project_dir = os.getcwd()

@@ -98,6 +98,11 @@ class BuiltRepository:
         return [model for model in self.models if model.settings is not None]
 
     @property
+    def batch_names(self) -> list[str]:
+        """The BatchAPIs: not loaded at start, each job loads its own workers."""
+        return [model.name for model in self.models if model.settings is not None and model.settings.batch]
+
+    @property
     def streaming_names(self) -> list[str]:
         return [model.name for model in self.models if model.streaming]
 

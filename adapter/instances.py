@@ -122,7 +122,8 @@ def parse_api_instances(api, entry, predictor, where):
             gpus=parse_gpus(settings.get("gpus"), f"{where}.tritonize.gpus"),
             where=f"{where}.tritonize",
         )
-    if api.kind == "cpu" and api.instances == 1 and cpu is not None and cpu >= 2:
+    # (A BatchAPI's instances are its jobs' workers: compute.cpu is each worker's request, nothing to add.)
+    if api.kind == "cpu" and api.instances == 1 and cpu is not None and cpu >= 2 and not api.batch:
         warnings.append(
             f"{api.name}: compute.cpu {compute.get('cpu')} reserves cores in Cortex; Triton runs one CPU "
             "instance (one process); set tritonize.instances for more"

@@ -108,4 +108,9 @@ def render_config(api):
 
 def batch_config_json(api):
     """The same ModelConfig as config.pbtxt, as the JSON a job's load passes to Triton (proto field names)."""
-    return json_format.MessageToDict(to_model_config(model_config_dict(api)), preserving_proto_field_name=True)
+    return to_config_json(to_model_config(model_config_dict(api)))
+
+
+def to_config_json(config):
+    """A ModelConfig -> the JSON of tritonize_batch_config.json (json_format, proto field names)."""
+    return json_format.MessageToDict(config, preserving_proto_field_name=True)

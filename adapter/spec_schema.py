@@ -455,7 +455,7 @@ class BatchNetworking(Section):
 
 class BatchCompute(Section):
     cpu: Quantity = used("CPU request per worker (`tritonize deploy`)", BATCH_VERSIONS)
-    gpu: GpuCount = used("GPUs: each worker runs on GPUs 0..gpu-1", BATCH_VERSIONS)
+    gpu: GpuCount = used("GPUs 0..gpu-1: a job's workers are spread over them, one GPU per worker", BATCH_VERSIONS)
     mem: Quantity = used("memory request (`tritonize deploy`)", BATCH_VERSIONS)
     inf: Any = ignored("AWS Inferentia chips; Triton here runs on CPUs and NVIDIA GPUs", BATCH_VERSIONS)
 

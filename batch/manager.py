@@ -117,7 +117,10 @@ class JobEngine:
         self._scanner = None
 
     def start(self):
-        os.makedirs(self.store.root, exist_ok=True)
+        try:
+            os.makedirs(self.store.root, exist_ok=True)
+        except OSError as exc:  # the routes answer 503 meanwhile; the realtime APIs serve on
+            self.print(f"tritonize jobs: the job store {self.store.root} is not usable: {exc.strerror or exc}")
         self._scanner = threading.Thread(target=self._scan_forever, name="tritonize-jobs", daemon=True)
         self._scanner.start()
 

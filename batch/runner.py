@@ -18,7 +18,7 @@ import threading
 import time
 
 from . import locations, sources
-from .store import now_rfc3339, parse_rfc3339
+from .store import FINAL_STATUSES, now_rfc3339, parse_rfc3339
 from .submission import parse
 from .triton import TritonError, TritonUnreachable
 
@@ -27,6 +27,8 @@ HEAL_TIMEOUT_S = 300.0
 UNREACHABLE_RETRY_S = 1.0
 POLL_S = 0.2
 UNLOAD_WAIT_S = 60.0
+# Stopped or timed out: how long batches already sent may take to finish.
+IN_FLIGHT_GRACE_S = 30.0
 
 
 class JobRunner:
@@ -52,10 +54,7 @@ class JobRunner:
 
     def set_status(self, status, **fields):
         self.record.update(fields, status=status)
-        if status in ("status_running",) or status.startswith("status_enqu") or status == "status_pending":
-            self.record["end_time"] = None
-        else:
-            self.record["end_time"] = now_rfc3339()
+        self.record["end_time"] = now_rfc3339() if status in FINAL_STATUSES else None
         self.store.write_record(self.record)
 
     @property
@@ -196,10 +195,16 @@ class JobRunner:
         ]
         for thread in threads:
             thread.start()
+        ended_at = None
         try:
             while any(thread.is_alive() for thread in threads):
                 if state["ended"] is None and not self.shutdown.is_set():
                     state["ended"] = self.should_stop()
+                if state["ended"] is not None:
+                    ended_at = ended_at or time.monotonic()
+                    if time.monotonic() - ended_at > IN_FLIGHT_GRACE_S:  # a predict() that never returns
+                        self.log(f"batches still in flight after {IN_FLIGHT_GRACE_S:g} s are abandoned")
+                        break
                 for thread in threads:
                     thread.join(POLL_S / len(threads))
         finally:

@@ -15,9 +15,12 @@ from tritonize.adapter.built_repository import config_from_triton_json, instance
 from tritonize.adapter.runtime.constants import (
     ADMIN_TOKEN_ENV,
     ADMIN_TOKEN_HEADER,
+    BATCH_API,
+    BATCH_INPUT_NAME,
     DEFAULT_PORTS,
     ERROR_METRIC,
     LOADED_MODELS_METRIC,
+    REALTIME_API,
     SINGLE_MODEL_NAME,
 )
 from tritonize.errors import StatusError
@@ -46,6 +49,8 @@ class ApiStatus:
     # Requests queued and not yet executing: growing while `requests` stays put = a stuck
     # predictor (serve's watchdog and the Kubernetes liveness check tell it: health/stuck.py).
     waiting: int = 0
+    # RealtimeAPI, or BatchAPI: loaded only while a job runs (state "running"), else "idle".
+    kind: str = REALTIME_API
 
 
 def _url(base, path):
@@ -91,8 +96,11 @@ def _quantile(samples, metric, model, quantile):
 _STATES = {"READY": "ready", "LOADING": "loading", "UNLOADING": "unloading", "UNAVAILABLE": "failed"}
 
 
-def collect(url, metrics_url=None, token=None, api=None):
-    """-> [ApiStatus] for every model in the repository index (or just `api`)."""
+def collect(url, metrics_url=None, token=None, api=None, batch_apis=()):
+    """-> [ApiStatus] for every model in the repository index (or just `api`).
+
+    batch_apis: names known to be BatchAPIs (the server's repository says so; Triton's index does not): shown
+    "idle" while no job has them loaded. A loaded BatchAPI is told by its config (input BATCH) anyway."""
     index = json.loads(_request(url, "/v2/repository/index", token, method="POST"))
     stats = {s["name"]: s for s in json.loads(_request(url, "/v2/models/stats", token)).get("model_stats", [])}
     samples = []
@@ -108,8 +116,14 @@ def collect(url, metrics_url=None, token=None, api=None):
         if state == "failed" and reason == "unloaded":
             state, reason = "unloaded", ""
         status = ApiStatus(name=name, state=state, reason=reason)
+        if name in batch_apis:
+            status.kind = BATCH_API
+            if state in ("unloaded", "unloading"):
+                status.state = "idle"
         if state == "ready":
             config = config_from_triton_json(json.loads(_request(url, f"/v2/models/{name}/config", token)))
+            if any(tensor.name == BATCH_INPUT_NAME for tensor in config.input):
+                status.kind, status.state = BATCH_API, "running"  # a job's workers
             status.instances = instance_count(config)
             inference = stats.get(name, {}).get("inference_stats", {})
             status.requests = int(inference.get("success", {}).get("count", 0))
@@ -162,16 +176,21 @@ PERCENTILES_HINT = "p50/p99: start the server with `tritonize serve --latency-pe
 def format_table(statuses):
     """The status table; p50/p99 columns only when the server exports latency summaries."""
     percentiles = any(s.p50_ms is not None or s.queue_p50_ms is not None for s in statuses)
-    header = ("api", "status", "instances", "requests", "errors", "mean ms", "queue ms")
+    kinds = any(s.kind != REALTIME_API for s in statuses)
+    header = (
+        ("api",) + (("kind",) if kinds else ()) + ("status", "instances", "requests", "errors", "mean ms", "queue ms")
+    )
     if percentiles:
         header += ("p50 ms", "p99 ms", "queue p50", "queue p99")
     header += ("waiting",)  # queued, not executing: growing while requests stays put = stuck
     rows = [header]
     for s in statuses:
+        loaded = s.state in ("ready", "running")
         row = (
             s.name,
+            *((s.kind,) if kinds else ()),
             s.state,
-            str(s.instances) if s.state == "ready" else "-",
+            str(s.instances) if loaded else "-",
             str(s.requests),
             str(s.errors),
             _ms(s.mean_ms),
@@ -179,7 +198,7 @@ def format_table(statuses):
         )
         if percentiles:
             row += (_ms(s.p50_ms), _ms(s.p99_ms), _ms(s.queue_p50_ms), _ms(s.queue_p99_ms))
-        rows.append(row + (str(s.waiting) if s.state == "ready" else "-",))
+        rows.append(row + (str(s.waiting) if loaded else "-",))
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     for s in statuses:

@@ -32,6 +32,7 @@ from tritonize.adapter.runtime.constants import (
     DEFAULT_MAX_BODY_BYTES,
     MAX_BODY_ENV,
 )
+from tritonize.adapter.runtime.repository_model import batch_models
 from tritonize.errors import ServeError
 from tritonize.host.argv import hide_from_argv, hide_from_environ
 from tritonize.server.managed_triton import ManagedTritonServer
@@ -97,6 +98,7 @@ class ImageTritonServer(ManagedTritonServer):
         given = {arg.partition("=")[0] for arg in self.command}
         self.workdir = tempfile.mkdtemp(prefix="tritonize-container-")
         os.makedirs(self.status_dir)
+        self.served_repository = self.options.model_repository
         args = list(self.command)
         args += [a for a in model_control_args(self.options) if a.partition("=")[0] not in given]
         if "--http-restricted-api" not in given:
@@ -132,12 +134,17 @@ class Health:
             except Exception as exc:
                 index = []
                 problems.append(f"Triton's repository index did not answer: {exc}")
+            options = getattr(self.server, "options", None)
+            batch = set(batch_models(options.model_repository)) if options is not None else set()
             for model in index:
                 # No reason text: a predictor's traceback names paths; the log has it, probes may be public.
                 state = model.get("state", "")
+                if model["name"] in batch:  # a BatchAPI: loaded by its jobs, never waited for
+                    apis[model["name"]] = "running a job" if state == "READY" else "idle (BatchAPI)"
+                    continue
                 apis[model["name"]] = "ready" if state == "READY" else f"{state.lower()} (see the log)"
             loaded = [name for name, state in apis.items() if state == "ready"]
-            if index and not loaded:
+            if len(apis) > len(batch & set(apis)) and not loaded:
                 problems.append("no API is loaded")
         for name, what in self.supervisor.degraded.items():
             problems.append(f"{name}: {what}")

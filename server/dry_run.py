@@ -9,6 +9,7 @@ import numpy as np
 
 from tritonize.adapter.build import load_apis
 from tritonize.adapter.repository import api_settings, check_api_sources
+from tritonize.adapter.runtime.batch import OK_BODY, BatchRequest, BatchWorker, dry_run_job_spec
 from tritonize.adapter.runtime.constants import DEBUG_ERRORS_ENV
 from tritonize.adapter.runtime.device import device_config
 from tritonize.adapter.runtime.params import ParameterRules, request_parameters
@@ -49,17 +50,19 @@ def _prepare(source, content_type, query_params, headers, api_name, class_name, 
 
 
 @contextlib.contextmanager
-def _predictor_process(api, rules):
-    """The API's request Pipeline, loaded here; the predictor changes cwd, sys.path and the environment
-    as in a server process: undone after."""
+def _predictor_process(api, rules, job_spec=None):
+    """The API's request Pipeline (a BatchAPI: its BatchWorker for job_spec), loaded here; the predictor
+    changes cwd, sys.path and the environment as in a server process: undone after."""
     cwd, path, environ = os.getcwd(), list(sys.path), dict(os.environ)
     os.environ[DEBUG_ERRORS_ENV] = "1"  # a development tool: 500 answers show the exception text
     try:
         settings = api_settings(api)
         # No instance process to pin here: the predictor runs in this process, told "cpu".
-        predictor = load_predictor(api.project_dir, settings, extra_config=device_config(settings, "cpu"))
+        predictor = load_predictor(
+            api.project_dir, settings, extra_config=device_config(settings, "cpu"), job_spec=job_spec
+        )
         try:
-            yield Pipeline(predictor, settings, rules)
+            yield BatchWorker(predictor, api.name, job_spec) if api.batch else Pipeline(predictor, settings, rules)
         finally:
             predictor.stop()  # post_predict runs in the background: let it finish before this process exits
     finally:
@@ -86,6 +89,8 @@ def dry_run(
     )
     if api.streaming:
         raise SpecError(f"{api.name} is a streaming API (its predict() yields): use `tritonize test --stream`")
+    if api.batch:
+        return run_one_batch(api, rules, body), warnings
     with _predictor_process(api, rules) as pipeline:
         return answer_one(api, pipeline, body, parameters_json), warnings
 
@@ -107,6 +112,8 @@ def dry_run_stream(
     )
     if api.tensors:
         raise SpecError(f"{api.name} is a typed tensor API; those do not stream")
+    if api.batch:
+        raise SpecError(f"{api.name} is a BatchAPI; nothing streams: `tritonize test` without --stream runs one batch")
     return _stream(api, rules, body, parameters_json), warnings
 
 
@@ -122,6 +129,20 @@ def _stream(api, rules, body, parameters_json):
                     yield reply
         finally:
             steps.close()
+
+
+def run_one_batch(api, rules, body):
+    """A BatchAPI: --data is one batch (a JSON list of items); one worker of a one-batch job (job_id "dry-run")
+    runs it through the server's own BatchWorker, then on_job_complete(). The answer is what the job engine
+    gets: {"ok": true}, or the error (query params and headers do not reach a BatchAPI)."""
+    body = body if isinstance(body, bytes) else str(body).encode("utf-8")
+    with _predictor_process(api, rules, job_spec=dry_run_job_spec(api.name)) as worker:
+        outcome = worker.run(BatchRequest(body, "dry-run-batch", False))
+        if outcome.ok:
+            outcome = worker.run(BatchRequest(None, "", True))
+    if outcome.ok:
+        return Reply(200, OK_BODY, "application/json")
+    return text_reply(outcome.status, outcome.message)
 
 
 def answer_one(api, pipeline, body, parameters_json):

@@ -12,8 +12,9 @@ import subprocess
 from tritonclient.grpc.model_config_pb2 import ModelInstanceGroup
 
 from tritonize.adapter.built_repository import read_built_repository
-from tritonize.adapter.model_config import to_pbtxt
-from tritonize.adapter.runtime.repository_model import CONFIG_FILE
+from tritonize.adapter.model_config import to_config_json, to_pbtxt
+from tritonize.adapter.runtime.constants import BATCH_CONFIG_FILE
+from tritonize.adapter.runtime.repository_model import CONFIG_FILE, write_batch_model_config
 from tritonize.errors import ServeError
 
 PROC_GPUS = "/proc/driver/nvidia/gpus"
@@ -98,8 +99,11 @@ def write_cpu_repository(repository, dest):
             continue
         os.makedirs(os.path.join(dest, entry))
         for item in sorted(os.listdir(source)):
-            if item != CONFIG_FILE:
+            if item not in (CONFIG_FILE, BATCH_CONFIG_FILE):
                 os.symlink(os.path.join(source, item), os.path.join(dest, entry, item))
+        config = cpu_config(gpu_models[entry].config)
         with open(os.path.join(dest, entry, CONFIG_FILE), "w", encoding="utf-8") as f:
-            f.write(to_pbtxt(cpu_config(gpu_models[entry].config)))
+            f.write(to_pbtxt(config))
+        if os.path.isfile(os.path.join(source, BATCH_CONFIG_FILE)):  # what a job loads a BatchAPI with
+            write_batch_model_config(os.path.join(dest, entry), to_config_json(config))
     return built.gpu_needs()

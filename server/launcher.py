@@ -50,6 +50,9 @@ class Launcher(abc.ABC):
         self.on_output: Callable[[str], None] | None = None
         self.failed_apis: dict[str, str] = {}  # API -> why it did not load (the others still serve)
         self.cpu_overrides: dict[str, list[int] | None] = {}  # API -> GPUs it was built for (serve --cpu)
+        # The repository Triton reads once started (serve --cpu: a rewritten copy), None if not this machine's:
+        # a BatchAPI's job reads the model config to load from there (repository_model.batch_load_config).
+        self.served_repository: str | None = None
         self._reader: threading.Thread | None = None
         self._start_mark = 0  # lines_total when this run of Triton started
         self._ready_mark: int | None = None  # lines_total when it became ready (None: not ready yet)

@@ -67,6 +67,7 @@ class LocalTritonServer(ManagedTritonServer):
                 f"cannot prepare serve's work folder in {tempfile.gettempdir()}: {exc.strerror or exc} "
                 "(TMPDIR chooses another place)"
             ) from None
+        self.served_repository = repository
         args = (
             [triton.binary]
             + tritonserver_args(opts, repository)

@@ -18,7 +18,7 @@ from tritonize.adapter.runtime.constants import (
     SENSITIVE_HEADERS_ENV,
 )
 from tritonize.adapter.runtime.params import forwarded_header_pattern, reserved_names_matched
-from tritonize.adapter.runtime.repository_model import model_names, startup_models
+from tritonize.adapter.runtime.repository_model import batch_models, startup_models
 from tritonize.errors import ServeError
 
 # Readiness watchers (Kubernetes endpoints, nginx health checks) poll every second or two.
@@ -130,19 +130,11 @@ def model_control_args(options):
     whether that stops the server (options.exit_on_error). A BatchAPI's model is not loaded at
     start: each job loads it with its own config (adapter/runtime/repository_model.batch_load_config).
     """
-    models = startup_models(options.model_repository)
-    if set(model_names_or_none(options.model_repository)) == set(models):
-        load = ["--load-model=*"]
+    if batch_models(options.model_repository):
+        load = [f"--load-model={name}" for name in startup_models(options.model_repository)]
     else:
-        load = [f"--load-model={name}" for name in models]
+        load = ["--load-model=*"]
     return ["--model-control-mode=explicit", *load, "--exit-on-error=false"]
-
-
-def model_names_or_none(repository):
-    try:
-        return model_names(repository)
-    except OSError:
-        return []
 
 
 def runtime_environment(options):

@@ -96,7 +96,16 @@ def serve(
             out(f"warning: API {name!r} failed to load; serving the others (/v2/health/ready says false):\n{why}")
         if front is not None:
             front.start()
-        out(ready_banner(options, apis, took, cortex=front is not None, streams=repository.streaming_names))
+        out(
+            ready_banner(
+                options,
+                [name for name in apis if name not in repository.batch_names],
+                took,
+                cortex=front is not None,
+                streams=repository.streaming_names,
+                batch=repository.batch_names,
+            )
+        )
         if server.detached:
             out(server.detach_message())
             return 0
@@ -156,15 +165,22 @@ def _try_lines(options: ServerOptions, host: str, apis: list[str], streams: Sequ
 
 
 def ready_banner(
-    options: ServerOptions, apis: list[str], took: float, cortex: bool = False, streams: Sequence[str] = ()
+    options: ServerOptions,
+    apis: list[str],
+    took: float,
+    cortex: bool = False,
+    streams: Sequence[str] = (),
+    batch: Sequence[str] = (),
 ) -> str:
+    """apis: the models loaded at start; batch: the BatchAPIs (loaded for each job, not at start)."""
     host = options.host
     lines = [
         f"Ready in {took:.1f} s.",
         f"  HTTP    http://{host}:{options.http_port}/v2/models/<api>/infer",
         f"  gRPC    {host}:{options.grpc_port}",
         f"  metrics http://{host}:{options.metrics_port}/metrics",
-        f"  APIs    {', '.join(apis)}",
+        f"  APIs    {', '.join(apis) or '(none loaded at start)'}",
+        *([f"  BatchAPIs {', '.join(batch)} (not loaded: each job loads its workers)"] if batch else []),
         *(
             [f"  Cortex  http://{host}:{options.cortex_port}/<api>  (POST the payload, as Cortex clients do)"]
             if cortex

@@ -261,11 +261,22 @@ class WatchedSource:
         reloaded = []
         try:
             for api in selected:
-                if self._swap_and_load(api.name, staging, seen):
+                if api.batch:
+                    self._swap_batch(api.name, staging)
+                    reloaded.append(api.name)
+                elif self._swap_and_load(api.name, staging, seen):
                     reloaded.append(api.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return reloaded
+
+    def _swap_batch(self, name, staging):
+        """A BatchAPI is loaded by its jobs, never here: the next job (or a running job's healed worker) runs
+        the new build. The previous folder stays until serve stops: a running job's workers run in it."""
+        served = os.path.join(self.repository, name)
+        os.rename(served, os.path.join(self.workdir, f"previous-{self._reloads}-{name}"))
+        os.rename(os.path.join(staging, name), served)
+        self.out(f"[watch] {name}: rebuilt; a BatchAPI is loaded by its jobs: the next job runs this version")
 
     def _swap_and_load(self, name, staging, seen):
         served = os.path.join(self.repository, name)

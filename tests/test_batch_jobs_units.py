@@ -325,7 +325,7 @@ def test_a_bad_delimited_file_fails_while_enqueuing(tmp_path):
     runner = _runner(manager, job_id, FakeTriton())
     assert not runner.enqueue()
     status = manager.get("batcher", job_id)
-    assert status["status"] == "status_enqueue_failed"
+    assert status["status"] == "status_enqueue_failed" and status["end_time"]
     assert "skip.txt: line 1 is not valid JSON" in manager.log("batcher", job_id)
 
 

@@ -219,3 +219,30 @@ def test_build_from_spec_is_on_the_package(project, tmp_path):
         output_dir=str(tmp_path / "r"),
     )
     assert [a.name for a in result.apis] == ["first"] and (tmp_path / "r" / "first" / "config.pbtxt").is_file()
+
+
+BATCH_CLASS = """
+class BatchPredictor:
+    def __init__(self, config, job_spec):
+        self.config = config
+
+    def predict(self, payload, batch_id):
+        pass
+
+    def on_job_complete(self):
+        pass
+"""
+
+
+def test_create_api_with_a_batch_predictor_class_builds_a_batch_api(tmp_path):
+    """Cortex v0.25-v0.33's create_api took a predictor class for a BatchAPI as for a RealtimeAPI."""
+    (tmp_path / "batchmod.py").write_text(BATCH_CLASS)
+    cls = _import(tmp_path / "batchmod.py", "batchmod_for_test").BatchPredictor
+    cortex.build_from_spec(
+        {"name": "offline", "kind": "BatchAPI", "predictor": {"type": "python", "config": {"k": 1}}},
+        predictor=cls,
+        output_dir=str(tmp_path / "repo"),
+    )
+    settings = json.loads((tmp_path / "repo" / "offline" / "1" / "tritonize_api.json").read_text())
+    assert settings["kind"] == "BatchAPI" and settings["predictor"]["class_name"] == "BatchPredictor"
+    assert (tmp_path / "repo" / "offline" / "tritonize_batch_config.json").is_file()

@@ -4,15 +4,23 @@ repository with a RealtimeAPI and a BatchAPI; jobs submitted with POST /<api> as
 One server serves the module (its job store in tmp); the last test restarts it mid-job.
 """
 
+import copy
 import http.client
 import json
 import os
+import re
 import signal
+import socket
+import subprocess
+import sys
 import time
+import types
 
 import pytest
-from conftest import ServeProcess, run_tritonize
+from conftest import ServeProcess, free_ports, run_tritonize
 from s3_fixtures import moto_s3  # noqa: F401  (fixture)
+
+from tritonize.cortex_endpoint.zipapp import write_zipapp
 
 pytestmark = pytest.mark.e2e
 
@@ -232,6 +240,26 @@ def test_bad_requests_are_answered_clearly(server):
     assert status == 404
 
 
+def test_the_endpoint_has_the_admin_token_in_neither_its_argv_nor_its_environment(server):
+    """It loads a BatchAPI's model for each job, so it has the token: from its stdin, where predictors of the
+    same user cannot read it (the first test's job loaded and unloaded the model with it)."""
+    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1).encode()
+    endpoints = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            continue
+        if b"tritonize.cortex_endpoint" in cmdline and str(server.serve.cortex_port).encode() in cmdline:
+            endpoints.append(pid)
+            assert b"--admin-token-stdin" in cmdline
+            assert token not in cmdline and token not in environ
+    assert endpoints
+
+
 def test_a_killed_worker_is_healed_and_its_batch_retried_while_the_realtime_api_answers(server):
     body = {"workers": 2, "item_list": {"items": items(16), "batch_size": 1}, "config": {"sleep": 0.3}}
     job_id = server.submit(body)
@@ -271,6 +299,48 @@ def test_a_job_past_its_timeout_stops(server):
     assert job["status"] == "status_timed_out", server.log(job_id)
     assert job["batch_metrics"]["succeeded"] < 100
     assert not server.batch_model_ready()
+
+
+def test_the_images_zipapp_runs_jobs_with_the_standard_library(server, tmp_path):
+    """The endpoint as images run it: `python -I <zipapp>`; every tritonize module from the zip, the token on stdin."""
+    zipapp = write_zipapp(str(tmp_path))
+    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1)
+    (port,) = free_ports(1)
+    log_path = tmp_path / "zipapp.log"
+    with open(log_path, "w") as log:
+        front = subprocess.Popen(
+            [sys.executable, "-I", "-v", zipapp, "--repository", str(server.repo), "--port", str(port)]
+            + ["--triton-http-port", str(server.serve.http_port), "--triton-grpc-port", str(server.serve.grpc_port)]
+            + ["--workers", "1", "--job-store", str(tmp_path / "store"), "--admin-token-stdin"],
+            stdin=subprocess.PIPE,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+    try:
+        front.stdin.write(token.encode() + b"\n")
+        front.stdin.close()
+        endpoint = copy.copy(server)
+        endpoint.serve = types.SimpleNamespace(cortex_port=port, http_port=server.serve.http_port, output=lambda: "")
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert front.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+                time.sleep(0.1)
+        job_id = endpoint.submit({"workers": 1, "item_list": {"items": items(3), "batch_size": 2}})
+        job = endpoint.wait(job_id)
+        assert job["status"] == "status_succeeded", endpoint.log(job_id)
+        assert len(server.lines(job_id, ".batches")) == 2
+    finally:
+        front.send_signal(signal.SIGTERM)
+        front.wait(timeout=30)
+    imports = re.findall(r"^import '(tritonize[\w.]*)' # (.*)$", log_path.read_text(), re.M)
+    assert {name for name, _ in imports} >= {"tritonize.batch.runner", "tritonize.cortex_endpoint.jobs"}
+    outside = [(name, where) for name, where in imports if "zipimporter" not in where]
+    assert not outside, f"tritonize modules loaded from outside the zipapp: {outside}"
 
 
 def test_a_job_survives_serve_restarted_mid_job(server):

@@ -17,6 +17,7 @@ from conftest import ServeProcess, run_tritonize
 
 from tritonize.adapter.runtime.constants import ADMIN_TOKEN_HEADER
 from tritonize.adapter.runtime.repository_model import batch_load_config
+from tritonize.client.status import collect, format_table
 
 pytestmark = pytest.mark.e2e
 
@@ -161,6 +162,13 @@ def test_a_batch_api_is_not_loaded_at_start_and_readiness_does_not_wait_for_it(s
         token=None,
     )
     assert status == 200 and json.loads(answer["outputs"][0]["data"][0]) == {"echo": {"x": 1}}
+    # `tritonize status`: a BatchAPI no job has loaded is idle (its kind comes from the repository).
+    statuses = {s.name: s for s in collect(serve.http_url, token=TOKEN, batch_apis={"job"})}
+    assert (statuses["job"].kind, statuses["job"].state) == ("BatchAPI", "idle")
+    assert (statuses["echo"].kind, statuses["echo"].state) == ("RealtimeAPI", "ready")
+    table = format_table(list(statuses.values())).splitlines()
+    assert table[0].split()[:3] == ["api", "kind", "status"]
+    assert [line.split()[:3] for line in table[1:3]] == [["echo", "RealtimeAPI", "ready"], ["job", "BatchAPI", "idle"]]
 
 
 def test_a_job_loads_the_batch_api_with_its_config_and_runs_batches(served):
@@ -176,6 +184,8 @@ def test_a_job_loads_the_batch_api_with_its_config_and_runs_batches(served):
     assert _state(url, "job") == "READY" and _ready(url) == 200
     _, loaded = _call(url, "/v2/models/job/config")
     assert loaded["instance_group"][0]["count"] == 2
+    (running,) = [s for s in collect(url, token=TOKEN) if s.name == "job"]  # told by its config while loaded
+    assert (running.kind, running.state, running.instances) == ("BatchAPI", "running", 2)
     # Two workers, each constructed with the merged config (the job's values win, nested merged) and the spec.
     inits = [json.loads(p.read_text()) for p in out.glob("init-*.json")]
     assert len(inits) == 2, inits
@@ -271,3 +281,64 @@ def test_a_killed_worker_is_healed_with_its_job_config(served):
     assert len(fresh) >= 2 and all(i["job_spec"] == spec and i["config"]["model"]["name"] == "healed" for i in fresh)
     _call(url, "/v2/repository/models/job/unload", {})
     _wait_state(url, "job", "UNAVAILABLE")
+
+
+def test_the_image_supervisor_starts_without_the_batch_api_and_its_ready_says_idle(served, tmp_path):
+    """server/container.py (the image's entrypoint) around the wheel's tritonserver: the same repository,
+    the BatchAPI not loaded at start, /ready green and naming it idle, then running while a job has it."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import free_ports
+    from production_checks import urllib_call, wait_until
+
+    from tritonize.host.triton_install import find_triton
+
+    _, repo, _ = served
+    triton = find_triton()
+    http, grpc, metrics, health = free_ports(4)
+    command = [
+        triton.binary,
+        f"--model-repository={repo}",
+        f"--http-port={http}",
+        f"--grpc-port={grpc}",
+        f"--metrics-port={metrics}",
+        f"--backend-directory={triton.make_backend_dir(str(tmp_path / 'backends'))}",
+    ]
+    env = {
+        **triton.environment(),
+        "TRITONIZE_CORTEX_PORT": "off",
+        "TRITONIZE_HEALTH_PORT": str(health),
+        "TRITONIZE_ADMIN_TOKEN": TOKEN,
+    }
+    log = open(tmp_path / "supervisor.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tritonize.server.container", *command],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    output = (tmp_path / "supervisor.log").read_text
+    call = urllib_call()
+    url = f"127.0.0.1:{http}"
+    try:
+        wait_until(lambda: call("GET", health, "/ready")[0] == 200, 180, "ready", log=output)
+        assert json.loads(call("GET", health, "/ready")[1])["apis"] == {"echo": "ready", "job": "idle (BatchAPI)"}
+        assert _state(url, "job") == "" and _ready(url) == 200
+        assert "tritonize: ready in" in output() and "(echo)" in output()
+        status, answer = _load_job(url, repo, _job_spec("image-job", {"fail_init": "on purpose"}), workers=1)
+        assert status == 200, answer
+        assert json.loads(call("GET", health, "/ready")[1])["apis"]["job"] == "running a job"
+        assert call("GET", health, "/ready")[0] == 200
+        _call(url, "/v2/repository/models/job/unload", {})
+        _wait_state(url, "job", "UNAVAILABLE")
+        assert json.loads(call("GET", health, "/ready")[1])["apis"]["job"] == "idle (BatchAPI)"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0, output()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()

@@ -82,3 +82,20 @@ def test_cpu_repository_rewrites_only_gpu_configs(repo, tmp_path):
     assert os.path.islink(os.path.join(dest, "cpu_api")) and not os.path.islink(os.path.join(dest, "two_gpus"))
     # The original is untouched.
     assert gpu_needs(repo) == changed
+
+
+def test_cpu_repository_of_a_gpu_batch_api_rewrites_what_jobs_load_too(tmp_path):
+    from tritonize.adapter.build import build
+    from tritonize.adapter.runtime.repository_model import batch_load_config
+
+    (tmp_path / "job.py").write_text(
+        "class PythonPredictor:\n    def predict(self, payload, batch_id):\n        pass\n"
+    )
+    (tmp_path / "cortex.yaml").write_text(
+        "- name: job\n  kind: BatchAPI\n  predictor: {path: job.py}\n  compute: {gpu: 1}\n"
+    )
+    repo = build(str(tmp_path / "cortex.yaml"), str(tmp_path / "repo")).output_dir
+    dest = str(tmp_path / "cpu")
+    assert write_cpu_repository(repo, dest) == {"job": [0]}
+    assert batch_load_config(dest, "job", 2, {})["instance_group"] == [{"count": 2, "kind": "KIND_CPU"}]
+    assert batch_load_config(repo, "job", 2, {})["instance_group"] == [{"count": 2, "kind": "KIND_GPU", "gpus": [0]}]

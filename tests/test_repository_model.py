@@ -305,3 +305,21 @@ def test_batch_load_config_is_the_contracts(mixed):
         batch_load_config(mixed, "offline", 0, spec)
     with pytest.raises(RepositoryFormatError, match="'realtime' is not a BatchAPI of this repository"):
         read_batch_model_config(mixed, "realtime")
+
+
+def test_a_job_on_an_api_built_for_several_gpus_spreads_its_workers(tmp_path):
+    project = tmp_path / "gpu"
+    project.mkdir()
+    (project / "batch.py").write_text(BATCH_PREDICTOR)
+    (project / "cortex.yaml").write_text(
+        "- name: offline\n  kind: BatchAPI\n  predictor: {path: batch.py}\n  compute: {gpu: 2}\n"
+    )
+    repo = build(str(project / "cortex.yaml"), str(tmp_path / "gpu-repo")).output_dir
+    groups = batch_load_config(repo, "offline", 3, {"job_id": "j"})["instance_group"]
+    assert groups == [
+        {"count": 2, "kind": "KIND_GPU", "gpus": [0]},
+        {"count": 1, "kind": "KIND_GPU", "gpus": [1]},
+    ]
+    assert batch_load_config(repo, "offline", 1, {})["instance_group"] == [
+        {"count": 1, "kind": "KIND_GPU", "gpus": [0]}
+    ]

@@ -69,6 +69,14 @@ def test_known_but_unused_fields_are_warned_once(tmp_path):
             "[0] (a).predictor.server_side_batching: a BatchAPI's predict() already gets a whole batch",
         ),
         (
+            "- name: a\n  kind: BatchAPI\n  predictor: {type: tensorflow, path: x}\n",
+            "[0] (a).predictor.type: 'tensorflow' predictors are not supported (only 'python'): write a",
+        ),
+        (
+            "- name: a\n  kind: BatchAPI\n  predictor: {path: predictor.py}\n  autoscaling: {max_replicas: 3}\n",
+            "[0] (a).autoscaling: a BatchAPI has no autoscaling: each job runs `workers` workers (Cortex's rule)",
+        ),
+        (
             "- name: a\n  kind: Foo\n  predictor: {path: predictor.py}\n",
             "unknown kind 'Foo' (expected RealtimeAPI or BatchAPI)",
         ),

@@ -253,3 +253,48 @@ def test_the_images_probes_say_why():
     assert not ok and "API 'ok' is stuck" in body["problems"][0]
     health.draining = True
     assert health.readiness()[1]["problems"] == ["draining (SIGTERM)"]
+
+
+def test_batch_apis_are_not_loaded_at_start_nor_waited_for(tmp_path):
+    """A BatchAPI's model is loaded by its jobs: Triton starts with the realtime models only, and the image's
+    /ready neither waits for a BatchAPI nor counts it as failed (idle, or running a job)."""
+    from tritonize.adapter.build import build
+    from tritonize.server.container import Health
+    from tritonize.server.options import ServerOptions, model_control_args
+    from tritonize.server.supervisor import Supervisor
+
+    (tmp_path / "rt.py").write_text("class PythonPredictor:\n    def predict(self, payload):\n        return 1\n")
+    (tmp_path / "job.py").write_text("class PythonPredictor:\n    def predict(self, payload, batch_id): pass\n")
+    (tmp_path / "cortex.yaml").write_text(
+        "- name: realtime\n  predictor: {path: rt.py}\n- name: offline\n  kind: BatchAPI\n  predictor: {path: job.py}\n"
+    )
+    repo = build(str(tmp_path / "cortex.yaml"), str(tmp_path / "repo")).output_dir
+    options = ServerOptions(repo)
+    assert model_control_args(options) == [
+        "--model-control-mode=explicit",
+        "--load-model=realtime",
+        "--exit-on-error=false",
+    ]
+    index = [{"name": "offline"}, {"name": "realtime", "state": "READY"}]
+
+    class Admin:
+        def index(self, timeout=None):
+            return index
+
+    class Server:
+        admin = Admin()
+
+    Server.options = options
+    health = Health(Server(), None, Supervisor(lambda line: None))
+    health.ready = True
+    assert health.readiness() == (
+        True,
+        {"ready": True, "problems": [], "apis": {"offline": "idle (BatchAPI)", "realtime": "ready"}},
+    )
+    index[0]["state"] = "READY"
+    assert health.readiness()[1]["apis"]["offline"] == "running a job"
+    index[1]["state"] = "UNAVAILABLE"
+    assert health.readiness()[1]["problems"] == ["no API is loaded"]
+    # Without a BatchAPI nothing changes: every model at start.
+    rt_only = build(str(tmp_path / "rt.py"), str(tmp_path / "rt-repo")).output_dir
+    assert "--load-model=*" in model_control_args(ServerOptions(rt_only))

@@ -75,3 +75,34 @@ def test_one_predictor_edit_reloads_that_api_alone(tmp_path):
     assert affected_apis(apis, [str(tmp_path / "helpers.py")], spec) == ["alpha", "beta"]
     assert affected_apis(apis, [spec], spec) == ["alpha", "beta"]
     assert affected_apis(apis, [str(tmp_path.parent / "elsewhere.py")], spec) == []
+
+
+def test_a_batch_api_is_rebuilt_but_never_loaded_by_watch(tmp_path):
+    """serve --watch: a BatchAPI's model is loaded by its jobs; a change swaps its build and loads nothing."""
+    from tritonize.server.watch import WatchedSource
+
+    (tmp_path / "cortex.yaml").write_text(
+        SPEC + "- name: offline\n  kind: BatchAPI\n  predictor: {type: python, path: offline.py}\n"
+    )
+    (tmp_path / "alpha.py").write_text(PREDICTOR)
+    (tmp_path / "beta.py").write_text(PREDICTOR)
+    batch = "class PythonPredictor:\n    def predict(self, payload, batch_id):\n        pass\n"
+    (tmp_path / "offline.py").write_text(batch)
+    loads, lines = [], []
+
+    class Admin:
+        def load(self, name, config=None, timeout=None):
+            loads.append(name)
+
+    class Server:
+        admin = Admin()
+
+    with WatchedSource(str(tmp_path / "cortex.yaml"), out=lines.append) as watched:
+        watched.server = Server()
+        (tmp_path / "offline.py").write_text(batch.replace("pass", "return None"))
+        assert watched.reload(["offline", "alpha"]) == ["offline", "alpha"]
+        served = os.path.join(watched.repository, "offline", "1", "project", "offline.py")
+        with open(served) as f:
+            assert "return None" in f.read()
+    assert loads == ["alpha"]
+    assert any("offline: rebuilt; a BatchAPI is loaded by its jobs" in line for line in lines), lines

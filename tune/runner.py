@@ -148,6 +148,8 @@ def select_api(source: str, api_name: str | None, gpus: list[int] | str | None) 
     elif len(apis) > 1:
         raise TuneError(f"{source} has {len(apis)} APIs ({', '.join(a.name for a in apis)}): choose one with --api")
     api = apis[0]
+    if api.batch:
+        raise TuneError(f"{api.name} is a BatchAPI: tune measures realtime APIs (a job's pace is its `workers`)")
     if gpus is not None:
         apply_instance_settings(api, gpus=gpus, where="--gpus")
     return api

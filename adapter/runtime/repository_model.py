@@ -336,24 +336,32 @@ def model_names(repository):
     )
 
 
-def startup_models(repository):
-    """The models serve and the image's supervisor load at start: every model but the BatchAPIs (a job loads
-    its BatchAPI's model with the job's config). A model whose settings cannot be read is loaded: its load
-    reports the problem."""
+def batch_models(repository):
+    """The BatchAPIs of a repository, sorted ([] if it cannot be read): a job loads each with the job's config.
+    A model whose settings cannot be read counts as loaded at start: its load reports the problem."""
     try:
         names = model_names(repository)
     except OSError:
         return []
-    loaded = []
+    batch = []
     for name in names:
         if os.path.isfile(settings_path(os.path.join(repository, name))):
             try:
                 if read_api_settings(os.path.join(repository, name, VERSION_DIR)).batch:
-                    continue
+                    batch.append(name)
             except (OSError, RepositoryFormatError):
                 pass
-        loaded.append(name)
-    return loaded
+    return batch
+
+
+def startup_models(repository):
+    """The models serve and the image's supervisor load at start: every model but the BatchAPIs."""
+    try:
+        names = model_names(repository)
+    except OSError:
+        return []
+    batch = set(batch_models(repository))
+    return [name for name in names if name not in batch]
 
 
 @dataclass(frozen=True)
@@ -430,11 +438,19 @@ def read_batch_model_config(repository, api):
 
 def batch_load_config(repository, api, workers, job_spec):
     """The `config` a job loads its BatchAPI's model with (POST /v2/repository/models/<api>/load, body
-    {"parameters": {"config": json.dumps(<this>)}}): the built config, `workers` instances, the job's spec
-    as the model parameter the runtime reads (adapter/runtime/batch.py)."""
+    {"parameters": {"config": json.dumps(<this>)}}): the built config, `workers` instances (on an API built
+    for several GPUs: spread over them, one instance per worker in all), the job's spec as the model
+    parameter the runtime reads (adapter/runtime/batch.py)."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers: expected a whole number >= 1, got {workers!r}")
     config = read_batch_model_config(repository, api)
-    config["instance_group"][0]["count"] = workers
+    group = config["instance_group"][0]
+    gpus = group.get("gpus")
+    if group.get("kind") == "KIND_GPU" and isinstance(gpus, list) and len(gpus) > 1:
+        # An instance is one process on one GPU: the job's workers are spread over the API's GPUs.
+        counts = [workers // len(gpus) + (1 if i < workers % len(gpus) else 0) for i in range(len(gpus))]
+        config["instance_group"] = [{**group, "gpus": [gpu], "count": n} for gpu, n in zip(gpus, counts) if n]
+    else:
+        group["count"] = workers
     config.setdefault("parameters", {})[JOB_SPEC_PARAMETER] = {"string_value": json.dumps(job_spec)}
     return config
