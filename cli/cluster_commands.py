@@ -162,17 +162,17 @@ def deploy_kserve_command(source, **kwargs):
 def status_command(api, url, metrics_url, token, watch, cortex_url):
     """Each API's state, instances, requests, errors, mean latency and queue time (p50/p99: serve
     --latency-percentiles); each TrafficSplitter's requests per target; each BatchAPI's job in progress."""
-    from tritonize.client.batch_job_status import collect_batch_jobs, format_batch_jobs
-    from tritonize.client.status import collect, default_metrics_url, format_table
+    from tritonize.client.batch_job_status import collect_with_jobs, format_batch_jobs
+    from tritonize.client.status import default_metrics_url, format_table
     from tritonize.client.traffic_splitter_status import collect_splitters, default_cortex_url, format_splitters
 
     metrics_url = metrics_url or default_metrics_url(url)
     while True:
-        table = format_table(collect(url, metrics_url, token=token, api=api))
+        statuses, batch_jobs = collect_with_jobs(url, metrics_url, cortex_url or default_cortex_url(url), token, api)
+        table = format_table(statuses)
         splitters = [s for s in collect_splitters(cortex_url or default_cortex_url(url)) if api in (None, s["name"])]
         if splitters:
             table = f"{table}\n\n{format_splitters(splitters)}"
-        batch_jobs = collect_batch_jobs(cortex_url or default_cortex_url(url), api=api)
         if batch_jobs:
             table = f"{table}\n\n{format_batch_jobs(batch_jobs)}"
         if watch is None:

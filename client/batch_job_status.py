@@ -1,50 +1,43 @@
-"""`tritonize status`: the jobs of each BatchAPI (the running or pending ones, else the latest), read from
-the Cortex endpoint: its job metrics name the BatchAPIs that have jobs, its job list gives each job's state.
+"""`tritonize status`: which APIs are BatchAPIs, and the jobs of each (the running or pending ones, else the
+latest), read from the Cortex endpoint: `GET /<api>` answers a BatchAPI's job list (a RealtimeAPI's answer
+has no "jobs"), which also tells a BatchAPI that no job has loaded (Triton's index shows it unloaded).
 
 Behind a load balancer each read is one replica's jobs; jobs live on the replica that owns the job store.
 """
 
-from tritonize.batch.metrics import BATCHES as JOB_BATCHES_METRIC
-from tritonize.batch.metrics import RUNNING as JOB_RUNNING_METRIC
+from tritonize.adapter.runtime.constants import BATCH_API
 from tritonize.client.jobs import IN_PROGRESS_STATUSES, JobApi, progress_of, status_message
+from tritonize.client.status import collect
 from tritonize.errors import TritonizeError
-from tritonize.health.prometheus import parse_metrics
-from tritonize.host import local_http
-
-# The Cortex endpoint's job progress (Prometheus text: batch/metrics.py).
-JOB_METRICS_PATH = "/_tritonize/metrics"
 
 
-def batch_apis_with_jobs(cortex_url, timeout=5):
-    """The BatchAPIs the endpoint has jobs for; [] when it is not running or has none."""
+def job_lists(cortex_url, names, timeout=5):
+    """{api: its jobs, newest first} for the names that are BatchAPIs; {} when the endpoint does not answer."""
     jobs = JobApi(cortex_url, timeout_s=timeout)
-    try:
-        with local_http.urlopen(jobs.base + JOB_METRICS_PATH, timeout=timeout) as response:
-            text = response.read().decode("utf-8", "replace")
-    except (OSError, ValueError):
-        return []
-    names = {
-        labels.get("api", "")
-        for name, labels, _ in parse_metrics(text)
-        if name in (JOB_BATCHES_METRIC, JOB_RUNNING_METRIC)
-    }
-    return sorted(name for name in names if name)
-
-
-def collect_batch_jobs(cortex_url, api=None, timeout=5):
-    """[(api, job_status)]: per BatchAPI its jobs in progress (running, pending, enqueuing), else its latest."""
-    jobs = JobApi(cortex_url, timeout_s=timeout)
-    result = []
-    for name in batch_apis_with_jobs(cortex_url, timeout):
-        if api not in (None, name):
-            continue
+    found = {}
+    for name in names:
         try:
-            listed = jobs.list(name)
-        except TritonizeError:  # gone between the two reads: nothing to show for it
+            answer = jobs.json(name)
+        except TritonizeError:  # no endpoint, or no such API there
             continue
+        if isinstance(answer, dict) and isinstance(answer.get("jobs"), list):
+            found[name] = answer["jobs"]
+    return found
+
+
+def collect_with_jobs(url, metrics_url, cortex_url, token=None, api=None):
+    """-> ([ApiStatus] with BatchAPIs told apart, [(api, job_status)] to show below them)."""
+    statuses = collect(url, metrics_url, token=token, api=api)
+    # A loaded BatchAPI says so by its config; an unloaded model may be an idle BatchAPI: ask the endpoint.
+    candidates = [s.name for s in statuses if s.kind == BATCH_API or s.state != "ready"]
+    lists = job_lists(cortex_url, candidates)
+    if any(s.name in lists and s.kind != BATCH_API for s in statuses):
+        statuses = collect(url, metrics_url, token=token, api=api, batch_apis=tuple(lists))
+    rows = []
+    for name, listed in sorted(lists.items()):
         shown = [job for job in listed if job.get("status") in IN_PROGRESS_STATUSES] or listed[:1]
-        result.extend((name, job) for job in shown)
-    return result
+        rows.extend((name, job) for job in shown)
+    return statuses, rows
 
 
 def format_batch_jobs(rows):

@@ -130,6 +130,10 @@ class JobApi:
         """-> the API's job statuses, newest first."""
         return list(self._json(self._url(api)).get("jobs", []))
 
+    def json(self, api: str) -> Any:
+        """GET /<api> as it is: a BatchAPI's {"jobs": [...]}, a RealtimeAPI's summary."""
+        return self._json(self._url(api))
+
     def stop(self, api: str, job_id: str) -> dict:
         """-> {"message": "stopped job <id>"}."""
         return self._json(self._url(api, jobID=job_id), "DELETE")

@@ -10,7 +10,7 @@ from fake_job_endpoint import FakeJobEndpoint
 
 from tritonize import Client
 from tritonize.cli.main import cli
-from tritonize.client.batch_job_status import collect_batch_jobs, format_batch_jobs
+from tritonize.client.batch_job_status import format_batch_jobs, job_lists
 from tritonize.client.job_view import ProgressLine, format_job, format_jobs
 from tritonize.client.jobs import JobApi, build_submission, cortex_base_url, progress_of, status_message
 from tritonize.errors import JobError, ServerUnreachable
@@ -263,32 +263,20 @@ def test_progress_bar_on_a_terminal():
     assert line(job).endswith("succeeded\x1b[K\n")
 
 
-def test_status_section_shows_jobs_in_progress_else_latest(endpoint):
+def test_status_tells_batch_apis_by_their_job_list(endpoint):
     client = _client(endpoint)
-    assert collect_batch_jobs(endpoint.url) == []  # no job yet: no section
+    assert job_lists(endpoint.url, ["batcher", "other"]) == {"batcher": []}  # a BatchAPI without jobs yet
     done = client.submit_job("batcher", items=[1], batch_size=1)["job_id"]
     client.wait_job("batcher", done, poll_s=0.01)
-    rows = collect_batch_jobs(endpoint.url)
-    assert [(api, job["job_id"], job["status"]) for api, job in rows] == [("batcher", done, "status_succeeded")]
     running = client.submit_job("batcher", items=list(range(10)), batch_size=2)["job_id"]
     client.job_status("batcher", running)  # the stand-in advances one batch per read
-    rows = collect_batch_jobs(endpoint.url)
-    assert [job["job_id"] for _, job in rows] == [running]
-    text = format_batch_jobs(rows)
-    assert text.splitlines()[0].split() == [
-        "BATCH",
-        "API",
-        "JOB",
-        "ID",
-        "STATUS",
-        "SUCCEEDED",
-        "FAILED",
-        "QUEUED",
-        "TOTAL",
-    ]
+    listed = job_lists(endpoint.url, ["batcher"])["batcher"]
+    assert [job["job_id"] for job in listed] == [running, done]
+    text = format_batch_jobs([("batcher", listed[0])])
+    header = ["BATCH", "API", "JOB", "ID", "STATUS", "SUCCEEDED", "FAILED", "QUEUED", "TOTAL"]
+    assert text.splitlines()[0].split() == header
     assert text.splitlines()[1].split() == ["batcher", running, "running", "1", "0", "4", "5"]
-    assert collect_batch_jobs(endpoint.url, api="other") == []
-    assert collect_batch_jobs("127.0.0.1:1") == []  # no endpoint: no section, no error
+    assert job_lists("127.0.0.1:1", ["batcher"]) == {}  # no endpoint: no section, no error
 
 
 def test_follow_log_prints_new_text_until_the_job_ends(endpoint):

@@ -134,6 +134,14 @@ def test_python_client_job_methods(served):
 
 
 def test_status_shows_the_running_job_and_stop_ends_it(served):
+    metrics = f"127.0.0.1:{served.metrics_port}"
+    status = ["status", "--url", served.http_url, "--metrics-url", metrics, "--token", TOKEN]
+    table = run_tritonize(*status, "--cortex-url", served.cortex_url).stdout
+    # no job has loaded slow-batch yet: Triton's index says unloaded, the endpoint says it is a BatchAPI
+    assert next(line.split() for line in table.splitlines() if line.startswith("slow-batch "))[1:3] == [
+        "BatchAPI",
+        "idle",
+    ], table
     items = json.dumps([[i] for i in range(60)])
     spec = json.loads(job(served, "submit", "slow-batch", "--items", items, "--batch-size", "1").stdout)
     client = Client(served.http_url, cortex_url=served.cortex_url)
@@ -141,9 +149,9 @@ def test_status_shows_the_running_job_and_stop_ends_it(served):
     while client.job_status("slow-batch", spec["job_id"])["batch_metrics"]["succeeded"] < 1:
         assert time.monotonic() < deadline, client.job_log("slow-batch", spec["job_id"])
         time.sleep(0.2)
-    metrics = f"127.0.0.1:{served.metrics_port}"
-    status = ["status", "--url", served.http_url, "--metrics-url", metrics, "--token", TOKEN]
     table = run_tritonize(*status, "--cortex-url", served.cortex_url).stdout
+    api_rows = {row[0]: row[1:3] for row in map(str.split, table[: table.index("BATCH API")].splitlines()) if row}
+    assert api_rows["slow-batch"] == ["BatchAPI", "running"], table  # its row while the job's workers are loaded
     jobs_section = table[table.index("BATCH API") :]  # below the APIs' table
     row = next(line.split() for line in jobs_section.splitlines() if line.startswith("slow-batch "))
     assert row[1:3] == [spec["job_id"], "running"], table
