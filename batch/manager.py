@@ -12,13 +12,16 @@ import os
 import secrets
 import threading
 import time
+import traceback
 
 from .runner import JobRunner
-from .sources import SourceError, dry_run
+from .sources import dry_run
 from .store import FINAL_STATUSES, JobStore, UnknownJob, now_rfc3339
 
 POLL_S = 0.25
 ACTIVE_STATUSES = ("status_enqueuing", "status_pending", "status_running")
+# Cortex's worker_counts fields (pkg/types/status/status.go); tritonize's workers are running or not.
+WORKER_STATES = ("pending", "initializing", "running", "succeeded", "failed", "stalled", "unknown")
 
 
 class JobManager:
@@ -76,7 +79,7 @@ class JobManager:
                 "failed": failed,
                 "average_time_per_batch": progress.seconds / succeeded if succeeded else None,
             },
-            "worker_counts": {"running": record["workers"] if running else 0},
+            "worker_counts": {**dict.fromkeys(WORKER_STATES, 0), "running": record["workers"] if running else 0},
             "failed_attempts": sum(progress.attempts.values()),  # tritonize's: predict() raised, retried or not
         }
 
@@ -111,6 +114,7 @@ class JobEngine:
         self.print = log
         self.shutdown = threading.Event()
         self._threads = {}  # (api, job_id) -> Thread
+        self._runners = {}  # (api, job_id) -> JobRunner of the jobs running now
         self._turn = threading.Condition()
         self._waiting = {}  # api -> [(created_time, job_id)] ready to run, oldest first
         self._running = {}  # api -> job_id
@@ -129,6 +133,8 @@ class JobEngine:
         self.shutdown.set()
         with self._turn:
             self._turn.notify_all()
+        for runner in list(self._runners.values()):
+            runner.sync()
         deadline = time.monotonic() + timeout_s
         for thread in [self._scanner, *self._threads.values()]:
             if thread is not None:
@@ -166,14 +172,17 @@ class JobEngine:
             if not runner.enqueue():
                 return
             if self._wait_turn(runner):
+                self._runners[(api, job_id)] = runner
                 try:
                     runner.run()
                 finally:
+                    self._runners.pop((api, job_id), None)
                     with self._turn:
                         self._running.pop(api, None)
                         self._turn.notify_all()
-        except (SourceError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:  # a store that went away, a bug: this job ends, the others and the server go on
             self.print(f"tritonize jobs: job {job_id} of {api} failed: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
             try:
                 self.store.log(api, job_id, f"unexpected error: {type(exc).__name__}: {exc}")
                 record = self.store.read_record(api, job_id)

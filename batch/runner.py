@@ -46,6 +46,12 @@ class JobRunner:
         self.submission = parse(store.read_submission(api, job_id))
         self._lock = threading.Lock()
         self._generation = None  # the model's reload nonce as this job last saw it
+        self.events = None  # the progress log while batches run
+
+    def sync(self):
+        """Progress on disk now (SIGTERM)."""
+        if self.events is not None:
+            self.events.sync()
 
     # --- status
 
@@ -188,7 +194,7 @@ class JobRunner:
         if remaining < self.record["total_batch_count"]:
             self.log(f"resuming: {remaining} of {self.record['total_batch_count']} batches left")
         state = {"remaining": remaining, "ended": None}
-        events = self.store.progress_log(self.api, self.job_id)
+        events = self.events = self.store.progress_log(self.api, self.job_id)
         threads = [
             threading.Thread(target=self._worker, args=(todo, state, progress, events), daemon=True)
             for _ in range(self.submission.workers)

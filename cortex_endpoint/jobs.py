@@ -44,12 +44,13 @@ class JobRoutes:
         """/_tritonize/metrics and /_tritonize/jobs/<api>/<job_id>/log."""
         if request.method not in (b"GET", b"HEAD"):
             return conn.respond(405, TEXT, b"method not allowed: GET", b"allow: GET\r\n")
+        head = request.method == b"HEAD"
         if path == METRICS_PATH:
-            return self._later(conn, self._metrics)
+            return self._later(conn, self._metrics, head)
         parts = path[len(LOG_PREFIX) :].decode("utf-8", errors="replace").split("/")
         if len(parts) != 3 or parts[2] != "log" or parts[0] not in self.batch_apis:
             return conn.respond(404, TEXT, b"not found: GET /_tritonize/jobs/<api>/<job_id>/log")
-        return self._later(conn, lambda: self._log(parts[0], parts[1]))
+        return self._later(conn, lambda: self._log(parts[0], parts[1]), head)
 
     def handle_api(self, conn, request, api):
         method = request.method
@@ -57,11 +58,12 @@ class JobRoutes:
         job_id = query.get("jobID")
         if method == b"POST":
             dry_run = query.get("dryRun", "").lower() == "true"
-            return self._later(conn, lambda: self._submit(api, request.body, dry_run, _endpoint(request, api)))
+            return self._later(conn, lambda: self._submit(api, request.body, dry_run))
         if method in (b"GET", b"HEAD"):
+            head = method == b"HEAD"
             if job_id is None:
-                return self._later(conn, lambda: self._list(api))
-            return self._later(conn, lambda: self._get(api, job_id, _endpoint(request, api)))
+                return self._later(conn, lambda: self._list(api), head)
+            return self._later(conn, lambda: self._get(api, job_id, _endpoint(request, api)), head)
         if method == b"DELETE":
             if job_id is None:
                 return _error(conn, 400, "jobID: required (DELETE /<api>?jobID=<id>)")
@@ -70,13 +72,13 @@ class JobRoutes:
             return conn.respond(204, TEXT, b"", b"access-control-max-age: 1728000\r\n")
         return conn.respond(405, TEXT, b"method not allowed: POST, GET or DELETE", b"allow: GET, POST, DELETE\r\n")
 
-    async def _later(self, conn, work):
+    async def _later(self, conn, work, head=False):
         status, content_type, body = await asyncio.get_running_loop().run_in_executor(None, _answer, work)
-        conn.respond(status, content_type, body)
+        conn.respond(status, content_type, body, head=head)
 
     # each returns (status, content type, body); runs in a thread
 
-    def _submit(self, api, body, dry_run, endpoint):
+    def _submit(self, api, body, dry_run):
         submission = parse_body(body)
         if dry_run:  # Cortex answered dry runs as text, for people
             lines = self.manager.dry_run(submission)

@@ -104,8 +104,12 @@ class TritonPythonModel:
         from tritonize_runtime.batch import OK_BODY, read_batch_request
 
         try:
+            try:
+                parameters = request.parameters()
+            except UnicodeDecodeError:  # a parameter Triton could not hand over
+                return self._error(400, "request parameters are not valid UTF-8")
             outcome = self.batch.run(
-                read_batch_request(request.parameters(), _input_array(request, self.constants.BATCH_INPUT_NAME))
+                read_batch_request(parameters, _input_array(request, self.constants.BATCH_INPUT_NAME))
             )
             if outcome.ok:
                 return pb_utils.InferenceResponse(

@@ -157,6 +157,8 @@ def _try_lines(options: ServerOptions, host: str, apis: list[str], streams: Sequ
             f"Try: tritonize predict {plain[0]} --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
             f"  or: curl -s http://{host}:{options.http_port}/v2/models/{plain[0]}/infer -d '{example}'",
         ]
+    if not apis:  # only BatchAPIs: nothing answers requests until a job loads one
+        return lines
     return lines + [
         f"Try: tritonize predict {apis[0]} --stream --data '{{\"x\": 1}}' --url {host}:{options.http_port}",
         f"  or: curl -N http://{host}:{options.http_port}/v2/models/{apis[0]}/generate_stream "

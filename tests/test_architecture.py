@@ -127,3 +127,9 @@ def test_config_pbtxt_is_parsed_in_one_module_and_never_searched_as_text():
         lambda kind, text: kind == "string" and re.search(r"decoupled\s*:|decoupled\\s", text)
     )
     assert searched == [], "config.pbtxt text searched by hand: ask adapter/built_repository.py"
+
+
+def test_the_job_store_is_read_and_written_in_one_module():
+    files = ("job.json", "progress.jsonl", "batches.jsonl", "submission.json", "job.log")
+    users = _modules_mentioning(lambda kind, text: kind == "string" and any(name in text for name in files))
+    assert users == ["batch/store.py"], "the job store's files are batch/store.py's: ask JobStore or JobManager"

@@ -419,3 +419,19 @@ def test_the_batch_request_carries_the_batch_as_binary_data():
     assert body[size + 4 :].decode() == '[1, "é"]'
     _, body = infer_body("null", "x", on_job_complete=True)
     assert b'"tritonize_on_job_complete": true' in body
+
+
+def test_dead_letters_go_to_an_s3_prefix(tmp_path, moto_s3, monkeypatch):  # noqa: F811
+    for name, value in moto_s3.env.items():
+        monkeypatch.setenv(name, value)
+    moto_s3.reset_bucket("dead")
+    manager, job_id = _job(tmp_path, {**ITEMS, "dead_letter": {"path": "s3://dead/letters/", "max_receive_count": 2}})
+    status = _run(manager, job_id, FakeTriton(failing={1}))
+    assert status["status"] == "status_completed_with_failures"
+    body = moto_s3.client.get_object(Bucket="dead", Key=f"letters/{job_id}/000000.json")["Body"].read()
+    assert json.loads(body)["items"] == [1, 2] and json.loads(body)["attempts"] == 2
+    # a prefix that cannot be written: the letter stays in the job store, nothing lost
+    manager, job_id = _job(tmp_path, {**ITEMS, "dead_letter": {"path": "s3://no-such-bucket/x"}})
+    _run(manager, job_id, FakeTriton(failing={5}))
+    assert os.path.exists(os.path.join(manager.store.dead_letter_dir("batcher", job_id), "000002.json"))
+    assert "kept in the job store instead" in manager.log("batcher", job_id)

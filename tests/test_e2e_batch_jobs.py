@@ -32,6 +32,8 @@ import time
 
 class PythonPredictor:
     def __init__(self, config, job_spec):
+        if config.get("fail_init"):
+            raise RuntimeError("no weights here")
         self.config = config
         self.job = job_spec["job_id"]
         self.total = job_spec["total_batch_count"]
@@ -112,10 +114,15 @@ class Server:
         assert status == 200, answer
         return answer["job_status"]
 
-    def wait(self, job_id, until=None, timeout=120):
+    def wait(self, job_id, until=None, timeout=120, unreachable_ok=False):
         deadline = time.monotonic() + timeout
         while True:
-            job = self.job(job_id)
+            try:
+                job = self.job(job_id)
+            except OSError:  # the endpoint is being restarted
+                assert unreachable_ok and time.monotonic() < deadline, self.serve.output()[-4000:]
+                time.sleep(0.2)
+                continue
             if until(job) if until else job["end_time"]:
                 return job
             assert time.monotonic() < deadline, f"{job}\n{self.log(job_id)}\n{self.serve.output()[-4000:]}"
@@ -240,24 +247,45 @@ def test_bad_requests_are_answered_clearly(server):
     assert status == 404
 
 
-def test_the_endpoint_has_the_admin_token_in_neither_its_argv_nor_its_environment(server):
-    """It loads a BatchAPI's model for each job, so it has the token: from its stdin, where predictors of the
-    same user cannot read it (the first test's job loaded and unloaded the model with it)."""
-    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1).encode()
-    endpoints = []
+def _endpoint_processes(serve):
+    """{pid: (cmdline, environ)} of the Cortex endpoint's first process (a child of serve)."""
+    found = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 cmdline = f.read()
             with open(f"/proc/{pid}/environ", "rb") as f:
                 environ = f.read()
-        except OSError:
+        except (OSError, ValueError):
             continue
-        if b"tritonize.cortex_endpoint" in cmdline and str(server.serve.cortex_port).encode() in cmdline:
-            endpoints.append(pid)
-            assert b"--admin-token-stdin" in cmdline
-            assert token not in cmdline and token not in environ
+        if ppid == serve.process.pid and b"tritonize.cortex_endpoint" in cmdline:
+            found[int(pid)] = (cmdline, environ)
+    return found
+
+
+def test_the_endpoint_has_the_admin_token_in_neither_its_argv_nor_its_environment(server):
+    """It loads a BatchAPI's model for each job, so it has the token: from its stdin, where predictors of the
+    same user cannot read it (the first test's job loaded and unloaded the model with it)."""
+    token = re.search(r"tritonize-admin-token: ([A-Za-z0-9_-]+)", server.serve.output()).group(1).encode()
+    endpoints = _endpoint_processes(server.serve)
     assert endpoints
+    for cmdline, environ in endpoints.values():
+        assert b"--admin-token-stdin" in cmdline
+        assert token not in cmdline and token not in environ
+
+
+def test_a_job_goes_on_when_the_endpoint_is_killed_and_restarted(server):
+    job_id = server.submit({"workers": 1, "item_list": {"items": items(12), "batch_size": 1}, "config": {"sleep": 0.2}})
+    server.wait(job_id, until=lambda job: job["batch_metrics"]["succeeded"] >= 2)
+    (endpoint,) = _endpoint_processes(server.serve)
+    os.kill(endpoint, signal.SIGKILL)  # as the OOM killer would: serve starts it again, its engine resumes the job
+    job = server.wait(job_id, timeout=180, unreachable_ok=True)
+    assert job["status"] == "status_succeeded", server.log(job_id)
+    assert job["batch_metrics"]["succeeded"] == 12
+    assert len(server.lines(job_id, ".complete")) == 1
+    assert "resuming" in server.log(job_id)
 
 
 def test_a_killed_worker_is_healed_and_its_batch_retried_while_the_realtime_api_answers(server):
@@ -280,16 +308,31 @@ def test_a_killed_worker_is_healed_and_its_batch_retried_while_the_realtime_api_
     assert len(server.lines(job_id, ".complete")) == 1
 
 
-def test_delete_stops_a_job_and_unloads_its_model(server):
+def test_delete_stops_a_job_and_the_next_one_waits_its_turn(server):
     job_id = server.submit({"workers": 1, "item_list": {"items": items(40), "batch_size": 1}, "config": {"sleep": 0.2}})
     server.wait(job_id, until=lambda job: job["batch_metrics"]["succeeded"] >= 1)
+    next_id = server.submit({"workers": 1, "item_list": {"items": items(2), "batch_size": 1}})
+    server.wait(next_id, until=lambda job: job["status"] == "status_pending")  # one job per BatchAPI at a time
     status, answer = server.request("DELETE", f"/batcher?jobID={job_id}")
     assert (status, answer) == (200, {"message": f"stopped job {job_id}"})
     job = server.wait(job_id)
     assert job["status"] == "status_stopped"
     assert job["batch_metrics"]["succeeded"] < 40
     assert not server.lines(job_id, ".complete")  # a stopped job does not complete
+    assert server.wait(next_id)["status"] == "status_succeeded"
     assert not server.batch_model_ready()
+
+
+def test_a_predictor_whose_init_raises_is_a_worker_error_with_its_reason(server):
+    job_id = server.submit(
+        {"workers": 1, "item_list": {"items": items(4), "batch_size": 1}, "config": {"fail_init": 1}}
+    )
+    job = server.wait(job_id)
+    assert job["status"] == "status_worker_error"
+    assert "RuntimeError: no weights here" in server.log(job_id) and "no weights here" in job["message"]
+    assert job["failed_attempts"] == 0 and not server.batch_model_ready()
+    status, answer = server.request("POST", "/echo", {"after": "worker error"})  # the server serves on
+    assert status == 200
 
 
 def test_a_job_past_its_timeout_stops(server):

@@ -342,3 +342,21 @@ def test_the_image_supervisor_starts_without_the_batch_api_and_its_ready_says_id
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+def test_a_repository_of_batch_apis_only_serves_ready_with_nothing_loaded(tmp_path):
+    (tmp_path / "batch.py").write_text(BATCH)
+    (tmp_path / "cortex.yaml").write_text("- name: job\n  kind: BatchAPI\n  predictor: {path: batch.py}\n")
+    run_tritonize("build", str(tmp_path / "cortex.yaml"), "-o", str(tmp_path / "repo"))
+    serve = ServeProcess(str(tmp_path / "repo"), extra_args=["--no-cortex", "--admin-token", TOKEN])
+    try:
+        assert serve.wait_ready(timeout=180), serve.output()
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C to stop." not in serve.output():
+            assert time.monotonic() < deadline and serve.process.poll() is None, serve.output()
+            time.sleep(0.2)
+        output = serve.output()
+        assert "APIs    (none loaded at start)" in output and "BatchAPIs job (not loaded" in output, output
+        assert _state(serve.http_url, "job") == ""
+    finally:
+        assert serve.stop() == 0

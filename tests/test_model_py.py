@@ -115,7 +115,7 @@ def repository(tmp_path_factory):
     return out
 
 
-def load_model(pb_utils, repository, api):
+def load_model(pb_utils, repository, api, model_config="{}"):
     version_dir = str(repository / api / "1")
     spec = importlib.util.spec_from_file_location(f"model_{api}", os.path.join(version_dir, "model.py"))
     module = importlib.util.module_from_spec(spec)
@@ -132,7 +132,7 @@ def load_model(pb_utils, repository, api):
                 "model_instance_kind": "CPU",
                 "model_instance_device_id": "0",
                 "model_instance_name": f"{api}_0_0",
-                "model_config": "{}",
+                "model_config": model_config,
             }
         )
     finally:
@@ -214,3 +214,66 @@ def test_execute_marks_its_start_for_the_request_timeout(pb_utils, repository, m
         assert model.busy_since is None
     finally:
         model.finalize()
+
+
+BATCH_PREDICTOR = """
+import os
+
+
+class PythonPredictor:
+    def __init__(self, config, job_spec):
+        self.seen, self.config, self.job_spec, self.completed = [], config, job_spec, 0
+
+    def predict(self, payload, batch_id):
+        if payload == ["boom"]:
+            raise ValueError("item boom")
+        self.seen.append((batch_id, payload))
+
+    def on_job_complete(self):
+        self.completed += 1
+"""
+
+
+def batch_request(text, parameters):
+    array = np.empty((1,), dtype=np.object_)
+    array[0] = text
+    return Request([Tensor("BATCH", array)], json.dumps(parameters))
+
+
+def test_a_batch_api_answers_each_batch_of_one_execute_on_its_own(pb_utils, tmp_path):
+    from tritonize.adapter.runtime.repository_model import batch_load_config
+
+    (tmp_path / "batch.py").write_text(BATCH_PREDICTOR)
+    (tmp_path / "cortex.yaml").write_text(
+        "- name: job\n  kind: BatchAPI\n  predictor: {path: batch.py, config: {a: {b: 1, c: 2}}}\n"
+    )
+    repo = tmp_path / "repo"
+    build(str(tmp_path / "cortex.yaml"), str(repo))
+    spec = {"job_id": "j1", "config": {"a": {"c": 3}}}
+    model = load_model(pb_utils, repo, "job", json.dumps(batch_load_config(str(repo), "job", 1, spec)))
+    predictor = model.batch.predictor.instance
+    assert predictor.job_spec == spec and predictor.config == {"a": {"b": 1, "c": 3}, "device": "cpu"}
+    responses = model.execute(
+        [
+            batch_request(b"[1, 2]", {"batch_id": "b1"}),
+            batch_request(b'["boom"]', {"batch_id": "b2"}),
+            batch_request(b"[oops", {"batch_id": "b3"}),
+            Request([], json.dumps({"batch_id": "b4"})),
+            batch_request(b"[3]", {"batch_id": "b5"}),
+            batch_request(b"null", {"tritonize_on_job_complete": True}),
+        ]
+    )
+    assert [r.error() is None for r in responses] == [True, False, False, False, True, True]
+    assert json.loads(responses[0].output_tensors_by_name()["RESULT"][0]) == {"ok": True}
+    assert (responses[1].error().code(), responses[1].error().message()) == (
+        TritonError.INTERNAL,
+        "predict() raised ValueError: item boom",
+    )
+    assert responses[2].error().code() == TritonError.INVALID_ARG
+    assert responses[3].error().code() == TritonError.INVALID_ARG
+    assert predictor.seen == [("b1", [1, 2]), ("b5", [3])] and predictor.completed == 1
+    # Loaded without a job (by hand): the instance loads, and says why it cannot run batches.
+    bare = load_model(pb_utils, repo, "job")
+    (response,) = bare.execute([batch_request(b"[1]", {"batch_id": "b1"})])
+    assert response.error().code() == TritonError.UNAVAILABLE
+    assert response.error().message().startswith("worker did not start: BatchAPI 'job' was loaded without a job")
