@@ -68,6 +68,19 @@ def format_job(answer: Mapping[str, Any]) -> str:
     )
     header = ("total", "succeeded", "failed", "failed attempts", "avg time per batch", "in queue")
     lines += _table([header, row])
+    status = str(job.get("status", ""))
+    if status == "status_enqueuing":  # Cortex's words
+        lines += ["", "still enqueuing, workers have not been allocated for this job yet"]
+    elif is_done(job):
+        lines += ["", "worker stats are not available because this job is not currently running"]
+    else:
+        counts = job.get("worker_counts") or {}
+        shown = [state for state in ("pending", "initializing", "stalled", "running", "failed", "succeeded")
+                 if state in ("running", "succeeded") or counts.get(state)]  # fmt: skip
+        lines += ["", "worker stats"]
+        lines += _table(
+            [("requested", *shown), (str(job.get("workers", "-")), *(str(counts.get(s, 0)) for s in shown))]
+        )
     if metrics.get("failed") and job.get("dead_letter"):
         lines.append(f"failed batches (dead letter): {job['dead_letter']}")
     if job.get("message"):

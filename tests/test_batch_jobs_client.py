@@ -297,3 +297,13 @@ def test_readme_batch_curl_is_the_line_the_batch_page_runs():
     assert len(readme) == 1 and readme[0].not_run
     page = [b.code for b in blocks(os.path.join(ROOT, "docs", "batch.md")) if b.runs]
     assert any(readme[0].code.strip() in code.splitlines() for code in page)
+
+
+def test_format_job_worker_stats_while_running_only():
+    running = {"job_id": "j", "status": "status_running", "workers": 2,
+               "worker_counts": {"pending": 0, "running": 2, "succeeded": 0, "failed": 0}}  # fmt: skip
+    text = format_job({"job_status": running})
+    stats = text.splitlines()[text.splitlines().index("worker stats") + 1 :][:2]
+    assert [line.split() for line in stats] == [["requested", "running", "succeeded"], ["2", "2", "0"]]
+    assert "not currently running" in format_job({"job_status": {**running, "status": "status_stopped"}})
+    assert "still enqueuing" in format_job({"job_status": {**running, "status": "status_enqueuing"}})
