@@ -8,7 +8,7 @@ Behind a load balancer each read is one replica's jobs; jobs live on the replica
 from tritonize.adapter.runtime.constants import BATCH_API
 from tritonize.client.jobs import IN_PROGRESS_STATUSES, JobApi, progress_of, status_message
 from tritonize.client.status import collect
-from tritonize.errors import TritonizeError
+from tritonize.errors import ServerUnreachable, TritonizeError
 
 
 def job_lists(cortex_url, names, timeout=5):
@@ -18,7 +18,9 @@ def job_lists(cortex_url, names, timeout=5):
     for name in names:
         try:
             answer = jobs.json(name)
-        except TritonizeError:  # no endpoint, or no such API there
+        except ServerUnreachable:  # no endpoint there: ask no more
+            break
+        except TritonizeError:  # no such API there
             continue
         if isinstance(answer, dict) and isinstance(answer.get("jobs"), list):
             found[name] = answer["jobs"]
