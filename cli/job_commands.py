@@ -134,7 +134,11 @@ def _wait(jobs, api, job_id):
         if text:
             click.echo(text, nl=False, err=True)
 
-    final = jobs.wait(api, job_id, progress=show)
+    try:
+        final = jobs.wait(api, job_id, progress=show)
+    except KeyboardInterrupt:  # the job goes on without us
+        click.echo(f"\nstopped waiting; the job goes on: tritonize job status {api} {job_id}", err=True)
+        sys.exit(130)
     # stderr, like the progress: stdout stays the job's JSON (scripts parse it)
     click.echo(f"job {job_id}: {status_message(final['status'])}", err=True)
     if final["status"] != SUCCEEDED:

@@ -307,3 +307,18 @@ def test_format_job_worker_stats_while_running_only():
     assert [line.split() for line in stats] == [["requested", "running", "succeeded"], ["2", "2", "0"]]
     assert "not currently running" in format_job({"job_status": {**running, "status": "status_stopped"}})
     assert "still enqueuing" in format_job({"job_status": {**running, "status": "status_enqueuing"}})
+
+
+def test_ctrl_c_while_waiting_leaves_the_job_running(endpoint, monkeypatch):
+    from tritonize.client.jobs import JobApi as Jobs
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Jobs, "wait", interrupted)
+    result = CliRunner().invoke(
+        cli,
+        ["job", "submit", "batcher", "--items", "[1, 2]", "--batch-size", "1", "--wait", "--cortex-url", endpoint.url],
+    )
+    assert result.exit_code == 130 and "the job goes on: tritonize job status batcher job0001" in result.output
+    assert endpoint.jobs["job0001"]["status"] == "status_running"
