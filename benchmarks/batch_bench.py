@@ -2,7 +2,8 @@
 
 A small MLP is fabricated here (weights saved into a project folder); the BatchAPI's predict() runs the
 whole batch as one tensor. The baseline is what a user would otherwise run: the same model, the same
-batches, `model(torch.tensor(batch))` in a loop in one process. Both use one torch thread per worker, so
+batches, `model(torch.tensor(batch))` in a loop in one process, right before and right after each job
+(averaged: on a shared machine the load moves). Both use one torch thread per worker, so
 the per-worker ratio compares like with like:
 
     per-worker ratio = (job items/s / workers) / in-process items/s
@@ -150,12 +151,16 @@ def main():
     with harness.process(cmd, f"http://127.0.0.1:{cortex}/_tritonize/ready", log_name="batch"):
         client = Client(f"127.0.0.1:{http}", cortex_url=f"127.0.0.1:{cortex}", timeout_s=120)
         for (hidden, model), workers in ((m, w) for m in models.items() for w in args.workers):
-            baseline = in_process(model, items, args.batch_size)
+            # The baseline right before and right after the job, averaged: on a shared machine the load moves.
+            before = in_process(model, items, args.batch_size)
             steady, end_to_end, job, total = run_job(client, f"mlp{hidden}", items, args.batch_size, workers)
+            after = in_process(model, items, args.batch_size)
+            baseline = (before + after) / 2
             row = {
                 "hidden": hidden,
                 "workers": workers,
                 "in_process_items_s": round(baseline, 1),
+                "in_process_before_after": [round(before, 1), round(after, 1)],
                 "job_steady_items_s": round(steady, 1) if steady else None,
                 "job_end_to_end_items_s": round(end_to_end, 1),
                 "steady_per_worker_ratio": round(steady / workers / baseline, 3) if steady else None,
