@@ -155,7 +155,7 @@ class JobRunner:
                 return None
             if outcome in ("status_stopped", "status_timed_out"):
                 self.end_early(outcome)
-            elif outcome == "status_worker_error":
+            elif outcome is not None:  # status_worker_error, status_unexpected_error
                 message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
                 self.set_status(outcome, message=message)
             else:
@@ -228,7 +228,13 @@ class JobRunner:
                     batch_id, items = todo.get(timeout=POLL_S)
                 except queue.Empty:
                     continue
-                ended = self._run_batch(client, batch_id, items, progress, events, state)
+                try:
+                    ended = self._run_batch(client, batch_id, items, progress, events, state)
+                except Exception as exc:  # the store failed (disk full...): this job ends, the server goes on
+                    self.log(f"batch {batch_id}: {type(exc).__name__}: {exc}")
+                    self.record["message"] = f"unexpected error: {type(exc).__name__}: {exc}"
+                    state["ended"] = state["ended"] or "status_unexpected_error"
+                    return
                 if ended is False:  # not finished: again later
                     todo.put((batch_id, items))
                 else:
@@ -238,11 +244,12 @@ class JobRunner:
             client.close()
 
     def _run_batch(self, client, batch_id, items, progress, events, state):
-        """-> True when the batch ended (succeeded or dead-lettered), False to run it again."""
+        """`items`: the batch as JSON text. -> True when the batch ended (succeeded or dead-lettered), False to
+        run it again."""
         generation = self._generation
         started = time.monotonic()
         try:
-            client.infer(self.api, json.dumps(items), batch_id)
+            client.infer(self.api, items, batch_id)
         except TritonUnreachable as exc:
             if not self.shutdown.is_set():
                 self.log(f"batch {batch_id}: Triton did not answer ({exc}); trying again")
@@ -304,7 +311,7 @@ class JobRunner:
             "job_id": self.job_id,
             "api_name": self.api,
             "batch_id": batch_id,
-            "items": items,
+            "items": json.loads(items),
             "attempts": progress.attempts.get(batch_id, 0),
             "worker_crashes": progress.crashes.get(batch_id, 0),
             "error": error,

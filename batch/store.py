@@ -29,6 +29,7 @@ FSYNC_INTERVAL_S = 1.0
 # The store's folder in images (a volume: docs/batch-internals.md); serve's --job-store sets it too.
 JOB_STORE_ENV = "TRITONIZE_JOB_STORE"
 JOB_ID = re.compile(r"[0-9a-z]{1,64}")
+_BATCH_LINE = re.compile(r'\{"batch_id":"([0-9]+)","items":(.*)\}', re.DOTALL)
 API_NAME = re.compile(r"[0-9A-Za-z][0-9A-Za-z_.-]{0,127}")
 FINAL_STATUSES = frozenset(
     [
@@ -214,7 +215,8 @@ class JobStore:
         count = 0
         with open(partial, "w", encoding="utf-8") as out:
             for items in batches:
-                out.write(json.dumps({"batch_id": batch_id(count), "items": items}, separators=(",", ":")) + "\n")
+                text = json.dumps(items, separators=(",", ":"))  # no newline inside: json.dumps escapes them
+                out.write(f'{{"batch_id":"{batch_id(count)}","items":{text}}}\n')
                 count += 1
             out.flush()
             os.fsync(out.fileno())
@@ -229,11 +231,13 @@ class JobStore:
             pass
 
     def read_batches(self, api, job_id):
-        """Yields (batch_id, items) in order."""
+        """Yields (batch_id, the items as JSON text) in order: sent as they are, never parsed again."""
         with open(self._path(api, job_id, "batches.jsonl"), encoding="utf-8") as f:
             for line in f:
-                batch = json.loads(line)
-                yield batch["batch_id"], batch["items"]
+                match = _BATCH_LINE.fullmatch(line.rstrip("\n"))
+                if match is None:
+                    raise ValueError(f"{f.name}: not a batch line written by this store")
+                yield match.group(1), match.group(2)
 
     # --- progress
 

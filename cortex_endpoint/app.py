@@ -6,6 +6,7 @@ body, content type and status. It never parses the client's body, so a hostile J
 reaches the predictor as bytes, never Triton's envelope parser.
 """
 
+import asyncio
 import json
 import re
 import time
@@ -173,12 +174,30 @@ class CortexFront:
         if self.draining:
             return conn.respond(503, TEXT, b"not ready: shutting down", head=head)
         try:
-            status, _, _ = await self.pool.request(b"GET /v2/health/ready HTTP/1.1\r\nHost: triton\r\n\r\n")
+            if self.jobs is None:
+                status, _, _ = await self.pool.request(b"GET /v2/health/ready HTTP/1.1\r\nHost: triton\r\n\r\n")
+            else:
+                status = await self._realtime_ready()
         except UpstreamError:
             status = 503
         if status == 200:
             return conn.respond(200, TEXT, b"ready", head=head)
         return conn.respond(503, TEXT, b"not ready", head=head)
+
+    async def _realtime_ready(self):
+        """With BatchAPIs: Triton's own readiness is false while a job's model loads or unloads (Triton 2.51),
+        so ask each realtime model instead (Triton alive when there is none)."""
+        models = sorted({route.api for route in self.routes.values() if isinstance(route, Route) and not route.batch})
+        if not models:
+            status, _, _ = await self.pool.request(b"GET /v2/health/live HTTP/1.1\r\nHost: triton\r\n\r\n")
+            return status
+        answers = await asyncio.gather(
+            *(
+                self.pool.request(b"GET /v2/models/%s/ready HTTP/1.1\r\nHost: triton\r\n\r\n" % m.encode())
+                for m in models
+            )
+        )
+        return 200 if all(status == 200 for status, _, _ in answers) else 503
 
     async def close(self):
         self.pool.close()

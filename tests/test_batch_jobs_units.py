@@ -319,6 +319,20 @@ def test_a_predictor_that_cannot_start_is_a_worker_error_not_a_retry(tmp_path):
     assert triton.unloads == 1
 
 
+def test_a_store_that_fails_mid_job_ends_the_job_not_the_engine(tmp_path, monkeypatch):
+    manager, job_id = _job(tmp_path, {"workers": 2, "item_list": {"items": list(range(10)), "batch_size": 1}})
+    runner = _runner(manager, job_id, FakeTriton())
+    runner.enqueue()
+
+    def full(self, event, **fields):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("tritonize.batch.store.ProgressLog.append", full)
+    runner.run()
+    status = manager.get("batcher", job_id)
+    assert status["status"] == "status_unexpected_error" and "No space left" in status["message"]
+
+
 def test_a_bad_delimited_file_fails_while_enqueuing(tmp_path):
     data = _files(tmp_path)
     manager, job_id = _job(tmp_path, {"workers": 1, "delimited_files": {"s3_paths": [str(data)], "batch_size": 2}})

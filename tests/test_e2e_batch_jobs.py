@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -168,8 +169,24 @@ def test_an_item_list_job_with_failing_batches_retries_then_dead_letters(server,
         "config": {"tag": "from-the-job"},
         "dead_letter": {"path": str(dead), "max_receive_count": 2},
     }
-    job_id = server.submit(body)
-    job = server.wait(job_id)
+    readiness = []
+    stop = threading.Event()
+
+    def poll_readiness():  # the realtime API's server stays ready while a job loads and unloads its model
+        while not stop.is_set():
+            readiness.append(server.request("GET", "/_tritonize/ready")[0])
+            time.sleep(0.02)
+
+    poller = threading.Thread(target=poll_readiness)
+    poller.start()
+    try:
+        job_id = server.submit(body)
+        job = server.wait(job_id)
+        time.sleep(2)  # past the unload
+    finally:
+        stop.set()
+        poller.join()
+    assert len(readiness) > 20 and set(readiness) == {200}, readiness
     log = server.log(job_id)
     assert job["status"] == "status_completed_with_failures", log
     assert job["batch_metrics"]["succeeded"] == 4 and job["batch_metrics"]["failed"] == 1
