@@ -17,13 +17,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT
+from tritonize.adapter.runtime.constants import DEFAULT_CORTEX_PORT, JOB_LOG_PATH
 from tritonize.batch.store import FINAL_STATUSES
 from tritonize.errors import JobError, ServerUnreachable
 from tritonize.host import local_http
-
-# The job log (tritonize's; Cortex sent job logs to CloudWatch): text/plain, the whole log so far.
-JOB_LOG_PATH = "/_tritonize/jobs/{api}/{job_id}/log"
 
 # Cortex's job statuses (pkg/types/status/job_code.go) and the words `cortex get` showed for them;
 # status_pending is tritonize's: queued behind another job of the same API (one job per BatchAPI at a time).
