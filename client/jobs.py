@@ -112,7 +112,12 @@ class JobApi:
             raise JobError(502, f"{url}: not a JSON answer: {raw[:200]!r}") from None
 
     def submit(self, api: str, submission: Mapping[str, Any], dry_run: bool = False) -> Any:
-        """Cortex's submission -> the job's spec (job_id, ...); dry_run: the batches/files it would run, as text."""
+        """Cortex's submission -> the job's spec (job_id, ...); dry_run: the batches/files it would run, as text.
+        JobError 400 for an API that is not a BatchAPI (asked first: a RealtimeAPI would take the submission
+        as a prediction's payload)."""
+        answer = self.json(api)
+        if not (isinstance(answer, dict) and isinstance(answer.get("jobs"), list)):
+            raise JobError(400, f"{api} is not a BatchAPI: jobs are submitted to a kind: BatchAPI")
         body = json.dumps(submission).encode("utf-8")
         if dry_run:
             with self._open(self._url(api, dryRun="true"), "POST", body) as response:

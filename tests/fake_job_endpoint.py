@@ -110,6 +110,8 @@ class FakeJobEndpoint:
                     if job_id not in fake.jobs:
                         return self._send(404, {"error": f"no job {job_id}"})
                     return self._send(200, f"{job_id}: batch 0 succeeded\n{job_id}: ended\n", "text/plain")
+                if path == "/realtime":  # a RealtimeAPI's GET: Cortex's summary
+                    return self._send(200, {"message": "make a prediction by sending a post request to this endpoint"})
                 if path != f"/{fake.api}":
                     return self._send(404, {"error": f"no API at {path}"})
                 with fake.lock:

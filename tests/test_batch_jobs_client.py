@@ -322,3 +322,10 @@ def test_ctrl_c_while_waiting_leaves_the_job_running(endpoint, monkeypatch):
     )
     assert result.exit_code == 130 and "the job goes on: tritonize job status batcher job0001" in result.output
     assert endpoint.jobs["job0001"]["status"] == "status_running"
+
+
+def test_submitting_to_a_realtime_api_is_refused_before_posting(endpoint):
+    with pytest.raises(JobError) as info:
+        _client(endpoint).submit_job("realtime", items=[1], batch_size=1)
+    assert info.value.status == 400 and "realtime is not a BatchAPI" in info.value.message
+    assert endpoint.submissions == []  # the realtime predictor never got the submission as a payload

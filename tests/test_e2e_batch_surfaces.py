@@ -113,6 +113,9 @@ def test_python_client_job_methods(served):
     with pytest.raises(JobError) as bad:
         client.submit_job("sentiment-batch", items=[{"text": "x"}], batch_size=0)
     assert bad.value.status == 400 and "batch_size" in bad.value.message
+    with pytest.raises(JobError) as realtime:  # asked first: the realtime predictor never sees it
+        client.submit_job("sentiment", items=[{"text": "x"}], batch_size=1)
+    assert realtime.value.status == 400 and "sentiment is not a BatchAPI" in realtime.value.message
     with pytest.raises(JobError) as unknown:
         client.job_status("sentiment-batch", "nosuchjob")
     assert unknown.value.status == 404
