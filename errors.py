@@ -47,8 +47,8 @@ class PredictError(StatusCarrying):
 class ServerUnreachable(TritonizeError):
     """No server answered at the address (refused, reset, timed out)."""
 
-    def __init__(self, url: str, protocol: str, cause: object) -> None:
-        super().__init__(f"cannot reach Triton at {url} over {protocol}: {cause}")
+    def __init__(self, url: str, protocol: str, cause: object, what: str = "Triton") -> None:
+        super().__init__(f"cannot reach {what} at {url} over {protocol}: {cause}")
 
 
 class StatusError(TritonizeError):
@@ -65,3 +65,7 @@ class DeployError(TritonizeError):
 
 class RepositoryError(TritonizeError):
     """A model repository tritonize cannot read: missing, not built by tritonize, or by another version of it."""
+
+
+class JobError(StatusCarrying):
+    """The Cortex endpoint refused a batch-job call (its `{"error": ...}`); `status` is the HTTP status."""

@@ -117,6 +117,11 @@ def _print_deploy(result):
 @click.option(
     "--secret", "env_from_secret", help="Secret whose keys become environment (e.g. AWS_* for --model-store)."
 )
+@click.option(
+    "--job-store-size",
+    metavar="QUANTITY",
+    help="A BatchAPI's job store: the PersistentVolumeClaim's size (default 10Gi; only with a BatchAPI).",
+)
 def deploy_k8s_command(source, **kwargs):
     """Deployment, Service, autoscaler and monitoring for SOURCE (cortex.yaml or a built repository)."""
     from tritonize.deploy.target import deploy_k8s
@@ -151,19 +156,25 @@ def deploy_kserve_command(source, **kwargs):
     default=None,
     help="Refresh every N seconds (default 2) until Ctrl-C.",
 )
-@click.option("--cortex-url", help="host:port of the Cortex endpoint (TrafficSplitters; default: --url's host:8080).")
+@click.option(
+    "--cortex-url", help="host:port of the Cortex endpoint (TrafficSplitters, batch jobs; default: --url's host:8080)."
+)
 def status_command(api, url, metrics_url, token, watch, cortex_url):
     """Each API's state, instances, requests, errors, mean latency and queue time (p50/p99: serve
-    --latency-percentiles); each TrafficSplitter's requests per target."""
-    from tritonize.client.status import collect, default_metrics_url, format_table
+    --latency-percentiles); each TrafficSplitter's requests per target; each BatchAPI's job in progress."""
+    from tritonize.client.batch_job_status import collect_with_jobs, format_batch_jobs
+    from tritonize.client.status import default_metrics_url, format_table
     from tritonize.client.traffic_splitter_status import collect_splitters, default_cortex_url, format_splitters
 
     metrics_url = metrics_url or default_metrics_url(url)
     while True:
-        table = format_table(collect(url, metrics_url, token=token, api=api))
+        statuses, batch_jobs = collect_with_jobs(url, metrics_url, cortex_url or default_cortex_url(url), token, api)
+        table = format_table(statuses)
         splitters = [s for s in collect_splitters(cortex_url or default_cortex_url(url)) if api in (None, s["name"])]
         if splitters:
             table = f"{table}\n\n{format_splitters(splitters)}"
+        if batch_jobs:
+            table = f"{table}\n\n{format_batch_jobs(batch_jobs)}"
         if watch is None:
             click.echo(table)
             return

@@ -128,6 +128,7 @@ def build(
     click.echo(f"Serve it with: tritonize serve {output}")
 
 
+from tritonize.cli.job_commands import job  # noqa: E402
 from tritonize.cli.request_commands import bench_command, predict, test_command  # noqa: E402
 from tritonize.cli.schema_command import schema_command  # noqa: E402
 from tritonize.cli.serve_command import serve  # noqa: E402
@@ -142,6 +143,7 @@ cli.add_command(deploy)
 cli.add_command(status_command)
 cli.add_command(schema_command)
 cli.add_command(tune_command)
+cli.add_command(job)
 
 
 def main():

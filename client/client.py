@@ -6,7 +6,7 @@ import ipaddress
 import json
 import socket
 import sys
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any
 
 import numpy as np
@@ -21,12 +21,14 @@ from tritonize.adapter.runtime.codec import (
 )
 from tritonize.adapter.runtime.constants import (
     CONTENT_TYPE_OUTPUT_NAME,
+    DEFAULT_CORTEX_PORT,
     DEFAULT_URLS,
     INPUT_NAME,
     OUTPUT_NAME,
 )
 from tritonize.adapter.runtime.params import request_parameters
 from tritonize.client.headers import grpc_metadata, http_headers
+from tritonize.client.jobs import JobApi, build_submission
 from tritonize.errors import PredictError, ServerUnreachable
 
 # tritonclient 2.51 pins geventhttpclient <= 2.0.2, whose TLS needs ssl.wrap_socket (gone in Python 3.12).
@@ -131,9 +133,16 @@ def _status_of(exc: Any) -> int:
     return GRPC_TO_HTTP.get(name, 500)
 
 
+def default_cortex_url(address: str) -> str:
+    """The Cortex endpoint beside the Triton at 'host:port': the same host, the Cortex port."""
+    host = host_of(address) or "127.0.0.1"
+    return f"http://[{host}]:{DEFAULT_CORTEX_PORT}" if ":" in host else f"http://{host}:{DEFAULT_CORTEX_PORT}"
+
+
 class Client:
     """Client("127.0.0.1:8000") for HTTP, Client("127.0.0.1:8001", protocol="grpc") for gRPC;
-    Client("https://host:8000") (or grpcs://) talks TLS."""
+    Client("https://host:8000") (or grpcs://) talks TLS. Batch jobs go to the Cortex endpoint
+    (cortex_url, default: the same host, port 8080)."""
 
     def __init__(
         self,
@@ -141,10 +150,13 @@ class Client:
         protocol: str = "http",
         timeout_s: float = 60.0,
         connect_timeout_s: float = CONNECT_TIMEOUT_S,
+        cortex_url: str | None = None,
     ) -> None:
         self.protocol = protocol
         url, self.tls = split_url(url or DEFAULT_URLS.get(protocol, ""))
         self.url = url
+        # The Cortex endpoint (batch jobs): default the same host, the Cortex port.
+        self.cortex_url = cortex_url or default_cortex_url(url)
         self._connected = False
         if protocol == "http":
             import tritonclient.http as module
@@ -286,6 +298,79 @@ class Client:
         """Send payload to a streaming API -> an iterator over its decoded chunks (JSON, str or bytes)."""
         body, content_type = encode_payload(payload, content_type)
         return _decoded(self.stream_raw(api, body, content_type, query_params, headers))
+
+    # Batch jobs (kind: BatchAPI), Cortex's job API on the Cortex endpoint. Errors: JobError with the status.
+
+    def _job_api(self) -> JobApi:
+        return JobApi(self.cortex_url, self.timeout_s)
+
+    def submit_job(
+        self,
+        api: str,
+        submission: Mapping[str, Any] | None = None,
+        *,
+        items: list | None = None,
+        file_path_lister: list[str] | None = None,
+        delimited_files: list[str] | None = None,
+        batch_size: int | None = None,
+        workers: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        timeout: int | None = None,
+        includes: list[str] | None = None,
+        excludes: list[str] | None = None,
+        dead_letter: str | None = None,
+        max_receive_count: int | None = None,
+        dry_run: bool = False,
+    ) -> Any:
+        """Submit a job -> Cortex's job spec (job_id, status, ...); dry_run=True -> the batches/files as text.
+
+        Either a whole Cortex submission dict, or keywords (which also override the dict's values):
+        `items` + `batch_size` (item_list), `file_path_lister`/`delimited_files` (paths: s3://, local,
+        file://) with `includes`/`excludes`; `workers` (default 1), `config` (merged over the API's).
+        """
+        body = build_submission(
+            workers=workers,
+            items=items,
+            file_path_lister=file_path_lister,
+            delimited_files=delimited_files,
+            batch_size=batch_size,
+            includes=includes,
+            excludes=excludes,
+            config=config,
+            timeout=timeout,
+            dead_letter=dead_letter,
+            max_receive_count=max_receive_count,
+            base=submission,
+        )
+        return self._job_api().submit(api, body, dry_run=dry_run)
+
+    def job_status(self, api: str, job_id: str) -> dict:
+        """One job's status: Cortex's job_status (status, batches_in_queue, batch_metrics, times, ...)."""
+        return self._job_api().get(api, job_id)["job_status"]
+
+    def jobs(self, api: str) -> list[dict]:
+        """The API's jobs (their job_status), newest first."""
+        return self._job_api().list(api)
+
+    def stop_job(self, api: str, job_id: str) -> dict:
+        """Stop a job -> {"message": "stopped job <id>"}."""
+        return self._job_api().stop(api, job_id)
+
+    def job_log(self, api: str, job_id: str) -> str:
+        """The job's log so far: each batch's outcome, a failed batch's error, the job's end."""
+        return self._job_api().log(api, job_id)
+
+    def wait_job(
+        self,
+        api: str,
+        job_id: str,
+        timeout: float | None = None,
+        progress: Callable[[dict], object] | None = None,
+        poll_s: float = 1.0,
+    ) -> dict:
+        """Wait for the job to end -> its final job_status (look at ["status"]: "status_succeeded" or not);
+        progress(job_status) after each poll; TimeoutError after `timeout` s (the job keeps running)."""
+        return self._job_api().wait(api, job_id, timeout=timeout, progress=progress, poll_s=poll_s)
 
 
 def _decoded(chunks: Generator[tuple[bytes, str], None, None]) -> Generator[Any, None, None]:

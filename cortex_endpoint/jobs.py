@@ -11,6 +11,7 @@ import asyncio
 import json
 from urllib.parse import parse_qs
 
+from tritonize.adapter.runtime.constants import JOB_LOG_PATH
 from tritonize.batch.manager import JobManager
 from tritonize.batch.metrics import prometheus_text
 from tritonize.batch.sources import SourceError
@@ -20,7 +21,7 @@ from tritonize.batch.submission import SubmissionError, parse_body
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
 METRICS_PATH = b"/_tritonize/metrics"
-LOG_PREFIX = b"/_tritonize/jobs/"
+LOG_PREFIX = JOB_LOG_PATH.split("{", 1)[0].encode()  # b"/_tritonize/jobs/"
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
 
 

@@ -26,6 +26,8 @@ ENTRY_MODULES = ("tritonize.cortex_endpoint.__main__", "tritonize.server.contain
 # from it); STREAMING_PACKAGES only when the repository has a streaming API (Triton's gRPC stream).
 IMAGE_PACKAGES = {"httptools>=0.6": ("httptools",), "uvloop>=0.19": ("uvloop",)}
 STREAMING_PACKAGES = {"tritonclient[grpc]==2.51.0": ("tritonclient", "grpc")}
+# BATCH_PACKAGES only when the repository has a BatchAPI: S3 job sources and dead letters (imported lazily).
+BATCH_PACKAGES = {"boto3>=1.28": ("boto3", "botocore")}
 _PACKAGE = "tritonize"
 _DATE = (2020, 1, 1, 0, 0, 0)  # fixed: same sources, same bytes
 
@@ -124,7 +126,8 @@ def import_closure(entries=ENTRY_MODULES, root=None):
 
 def image_modules():
     """The top-level modules the image provides beyond the standard library."""
-    return {top for tops in (*IMAGE_PACKAGES.values(), *STREAMING_PACKAGES.values()) for top in tops}
+    packages = (*IMAGE_PACKAGES.values(), *STREAMING_PACKAGES.values(), *BATCH_PACKAGES.values())
+    return {top for tops in packages for top in tops}
 
 
 def check_closure(others, allowed=None):

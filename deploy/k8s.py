@@ -10,7 +10,13 @@ import re
 from dataclasses import dataclass, field
 
 from tritonize.adapter.autoscaling_spec import Autoscaling, UpdateStrategy
-from tritonize.adapter.runtime.constants import ADMIN_TOKEN_ENV, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORTS
+from tritonize.adapter.runtime.constants import (
+    ADMIN_TOKEN_ENV,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORTS,
+    IMAGE_JOB_STORE,
+)
+from tritonize.batch.store import JOB_STORE_ENV
 from tritonize.deploy.autoscalers import (
     HPA_PERIOD_S,
     INFLIGHT_METRIC,
@@ -67,6 +73,13 @@ class DeployTarget:
     # docker build`, which holds cortex_endpoint/); None: no sidecar (a stock image with --model-store).
     cortex_port: int | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # A repository with a BatchAPI: its jobs live in the job store, a PersistentVolumeClaim of this size
+    # mounted in the one replica that owns them (docs/kubernetes.md); None: no BatchAPI, no store.
+    job_store_size: str | None = None
+
+    @property
+    def job_store_claim(self):
+        return f"{self.name}-jobs"
 
     @property
     def resources(self):
@@ -168,6 +181,14 @@ def security_context():
 
 
 VOLUME_MOUNTS = [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "tmp", "mountPath": "/tmp"}]
+JOB_STORE_VOLUME = "jobs"
+
+
+def volume_mounts(t):
+    mounts = list(VOLUME_MOUNTS)
+    if t.job_store_size:
+        mounts.append({"name": JOB_STORE_VOLUME, "mountPath": IMAGE_JOB_STORE})
+    return mounts
 
 
 def container(t):
@@ -192,6 +213,7 @@ def supervised_container(t):
             # Readiness says false this long after SIGTERM while requests are still answered.
             {"name": DRAIN_NOTICE_ENV, "value": str(PRESTOP_SLEEP_S)},
             {"name": "HOME", "value": "/tmp"},
+            *([{"name": JOB_STORE_ENV, "value": IMAGE_JOB_STORE}] if t.job_store_size else []),
         ],
         "ports": [{"name": name, "containerPort": port, "protocol": "TCP"} for name, port in ports.items()],
         # Ready = Triton serving the APIs that loaded, not draining; loading may take minutes.
@@ -203,7 +225,7 @@ def supervised_container(t):
         "readinessProbe": _probe("/ready", 5, 2, port="health"),
         "resources": t.resources,
         "securityContext": security_context(),
-        "volumeMounts": list(VOLUME_MOUNTS),
+        "volumeMounts": volume_mounts(t),
         **({"envFrom": [{"secretRef": {"name": t.env_from_secret}}]} if t.env_from_secret else {}),
     }
 
@@ -251,27 +273,44 @@ def deployment(t):
             {"name": "tmp", "emptyDir": {}},
         ],
     }
+    if t.job_store_size:
+        pod["volumes"].append({"name": JOB_STORE_VOLUME, "persistentVolumeClaim": {"claimName": t.job_store_claim}})
     if t.gpu:
         pod["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    strategy = {
+        "type": "RollingUpdate",
+        "rollingUpdate": {
+            "maxSurge": t.update_strategy.max_surge,
+            "maxUnavailable": t.update_strategy.max_unavailable,
+        },
+    }
+    if t.job_store_size:
+        # One replica owns the jobs: a ReadWriteOnce volume, and no second pod running them during an update.
+        strategy = {"type": "Recreate"}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": _metadata(t),
         "spec": {
-            "replicas": t.autoscaling.init_replicas,
+            "replicas": 1 if t.job_store_size else t.autoscaling.init_replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": t.name}},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {
-                    "maxSurge": t.update_strategy.max_surge,
-                    "maxUnavailable": t.update_strategy.max_unavailable,
-                },
-            },
+            "strategy": strategy,
             "template": {
                 "metadata": {"labels": _labels(t), "annotations": scrape_annotations()},
                 "spec": pod,
             },
         },
+    }
+
+
+def job_store_claim(t):
+    """The BatchAPI job store: ReadWriteOnce, mounted by the Deployment's one replica (jobs survive restarts
+    and updates; the replica that starts next resumes them)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(t, name=t.job_store_claim),
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": t.job_store_size}}},
     }
 
 
@@ -397,6 +436,8 @@ def render(t):
         "service.yaml": [service(t)],
         "monitoring/servicemonitor.yaml": [service_monitor(t)],
     }
+    if t.job_store_size:
+        files["job-store-pvc.yaml"] = [job_store_claim(t)]
     if t.autoscaler == "hpa":
         files["hpa.yaml"] = [hpa(t)]
         files["monitoring/prometheus-adapter-values.yaml"] = [prometheus_adapter_rules(t)]

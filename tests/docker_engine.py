@@ -5,6 +5,7 @@ tritonserver 2.51 in the official layout; not NVIDIA's image). Tests skip withou
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -56,10 +57,11 @@ def serve_wheel_index(root, projects=ENDPOINT_WHEELS):
     holding `projects` as wheels for the stand-in's Python 3.11 on x86_64 glibc, fetched on this host
     (containers reach no registry; pip's cache makes it quick) -> (server, index URL); shut it down after."""
     for project in projects:
+        folder = re.split(r"[<>=!~ ]", project, maxsplit=1)[0]  # a requirement ("python-dateutil<3"): its name
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
              "3.11", "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux2014_x86_64", "--platform",
-             "manylinux_2_28_x86_64", "-d", str(root / "simple" / project), project],
+             "manylinux_2_28_x86_64", "-d", str(root / "simple" / folder), project],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
 

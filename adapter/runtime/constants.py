@@ -75,9 +75,13 @@ ERROR_METRIC = "tritonize_request_errors"
 DEFAULT_PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002}
 # The Cortex endpoint's (cortex_endpoint/, POST /<api>) default port, beside Triton's.
 DEFAULT_CORTEX_PORT = 8080
+# BatchAPI jobs in images and pods: the job store's folder, a volume (its env: batch/store.py JOB_STORE_ENV).
+IMAGE_JOB_STORE = "/var/lib/tritonize/jobs"
 # The key of the Cortex endpoint's TrafficSplitter counters (GET /_tritonize/traffic-splitters; `tritonize status`).
 TRAFFIC_SPLITTERS_KEY = "traffic_splitters"
 TRAFFIC_SPLITTERS_PATH = "/_tritonize/traffic-splitters"
+# A batch job's log on the Cortex endpoint: JOB_LOG_PATH.format(api=..., job_id=...) (text/plain).
+JOB_LOG_PATH = "/_tritonize/jobs/{api}/{job_id}/log"
 # Where clients look when given no --url.
 DEFAULT_URLS = {protocol: f"127.0.0.1:{DEFAULT_PORTS[protocol]}" for protocol in ("http", "grpc")}
 
