@@ -91,6 +91,7 @@ def test_dockerfile_instructions(project, tmp_path):
         ("RUN", json.dumps(["bash", "-c", SHELL_STEP, "/models/plain/1/project", "dependencies.sh"])),
         ("RUN", json.dumps([*PIP_STEP, "/models/plain/1/project/requirements.txt"])),
         ("ENV", 'TRITONIZE_FORWARD_SENSITIVE_HEADERS="0" TRITONIZE_HEADER_PATTERN="^x-"'),
+        ("RUN", "python3 -m compileall -q -j 0 /models || true"),  # bytecode: a pod's /models is read-only
         ("RUN", "python3 -m pip install --no-cache-dir 'httptools>=0.6' 'uvloop>=0.19'"),  # the Cortex endpoint
         ("ENV", "TRITONIZE_CORTEX_PORT=8080"),
         ("EXPOSE", "8000 8001 8002 8080 8003"),
@@ -100,7 +101,7 @@ def test_dockerfile_instructions(project, tmp_path):
     keyword, cmd = instructions[-1]
     assert keyword == "CMD" and json.loads(cmd) == ["tritonserver", *TRITON_FLAGS]  # exec form, same flags as serve
     # The ENV values are what the runtime reads (shell-style quoting, as Docker parses ENV).
-    env = dict(item.split("=", 1) for item in shlex.split(instructions[-6][1]))
+    env = dict(item.split("=", 1) for item in shlex.split(instructions[-7][1]))
     assert env == {"TRITONIZE_FORWARD_SENSITIVE_HEADERS": "0", "TRITONIZE_HEADER_PATTERN": "^x-"}
     # Every path the RUN lines use exists in the build context (the repository).
     for path in (

@@ -60,6 +60,13 @@ def test_a_job_in_the_image_and_its_state_after_a_new_container(batch_image):
     volume, names = f"tz-e2e-jobs-{os.getpid()}", [f"tz-e2e-batch-{os.getpid()}-{i}" for i in (1, 2)]
     try:
         assert docker("run", "--rm", batch_image, "python3", "-c", "import boto3; print('ok')").stdout.strip() == "ok"
+        # the runtime and the project come compiled by the image's Python (a pod's /models is read-only)
+        compiled = (
+            "import glob, importlib.util, os; sources = glob.glob('/models/*/1/**/*.py', recursive=True); "
+            "print(len(sources), sum(os.path.exists(importlib.util.cache_from_source(s)) for s in sources))"
+        )
+        total, with_bytecode = docker("run", "--rm", batch_image, "python3", "-c", compiled).stdout.split()
+        assert int(total) > 10 and with_bytecode == total
         # a fresh volume takes the image's folder, owned by 1000: a container run as that user writes jobs
         fresh = docker("run", "--rm", "--user", "1000", "-v", f"{volume}-uid:{IMAGE_JOB_STORE}", batch_image,
                        "bash", "-c", f"touch {IMAGE_JOB_STORE}/probe && echo $TRITONIZE_JOB_STORE")  # fmt: skip
