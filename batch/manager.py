@@ -24,6 +24,12 @@ ACTIVE_STATUSES = ("status_enqueuing", "status_pending", "status_running")
 WORKER_STATES = ("pending", "initializing", "running", "succeeded", "failed", "stalled", "unknown")
 
 
+class JobNotInProgress(Exception):
+    """DELETE of a job that already ended: Cortex v0.33's operator answered 400 with this message."""
+
+    status = 400
+
+
 class JobManager:
     """submit / get / list / stop / log over the job store."""
 
@@ -94,9 +100,11 @@ class JobManager:
         return sorted(statuses, key=lambda job: job["created_time"], reverse=True)
 
     def stop(self, api, job_id):
+        """Asks a job in progress to stop; JobNotInProgress (400, Cortex's error) if it already ended."""
         record = self.store.read_record(api, job_id)
-        if record["status"] not in FINAL_STATUSES:
-            self.store.request_stop(api, job_id)
+        if record["status"] in FINAL_STATUSES:
+            raise JobNotInProgress(f"{job_id} ({api} api): cannot stop BatchAPI job because it is not in progress")
+        self.store.request_stop(api, job_id)
         return record
 
     def log(self, api, job_id):

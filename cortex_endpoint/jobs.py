@@ -11,7 +11,7 @@ import asyncio
 import json
 from urllib.parse import parse_qs
 
-from tritonize.batch.manager import JobManager
+from tritonize.batch.manager import JobManager, JobNotInProgress
 from tritonize.batch.metrics import prometheus_text
 from tritonize.batch.sources import SourceError
 from tritonize.batch.store import UnknownJob
@@ -22,6 +22,7 @@ TEXT = b"text/plain; charset=utf-8"
 METRICS_PATH = b"/_tritonize/metrics"
 LOG_PREFIX = b"/_tritonize/jobs/"
 PROMETHEUS = b"text/plain; version=0.0.4; charset=utf-8"
+REDACTED = "<redacted>"
 
 
 def _json(conn, status, document):
@@ -33,9 +34,11 @@ def _error(conn, status, message):
 
 
 class JobRoutes:
-    def __init__(self, store_root, batch_apis):
+    def __init__(self, store_root, batch_apis, settings=None):
+        """`settings`: {api: ApiSettings} of the repository's BatchAPIs (GET's api_spec), None: names only."""
         self.manager = JobManager(store_root)
         self.batch_apis = tuple(batch_apis)
+        self.settings = dict(settings or {})
 
     def handles(self, path):
         return path == METRICS_PATH or path.startswith(LOG_PREFIX)
@@ -63,7 +66,7 @@ class JobRoutes:
             head = method == b"HEAD"
             if job_id is None:
                 return self._later(conn, lambda: self._list(api), head)
-            return self._later(conn, lambda: self._get(api, job_id, _endpoint(request, api)), head)
+            return self._later(conn, lambda: self._get(api, job_id, self._endpoint(request, api)), head)
         if method == b"DELETE":
             if job_id is None:
                 return _error(conn, 400, "jobID: required (DELETE /<api>?jobID=<id>)")
@@ -87,7 +90,16 @@ class JobRoutes:
 
     def _get(self, api, job_id, endpoint):
         status = self.manager.get(api, job_id)
-        return 200, JSON, _dumps({"job_status": status, "endpoint": endpoint, "api_spec": _api_spec(api, endpoint)})
+        return 200, JSON, _dumps({"job_status": status, "endpoint": endpoint, "api_spec": self._api_spec(api)})
+
+    def _endpoint(self, request, api):
+        """The API's URL (its networking.endpoint when it has one), as Cortex answered it."""
+        settings = self.settings.get(api)
+        return f"http://{_host(request)}{settings.paths[-1] if settings is not None else '/' + api}"
+
+    def _api_spec(self, api):
+        settings = self.settings.get(api)
+        return api_spec(settings) if settings is not None else {"name": api, "kind": "BatchAPI"}
 
     def _list(self, api):
         return 200, JSON, _dumps({"jobs": self.manager.list(api)})
@@ -109,7 +121,7 @@ def _answer(work):
         return work()
     except SubmissionError as exc:
         return 400, JSON, _dumps({"error": str(exc)})
-    except SourceError as exc:
+    except (SourceError, JobNotInProgress) as exc:
         return 400, JSON, _dumps({"error": str(exc)})
     except UnknownJob as exc:
         return 404, JSON, _dumps({"error": f"job {exc.args[0]} not found"})
@@ -121,10 +133,28 @@ def _dumps(document):
     return json.dumps(document).encode("utf-8")
 
 
-def _endpoint(request, api):
+def _host(request):
     host = next((value for name, value in request.headers if name == b"host"), b"localhost")
-    return f"http://{host.decode('latin-1')}/{api}"
+    return host.decode("latin-1")
 
 
-def _api_spec(api, endpoint):
-    return {"name": api, "kind": "BatchAPI", "endpoint": endpoint}
+def api_spec(settings):
+    """Cortex's api_spec (GET ?jobID=) from what the built repository knows of the API. predictor.env's values
+    are never sent (they, and the project's .env merged into them, hold secrets): only the names, redacted."""
+    predictor = settings.predictor
+    python_path = predictor.python_path
+    return {
+        "name": settings.name,
+        "kind": settings.kind,
+        "predictor": {
+            "type": "python",
+            "path": predictor.path,
+            "class_name": predictor.class_name,
+            "config": predictor.config,
+            # Cortex's python_path is one folder; tritonize's may be several.
+            "python_path": python_path[0] if len(python_path) == 1 else (list(python_path) or None),
+            "env": dict.fromkeys(predictor.env, REDACTED),
+            "dependencies": settings.dependencies or None,
+        },
+        "networking": {"endpoint": settings.paths[-1]},
+    }
