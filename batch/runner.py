@@ -18,11 +18,13 @@ import threading
 import time
 
 from . import locations, sources
+from .oom import OomCounter
 from .store import FINAL_STATUSES, now_rfc3339, parse_rfc3339
 from .submission import parse
 from .triton import TritonError, TritonUnreachable
 
 CRASH_LIMIT = 3
+OUT_OF_MEMORY = "out of memory"
 HEAL_TIMEOUT_S = 300.0
 UNREACHABLE_RETRY_S = 1.0
 POLL_S = 0.2
@@ -34,7 +36,9 @@ IN_FLIGHT_GRACE_S = 30.0
 class JobRunner:
     """run() executes the job; `shutdown` (an Event: the endpoint is stopping) leaves it resumable."""
 
-    def __init__(self, store, api, job_id, client_factory, load_config, shutdown, heal_timeout_s=HEAL_TIMEOUT_S):
+    def __init__(
+        self, store, api, job_id, client_factory, load_config, shutdown, heal_timeout_s=HEAL_TIMEOUT_S, oom=None
+    ):
         self.store = store
         self.api = api
         self.job_id = job_id
@@ -42,6 +46,7 @@ class JobRunner:
         self.load_config = load_config  # (api, workers, job_spec) -> the model config for the job's load
         self.shutdown = shutdown
         self.heal_timeout_s = heal_timeout_s
+        self.oom = oom or OomCounter()  # tells a worker the kernel's OOM killer killed from other crashes
         self.record = store.read_record(api, job_id)
         self.submission = parse(store.read_submission(api, job_id))
         self._lock = threading.Lock()
@@ -155,7 +160,7 @@ class JobRunner:
                 return None
             if outcome in ("status_stopped", "status_timed_out"):
                 self.end_early(outcome)
-            elif outcome is not None:  # status_worker_error, status_unexpected_error
+            elif outcome is not None:  # status_worker_error, status_worker_oom, status_unexpected_error
                 message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
                 self.set_status(outcome, message=message)
             else:
@@ -248,6 +253,7 @@ class JobRunner:
         run it again."""
         generation = self._generation
         started = time.monotonic()
+        oom_kills = self.oom.read()
         try:
             client.infer(self.api, items, batch_id)
         except TritonUnreachable as exc:
@@ -263,13 +269,24 @@ class JobRunner:
                     state["ended"] = "status_worker_error"
                 return False
             if exc.crashed:
+                oom = self.oom.rose_since(oom_kills)
                 with self._lock:
                     progress.crashes[batch_id] = progress.crashes.get(batch_id, 0) + 1
                     crashes = progress.crashes[batch_id]
-                events.append("crashed", batch_id=batch_id, error=exc.message[:1000])
-                self.log(f"batch {batch_id}: the worker crashed ({exc.message}); waiting for it to be healed")
+                events.append("crashed", batch_id=batch_id, error=exc.message[:1000], **({"oom": True} if oom else {}))
+                what = f"killed by the kernel's OOM killer: {OUT_OF_MEMORY}" if oom else "crashed"
+                self.log(f"batch {batch_id}: the worker {what} ({exc.message}); waiting for it to be healed")
                 if crashes >= CRASH_LIMIT:
-                    return self._dead_letter(batch_id, items, progress, events, f"worker crashed: {exc.message}")
+                    reason = f"worker {what}: {exc.message}"
+                    self._dead_letter(batch_id, items, progress, events, reason)
+                    if oom and state["ended"] is None:  # Cortex: a worker OOM-killed ends the job, status_worker_oom
+                        self.record["message"] = (
+                            f"batch {batch_id}: its worker was killed by the kernel's OOM killer {crashes} times "
+                            f"({OUT_OF_MEMORY}: give the API more memory, or submit smaller batches)"
+                        )
+                        state["ended"] = "status_worker_oom"
+                        self.log(self.record["message"])
+                    return True
                 if not self._wait_for_heal(client, generation):
                     if not self.shutdown.is_set() and state["ended"] is None:
                         self.log(f"the workers were not healed within {self.heal_timeout_s:g} s")
