@@ -76,9 +76,19 @@ def parse_body(body):
     return parse(data)
 
 
+# A prediction's payload posted to a BatchAPI (nothing of a submission in it): say what the API takes.
+NOT_A_SUBMISSION = (
+    "this API is a BatchAPI: POST a job submission, a JSON object with `workers` and one of "
+    + ", ".join(SOURCE_KEYS)
+    + ' (e.g. {"workers": 1, "item_list": {"items": [...], "batch_size": 8}}); predictions go to a RealtimeAPI'
+)
+
+
 def parse(data):
     if not isinstance(data, dict):
-        raise SubmissionError("the job submission must be a JSON object")
+        raise SubmissionError(f"the job submission must be a JSON object, got {_kind(data)}: {NOT_A_SUBMISSION}")
+    if data and not set(data) & KNOWN_KEYS:
+        raise SubmissionError(f"{sorted(data)[0]}: unknown field: {NOT_A_SUBMISSION}")
     unknown = sorted(set(data) - KNOWN_KEYS)
     if unknown:
         raise SubmissionError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})")

@@ -1,0 +1,233 @@
+"""A demanding Cortex user's review of the job engine (issue 25), without Triton: stopping a job that ended,
+GET's api_spec, OOM-killed workers told from other crashes, submissions at Cortex's limits."""
+
+import json
+import threading
+
+import pytest
+from test_batch_jobs_units import ITEMS, FakeTriton, _job
+
+from tritonize.adapter.runtime.repository_model import ApiSettings, PredictorSettings
+from tritonize.batch import oom
+from tritonize.batch.manager import JobNotInProgress
+from tritonize.batch.runner import JobRunner
+from tritonize.batch.submission import SubmissionError, parse, parse_body
+from tritonize.cortex_endpoint.app import CORS, CORS_WITH_JOBS
+from tritonize.cortex_endpoint.jobs import JobRoutes, _answer
+
+# --- DELETE of a job that already ended (Cortex v0.33: job.go StopJob, errors.go ErrorJobIsNotInProgress)
+
+
+def _ended_job(tmp_path):
+    manager, job_id = _job(tmp_path, ITEMS)
+    record = manager.store.read_record("batcher", job_id)
+    record.update(status="status_succeeded", end_time=record["created_time"])
+    manager.store.write_record(record)
+    return manager, job_id
+
+
+def test_stopping_a_job_that_ended_is_cortexs_400_and_changes_nothing(tmp_path):
+    manager, job_id = _ended_job(tmp_path)
+    with pytest.raises(JobNotInProgress) as raised:
+        manager.stop("batcher", job_id)
+    assert str(raised.value) == f"{job_id} (batcher api): cannot stop BatchAPI job because it is not in progress"
+    assert not manager.store.stop_requested("batcher", job_id)
+    assert manager.get("batcher", job_id)["status"] == "status_succeeded"
+    routes = JobRoutes(str(tmp_path / "store"), ["batcher"])
+    status, _, body = _answer(lambda: routes._stop("batcher", job_id))
+    assert status == 400 and "not in progress" in json.loads(body)["error"]
+
+
+def test_stopping_a_job_in_progress_still_answers_cortexs_message(tmp_path):
+    manager, job_id = _job(tmp_path, ITEMS)
+    routes = JobRoutes(str(tmp_path / "store"), ["batcher"])
+    status, _, body = _answer(lambda: routes._stop("batcher", job_id))
+    assert (status, json.loads(body)) == (200, {"message": f"stopped job {job_id}"})
+    assert manager.store.stop_requested("batcher", job_id)
+
+
+# --- GET's api_spec: what the built repository knows of the API, never predictor.env's values
+
+SECRET = "s3cr3t-value-never-sent"
+
+
+def _settings(endpoint=None):
+    predictor = PredictorSettings(
+        path="batcher.py",
+        config={"threshold": 0.5},
+        python_path=["lib"],
+        env={"AWS_SECRET_ACCESS_KEY": SECRET, "MODE": "fast"},
+    )
+    return ApiSettings(
+        name="batcher", predictor=predictor, kind="BatchAPI", endpoint=endpoint, dependencies={"pip": "req.txt"}
+    )
+
+
+class _Request:
+    headers = [(b"host", b"example:8888")]
+
+
+def test_get_answers_the_apis_spec_without_env_values(tmp_path):
+    manager, job_id = _job(tmp_path, ITEMS)
+    routes = JobRoutes(str(tmp_path / "store"), ["batcher"], {"batcher": _settings(endpoint="v1/score")})
+    status, _, body = _answer(lambda: routes._get("batcher", job_id, routes._endpoint(_Request(), "batcher")))
+    assert status == 200 and SECRET.encode() not in body and b"fast" not in body
+    answer = json.loads(body)
+    spec = answer["api_spec"]
+    assert spec["name"] == "batcher" and spec["kind"] == "BatchAPI"
+    assert spec["predictor"]["type"] == "python" and spec["predictor"]["path"] == "batcher.py"
+    assert spec["predictor"]["config"] == {"threshold": 0.5} and spec["predictor"]["python_path"] == "lib"
+    assert sorted(spec["predictor"]["env"]) == ["AWS_SECRET_ACCESS_KEY", "MODE"]
+    assert spec["predictor"]["dependencies"] == {"pip": "req.txt"}
+    assert spec["networking"] == {"endpoint": "/v1/score"}
+    assert answer["endpoint"] == "http://example:8888/v1/score"
+    assert answer["job_status"]["job_id"] == job_id
+
+
+def test_an_api_without_networking_endpoint_answers_on_its_name(tmp_path):
+    routes = JobRoutes(str(tmp_path / "store"), ["batcher"], {"batcher": _settings()})
+    assert routes._api_spec("batcher")["networking"] == {"endpoint": "/batcher"}
+    assert routes._endpoint(_Request(), "batcher") == "http://example:8888/batcher"
+
+
+def test_cors_lists_delete_when_the_endpoint_has_jobs():
+    assert dict(CORS)[b"access-control-allow-methods"] == b"GET, POST, OPTIONS"  # realtime only: as Cortex's nginx
+    assert dict(CORS_WITH_JOBS)[b"access-control-allow-methods"] == b"GET, POST, DELETE, OPTIONS"
+
+
+# --- workers killed by the kernel's OOM killer
+
+
+class MemoryEvents:
+    """A fake cgroup v2 memory.events whose oom_kill counter the fake Triton raises when it crashes a worker."""
+
+    def __init__(self, path):
+        self.path = path
+        self.kills = 0
+        self.write()
+
+    def write(self):
+        self.path.write_text(f"low 0\nhigh 0\nmax 4\noom 2\noom_kill {self.kills}\noom_group_kill 0\n")
+
+    def kill(self):
+        self.kills += 1
+        self.write()
+
+
+class OomTriton(FakeTriton):
+    """Every batch holding a `killing` item crashes its worker; with `events`, as the OOM killer does."""
+
+    def __init__(self, killing, events=None):
+        super().__init__()
+        self.killing = set(killing)
+        self.events = events
+
+    def infer(self, api, batch_text, batch_id, on_job_complete=False):
+        if on_job_complete:
+            return super().infer(api, batch_text, batch_id, on_job_complete)
+        batch = json.loads(batch_text)
+        if not self.killing:
+            with self.lock:
+                self.calls.append((batch_id, batch))
+            return None
+        if self.killing.intersection(batch):
+            with self.lock:
+                self.calls.append((batch_id, json.loads(batch_text)))
+            if self.events is not None:
+                self.events.kill()
+            self.nonce += "+"  # healed
+            raise TritonError(500, "Stub process 'batcher_0_0' is not healthy.")
+        return super().infer(api, batch_text, batch_id, on_job_complete)
+
+
+from tritonize.batch.triton import TritonError  # noqa: E402
+
+
+def _run_with(manager, job_id, triton, counter):
+    def load_config(api, workers, job_spec):
+        return {"name": api, "instance_group": [{"count": workers}]}
+
+    runner = JobRunner(
+        manager.store, "batcher", job_id, triton, load_config, threading.Event(), heal_timeout_s=5, oom=counter
+    )
+    assert runner.enqueue()
+    runner.run()
+    return manager.get("batcher", job_id)
+
+
+def test_a_batch_whose_worker_the_oom_killer_kills_ends_the_job_status_worker_oom(tmp_path):
+    events = MemoryEvents(tmp_path / "memory.events")
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": [1, 2, 3, 4, 5], "batch_size": 1}})
+    status = _run_with(manager, job_id, OomTriton({2}, events), oom.OomCounter(str(events.path)))
+    log = manager.log("batcher", job_id)
+    assert status["status"] == "status_worker_oom", log
+    assert "OOM killer" in status["message"] and "out of memory" in status["message"]
+    assert "the worker killed by the kernel's OOM killer" in log
+    letter = json.loads(open(f"{status['dead_letter']}/000001.json").read())
+    assert letter["worker_crashes"] == 3 and "OOM killer" in letter["error"]
+    assert status["batch_metrics"]["failed"] == 1
+
+
+def test_a_crash_the_counter_does_not_see_is_a_crash(tmp_path):
+    events = MemoryEvents(tmp_path / "memory.events")
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": [1, 2, 3], "batch_size": 1}})
+    status = _run_with(manager, job_id, OomTriton({2}), oom.OomCounter(str(events.path)))
+    assert status["status"] == "status_completed_with_failures", manager.log("batcher", job_id)
+    assert "OOM" not in manager.log("batcher", job_id)
+    # and no counter at all (no cgroup file readable): crashes stay crashes
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": [1, 2, 3], "batch_size": 1}})
+    status = _run_with(manager, job_id, OomTriton({2}), oom.OomCounter(str(tmp_path / "absent")))
+    assert status["status"] == "status_completed_with_failures"
+
+
+def test_the_oom_counter_is_found_for_cgroup_v2_and_v1(tmp_path):
+    root = tmp_path / "cgroup"
+    (root / "kubepods" / "pod1").mkdir(parents=True)
+    (root / "kubepods" / "pod1" / "memory.events").write_text("oom 1\noom_kill 7\n")
+    proc = tmp_path / "cgroup.txt"
+    proc.write_text("0::/kubepods/pod1\n")
+    (path,) = oom.counter_paths(str(proc), str(root))
+    assert oom.read_oom_kills(path) == 7
+    (root / "memory.events").write_text("oom_kill 1\n")  # inside a cgroup namespace: "0::/" is the root
+    proc.write_text("0::/\n")
+    assert oom.counter_paths(str(proc), str(root)) == [str(root / "memory.events")]
+    (root / "memory" / "docker" / "abc").mkdir(parents=True)
+    (root / "memory" / "docker" / "abc" / "memory.oom_control").write_text(
+        "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n"
+    )
+    proc.write_text("12:cpu,cpuacct:/docker/abc\n4:memory:/docker/abc\n")
+    (path,) = oom.counter_paths(str(proc), str(root))
+    assert oom.read_oom_kills(path) == 3
+    counter = oom.OomCounter(path)
+    before = counter.read()
+    assert not counter.rose_since(before)
+    (root / "memory" / "docker" / "abc" / "memory.oom_control").write_text("oom_kill 4\n")
+    assert counter.rose_since(before)
+    assert not oom.OomCounter(str(tmp_path / "none")).rose_since(None)
+
+
+# --- submissions at Cortex's limits
+
+
+def test_items_of_every_json_kind_and_unicode_are_kept_exactly(tmp_path):
+    items = [None, 0, -1.5, 1e300, True, "", "naïve ☃ 🚀 \u2028", {"a": [{"b": None}]}, [[]], "\x00"]
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": items, "batch_size": 3}})
+    triton = OomTriton(())  # records each batch (FakeTriton's own checks take hashable items only)
+    status = _run_with(manager, job_id, triton, oom.OomCounter(str(tmp_path / "none")))
+    assert status["status"] == "status_succeeded"
+    got = [item for _, batch in sorted(triton.calls) for item in batch]
+    assert got == items
+
+
+def test_an_item_at_cortexs_size_limit_passes_and_one_over_it_is_named():
+    near = "x" * (256 * 1024 - 2)  # json.dumps adds the quotes: exactly the limit
+    assert parse({"workers": 1, "item_list": {"items": [near], "batch_size": 1}}).source.items == [near]
+    with pytest.raises(SubmissionError, match=r"item_list.items\[1\]: has size 262145 bytes"):
+        parse({"workers": 1, "item_list": {"items": [1, near + "y"], "batch_size": 1}})
+
+
+def test_a_realtime_payload_posted_to_a_batch_api_says_what_a_batch_api_takes():
+    for body in (b'{"text": "hello"}', b'["a", "b"]', b'"hello"'):
+        with pytest.raises(SubmissionError, match="BatchAPI") as raised:
+            parse_body(body)
+        assert "workers" in str(raised.value) and "item_list" in str(raised.value)
