@@ -164,13 +164,16 @@ class JobRunner:
                 message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
                 self.set_status(outcome, message=message)
             else:
-                self._on_job_complete(client)
+                failure = self._on_job_complete(client)
                 progress = self.store.read_progress(self.api, self.job_id)
                 final = "status_completed_with_failures" if progress.dead_lettered else "status_succeeded"
                 self.log(
                     f"job ended: {len(progress.succeeded)} batches succeeded, {len(progress.dead_lettered)} failed"
                 )
-                self.set_status(final)
+                if failure is not None:  # Cortex: on_job_complete raising failed the worker (status_worker_error)
+                    self.set_status("status_worker_error", message=f"on_job_complete failed: {failure}")
+                else:
+                    self.set_status(final)
             self._unload(client)
         finally:
             client.close()
@@ -346,11 +349,13 @@ class JobRunner:
         return True
 
     def _on_job_complete(self, client):
+        """Runs the predictor's on_job_complete once -> None, or the error it raised."""
+        failure = None
         progress = self.store.read_progress(self.api, self.job_id)
         if progress.complete_started:
             if not progress.complete_done:  # it was running when the endpoint stopped: never twice
                 self.log("on_job_complete was interrupted by a restart; not run again")
-            return
+            return progress.complete_error
         events = self.store.progress_log(self.api, self.job_id)
         try:
             events.append("on_job_complete_started")
@@ -360,8 +365,10 @@ class JobRunner:
                 self.log("on_job_complete ran")
             except TritonError as exc:
                 self.log(f"on_job_complete failed: {exc.message}")
+                failure = exc.message
             except TritonUnreachable as exc:
                 self.log(f"on_job_complete: Triton did not answer: {exc}")
-            events.append("on_job_complete_done")
+            events.append("on_job_complete_done", **({"error": failure[:1000]} if failure else {}))
         finally:
             events.close()
+        return failure

@@ -231,3 +231,38 @@ def test_a_realtime_payload_posted_to_a_batch_api_says_what_a_batch_api_takes():
         with pytest.raises(SubmissionError, match="BatchAPI") as raised:
             parse_body(body)
         assert "workers" in str(raised.value) and "item_list" in str(raised.value)
+
+
+# --- on_job_complete raising (Cortex v0.33 batch.py: UserRuntimeException, the worker exits 1: a worker error)
+
+
+class CompletionFails(FakeTriton):
+    def infer(self, api, batch_text, batch_id, on_job_complete=False):
+        if on_job_complete:
+            self.completions += 1
+            raise TritonError(500, "on_job_complete() raised KeyError: 'bucket'")
+        return super().infer(api, batch_text, batch_id)
+
+
+def test_on_job_complete_raising_is_a_worker_error_and_runs_once(tmp_path):
+    manager, job_id = _job(tmp_path, ITEMS)
+    triton = CompletionFails()
+    status = _run_with(manager, job_id, triton, oom.OomCounter(str(tmp_path / "none")))
+    assert status["status"] == "status_worker_error"
+    assert status["message"] == "on_job_complete failed: on_job_complete() raised KeyError: 'bucket'"
+    assert status["batch_metrics"]["succeeded"] == 3 and triton.completions == 1
+    # resumed after a restart (the record says running again): on_job_complete is not run twice, the status stays
+    record = manager.store.read_record("batcher", job_id)
+    record.update(status="status_running", end_time=None)
+    manager.store.write_record(record)
+    again = _run_with(manager, job_id, triton, oom.OomCounter(str(tmp_path / "none")))
+    assert again["status"] == "status_worker_error" and triton.completions == 1
+
+
+def test_an_unusable_store_is_a_503_for_the_job_routes(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # a store root that cannot be a folder (a read-only mount answers the same OSError)
+    routes = JobRoutes(str(blocker / "store"), ["batcher"])
+    status, _, body = _answer(lambda: routes._submit("batcher", json.dumps(ITEMS).encode(), False))
+    assert status == 503 and "job store is not usable" in json.loads(body)["error"]
+    assert str(tmp_path) not in json.loads(body)["error"]
