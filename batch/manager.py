@@ -124,7 +124,9 @@ class JobEngine:
         self._threads = {}  # (api, job_id) -> Thread
         self._runners = {}  # (api, job_id) -> JobRunner of the jobs running now
         self._turn = threading.Condition()
-        self._waiting = {}  # api -> [(created_time, job_id)] ready to run, oldest first
+        # api -> {(created_time, job_id)} of its unfinished jobs (enqueuing, pending, running): the oldest runs next,
+        # whichever job's enqueuing ends first.
+        self._active = {}
         self._running = {}  # api -> job_id
         self._scanner = None
 
@@ -166,11 +168,22 @@ class JobEngine:
                 continue
             if record.get("status") in FINAL_STATUSES:
                 continue
-            thread = threading.Thread(target=self._run_job, args=(api, job_id), name=f"job-{job_id}", daemon=True)
+            key = (record.get("created_time") or "", job_id)
+            with self._turn:
+                self._active.setdefault(api, set()).add(key)
+            thread = threading.Thread(target=self._run_job, args=(api, job_id, key), name=f"job-{job_id}", daemon=True)
             self._threads[(api, job_id)] = thread
             thread.start()
 
-    def _run_job(self, api, job_id):
+    def _run_job(self, api, job_id, key):
+        try:
+            self._run(api, job_id, key)
+        finally:
+            with self._turn:
+                self._active[api].discard(key)
+                self._turn.notify_all()
+
+    def _run(self, api, job_id, key):
         try:
             runner = JobRunner(self.store, api, job_id, self.client_factory, self.load_config, self.shutdown)
             if api not in self.batch_apis:
@@ -179,7 +192,7 @@ class JobEngine:
                 return
             if not runner.enqueue():
                 return
-            if self._wait_turn(runner):
+            if self._wait_turn(runner, key):
                 self._runners[(api, job_id)] = runner
                 try:
                     runner.run()
@@ -199,24 +212,19 @@ class JobEngine:
             except (OSError, UnknownJob):
                 pass
 
-    def _wait_turn(self, runner):
-        """Waits (status_pending) until no other job of the API runs; -> False if the job ended meanwhile."""
-        api, key = runner.api, (runner.record["created_time"], runner.job_id)
+    def _wait_turn(self, runner, key):
+        """Waits (status_pending) until no other job of the API runs and no older one is unfinished (an older
+        job still enqueuing goes first); -> False if the job ended meanwhile."""
+        api = runner.api
         with self._turn:
-            waiting = self._waiting.setdefault(api, [])
-            waiting.append(key)
-            waiting.sort()
-            try:
-                while True:
-                    if self.shutdown.is_set():
-                        return False
-                    ended = runner.should_stop()
-                    if ended:
-                        runner.end_early(ended)
-                        return False
-                    if self._running.get(api) is None and waiting[0] == key:
-                        self._running[api] = runner.job_id
-                        return True
-                    self._turn.wait(POLL_S)
-            finally:
-                waiting.remove(key)
+            while True:
+                if self.shutdown.is_set():
+                    return False
+                ended = runner.should_stop()
+                if ended:
+                    runner.end_early(ended)
+                    return False
+                if self._running.get(api) is None and min(self._active[api]) == key:
+                    self._running[api] = runner.job_id
+                    return True
+                self._turn.wait(POLL_S)

@@ -3,6 +3,7 @@ GET's api_spec, OOM-killed workers told from other crashes, submissions at Corte
 
 import json
 import threading
+import time
 
 import pytest
 from test_batch_jobs_units import ITEMS, FakeTriton, _job
@@ -266,3 +267,30 @@ def test_an_unusable_store_is_a_503_for_the_job_routes(tmp_path):
     status, _, body = _answer(lambda: routes._submit("batcher", json.dumps(ITEMS).encode(), False))
     assert status == 503 and "job store is not usable" in json.loads(body)["error"]
     assert str(tmp_path) not in json.loads(body)["error"]
+
+
+def test_jobs_of_one_api_run_oldest_first_even_when_an_older_one_enqueues_longer(tmp_path, monkeypatch):
+    from tritonize.batch import runner as runner_module
+    from tritonize.batch.manager import JobEngine, JobManager
+
+    slow_batches = runner_module.sources.batches
+
+    def batches(source):  # the older job's source takes a while to list (a big S3 prefix)
+        if len(source.items) == 10:
+            time.sleep(1.0)
+        return slow_batches(source)
+
+    monkeypatch.setattr(runner_module.sources, "batches", batches)
+    root = str(tmp_path / "store")
+    manager = JobManager(root)
+    manager.submit("batcher", parse({"workers": 1, "item_list": {"items": list(range(10)), "batch_size": 5}}))
+    manager.submit("batcher", parse({"workers": 1, "item_list": {"items": [99], "batch_size": 1}}))
+    triton = FakeTriton()
+    engine = JobEngine(root, ["batcher"], triton, lambda api, workers, spec: {"name": api}, log=lambda m: None)
+    engine.start()
+    deadline = time.monotonic() + 30
+    while not all(job["end_time"] for job in manager.list("batcher")):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    engine.stop()
+    assert [items for _, items in triton.calls] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [99]]
