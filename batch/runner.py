@@ -159,7 +159,7 @@ class JobRunner:
                 self.log("the endpoint is stopping: the job resumes when it starts again")
                 return None
             if outcome in ("status_stopped", "status_timed_out"):
-                self.end_early(outcome)
+                pass  # its status was written when it was asked to stop (_run_batches)
             elif outcome is not None:  # status_worker_error, status_worker_oom, status_unexpected_error
                 message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
                 self.set_status(outcome, message=message)
@@ -187,7 +187,13 @@ class JobRunner:
             deadline = time.monotonic() + UNLOAD_WAIT_S
             while client.state(self.api) in ("READY", "UNLOADING") and time.monotonic() < deadline:
                 time.sleep(POLL_S)
-            self.log(f"unloaded {self.api}")
+            if client.state(self.api) in ("READY", "UNLOADING"):  # a predict() that never returns holds it
+                self.log(
+                    f"{self.api} is still unloading after {UNLOAD_WAIT_S:g} s: a batch still running keeps its worker "
+                    "(set tritonize.request_timeout to end a predict() that never returns)"
+                )
+            else:
+                self.log(f"unloaded {self.api}")
         except (TritonError, TritonUnreachable) as exc:
             self.log(f"unloading {self.api} failed: {exc}")
 
@@ -214,6 +220,8 @@ class JobRunner:
             while any(thread.is_alive() for thread in threads):
                 if state["ended"] is None and not self.shutdown.is_set():
                     state["ended"] = self.should_stop()
+                    if state["ended"] is not None:  # Cortex: stopped / timed out at once, in-flight batches or not
+                        self.end_early(state["ended"])
                 if state["ended"] is not None:
                     ended_at = ended_at or time.monotonic()
                     if time.monotonic() - ended_at > IN_FLIGHT_GRACE_S:  # a predict() that never returns

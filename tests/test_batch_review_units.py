@@ -294,3 +294,41 @@ def test_jobs_of_one_api_run_oldest_first_even_when_an_older_one_enqueues_longer
         time.sleep(0.02)
     engine.stop()
     assert [items for _, items in triton.calls] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [99]]
+
+
+# --- DELETE and timeouts: the status says so at once (Cortex), in-flight batches may still finish
+
+
+class SlowTriton(FakeTriton):
+    def __init__(self, delay_s, unload_state="UNAVAILABLE"):
+        super().__init__(delay_s=delay_s)
+        self.unload_state = unload_state
+
+    def state(self, api):
+        return self.unload_state
+
+
+def test_a_stopped_job_says_status_stopped_while_its_batch_in_flight_finishes(tmp_path, monkeypatch):
+    from tritonize.batch import runner as runner_module
+
+    monkeypatch.setattr(runner_module, "UNLOAD_WAIT_S", 0.5)
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": [1, 2, 3], "batch_size": 1}})
+    triton = SlowTriton(delay_s=3.0, unload_state="UNLOADING")  # Triton still unloading: a batch holds the worker
+    thread = threading.Thread(target=_run_with, args=(manager, job_id, triton, oom.OomCounter(str(tmp_path / "x"))))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not triton.calls:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    manager.stop("batcher", job_id)
+    asked = time.monotonic()
+    while manager.get("batcher", job_id)["status"] != "status_stopped":
+        assert time.monotonic() - asked < 1.5, "status_stopped only after the batch in flight ended"
+        time.sleep(0.02)
+    assert thread.is_alive()  # the batch in flight is still running
+    thread.join(30)
+    status = manager.get("batcher", job_id)
+    assert status["status"] == "status_stopped" and len(triton.calls) == 1
+    log = manager.log("batcher", job_id)
+    assert log.count("job stopped") == 1
+    assert "still unloading after 0.5 s" in log and "unloaded batcher" not in log
