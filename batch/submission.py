@@ -9,6 +9,8 @@ max_receive_count}`: where dead-lettered batches go (a local folder or s3://buck
 import json
 from dataclasses import dataclass, field
 
+from tritonize.adapter.runtime.model_storage import S3_SCHEME
+
 from .globs import GlobError, compile_glob
 
 SOURCE_KEYS = ("item_list", "file_path_lister", "delimited_files")
@@ -65,6 +67,23 @@ class Submission:
             if self.dead_letter_path is not None:
                 data["dead_letter"]["path"] = self.dead_letter_path
         return data
+
+
+def local_paths(submission):
+    """The submission's paths on this machine (local paths, file:// URLs): its sources and its dead-letter folder."""
+    paths = [*submission.source.paths, *([submission.dead_letter_path] if submission.dead_letter_path else [])]
+    return [path for path in paths if not path.startswith(S3_SCHEME)]
+
+
+def require_remote(submission):
+    """A client on another machine names S3 only (as with Cortex): local paths would let any client of the
+    endpoint list and read this machine's files (dryRun answers the listing) and write dead letters anywhere."""
+    paths = local_paths(submission)
+    if paths:
+        raise SubmissionError(
+            f"{paths[0]!r}: local paths and file:// URLs are accepted only from this machine (a client on "
+            "127.0.0.1 or ::1); use s3://bucket/key"
+        )
 
 
 def parse_body(body):

@@ -8,6 +8,7 @@ GET /_tritonize/metrics (job progress, Prometheus text). The store's reads and w
 """
 
 import asyncio
+import ipaddress
 import json
 from urllib.parse import parse_qs
 
@@ -15,7 +16,7 @@ from tritonize.batch.manager import JobManager, JobNotInProgress
 from tritonize.batch.metrics import prometheus_text
 from tritonize.batch.sources import SourceError
 from tritonize.batch.store import UnknownJob
-from tritonize.batch.submission import SubmissionError, parse_body
+from tritonize.batch.submission import SubmissionError, parse_body, require_remote
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
@@ -61,7 +62,8 @@ class JobRoutes:
         job_id = query.get("jobID")
         if method == b"POST":
             dry_run = query.get("dryRun", "").lower() == "true"
-            return self._later(conn, lambda: self._submit(api, request.body, dry_run))
+            local = _from_loopback(conn)
+            return self._later(conn, lambda: self._submit(api, request.body, dry_run, local))
         if method in (b"GET", b"HEAD"):
             head = method == b"HEAD"
             if job_id is None:
@@ -81,8 +83,11 @@ class JobRoutes:
 
     # each returns (status, content type, body); runs in a thread
 
-    def _submit(self, api, body, dry_run):
+    def _submit(self, api, body, dry_run, local=True):
+        """`local`: the client is on this machine (loopback), which alone may name local paths."""
         submission = parse_body(body)
+        if not local:
+            require_remote(submission)
         if dry_run:  # Cortex answered dry runs as text, for people
             lines = self.manager.dry_run(submission)
             return 200, TEXT, ("\n".join([*lines, "validations passed"]) + "\n").encode("utf-8")
@@ -131,6 +136,15 @@ def _answer(work):
 
 def _dumps(document):
     return json.dumps(document).encode("utf-8")
+
+
+def _from_loopback(conn):
+    peer = conn.transport.get_extra_info("peername") if conn.transport is not None else None
+    try:
+        address = ipaddress.ip_address(peer[0])
+    except (TypeError, ValueError, IndexError):
+        return False  # a Unix socket, or no peer: not known to be this machine
+    return (getattr(address, "ipv4_mapped", None) or address).is_loopback  # ::ffff:127.0.0.1 on a dual-stack socket
 
 
 def _host(request):

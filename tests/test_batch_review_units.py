@@ -1,6 +1,7 @@
 """A demanding Cortex user's review of the job engine (issue 25), without Triton: stopping a job that ended,
 GET's api_spec, OOM-killed workers told from other crashes, submissions at Cortex's limits."""
 
+import functools
 import json
 import threading
 import time
@@ -332,3 +333,51 @@ def test_a_stopped_job_says_status_stopped_while_its_batch_in_flight_finishes(tm
     log = manager.log("batcher", job_id)
     assert log.count("job stopped") == 1
     assert "still unloading after 0.5 s" in log and "unloaded batcher" not in log
+
+
+# --- local paths: only from this machine (any client could otherwise list and read its files through dryRun)
+
+
+class _Conn:
+    def __init__(self, peer):
+        self.transport = type("T", (), {"get_extra_info": lambda self, name: peer})()
+
+
+@pytest.mark.parametrize(
+    "peer, local",
+    [
+        (("127.0.0.1", 5), True),
+        (("::1", 5, 0, 0), True),
+        (("::ffff:127.0.0.1", 5, 0, 0), True),
+        (("10.1.2.3", 5), False),
+        (("::ffff:10.1.2.3", 5, 0, 0), False),
+        (None, False),
+    ],
+)
+def test_only_loopback_clients_count_as_this_machine(peer, local):
+    from tritonize.cortex_endpoint.jobs import _from_loopback
+
+    assert _from_loopback(_Conn(peer)) is local
+
+
+def test_a_remote_client_names_s3_only(tmp_path):
+    routes = JobRoutes(str(tmp_path / "store"), ["batcher"])
+    listing = {"workers": 1, "file_path_lister": {"s3_paths": ["/root"], "batch_size": 1}}
+    for body in (
+        listing,
+        {**listing, "file_path_lister": {"s3_paths": ["file:///etc"], "batch_size": 1}},
+        {**ITEMS, "dead_letter": {"path": "/tmp/anywhere"}},
+    ):
+        for dry_run in (True, False):
+            status, _, answer = _answer(
+                functools.partial(routes._submit, "batcher", json.dumps(body).encode(), dry_run, False)
+            )
+            assert status == 400 and "accepted only from this machine" in json.loads(answer)["error"], answer
+    s3 = {"workers": 1, "file_path_lister": {"s3_paths": ["s3://bucket/x"], "batch_size": 1}}
+    status, _, answer = _answer(lambda: routes._submit("batcher", json.dumps(s3).encode(), False, False))
+    assert status == 200, answer
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.json").write_text("1\n")
+    local = {"workers": 1, "file_path_lister": {"s3_paths": [str(tmp_path / "data")], "batch_size": 1}}
+    status, _, answer = _answer(lambda: routes._submit("batcher", json.dumps(local).encode(), True, True))
+    assert status == 200 and b"a.json" in answer
