@@ -19,6 +19,9 @@ from .sources import dry_run
 from .store import FINAL_STATUSES, JobStore, UnknownJob, now_rfc3339
 
 POLL_S = 0.25
+# An ended job's progress counts, kept in its record once its thread is done: listing jobs and /metrics never
+# read the progress logs of ended jobs again (a 10,000-batch job has 10,000 lines).
+SUMMARY_KEY = "progress_summary"
 ACTIVE_STATUSES = ("status_enqueuing", "status_pending", "status_running")
 # Cortex's worker_counts fields (pkg/types/status/status.go); tritonize's workers are running or not.
 WORKER_STATES = ("pending", "initializing", "running", "succeeded", "failed", "stalled", "unknown")
@@ -70,11 +73,23 @@ class JobManager:
     def get(self, api, job_id):
         return self.status(self.store.read_record(api, job_id))
 
+    def summary(self, api, job_id):
+        """The counts of a job's progress log (read whole: an ended job keeps them in its record, SUMMARY_KEY)."""
+        progress = self.store.read_progress(api, job_id)
+        return {
+            "succeeded": len(progress.succeeded),
+            "failed": len(progress.dead_lettered),
+            "seconds": progress.seconds,
+            "failed_attempts": sum(progress.attempts.values()),
+        }
+
     def status(self, record):
         """Cortex's BatchJobStatus (job spec + status + counts) from a record and the job's progress."""
+        record = dict(record)
         api, job_id = record["api_name"], record["job_id"]
-        progress = self.store.read_progress(api, job_id)
-        succeeded, failed = len(progress.succeeded), len(progress.dead_lettered)
+        summary = record.pop(SUMMARY_KEY, None) if record["status"] in FINAL_STATUSES else None
+        summary = summary or self.summary(api, job_id)
+        succeeded, failed = summary["succeeded"], summary["failed"]
         total = record.get("total_batch_count") or 0
         running = record["status"] == "status_running"
         return {
@@ -83,10 +98,10 @@ class JobManager:
             "batch_metrics": {
                 "succeeded": succeeded,
                 "failed": failed,
-                "average_time_per_batch": progress.seconds / succeeded if succeeded else None,
+                "average_time_per_batch": summary["seconds"] / succeeded if succeeded else None,
             },
             "worker_counts": {**dict.fromkeys(WORKER_STATES, 0), "running": record["workers"] if running else 0},
-            "failed_attempts": sum(progress.attempts.values()),  # tritonize's: predict() raised, retried or not
+            "failed_attempts": summary["failed_attempts"],  # tritonize's: predict() raised, retried or not
         }
 
     def list(self, api):
@@ -178,10 +193,21 @@ class JobEngine:
     def _run_job(self, api, job_id, key):
         try:
             self._run(api, job_id, key)
+            self._keep_summary(api, job_id)
         finally:
             with self._turn:
                 self._active[api].discard(key)
                 self._turn.notify_all()
+
+    def _keep_summary(self, api, job_id):
+        """An ended job's counts into its record (its thread is done: nothing writes its progress any more)."""
+        try:
+            record = self.store.read_record(api, job_id)
+            if record.get("status") in FINAL_STATUSES and SUMMARY_KEY not in record:
+                record[SUMMARY_KEY] = JobManager(self.store.root).summary(api, job_id)
+                self.store.write_record(record)
+        except (OSError, UnknownJob):
+            pass  # the counts are read from the progress log instead
 
     def _run(self, api, job_id, key):
         try:

@@ -381,3 +381,29 @@ def test_a_remote_client_names_s3_only(tmp_path):
     local = {"workers": 1, "file_path_lister": {"s3_paths": [str(tmp_path / "data")], "batch_size": 1}}
     status, _, answer = _answer(lambda: routes._submit("batcher", json.dumps(local).encode(), True, True))
     assert status == 200 and b"a.json" in answer
+
+
+def test_an_ended_jobs_counts_are_kept_in_its_record_and_its_progress_log_never_read_again(tmp_path, monkeypatch):
+    from tritonize.batch.manager import SUMMARY_KEY, JobEngine, JobManager
+
+    root = str(tmp_path / "store")
+    manager = JobManager(root)
+    job_id = manager.submit("batcher", parse({"workers": 2, "item_list": {"items": list(range(50)), "batch_size": 1}}))
+    job_id = job_id["job_id"]
+    engine = JobEngine(root, ["batcher"], FakeTriton(failing={7}), lambda a, w, s: {"name": a}, log=lambda m: None)
+    engine.start()
+    deadline = time.monotonic() + 30
+    while SUMMARY_KEY not in manager.store.read_record("batcher", job_id):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    engine.stop()
+    before = manager.get("batcher", job_id)
+
+    def unread(api, job):
+        raise AssertionError("an ended job's progress log was read again")
+
+    monkeypatch.setattr(manager.store, "read_progress", unread)
+    (job,) = manager.list("batcher")
+    assert job == before and SUMMARY_KEY not in job
+    assert job["batch_metrics"]["succeeded"] == 49 and job["batch_metrics"]["failed"] == 1
+    assert job["failed_attempts"] == 1 and job["status"] == "status_completed_with_failures"
