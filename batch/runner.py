@@ -134,11 +134,13 @@ class JobRunner:
         if self.status != "status_running":
             self.set_status("status_running")
         client = self.client_factory()
+        loaded = False  # from the load call on, the model is unloaded however the job ends (a store that fails too)
         try:
             workers = self.submission.workers
             self.log(f"loading {self.api} with {workers} worker(s)")
             try:
                 config = self.load_config(self.api, workers, self.job_spec())
+                loaded = True
                 client.load(self.api, config)
             except (TritonError, TritonUnreachable, ValueError, OSError) as exc:  # ValueError: the repository's config
                 if self.shutdown.is_set():
@@ -151,7 +153,6 @@ class JobRunner:
                     reason = str(exc)
                 self.log(f"the workers failed to start: {reason}")
                 self.set_status("status_worker_error", message=f"the workers failed to start: {reason}")
-                self._unload(client)
                 return None
             self._generation = client.generation(self.api)[1]
             outcome = self._run_batches(progress)
@@ -174,9 +175,12 @@ class JobRunner:
                     self.set_status("status_worker_error", message=f"on_job_complete failed: {failure}")
                 else:
                     self.set_status(final)
-            self._unload(client)
         finally:
-            client.close()
+            try:
+                if loaded and not self.shutdown.is_set():  # on shutdown: the job resumes, Triton stops with serve
+                    self._unload(client)
+            finally:
+                client.close()
         return None
 
     def _unload(self, client):

@@ -407,3 +407,42 @@ def test_an_ended_jobs_counts_are_kept_in_its_record_and_its_progress_log_never_
     assert job == before and SUMMARY_KEY not in job
     assert job["batch_metrics"]["succeeded"] == 49 and job["batch_metrics"]["failed"] == 1
     assert job["failed_attempts"] == 1 and job["status"] == "status_completed_with_failures"
+
+
+def test_a_store_that_turns_read_only_mid_job_still_unloads_the_jobs_model(tmp_path, monkeypatch):
+    manager, job_id = _job(tmp_path, {"workers": 1, "item_list": {"items": [1, 2, 3], "batch_size": 1}})
+    triton = FakeTriton()
+    original = manager.store.progress_log
+
+    def read_only(api, job):  # the progress log cannot be written: the store was remounted read-only
+        log = original(api, job)
+
+        def append(event, **fields):
+            raise OSError(30, "Read-only file system")
+
+        log.append = append
+        return log
+
+    runner = JobRunner(
+        manager.store,
+        "batcher",
+        job_id,
+        triton,
+        lambda api, workers, spec: {"name": api},
+        threading.Event(),
+        oom=oom.OomCounter(str(tmp_path / "x")),
+    )
+    assert runner.enqueue() and runner.status == "status_pending"
+    monkeypatch.setattr(manager.store, "progress_log", read_only)
+    writes = []
+
+    def write_record(record):
+        writes.append(record["status"])
+        if len(writes) > 1:  # status_running is written; the end is not
+            raise OSError(30, "Read-only file system")
+
+    monkeypatch.setattr(manager.store, "write_record", write_record)
+    with pytest.raises(OSError):  # the engine logs it; the job ends (status_unexpected_error where it can write)
+        runner.run()
+    assert writes == ["status_running", "status_unexpected_error"]
+    assert triton.unloads == 1  # the workers do not stay loaded
