@@ -5,6 +5,7 @@ RealtimeAPI. One server serves the module.
 
 import http.client
 import json
+import subprocess
 import threading
 import time
 
@@ -243,6 +244,29 @@ def test_a_hanging_predict_with_request_timeout_is_dead_lettered_and_the_job_goe
     assert job["batch_metrics"] == {**job["batch_metrics"], "succeeded": 2, "failed": 1}
     assert log.count("the worker crashed") == 3, log
     assert sorted(b["payload"][0] for b in server.batches(job_id)) == [1, 3]
+
+
+def test_a_store_made_read_only_refuses_submissions_and_nothing_else(server):
+    """The store's folder remounted read-only in place (a bind mount; skipped where mounting is not allowed)."""
+    store = str(server.store)
+    if subprocess.run(["mount", "--bind", store, store], capture_output=True).returncode != 0:
+        pytest.skip("mount --bind is not allowed here")
+    try:
+        remount = subprocess.run(["mount", "-o", "remount,ro,bind", store, store], capture_output=True, text=True)
+        assert remount.returncode == 0, remount.stderr
+        status, answer, _ = server.request(
+            "POST", "/alpha", {"workers": 1, "item_list": {"items": [1], "batch_size": 1}}
+        )
+        assert status == 503 and answer["error"] == "the job store is not usable: Read-only file system", answer
+        assert store not in json.dumps(answer)
+        status, answer, _ = server.request("GET", "/alpha")
+        assert status == 200 and answer["jobs"]
+        assert server.request("POST", "/echo", {"x": 3})[:2] == (200, {"echo": {"x": 3}})
+        assert server.request("GET", "/_tritonize/ready")[0] == 200
+    finally:
+        subprocess.run(["umount", store], check=True)
+    job_id = server.submit("alpha", {"workers": 1, "item_list": {"items": [1], "batch_size": 1}})
+    assert server.wait("/alpha", job_id)["job_status"]["status"] == "status_succeeded"
 
 
 def test_sigterm_drains_readiness_at_once_and_a_running_and_a_pending_job_resume(server):
