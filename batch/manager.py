@@ -19,9 +19,18 @@ from .sources import dry_run
 from .store import FINAL_STATUSES, JobStore, UnknownJob, now_rfc3339
 
 POLL_S = 0.25
+# An ended job's progress counts, kept in its record once its thread is done: listing jobs and /metrics never
+# read the progress logs of ended jobs again (a 10,000-batch job has 10,000 lines).
+SUMMARY_KEY = "progress_summary"
 ACTIVE_STATUSES = ("status_enqueuing", "status_pending", "status_running")
 # Cortex's worker_counts fields (pkg/types/status/status.go); tritonize's workers are running or not.
 WORKER_STATES = ("pending", "initializing", "running", "succeeded", "failed", "stalled", "unknown")
+
+
+class JobNotInProgress(Exception):
+    """DELETE of a job that already ended: Cortex v0.33's operator answered 400 with this message."""
+
+    status = 400
 
 
 class JobManager:
@@ -64,11 +73,23 @@ class JobManager:
     def get(self, api, job_id):
         return self.status(self.store.read_record(api, job_id))
 
+    def summary(self, api, job_id):
+        """The counts of a job's progress log (read whole: an ended job keeps them in its record, SUMMARY_KEY)."""
+        progress = self.store.read_progress(api, job_id)
+        return {
+            "succeeded": len(progress.succeeded),
+            "failed": len(progress.dead_lettered),
+            "seconds": progress.seconds,
+            "failed_attempts": sum(progress.attempts.values()),
+        }
+
     def status(self, record):
         """Cortex's BatchJobStatus (job spec + status + counts) from a record and the job's progress."""
+        record = dict(record)
         api, job_id = record["api_name"], record["job_id"]
-        progress = self.store.read_progress(api, job_id)
-        succeeded, failed = len(progress.succeeded), len(progress.dead_lettered)
+        summary = record.pop(SUMMARY_KEY, None) if record["status"] in FINAL_STATUSES else None
+        summary = summary or self.summary(api, job_id)
+        succeeded, failed = summary["succeeded"], summary["failed"]
         total = record.get("total_batch_count") or 0
         running = record["status"] == "status_running"
         return {
@@ -77,10 +98,10 @@ class JobManager:
             "batch_metrics": {
                 "succeeded": succeeded,
                 "failed": failed,
-                "average_time_per_batch": progress.seconds / succeeded if succeeded else None,
+                "average_time_per_batch": summary["seconds"] / succeeded if succeeded else None,
             },
             "worker_counts": {**dict.fromkeys(WORKER_STATES, 0), "running": record["workers"] if running else 0},
-            "failed_attempts": sum(progress.attempts.values()),  # tritonize's: predict() raised, retried or not
+            "failed_attempts": summary["failed_attempts"],  # tritonize's: predict() raised, retried or not
         }
 
     def list(self, api):
@@ -94,9 +115,11 @@ class JobManager:
         return sorted(statuses, key=lambda job: job["created_time"], reverse=True)
 
     def stop(self, api, job_id):
+        """Asks a job in progress to stop; JobNotInProgress (400, Cortex's error) if it already ended."""
         record = self.store.read_record(api, job_id)
-        if record["status"] not in FINAL_STATUSES:
-            self.store.request_stop(api, job_id)
+        if record["status"] in FINAL_STATUSES:
+            raise JobNotInProgress(f"{job_id} ({api} api): cannot stop BatchAPI job because it is not in progress")
+        self.store.request_stop(api, job_id)
         return record
 
     def log(self, api, job_id):
@@ -116,7 +139,9 @@ class JobEngine:
         self._threads = {}  # (api, job_id) -> Thread
         self._runners = {}  # (api, job_id) -> JobRunner of the jobs running now
         self._turn = threading.Condition()
-        self._waiting = {}  # api -> [(created_time, job_id)] ready to run, oldest first
+        # api -> {(created_time, job_id)} of its unfinished jobs (enqueuing, pending, running): the oldest runs next,
+        # whichever job's enqueuing ends first.
+        self._active = {}
         self._running = {}  # api -> job_id
         self._scanner = None
 
@@ -158,11 +183,33 @@ class JobEngine:
                 continue
             if record.get("status") in FINAL_STATUSES:
                 continue
-            thread = threading.Thread(target=self._run_job, args=(api, job_id), name=f"job-{job_id}", daemon=True)
+            key = (record.get("created_time") or "", job_id)
+            with self._turn:
+                self._active.setdefault(api, set()).add(key)
+            thread = threading.Thread(target=self._run_job, args=(api, job_id, key), name=f"job-{job_id}", daemon=True)
             self._threads[(api, job_id)] = thread
             thread.start()
 
-    def _run_job(self, api, job_id):
+    def _run_job(self, api, job_id, key):
+        try:
+            self._run(api, job_id, key)
+            self._keep_summary(api, job_id)
+        finally:
+            with self._turn:
+                self._active[api].discard(key)
+                self._turn.notify_all()
+
+    def _keep_summary(self, api, job_id):
+        """An ended job's counts into its record (its thread is done: nothing writes its progress any more)."""
+        try:
+            record = self.store.read_record(api, job_id)
+            if record.get("status") in FINAL_STATUSES and SUMMARY_KEY not in record:
+                record[SUMMARY_KEY] = JobManager(self.store.root).summary(api, job_id)
+                self.store.write_record(record)
+        except (OSError, UnknownJob):
+            pass  # the counts are read from the progress log instead
+
+    def _run(self, api, job_id, key):
         try:
             runner = JobRunner(self.store, api, job_id, self.client_factory, self.load_config, self.shutdown)
             if api not in self.batch_apis:
@@ -171,7 +218,7 @@ class JobEngine:
                 return
             if not runner.enqueue():
                 return
-            if self._wait_turn(runner):
+            if self._wait_turn(runner, key):
                 self._runners[(api, job_id)] = runner
                 try:
                     runner.run()
@@ -191,24 +238,19 @@ class JobEngine:
             except (OSError, UnknownJob):
                 pass
 
-    def _wait_turn(self, runner):
-        """Waits (status_pending) until no other job of the API runs; -> False if the job ended meanwhile."""
-        api, key = runner.api, (runner.record["created_time"], runner.job_id)
+    def _wait_turn(self, runner, key):
+        """Waits (status_pending) until no other job of the API runs and no older one is unfinished (an older
+        job still enqueuing goes first); -> False if the job ended meanwhile."""
+        api = runner.api
         with self._turn:
-            waiting = self._waiting.setdefault(api, [])
-            waiting.append(key)
-            waiting.sort()
-            try:
-                while True:
-                    if self.shutdown.is_set():
-                        return False
-                    ended = runner.should_stop()
-                    if ended:
-                        runner.end_early(ended)
-                        return False
-                    if self._running.get(api) is None and waiting[0] == key:
-                        self._running[api] = runner.job_id
-                        return True
-                    self._turn.wait(POLL_S)
-            finally:
-                waiting.remove(key)
+            while True:
+                if self.shutdown.is_set():
+                    return False
+                ended = runner.should_stop()
+                if ended:
+                    runner.end_early(ended)
+                    return False
+                if self._running.get(api) is None and min(self._active[api]) == key:
+                    self._running[api] = runner.job_id
+                    return True
+                self._turn.wait(POLL_S)

@@ -18,11 +18,13 @@ import threading
 import time
 
 from . import locations, sources
+from .oom import OomCounter
 from .store import FINAL_STATUSES, now_rfc3339, parse_rfc3339
 from .submission import parse
 from .triton import TritonError, TritonUnreachable
 
 CRASH_LIMIT = 3
+OUT_OF_MEMORY = "out of memory"
 HEAL_TIMEOUT_S = 300.0
 UNREACHABLE_RETRY_S = 1.0
 POLL_S = 0.2
@@ -34,7 +36,9 @@ IN_FLIGHT_GRACE_S = 30.0
 class JobRunner:
     """run() executes the job; `shutdown` (an Event: the endpoint is stopping) leaves it resumable."""
 
-    def __init__(self, store, api, job_id, client_factory, load_config, shutdown, heal_timeout_s=HEAL_TIMEOUT_S):
+    def __init__(
+        self, store, api, job_id, client_factory, load_config, shutdown, heal_timeout_s=HEAL_TIMEOUT_S, oom=None
+    ):
         self.store = store
         self.api = api
         self.job_id = job_id
@@ -42,6 +46,7 @@ class JobRunner:
         self.load_config = load_config  # (api, workers, job_spec) -> the model config for the job's load
         self.shutdown = shutdown
         self.heal_timeout_s = heal_timeout_s
+        self.oom = oom or OomCounter()  # tells a worker the kernel's OOM killer killed from other crashes
         self.record = store.read_record(api, job_id)
         self.submission = parse(store.read_submission(api, job_id))
         self._lock = threading.Lock()
@@ -129,11 +134,13 @@ class JobRunner:
         if self.status != "status_running":
             self.set_status("status_running")
         client = self.client_factory()
+        loaded = False  # from the load call on, the model is unloaded however the job ends (a store that fails too)
         try:
             workers = self.submission.workers
             self.log(f"loading {self.api} with {workers} worker(s)")
             try:
                 config = self.load_config(self.api, workers, self.job_spec())
+                loaded = True
                 client.load(self.api, config)
             except (TritonError, TritonUnreachable, ValueError, OSError) as exc:  # ValueError: the repository's config
                 if self.shutdown.is_set():
@@ -146,7 +153,6 @@ class JobRunner:
                     reason = str(exc)
                 self.log(f"the workers failed to start: {reason}")
                 self.set_status("status_worker_error", message=f"the workers failed to start: {reason}")
-                self._unload(client)
                 return None
             self._generation = client.generation(self.api)[1]
             outcome = self._run_batches(progress)
@@ -154,21 +160,27 @@ class JobRunner:
                 self.log("the endpoint is stopping: the job resumes when it starts again")
                 return None
             if outcome in ("status_stopped", "status_timed_out"):
-                self.end_early(outcome)
-            elif outcome is not None:  # status_worker_error, status_unexpected_error
+                pass  # its status was written when it was asked to stop (_run_batches)
+            elif outcome is not None:  # status_worker_error, status_worker_oom, status_unexpected_error
                 message = self.record.get("message") or f"the workers were not healed within {self.heal_timeout_s:g} s"
                 self.set_status(outcome, message=message)
             else:
-                self._on_job_complete(client)
+                failure = self._on_job_complete(client)
                 progress = self.store.read_progress(self.api, self.job_id)
                 final = "status_completed_with_failures" if progress.dead_lettered else "status_succeeded"
                 self.log(
                     f"job ended: {len(progress.succeeded)} batches succeeded, {len(progress.dead_lettered)} failed"
                 )
-                self.set_status(final)
-            self._unload(client)
+                if failure is not None:  # Cortex: on_job_complete raising failed the worker (status_worker_error)
+                    self.set_status("status_worker_error", message=f"on_job_complete failed: {failure}")
+                else:
+                    self.set_status(final)
         finally:
-            client.close()
+            try:
+                if loaded and not self.shutdown.is_set():  # on shutdown: the job resumes, Triton stops with serve
+                    self._unload(client)
+            finally:
+                client.close()
         return None
 
     def _unload(self, client):
@@ -179,7 +191,13 @@ class JobRunner:
             deadline = time.monotonic() + UNLOAD_WAIT_S
             while client.state(self.api) in ("READY", "UNLOADING") and time.monotonic() < deadline:
                 time.sleep(POLL_S)
-            self.log(f"unloaded {self.api}")
+            if client.state(self.api) in ("READY", "UNLOADING"):  # a predict() that never returns holds it
+                self.log(
+                    f"{self.api} is still unloading after {UNLOAD_WAIT_S:g} s: a batch still running keeps its worker "
+                    "(set tritonize.request_timeout to end a predict() that never returns)"
+                )
+            else:
+                self.log(f"unloaded {self.api}")
         except (TritonError, TritonUnreachable) as exc:
             self.log(f"unloading {self.api} failed: {exc}")
 
@@ -206,6 +224,8 @@ class JobRunner:
             while any(thread.is_alive() for thread in threads):
                 if state["ended"] is None and not self.shutdown.is_set():
                     state["ended"] = self.should_stop()
+                    if state["ended"] is not None:  # Cortex: stopped / timed out at once, in-flight batches or not
+                        self.end_early(state["ended"])
                 if state["ended"] is not None:
                     ended_at = ended_at or time.monotonic()
                     if time.monotonic() - ended_at > IN_FLIGHT_GRACE_S:  # a predict() that never returns
@@ -248,6 +268,7 @@ class JobRunner:
         run it again."""
         generation = self._generation
         started = time.monotonic()
+        oom_kills = self.oom.read()
         try:
             client.infer(self.api, items, batch_id)
         except TritonUnreachable as exc:
@@ -263,13 +284,24 @@ class JobRunner:
                     state["ended"] = "status_worker_error"
                 return False
             if exc.crashed:
+                oom = self.oom.rose_since(oom_kills)
                 with self._lock:
                     progress.crashes[batch_id] = progress.crashes.get(batch_id, 0) + 1
                     crashes = progress.crashes[batch_id]
-                events.append("crashed", batch_id=batch_id, error=exc.message[:1000])
-                self.log(f"batch {batch_id}: the worker crashed ({exc.message}); waiting for it to be healed")
+                events.append("crashed", batch_id=batch_id, error=exc.message[:1000], **({"oom": True} if oom else {}))
+                what = f"killed by the kernel's OOM killer: {OUT_OF_MEMORY}" if oom else "crashed"
+                self.log(f"batch {batch_id}: the worker {what} ({exc.message}); waiting for it to be healed")
                 if crashes >= CRASH_LIMIT:
-                    return self._dead_letter(batch_id, items, progress, events, f"worker crashed: {exc.message}")
+                    reason = f"worker {what}: {exc.message}"
+                    self._dead_letter(batch_id, items, progress, events, reason)
+                    if oom and state["ended"] is None:  # Cortex: a worker OOM-killed ends the job, status_worker_oom
+                        self.record["message"] = (
+                            f"batch {batch_id}: its worker was killed by the kernel's OOM killer {crashes} times "
+                            f"({OUT_OF_MEMORY}: give the API more memory, or submit smaller batches)"
+                        )
+                        state["ended"] = "status_worker_oom"
+                        self.log(self.record["message"])
+                    return True
                 if not self._wait_for_heal(client, generation):
                     if not self.shutdown.is_set() and state["ended"] is None:
                         self.log(f"the workers were not healed within {self.heal_timeout_s:g} s")
@@ -329,11 +361,13 @@ class JobRunner:
         return True
 
     def _on_job_complete(self, client):
+        """Runs the predictor's on_job_complete once -> None, or the error it raised."""
+        failure = None
         progress = self.store.read_progress(self.api, self.job_id)
         if progress.complete_started:
             if not progress.complete_done:  # it was running when the endpoint stopped: never twice
                 self.log("on_job_complete was interrupted by a restart; not run again")
-            return
+            return progress.complete_error
         events = self.store.progress_log(self.api, self.job_id)
         try:
             events.append("on_job_complete_started")
@@ -343,8 +377,10 @@ class JobRunner:
                 self.log("on_job_complete ran")
             except TritonError as exc:
                 self.log(f"on_job_complete failed: {exc.message}")
+                failure = exc.message
             except TritonUnreachable as exc:
                 self.log(f"on_job_complete: Triton did not answer: {exc}")
-            events.append("on_job_complete_done")
+            events.append("on_job_complete_done", **({"error": failure[:1000]} if failure else {}))
         finally:
             events.close()
+        return failure

@@ -98,6 +98,7 @@ class Progress:
     seconds: float = 0.0  # total time of the succeeded batches
     complete_started: bool = False
     complete_done: bool = False
+    complete_error: str | None = None  # what on_job_complete raised
 
     def done(self, batch_id):
         return batch_id in self.succeeded or batch_id in self.dead_lettered
@@ -118,6 +119,7 @@ class Progress:
             self.complete_started = True
         elif kind == "on_job_complete_done":
             self.complete_done = True
+            self.complete_error = event.get("error")
 
 
 class ProgressLog:

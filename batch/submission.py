@@ -9,6 +9,8 @@ max_receive_count}`: where dead-lettered batches go (a local folder or s3://buck
 import json
 from dataclasses import dataclass, field
 
+from tritonize.adapter.runtime.model_storage import S3_SCHEME
+
 from .globs import GlobError, compile_glob
 
 SOURCE_KEYS = ("item_list", "file_path_lister", "delimited_files")
@@ -67,6 +69,23 @@ class Submission:
         return data
 
 
+def local_paths(submission):
+    """The submission's paths on this machine (local paths, file:// URLs): its sources and its dead-letter folder."""
+    paths = [*submission.source.paths, *([submission.dead_letter_path] if submission.dead_letter_path else [])]
+    return [path for path in paths if not path.startswith(S3_SCHEME)]
+
+
+def require_remote(submission):
+    """A client on another machine names S3 only (as with Cortex): local paths would let any client of the
+    endpoint list and read this machine's files (dryRun answers the listing) and write dead letters anywhere."""
+    paths = local_paths(submission)
+    if paths:
+        raise SubmissionError(
+            f"{paths[0]!r}: local paths and file:// URLs are accepted only from this machine (a client on "
+            "127.0.0.1 or ::1); use s3://bucket/key"
+        )
+
+
 def parse_body(body):
     """Request body bytes -> Submission, or SubmissionError."""
     try:
@@ -76,9 +95,19 @@ def parse_body(body):
     return parse(data)
 
 
+# A prediction's payload posted to a BatchAPI (nothing of a submission in it): say what the API takes.
+NOT_A_SUBMISSION = (
+    "this API is a BatchAPI: POST a job submission, a JSON object with `workers` and one of "
+    + ", ".join(SOURCE_KEYS)
+    + ' (e.g. {"workers": 1, "item_list": {"items": [...], "batch_size": 8}}); predictions go to a RealtimeAPI'
+)
+
+
 def parse(data):
     if not isinstance(data, dict):
-        raise SubmissionError("the job submission must be a JSON object")
+        raise SubmissionError(f"the job submission must be a JSON object, got {_kind(data)}: {NOT_A_SUBMISSION}")
+    if data and not set(data) & KNOWN_KEYS:
+        raise SubmissionError(f"{sorted(data)[0]}: unknown field: {NOT_A_SUBMISSION}")
     unknown = sorted(set(data) - KNOWN_KEYS)
     if unknown:
         raise SubmissionError(f"{unknown[0]}: unknown field (known: {', '.join(sorted(KNOWN_KEYS))})")

@@ -129,17 +129,20 @@ def _signal(pids, sig):
 
 def run(args, routes, sock, parent_pid, on_stop=None, jobs=None, engine=False):
     from . import server as http
-    from .app import CORS, CortexFront
+    from .app import CORS, CORS_WITH_JOBS, CortexFront
     from .streaming import GrpcStreamer
     from .upstream import TritonPool
 
     job_routes = job_engine = None
     if jobs is not None:
+        from tritonize.adapter.runtime.repository_model import read_repository_settings
+
         from .jobs import JobRoutes
         from .routes import batch_apis
 
         store_root, admin_token = jobs
-        job_routes = JobRoutes(store_root, batch_apis(routes))
+        apis = read_repository_settings(args.repository).apis
+        job_routes = JobRoutes(store_root, batch_apis(routes), {name: apis[name] for name in batch_apis(routes)})
         if engine:
             job_engine = _job_engine(args, store_root, batch_apis(routes), admin_token)
 
@@ -164,7 +167,7 @@ def run(args, routes, sock, parent_pid, on_stop=None, jobs=None, engine=False):
         server = http.HttpServer(
             front.handle,
             args.max_body_bytes,
-            CORS,
+            CORS if job_routes is None else CORS_WITH_JOBS,
             log_error=_log_error,
             header_timeout_s=args.header_timeout or http.HEADER_TIMEOUT_S,
             body_timeout_s=args.body_timeout or http.BODY_TIMEOUT_S,

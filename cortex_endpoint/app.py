@@ -38,6 +38,10 @@ CORS = [
     (b"access-control-allow-headers", b"*"),
     (b"access-control-allow-credentials", b"true"),
 ]
+# With BatchAPIs: a browser stops a job with DELETE /<api>?jobID= (cortex_endpoint/jobs.py).
+CORS_WITH_JOBS = [
+    (name, b"GET, POST, DELETE, OPTIONS" if name == b"access-control-allow-methods" else value) for name, value in CORS
+]
 # Request headers about the client's message framing (and Accept-Encoding: Triton would compress its answer
 # to us), not its content: never copied to Triton.
 NOT_FORWARDED = frozenset(

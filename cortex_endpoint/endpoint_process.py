@@ -112,6 +112,19 @@ class CortexEndpointProcess:
         """-> its exit code if it exited on its own since start(), else None."""
         return None if self.process is None else self.process.poll()
 
+    def announce_draining(self):
+        """SIGTERM now, without waiting: its readiness turns false at once and it keeps answering for its drain
+        notice, beside Triton's (with BatchAPIs its readiness asks the realtime models, not Triton's strict
+        readiness that the launcher's notice turns false). stop() then waits for it."""
+        if self.process is not None and self.process.poll() is None:
+            self._terminate()
+
+    def _terminate(self):
+        try:  # the whole group: the workers drain beside the first process
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout_s=None):
         """SIGTERM: it drains (readiness false, no new connections, in-flight requests finish) within
         timeout_s (default: its drain notice + grace period + 5 s), then whatever is left is killed."""
@@ -119,10 +132,7 @@ class CortexEndpointProcess:
             return
         timeout_s = self.stop_timeout_s() if timeout_s is None else timeout_s
         if self.process.poll() is None:
-            try:  # the whole group: the workers drain beside the first process
-                os.killpg(self.process.pid, signal.SIGTERM)
-            except (ProcessLookupError, PermissionError):
-                self.process.send_signal(signal.SIGTERM)
+            self._terminate()
             try:
                 self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:

@@ -182,9 +182,12 @@ def supervisor_for(server, front, out, ready_timeout_s, on_ready=lambda ready: N
 
 
 def stop_all(server, front, options):
-    """SIGTERM's order, bounded: readiness false for --drain-notice (both Triton and the Cortex endpoint,
-    which asks Triton, keep answering), then the Cortex endpoint finishes its in-flight requests while
-    Triton drains, then Triton stops. The whole stop takes at most drain notice + exit timeout + a few s."""
+    """SIGTERM's order, bounded: readiness false for --drain-notice (both Triton and the Cortex endpoint, which
+    gets its SIGTERM first and drains for the same notice, keep answering), then the Cortex endpoint finishes
+    its in-flight requests while Triton drains, then Triton stops. The whole stop takes at most drain notice +
+    exit timeout + a few s."""
+    if front is not None:
+        front.announce_draining()  # with BatchAPIs its readiness does not follow Triton's (cortex_endpoint/app.py)
     server.announce_draining()
     deadline = time.monotonic() + options.exit_timeout_s
     if front is not None:
