@@ -289,14 +289,17 @@ def test_follow_log_prints_new_text_until_the_job_ends(endpoint):
     assert result.exit_code == 0 and result.output.endswith(f"{job_id}: ended\n")
 
 
-def test_readme_batch_curl_is_the_line_the_batch_page_runs():
-    """README's batch line is not run there (no BatchAPI is served in its flow): docs/batch.md runs it."""
+def test_readme_batch_examples_are_what_the_batch_page_runs():
+    """README's batch curl line and Python block are not run there (no BatchAPI is served in its flow):
+    docs/batch.md runs the same line and the same block."""
     from doc_blocks import ROOT, blocks
 
     readme = [b for b in blocks(os.path.join(ROOT, "README.md")) if "sentiment-batch" in b.code]
-    assert len(readme) == 1 and readme[0].not_run
+    assert len(readme) == 2 and all(block.not_run for block in readme)
+    curl, python = readme
     page = [b.code for b in blocks(os.path.join(ROOT, "docs", "batch.md")) if b.runs]
-    assert any(readme[0].code.strip() in code.splitlines() for code in page)
+    assert any(curl.code.strip() in code.splitlines() for code in page)
+    assert any(python.code.strip() == code.strip() for code in page)
 
 
 def test_format_job_worker_stats_while_running_only():
