@@ -39,7 +39,8 @@ def test_dotenv_applies_while_dependencies_install_and_is_not_shipped(tmp_path, 
         run = docker("run", "--rm", tag, "bash", "-c", "cat /opt/dep-env; echo; ls -A /models/api/1/project")
         lines = run.stdout.splitlines()
         assert lines[0] == "from dotenv|overridden|spec"  # .env over predictor.env, as `source .env` after it
-        assert sorted(lines[1:]) == ["cortex.yaml", "dependencies.sh", "predictor.py"]  # no .env, no .aws
+        # no .env, no .aws (__pycache__: the image compiles the project, docker/Dockerfile.template)
+        assert sorted(lines[1:]) == ["__pycache__", "cortex.yaml", "dependencies.sh", "predictor.py"]
     finally:
         docker("rmi", "-f", tag, check=False)
 
