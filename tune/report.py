@@ -20,6 +20,7 @@ from tritonize.tune.runner import (
     describe_settings,
     format_interval,
 )
+from tritonize.tune.search import mean_within, runs, settings_key
 
 COLUMNS = ["candidate", INSTANCES, MAX_BATCH_SIZE, "batch_interval", "concurrency", "req_s", "p50_ms", "p90_ms",
            "p99_ms", "errors", "in_budget", "chosen"]  # fmt: skip
@@ -87,8 +88,9 @@ def write_plot(report: TuneReport, path: str) -> bool:
     for m in report.result.measured:
         if not m.levels:
             continue
-        xs = [budget.latency(level) for level in m.levels]
-        ys = [level.throughput for level in m.levels]
+        ordered = sorted(m.levels, key=lambda level: level.concurrency)  # a sweep may go down from its start
+        xs = [budget.latency(level) for level in ordered]
+        ys = [level.throughput for level in ordered]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, alpha=0.8, label=describe_settings(m.settings))
     ax.axvline(budget.ms, color="red", linestyle="--", label=f"budget: {budget}")
     if chosen is not None:
@@ -130,6 +132,12 @@ def summary(report: TuneReport) -> list[str]:
         f"Chosen: {describe_settings(result.best.settings)}: {level.throughput:.1f} req/s at concurrency "
         f"{level.concurrency}, p50 {level.p50_ms:.1f} ms, p99 {level.p99_ms:.1f} ms (budget: {budget})."
     )
+    chosen_runs = runs(result.measured)[settings_key(result.best.settings)]
+    if len(chosen_runs) > 1:
+        each = [f"{lv.throughput:.1f}" if (lv := m.best_within(budget)) else "out of budget" for m in chosen_runs]
+        lines.append(
+            f"Measured {len(chosen_runs)} times: {', '.join(each)} req/s (mean {mean_within(chosen_runs, budget):.1f})."
+        )
     start = next((m for m in result.measured if m.settings == _canonical_start(report)), None)
     start_level = start.best_within(budget) if start else None
     if start_level is not None and start is not result.best:

@@ -255,7 +255,7 @@ def tune(
         try:
             server.start()
 
-            def measure(settings: Settings) -> Measurement:
+            def measure(settings: Settings, start_concurrency: int | None = None) -> Measurement:
                 t0 = clock()
                 progress.candidate += 1
                 label = describe_settings(settings)
@@ -270,7 +270,7 @@ def tune(
                     progress.show(f"{label}: concurrency {concurrency}")
                     return server.run_level(concurrency)
 
-                levels = sweep(run_level, options.budget, options.max_concurrency)
+                levels = sweep(run_level, options.budget, options.max_concurrency, start=start_concurrency)
                 measurement = Measurement(settings, levels, clock() - t0)
                 best = measurement.best_within(options.budget)
                 summary = (
