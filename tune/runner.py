@@ -65,6 +65,7 @@ class TuneOptions:
     max_concurrency: int = 64
     max_instances: int | None = None  # default: 4 x the CPU count on CPU (at least 8, at most 16)
     gpus: list[int] | str | None = None
+    kind: str | None = None  # "cpu" or "gpu": override the spec's (compute.gpu), as `tritonize build --kind`
     # The predictor takes a list (server_side_batching) and a single payload: try batching off and on.
     try_batching: bool = False
     ready_timeout_s: float = 300.0
@@ -139,7 +140,7 @@ def apply_settings(api: Any, settings: Settings) -> Any:
     return candidate
 
 
-def select_api(source: str, api_name: str | None, gpus: list[int] | str | None) -> Any:
+def select_api(source: str, api_name: str | None, gpus: list[int] | str | None, kind: str | None = None) -> Any:
     apis = load_apis(source)
     if api_name is not None:
         apis = [api for api in apis if api.name == api_name]
@@ -148,8 +149,8 @@ def select_api(source: str, api_name: str | None, gpus: list[int] | str | None) 
     elif len(apis) > 1:
         raise TuneError(f"{source} has {len(apis)} APIs ({', '.join(a.name for a in apis)}): choose one with --api")
     api = apis[0]
-    if gpus is not None:
-        apply_instance_settings(api, gpus=gpus, where="--gpus")
+    if gpus is not None or kind is not None:
+        apply_instance_settings(api, kind=kind, gpus=gpus, where="--kind/--gpus")
     return api
 
 
@@ -244,7 +245,7 @@ def tune(
 ) -> TuneReport:
     """Search the API's settings on a live server; returns every measurement and the choice."""
     began = clock()
-    api = select_api(source, api_name, options.gpus)
+    api = select_api(source, api_name, options.gpus, options.kind)
     dims, start = dimensions_for(api, options)
     total_s = options.max_minutes * 60
     progress = progress or Progress(total_s)
