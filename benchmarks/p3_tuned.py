@@ -127,7 +127,7 @@ def main():
             for name, repo in (("tuned", tuned_repo), ("p3", p3_repo)):
                 server, addresses = harness.tritonize_serve(repo)
                 stack.enter_context(server)
-                targets[name] = (f"http://127.0.0.1:{addresses.http}/v2/models/{API}/infer", body)
+                targets[name] = (f"http://{addresses.http}/v2/models/{API}/infer", body)
             server, url = harness.fastapi_server(EMBEDDINGS_PREDICTOR, 2, json.dumps({"threads": TORCH_THREADS}))
             stack.enter_context(server)
             targets["fastapi"] = (f"http://{url}/predict", text)

@@ -93,17 +93,27 @@ def write_plot(report: TuneReport, path: str) -> bool:
         ys = [level.throughput for level in ordered]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, alpha=0.8, label=describe_settings(m.settings))
     ax.axvline(budget.ms, color="red", linestyle="--", label=f"budget: {budget}")
+    # Far over the budget is off the plot: one queued-up level would squeeze everything near the budget.
+    latencies = [budget.latency(level) for m in report.result.measured for level in m.levels]
+    if latencies and max(latencies) > 4 * budget.ms:
+        ax.set_xlim(0, 4 * budget.ms)
+        ax.set_xlabel(f"{budget.metric} latency (ms; points over {4 * budget.ms:g} ms are off the plot)")
     if chosen is not None:
         level = chosen.best_within(budget)
         assert level is not None
         ax.plot([budget.latency(level)], [level.throughput], marker="*", color="black", markersize=16,
                 linestyle="none", label=f"chosen: {describe_settings(chosen.settings)}")  # fmt: skip
-    ax.set_xlabel(f"{budget.metric} latency (ms)")
+    if not ax.get_xlabel():
+        ax.set_xlabel(f"{budget.metric} latency (ms)")
     ax.set_ylabel("throughput (req/s)")
     ax.set_title(f"tritonize tune: {report.api.name}")
     ax.grid(True, alpha=0.3)
     if len(report.result.measured) <= 16:
         ax.legend(fontsize=7, loc="best")
+    else:  # too many candidates to name each: the budget and the choice only
+        handles, labels = ax.get_legend_handles_labels()
+        keep = [(h, label) for h, label in zip(handles, labels) if label.startswith(("budget:", "chosen:"))]
+        ax.legend([h for h, _ in keep], [label for _, label in keep], fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
