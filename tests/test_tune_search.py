@@ -471,3 +471,24 @@ def test_a_sweep_from_a_start_goes_up_while_it_gains_and_down_when_the_start_bre
     # errors end it at once; a start above the maximum is clamped
     assert len(sweep(lambda c: level(1.0, 1.0, concurrency=c, errors=1), P99_100, 64, start=8)) == 1
     assert sweep(run_level, P99_100, 8, start=64)[0].concurrency == 8
+
+
+def test_the_plot_of_many_candidates_with_a_level_far_over_the_budget(tmp_path, monkeypatch):
+    """More candidates than a legend can name (the budget and the choice only), and queued-up levels
+    at 10x the budget (off the plot, said on the axis)."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from tritonize.tune.search import SearchResult, choose
+
+    measured = [Measurement({INSTANCES: n}, [level(10.0 * n, 20.0), level(5.0 * n, 1000.0)]) for n in range(1, 21)]
+    result = SearchResult(P99_100, measured, "test", choose(measured, P99_100))
+    report = TuneReport("predictor.py", _FakeApi(), {INSTANCES: 1}, result, 20)
+    figures, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figures.append(self), savefig(self, *a, **k))[1])
+    assert tune_report.write_plot(report, str(tmp_path / "tune.png"))
+    assert (tmp_path / "tune.png").read_bytes()[:4] == b"\x89PNG"
+    (ax,) = figures[0].axes
+    assert ax.get_xlim() == (0.0, 400.0) and "off the plot" in ax.get_xlabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["budget: p99 <= 100 ms", "chosen: instances=20 batching=off"]
