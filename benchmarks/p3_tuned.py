@@ -72,7 +72,7 @@ def build_one(spec, work, name, extra=()):
 
 def sweep_target(url, body, budget, args, headers=None):
     def run_level(concurrency):
-        r = loads.http_load(url, body, concurrency, args.level_s_compare, headers)
+        r = loads.http_load(url, body, concurrency, args.level_s_compare, headers)  # int: wrk takes whole seconds
         return LoadResult(concurrency, r["requests"], r["errors"], args.level_s_compare, r["throughput"],
                           r["p50_ms"], r["p90_ms"], r["p99_ms"])  # fmt: skip
 
@@ -92,7 +92,7 @@ def main():
     parser.add_argument("--p99-ms", type=float, default=100.0)
     parser.add_argument("--max-minutes", type=float, default=8.0, help="The tuner's time limit.")
     parser.add_argument("--level-s", type=float, default=2.0, help="The tuner's time per concurrency level.")
-    parser.add_argument("--level-s-compare", type=float, default=4.0, help="wrk's time per level in the comparison.")
+    parser.add_argument("--level-s-compare", type=int, default=4, help="wrk's time per level in the comparison.")
     parser.add_argument("--max-concurrency", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--report-dir", help="Also write the tuner's points.csv and tune.png here.")

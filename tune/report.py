@@ -148,12 +148,14 @@ def summary(report: TuneReport) -> list[str]:
         lines.append(
             f"Measured {len(chosen_runs)} times: {', '.join(each)} req/s (mean {mean_within(chosen_runs, budget):.1f})."
         )
-    start = next((m for m in result.measured if m.settings == _canonical_start(report)), None)
-    start_level = start.best_within(budget) if start else None
-    if start_level is not None and start is not result.best:
+    grouped = runs(result.measured)
+    start_runs = grouped.get(settings_key(_canonical_start(report)), [])
+    start_rps = mean_within(start_runs, budget) if start_runs else 0.0
+    if start_rps and settings_key(start_runs[0].settings) != settings_key(result.best.settings):
         lines.append(
-            f"The settings it started from ({describe_settings(start.settings)}): {start_level.throughput:.1f} req/s "  # type: ignore[union-attr]
-            f"(the choice: {level.throughput / start_level.throughput:.2f}x that)."
+            f"The settings it started from ({describe_settings(start_runs[0].settings)}): {start_rps:.1f} req/s"
+            f"{' (mean of its runs)' if len(start_runs) > 1 else ''} "
+            f"(the choice: {mean_within(chosen_runs, budget) / start_rps:.2f}x that)."
         )
     return lines
 

@@ -11,7 +11,8 @@ while it improves; then the next setting. When a whole pass over the settings mo
 (model_analyzer's quick mode stops there) it tries the diagonal moves on the ridges around the best
 point (two settings changed at once where each alone measured nearly as good: fewer instances and a
 longer interval together can win where each alone loses), and climbs on from a better one. Last, the
-top candidates, when close, are measured again and chosen by their mean (one lucky run must not win).
+top candidates, when close, are measured again and the choice is the finalist with the higher mean
+(one lucky run must not win).
 Equivalent settings share a measurement (see `canonical`). A candidate's concurrency sweep starts at
 the concurrency where the best candidate so far peaked (`sweep`'s `start`), not at 1.
 """
@@ -240,6 +241,7 @@ def quick_search(
 
     current = dict(start)
     stopped = "no neighbour of the best candidate improves on it"
+    finalists: list[tuple] | None = None  # the top candidates measured again: the choice is one of them
     try:
         current_m = get(current)
         moved = True
@@ -281,10 +283,11 @@ def quick_search(
             for group in top:
                 level = group[0].best_within(budget)
                 run(group[0].settings, level.concurrency if level else None)
+            finalists = [settings_key(group[0].settings) for group in top]
             stopped += f"; the top {len(top)} were close and measured again"
     except _Limit as limit:
         stopped = str(limit)
-    return SearchResult(budget, measured, stopped, choose(measured, budget))
+    return SearchResult(budget, measured, stopped, choose(measured, budget, among=finalists))
 
 
 def grid(
@@ -332,11 +335,16 @@ def mean_within(candidate_runs: Sequence[Measurement], budget: Budget) -> float:
     return sum(values) / len(values)
 
 
-def choose(measured: Sequence[Measurement], budget: Budget) -> Measurement | None:
+def choose(measured: Sequence[Measurement], budget: Budget, among: Sequence[tuple] | None = None) -> Measurement | None:
     """The candidate with the highest throughput within the budget (the mean of its runs, where it was
     measured more than once); None if none kept it. Never one that breaks the budget: a level counts
-    only if its latency kept it. Of a candidate's runs, the one nearest its mean (the lower on a tie)."""
+    only if its latency kept it. Of a candidate's runs, the one nearest its mean (the lower on a tie).
+
+    among: the settings keys of the finalists measured again: the choice is one of them where one kept
+    the budget (a candidate measured once, below them, is not compared with their means)."""
     kept = [group for group in runs(measured).values() if any(m.best_within(budget) for m in group)]
+    finalists = [group for group in kept if among is not None and settings_key(group[0].settings) in among]
+    kept = finalists or kept
     if not kept:
         return None
     group = max(kept, key=lambda g: mean_within(g, budget))
@@ -359,8 +367,8 @@ def sweep(
     More than one miss: a single short level is easily thrown by a hiccup of a busy machine.
 
     start: begin there instead (where a similar candidate peaked): up by doubling while a level
-    gains, or, if the first level broke the budget, down by halving to the first that keeps it. A
-    closed loop at a lower concurrency serves less, so the levels below a kept start are not needed.
+    gains, or, if the first level broke the budget twice, down by halving to the first that keeps it.
+    A closed loop at a lower concurrency serves less, so the levels below a kept start are not needed.
     """
     if start is not None and start > 1:
         return _sweep_from(run_level, budget, min(start, max_concurrency), max_concurrency, saturation_gain)
@@ -391,6 +399,11 @@ def _sweep_from(
     levels = [level]
     if level.errors:
         return levels
+    if not budget.keeps(level):  # once more before going down: one hiccup must not halve the candidate
+        level = run_level(start)
+        levels.append(level)
+        if level.errors:
+            return levels
     if not budget.keeps(level):
         concurrency = start // 2
         while concurrency >= 1:
