@@ -521,3 +521,23 @@ def test_the_choice_is_a_finalist_not_a_candidate_measured_once_below_them():
     result = quick_search(dims, {INSTANCES: 2}, measure, P99_100)
     assert [m.settings[INSTANCES] for m in result.measured] == [2, 4, 1, 2, 1]
     assert result.best.settings == {INSTANCES: 2}  # mean 255 against 246; the 256 measured once is not a finalist
+
+
+def test_the_first_level_after_a_load_warms_up_longer(monkeypatch):
+    """A just-loaded model's first calls are slow (MiniLM's first forward passes): the first level
+    after a load warms up for a whole level, the later ones for the usual warmup."""
+    from tritonize.client import loadgen
+    from tritonize.tune.runner import CandidateServer
+
+    server = CandidateServer.__new__(CandidateServer)  # no Triton: only the measuring of a level
+    server.options = TuneOptions(P99_100, b"{}", level_s=2.0, warmup_s=0.5)
+    server.api, server.http, server.body, server.fresh = _FakeApi(), "127.0.0.1:1", b"{}", True
+    warmups = []
+
+    async def run_http(url, body, concurrency, duration_s, warmup_s):
+        warmups.append(warmup_s)
+        return level(100.0, 10.0, concurrency=concurrency)
+
+    monkeypatch.setattr(loadgen, "run_http", run_http)
+    assert [server.run_level(c).concurrency for c in (8, 16, 4)] == [8, 16, 4]
+    assert warmups == [2.0, 0.5, 0.5]

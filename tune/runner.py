@@ -209,6 +209,7 @@ class CandidateServer:
         self.server = LocalTritonServer(server_options, on_output=lambda line: None, on_event=lambda line: None)
         self.http = f"{server_options.host}:{server_options.http_port}"
         self.loads = 0
+        self.fresh = False  # a candidate was just loaded: its first level warms up longer
 
     def start(self) -> None:
         self.server.start()
@@ -225,12 +226,16 @@ class CandidateServer:
         config["parameters"] = {RELOAD_PARAMETER: {"stringValue": f"tune-{self.loads}"}}
         assert self.server.admin is not None
         self.server.admin.load(self.api.name, config, timeout=self.options.ready_timeout_s)
+        self.fresh = True
 
     def run_level(self, concurrency: int) -> loadgen.LoadResult:
         url = f"http://{self.http}/v2/models/{self.api.name}/infer"
-        return asyncio.run(
-            loadgen.run_http(url, self.body, concurrency, self.options.level_s, warmup_s=self.options.warmup_s)
-        )
+        warmup_s = self.options.warmup_s
+        if self.fresh:
+            # Just loaded: a model's first calls are slow (a torch model's first forward passes were
+            # 10x slower, measured on MiniLM); the first level is the one a search's sweep starts at.
+            warmup_s, self.fresh = max(warmup_s, self.options.level_s), False
+        return asyncio.run(loadgen.run_http(url, self.body, concurrency, self.options.level_s, warmup_s=warmup_s))
 
     def stop(self) -> None:
         self.server.stop()
