@@ -541,3 +541,28 @@ def test_the_first_level_after_a_load_warms_up_longer(monkeypatch):
     monkeypatch.setattr(loadgen, "run_http", run_http)
     assert [server.run_level(c).concurrency for c in (8, 16, 4)] == [8, 16, 4]
     assert warmups == [2.0, 0.5, 0.5]
+
+
+def test_a_larger_batch_is_tried_with_a_longer_interval_however_each_alone_measured():
+    """As measured on the batching benchmark predictor at load average 5 (2026-12-05, 4 instances,
+    concurrency 32): batches of 16 with no interval broke the budget (p99 102-125 ms; 718 req/s at
+    concurrency 16), a 2 ms interval alone gained nothing (1092 against 1084), both together served
+    2046 (the brute force's best was 16 with 10 ms: 2128). The climb and the ridge both missed it."""
+    measured = {(4, 4, 0): 1084.0, (4, 4, 2000): 1092.0, (4, 16, 0): 718.0, (4, 16, 2000): 2046.0,
+                (4, 1, 0): 384.0, (2, 4, 0): 960.0, (8, 4, 0): 896.0, (2, 4, 2000): 832.0}  # fmt: skip
+
+    def measure(settings, start_concurrency=None):
+        n, b, i = settings[INSTANCES], settings[MAX_BATCH_SIZE], settings[BATCH_INTERVAL_US]
+        return Measurement(settings, [level(measured.get((n, b, i), 500.0), 50.0)])
+
+    coupled = [
+        Dimension(INSTANCES, [1, 2, 4, 8]),
+        Dimension(MAX_BATCH_SIZE, [1, 4, 16, 64], probe_first=True, couples_with=BATCH_INTERVAL_US),
+        Dimension(BATCH_INTERVAL_US, [0, 2000, 10000]),
+    ]
+    start = {INSTANCES: 4, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
+    result = quick_search(coupled, start, measure, P99_100, canonical=canonical)
+    assert result.best.settings == {INSTANCES: 4, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 2000}
+    plain = quick_search(SMALL_GRID, start, measure, P99_100, canonical=canonical)  # no coupling
+    assert plain.best.settings[MAX_BATCH_SIZE] == 4
+    assert dimensions_for(_Api(_Batching(True)), TuneOptions(P99_100, b"{}"))[0][1].couples_with == BATCH_INTERVAL_US

@@ -107,7 +107,8 @@ def dimensions_for(api: Any, options: TuneOptions) -> tuple[list[Dimension], Set
     start: Settings = {INSTANCES: api.instances, MAX_BATCH_SIZE: None, BATCH_INTERVAL_US: 0}
     if api.batching.predictor_batching or options.try_batching:
         off = [None] if options.try_batching else []  # it takes one payload too: batching off is a candidate
-        dims.append(Dimension(MAX_BATCH_SIZE, off + list(options.batch_size_steps or BATCH_SIZE_STEPS), True))
+        batch_sizes = off + list(options.batch_size_steps or BATCH_SIZE_STEPS)
+        dims.append(Dimension(MAX_BATCH_SIZE, batch_sizes, probe_first=True, couples_with=BATCH_INTERVAL_US))
         dims.append(Dimension(BATCH_INTERVAL_US, list(options.batch_interval_us_steps or BATCH_INTERVAL_US_STEPS)))
         if api.batching.predictor_batching:
             start[MAX_BATCH_SIZE] = api.batching.max_batch_size

@@ -97,11 +97,15 @@ class Dimension:
     # one never make requests wait for each other; from a plateau of batch sizes 2-64 the climb
     # would not reach it: measured on the sleeping benchmark predictor).
     probe_first: bool = False
+    # Stepping this one up is also tried with `couples_with` stepped up, however the single steps
+    # measured (a larger batch needs time to fill: on the busy machine batches of 16 with no interval
+    # broke the budget, with 2 ms they served twice as much).
+    couples_with: str | None = None
 
     def with_start(self, start: Any) -> Dimension:
         """The same dimension, `start` added among its values (the spec's own setting is always a candidate)."""
         values = sorted(set(self.values) | {start}, key=_order_key)
-        return Dimension(self.name, values, self.probe_first)
+        return Dimension(self.name, values, self.probe_first, self.couples_with)
 
 
 def _order_key(value: Any) -> tuple[int, float]:
@@ -233,6 +237,9 @@ def quick_search(
                         if len({key(current), key(step_a), key(step_b), key(both)}) < 4:
                             continue  # not a diagonal once equivalent settings are merged
                         m_a, m_b = cache.get(key(step_a)), cache.get(key(step_b))
+                        if (da, db) == (1, 1) and a.couples_with == b.name:
+                            found.append((math.inf, both))  # coupled: tried first, whatever the single steps
+                            continue
                         if m_a is None or m_b is None or not (near(m_a, current_m) and near(m_b, current_m)):
                             continue
                         found.append((min(score(m_a, budget)[1], score(m_b, budget)[1]), both))
