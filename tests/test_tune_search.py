@@ -63,7 +63,7 @@ def landscape(best_instances, best_batch, best_interval_us, latency=lambda s: 10
     """A fake measure: throughput peaks at the given settings; p99 from `latency(settings)`."""
     calls = []
 
-    def measure(settings):
+    def measure(settings, start_concurrency=None):
         calls.append(dict(settings))
         throughput = 1000 * (
             peak(settings[INSTANCES], best_instances)
@@ -117,7 +117,7 @@ def test_finds_the_optimum_of_constructed_landscapes_measuring_few_candidates(op
 def test_reaches_brute_force_throughput_on_a_rugged_landscape():
     """Not separable: instances x batch interact (the best batch size depends on instances)."""
 
-    def measure(settings):
+    def measure(settings, start_concurrency=None):
         n, b = settings[INSTANCES], settings[MAX_BATCH_SIZE]
         throughput = 100 * n * b / (1 + 0.15 * n * b) / (1 + 0.05 * n)  # saturating, contention
         throughput *= peak(settings[BATCH_INTERVAL_US] / 1000 + 1, 3)
@@ -165,7 +165,7 @@ def test_the_candidate_limit_stops_early_and_still_chooses():
 def test_the_time_limit_stops_early():
     now = {"t": 0.0}
 
-    def measure(settings):
+    def measure(settings, start_concurrency=None):
         now["t"] += 30.0
         return Measurement(settings, [level(100.0 * settings[INSTANCES], 5.0)], seconds=30.0)
 
@@ -240,7 +240,7 @@ class _FakeApi:
 
 def _report(source, settings, measured_p99=20.0):
     measure = Measurement(settings, [level(500.0, measured_p99)], seconds=3.0)
-    result = quick_search([Dimension(INSTANCES, [1])], settings, lambda s: measure, P99_100)
+    result = quick_search([Dimension(INSTANCES, [1])], settings, lambda s, c=None: measure, P99_100)
     api = load_apis(source)[0] if source.endswith(".yaml") else _FakeApi()
     return TuneReport(source, api, settings, result, 1)
 
@@ -335,7 +335,7 @@ def test_a_slightly_better_neighbour_one_way_does_not_hide_a_much_better_one_the
     by_batch = {1: 300.0, 4: 138.0, 16: 146.0, 64: 148.0}
     dims = [Dimension(INSTANCES, [8]), Dimension(MAX_BATCH_SIZE, [1, 4, 16, 64]), Dimension(BATCH_INTERVAL_US, [0])]
 
-    def measure(settings):
+    def measure(settings, start_concurrency=None):
         return Measurement(settings, [level(by_batch[settings[MAX_BATCH_SIZE]], 50.0)])
 
     start = {INSTANCES: 8, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
@@ -348,10 +348,221 @@ def test_batches_of_one_are_tried_from_a_plateau_of_batch_sizes():
     alike (requests batched onto one instance wait for each other), batches of one twice as good."""
     dims = [Dimension(INSTANCES, [8]), Dimension(MAX_BATCH_SIZE, BATCH_SIZE_STEPS, probe_first=True)]
 
-    def measure(settings):
+    def measure(settings, start_concurrency=None):
         return Measurement(settings, [level(300.0 if settings[MAX_BATCH_SIZE] == 1 else 148.0, 50.0)])
 
     start = {INSTANCES: 8, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
     assert quick_search(dims, start, measure, P99_100, canonical=canonical).best.settings[MAX_BATCH_SIZE] == 1
     dims[1].probe_first = False  # a plain climb stays on the plateau
     assert quick_search(dims, start, measure, P99_100, canonical=canonical).best.settings[MAX_BATCH_SIZE] == 4
+
+
+SMALL_GRID = [
+    Dimension(INSTANCES, [1, 2, 4, 8]),
+    Dimension(MAX_BATCH_SIZE, [1, 4, 16, 64], probe_first=True),
+    Dimension(BATCH_INTERVAL_US, [0, 2000, 10000]),
+]
+
+
+def test_a_diagonal_move_on_a_ridge_reaches_what_single_steps_miss():
+    """As measured on the batching benchmark predictor (2026-12-04): the climb stopped at 4 instances,
+    batches of 16, no interval; fewer instances alone and a 2 ms interval alone each measured a little
+    worse, both at once (the brute force's best) better."""
+    ridge = {(4, 16, 0): 1800.0, (2, 16, 0): 1700.0, (4, 16, 2000): 1750.0, (2, 16, 2000): 2000.0}
+
+    def measure(settings, start_concurrency=None):
+        n, b, i = settings[INSTANCES], settings[MAX_BATCH_SIZE], settings[BATCH_INTERVAL_US]
+        throughput = ridge.get((n, b, i), 1600.0 * peak(n, 4) * peak(b, 16) * peak(i / 1000 + 1, 1))
+        return Measurement(settings, [level(throughput, 20.0)])
+
+    start = {INSTANCES: 1, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
+    result = quick_search(SMALL_GRID, start, measure, P99_100, canonical=canonical)
+    assert result.best.settings == {INSTANCES: 2, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 2000}
+    plain = quick_search(SMALL_GRID, start, measure, P99_100, canonical=canonical, max_diagonals=0)
+    assert plain.best.settings == {INSTANCES: 4, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 0}  # where it stopped
+    # the one diagonal on the ridge, then the new point's neighbours (not every pair of steps)
+    settings = [m.settings for m in result.measured]
+    assert settings.count({INSTANCES: 2, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 2000}) == 2  # and measured again
+    assert settings[-1] == {INSTANCES: 4, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 0}  # the runner-up (1800), again
+    assert len(result.measured) - len(plain.measured) <= 6
+
+
+def test_no_diagonal_where_the_single_steps_fall_off():
+    """A sharp optimum (each single step much worse): no diagonal is measured."""
+    measure = landscape(2, 16, 2000)
+    result = quick_search(SMALL_GRID, {INSTANCES: 1, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}, measure, P99_100,
+                          canonical=canonical)  # fmt: skip
+    plain = quick_search(SMALL_GRID, {INSTANCES: 1, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}, landscape(2, 16, 2000),
+                         P99_100, canonical=canonical, max_diagonals=0)  # fmt: skip
+    assert len(result.measured) == len(plain.measured)
+    assert result.best.settings == plain.best.settings == {INSTANCES: 2, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 2000}
+
+
+def test_close_top_candidates_are_measured_again_and_chosen_by_their_mean():
+    """One lucky run must not win: A measured 1100 then 850, B 1000 twice: B is chosen."""
+    dims = [Dimension(INSTANCES, [1, 2, 4])]
+    sequences = {1: [300.0], 2: [1100.0, 850.0], 4: [1000.0, 1000.0]}
+    calls = []
+
+    def measure(settings, start_concurrency=None):
+        calls.append((settings[INSTANCES], start_concurrency))
+        values = sequences[settings[INSTANCES]]
+        return Measurement(settings, [level(values.pop(0) if len(values) > 1 else values[0], 20.0)])
+
+    result = quick_search(dims, {INSTANCES: 1}, measure, P99_100)
+    assert [n for n, _ in calls] == [1, 2, 4, 2, 4]  # the climb, then the top two again
+    assert result.best.settings == {INSTANCES: 4}
+    assert "measured again" in result.stopped
+    report = TuneReport("predictor.py", _FakeApi(), {INSTANCES: 1}, result, 3)
+    assert "Measured 2 times: 1000.0, 1000.0 req/s (mean 1000.0)." in tune_report.summary(report)
+    # the re-measure starts each sweep at the concurrency where that candidate peaked
+    assert calls[3:] == [(2, 8), (4, 8)]
+    # without it, the lucky run wins
+    sequences.update({2: [1100.0, 850.0], 4: [1000.0, 1000.0]})
+    assert quick_search(dims, {INSTANCES: 1}, measure, P99_100, confirm_top=0).best.settings == {INSTANCES: 2}
+
+
+def test_top_candidates_far_apart_are_not_measured_again():
+    measure = landscape(8, 1, 0)
+    result = quick_search(DIMS, START, measure, P99_100, canonical=canonical)
+    keys = [tuple(sorted(c.items())) for c in measure.calls]
+    assert len(keys) == len(set(keys)) and "measured again" not in result.stopped
+
+
+def test_a_rerun_that_breaks_the_budget_counts_against_its_candidate():
+    lucky = {INSTANCES: 2}
+    steady = {INSTANCES: 4}
+    measured = [
+        Measurement(lucky, [level(1100.0, 20.0)]),
+        Measurement(steady, [level(1000.0, 20.0)]),
+        Measurement(lucky, [level(1150.0, 150.0)]),  # again: over the budget
+        Measurement(steady, [level(990.0, 20.0)]),
+    ]
+    from tritonize.tune.search import choose
+
+    chosen = choose(measured, P99_100)
+    assert chosen.settings == steady
+    assert chosen.levels[0].throughput == 990.0  # of its runs, the nearer to its mean (995), the lower on a tie
+
+
+def test_sweeps_start_where_the_best_candidate_so_far_peaked():
+    dims = [Dimension(INSTANCES, [1, 2, 4])]
+    hints = []
+
+    def measure(settings, start_concurrency=None):
+        hints.append(start_concurrency)
+        n = settings[INSTANCES]
+        return Measurement(settings, [level(100.0 * n, 20.0, concurrency=4 * n)])
+
+    quick_search(dims, {INSTANCES: 1}, measure, P99_100)
+    assert hints == [None, 4, 8]  # the first sweeps from 1; then from the best's peak (1 -> c=4, 2 -> c=8)
+
+
+def test_a_sweep_from_a_start_goes_up_while_it_gains_and_down_when_the_start_breaks_the_budget():
+    def run_level(c):
+        return level(min(c, 16) * 10.0, 5.0 * c, concurrency=c)
+
+    # kept at 4: up to 8, 16 (gains), 32 gains nothing: stop. No level below the start is measured.
+    assert [lv.concurrency for lv in sweep(run_level, P99_100, 64, start=4)] == [4, 8, 16, 32]
+    # 32 breaks a 100 ms budget (160 ms), twice: down to 16 (80 ms), which keeps it
+    assert [lv.concurrency for lv in sweep(run_level, P99_100, 64, start=32)] == [32, 32, 16]
+    # fewer levels than the whole sweep from 1 (1, 2, 4, 8, 16, 32, 64)
+    assert len(sweep(run_level, Budget("p99", 1000.0), 64)) == 7
+    # errors end it at once; a start above the maximum is clamped
+    assert len(sweep(lambda c: level(1.0, 1.0, concurrency=c, errors=1), P99_100, 64, start=8)) == 1
+    assert sweep(run_level, P99_100, 8, start=64)[0].concurrency == 8
+
+
+def test_the_plot_of_many_candidates_with_a_level_far_over_the_budget(tmp_path, monkeypatch):
+    """More candidates than a legend can name (the budget and the choice only), and queued-up levels
+    at 10x the budget (off the plot, said on the axis)."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from tritonize.tune.search import SearchResult, choose
+
+    measured = [Measurement({INSTANCES: n}, [level(10.0 * n, 20.0), level(5.0 * n, 1000.0)]) for n in range(1, 21)]
+    result = SearchResult(P99_100, measured, "test", choose(measured, P99_100))
+    report = TuneReport("predictor.py", _FakeApi(), {INSTANCES: 1}, result, 20)
+    figures, savefig = [], Figure.savefig
+    monkeypatch.setattr(Figure, "savefig", lambda self, *a, **k: (figures.append(self), savefig(self, *a, **k))[1])
+    assert tune_report.write_plot(report, str(tmp_path / "tune.png"))
+    assert (tmp_path / "tune.png").read_bytes()[:4] == b"\x89PNG"
+    (ax,) = figures[0].axes
+    assert ax.get_xlim() == (0.0, 400.0) and "off the plot" in ax.get_xlabel()
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["budget: p99 <= 100 ms", "chosen: instances=20 batching=off"]
+
+
+def test_one_hiccup_at_a_sweeps_start_does_not_send_it_down():
+    """As measured on MiniLM on the busy machine: 2 instances broke the budget at their start (p99
+    150 ms at concurrency 16), and going down at once halved them. The start is measured once more."""
+    calls = []
+
+    def run_level(c):
+        calls.append(c)
+        hiccup = len(calls) == 1
+        return level(min(c, 32) * 10.0, 150.0 if hiccup else 2.0 * c, concurrency=c)
+
+    levels = sweep(run_level, P99_100, 64, start=16)
+    assert calls == [16, 16, 32, 64]  # again at 16 (kept), then up while it gains
+    assert Measurement({}, levels).best_within(P99_100).concurrency == 32
+
+
+def test_the_choice_is_a_finalist_not_a_candidate_measured_once_below_them():
+    """As measured on MiniLM (second run): the top two (314, 288 req/s) were measured again on a
+    noisier minute (196, 204); a third measured once at 256 must not win on their lowered means."""
+    values = {2: [314.0, 196.0], 1: [288.0, 204.0], 4: [256.0]}
+    dims = [Dimension(INSTANCES, [1, 2, 4])]
+
+    def measure(settings, start_concurrency=None):
+        return Measurement(settings, [level(values[settings[INSTANCES]].pop(0), 20.0)])
+
+    result = quick_search(dims, {INSTANCES: 2}, measure, P99_100)
+    assert [m.settings[INSTANCES] for m in result.measured] == [2, 4, 1, 2, 1]
+    assert result.best.settings == {INSTANCES: 2}  # mean 255 against 246; the 256 measured once is not a finalist
+
+
+def test_the_first_level_after_a_load_warms_up_longer(monkeypatch):
+    """A just-loaded model's first calls are slow (MiniLM's first forward passes): the first level
+    after a load warms up for a whole level, the later ones for the usual warmup."""
+    from tritonize.client import loadgen
+    from tritonize.tune.runner import CandidateServer
+
+    server = CandidateServer.__new__(CandidateServer)  # no Triton: only the measuring of a level
+    server.options = TuneOptions(P99_100, b"{}", level_s=2.0, warmup_s=0.5)
+    server.api, server.http, server.body, server.fresh = _FakeApi(), "127.0.0.1:1", b"{}", True
+    warmups = []
+
+    async def run_http(url, body, concurrency, duration_s, warmup_s):
+        warmups.append(warmup_s)
+        return level(100.0, 10.0, concurrency=concurrency)
+
+    monkeypatch.setattr(loadgen, "run_http", run_http)
+    assert [server.run_level(c).concurrency for c in (8, 16, 4)] == [8, 16, 4]
+    assert warmups == [2.0, 0.5, 0.5]
+
+
+def test_a_larger_batch_is_tried_with_a_longer_interval_however_each_alone_measured():
+    """As measured on the batching benchmark predictor at load average 5 (2026-12-05, 4 instances,
+    concurrency 32): batches of 16 with no interval broke the budget (p99 102-125 ms; 718 req/s at
+    concurrency 16), a 2 ms interval alone gained nothing (1092 against 1084), both together served
+    2046 (the brute force's best was 16 with 10 ms: 2128). The climb and the ridge both missed it."""
+    measured = {(4, 4, 0): 1084.0, (4, 4, 2000): 1092.0, (4, 16, 0): 718.0, (4, 16, 2000): 2046.0,
+                (4, 1, 0): 384.0, (2, 4, 0): 960.0, (8, 4, 0): 896.0, (2, 4, 2000): 832.0}  # fmt: skip
+
+    def measure(settings, start_concurrency=None):
+        n, b, i = settings[INSTANCES], settings[MAX_BATCH_SIZE], settings[BATCH_INTERVAL_US]
+        return Measurement(settings, [level(measured.get((n, b, i), 500.0), 50.0)])
+
+    coupled = [
+        Dimension(INSTANCES, [1, 2, 4, 8]),
+        Dimension(MAX_BATCH_SIZE, [1, 4, 16, 64], probe_first=True, couples_with=BATCH_INTERVAL_US),
+        Dimension(BATCH_INTERVAL_US, [0, 2000, 10000]),
+    ]
+    start = {INSTANCES: 4, MAX_BATCH_SIZE: 4, BATCH_INTERVAL_US: 0}
+    result = quick_search(coupled, start, measure, P99_100, canonical=canonical)
+    assert result.best.settings == {INSTANCES: 4, MAX_BATCH_SIZE: 16, BATCH_INTERVAL_US: 2000}
+    plain = quick_search(SMALL_GRID, start, measure, P99_100, canonical=canonical)  # no coupling
+    assert plain.best.settings[MAX_BATCH_SIZE] == 4
+    assert dimensions_for(_Api(_Batching(True)), TuneOptions(P99_100, b"{}"))[0][1].couples_with == BATCH_INTERVAL_US

@@ -20,6 +20,7 @@ from tritonize.tune.runner import (
     describe_settings,
     format_interval,
 )
+from tritonize.tune.search import mean_within, runs, settings_key
 
 COLUMNS = ["candidate", INSTANCES, MAX_BATCH_SIZE, "batch_interval", "concurrency", "req_s", "p50_ms", "p90_ms",
            "p99_ms", "errors", "in_budget", "chosen"]  # fmt: skip
@@ -87,21 +88,32 @@ def write_plot(report: TuneReport, path: str) -> bool:
     for m in report.result.measured:
         if not m.levels:
             continue
-        xs = [budget.latency(level) for level in m.levels]
-        ys = [level.throughput for level in m.levels]
+        ordered = sorted(m.levels, key=lambda level: level.concurrency)  # a sweep may go down from its start
+        xs = [budget.latency(level) for level in ordered]
+        ys = [level.throughput for level in ordered]
         ax.plot(xs, ys, marker="o", markersize=3, linewidth=1, alpha=0.8, label=describe_settings(m.settings))
     ax.axvline(budget.ms, color="red", linestyle="--", label=f"budget: {budget}")
+    # Far over the budget is off the plot: one queued-up level would squeeze everything near the budget.
+    latencies = [budget.latency(level) for m in report.result.measured for level in m.levels]
+    if latencies and max(latencies) > 4 * budget.ms:
+        ax.set_xlim(0, 4 * budget.ms)
+        ax.set_xlabel(f"{budget.metric} latency (ms; points over {4 * budget.ms:g} ms are off the plot)")
     if chosen is not None:
         level = chosen.best_within(budget)
         assert level is not None
         ax.plot([budget.latency(level)], [level.throughput], marker="*", color="black", markersize=16,
                 linestyle="none", label=f"chosen: {describe_settings(chosen.settings)}")  # fmt: skip
-    ax.set_xlabel(f"{budget.metric} latency (ms)")
+    if not ax.get_xlabel():
+        ax.set_xlabel(f"{budget.metric} latency (ms)")
     ax.set_ylabel("throughput (req/s)")
     ax.set_title(f"tritonize tune: {report.api.name}")
     ax.grid(True, alpha=0.3)
     if len(report.result.measured) <= 16:
         ax.legend(fontsize=7, loc="best")
+    else:  # too many candidates to name each: the budget and the choice only
+        handles, labels = ax.get_legend_handles_labels()
+        keep = [(h, label) for h, label in zip(handles, labels) if label.startswith(("budget:", "chosen:"))]
+        ax.legend([h for h, _ in keep], [label for _, label in keep], fontsize=8, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -130,12 +142,20 @@ def summary(report: TuneReport) -> list[str]:
         f"Chosen: {describe_settings(result.best.settings)}: {level.throughput:.1f} req/s at concurrency "
         f"{level.concurrency}, p50 {level.p50_ms:.1f} ms, p99 {level.p99_ms:.1f} ms (budget: {budget})."
     )
-    start = next((m for m in result.measured if m.settings == _canonical_start(report)), None)
-    start_level = start.best_within(budget) if start else None
-    if start_level is not None and start is not result.best:
+    chosen_runs = runs(result.measured)[settings_key(result.best.settings)]
+    if len(chosen_runs) > 1:
+        each = [f"{lv.throughput:.1f}" if (lv := m.best_within(budget)) else "out of budget" for m in chosen_runs]
         lines.append(
-            f"The settings it started from ({describe_settings(start.settings)}): {start_level.throughput:.1f} req/s "  # type: ignore[union-attr]
-            f"(the choice: {level.throughput / start_level.throughput:.2f}x that)."
+            f"Measured {len(chosen_runs)} times: {', '.join(each)} req/s (mean {mean_within(chosen_runs, budget):.1f})."
+        )
+    grouped = runs(result.measured)
+    start_runs = grouped.get(settings_key(_canonical_start(report)), [])
+    start_rps = mean_within(start_runs, budget) if start_runs else 0.0
+    if start_rps and settings_key(start_runs[0].settings) != settings_key(result.best.settings):
+        lines.append(
+            f"The settings it started from ({describe_settings(start_runs[0].settings)}): {start_rps:.1f} req/s"
+            f"{' (mean of its runs)' if len(start_runs) > 1 else ''} "
+            f"(the choice: {mean_within(chosen_runs, budget) / start_rps:.2f}x that)."
         )
     return lines
 

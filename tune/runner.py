@@ -65,6 +65,7 @@ class TuneOptions:
     max_concurrency: int = 64
     max_instances: int | None = None  # default: 4 x the CPU count on CPU (at least 8, at most 16)
     gpus: list[int] | str | None = None
+    kind: str | None = None  # "cpu" or "gpu": override the spec's (compute.gpu), as `tritonize build --kind`
     # The predictor takes a list (server_side_batching) and a single payload: try batching off and on.
     try_batching: bool = False
     ready_timeout_s: float = 300.0
@@ -106,7 +107,8 @@ def dimensions_for(api: Any, options: TuneOptions) -> tuple[list[Dimension], Set
     start: Settings = {INSTANCES: api.instances, MAX_BATCH_SIZE: None, BATCH_INTERVAL_US: 0}
     if api.batching.predictor_batching or options.try_batching:
         off = [None] if options.try_batching else []  # it takes one payload too: batching off is a candidate
-        dims.append(Dimension(MAX_BATCH_SIZE, off + list(options.batch_size_steps or BATCH_SIZE_STEPS), True))
+        batch_sizes = off + list(options.batch_size_steps or BATCH_SIZE_STEPS)
+        dims.append(Dimension(MAX_BATCH_SIZE, batch_sizes, probe_first=True, couples_with=BATCH_INTERVAL_US))
         dims.append(Dimension(BATCH_INTERVAL_US, list(options.batch_interval_us_steps or BATCH_INTERVAL_US_STEPS)))
         if api.batching.predictor_batching:
             start[MAX_BATCH_SIZE] = api.batching.max_batch_size
@@ -139,7 +141,7 @@ def apply_settings(api: Any, settings: Settings) -> Any:
     return candidate
 
 
-def select_api(source: str, api_name: str | None, gpus: list[int] | str | None) -> Any:
+def select_api(source: str, api_name: str | None, gpus: list[int] | str | None, kind: str | None = None) -> Any:
     apis = load_apis(source)
     if api_name is not None:
         apis = [api for api in apis if api.name == api_name]
@@ -150,8 +152,8 @@ def select_api(source: str, api_name: str | None, gpus: list[int] | str | None) 
     api = apis[0]
     if api.batch:
         raise TuneError(f"{api.name} is a BatchAPI: tune measures realtime APIs (a job's pace is its `workers`)")
-    if gpus is not None:
-        apply_instance_settings(api, gpus=gpus, where="--gpus")
+    if gpus is not None or kind is not None:
+        apply_instance_settings(api, kind=kind, gpus=gpus, where="--kind/--gpus")
     return api
 
 
@@ -210,6 +212,7 @@ class CandidateServer:
         self.server = LocalTritonServer(server_options, on_output=lambda line: None, on_event=lambda line: None)
         self.http = f"{server_options.host}:{server_options.http_port}"
         self.loads = 0
+        self.fresh = False  # a candidate was just loaded: its first level warms up longer
 
     def start(self) -> None:
         self.server.start()
@@ -226,12 +229,16 @@ class CandidateServer:
         config["parameters"] = {RELOAD_PARAMETER: {"stringValue": f"tune-{self.loads}"}}
         assert self.server.admin is not None
         self.server.admin.load(self.api.name, config, timeout=self.options.ready_timeout_s)
+        self.fresh = True
 
     def run_level(self, concurrency: int) -> loadgen.LoadResult:
         url = f"http://{self.http}/v2/models/{self.api.name}/infer"
-        return asyncio.run(
-            loadgen.run_http(url, self.body, concurrency, self.options.level_s, warmup_s=self.options.warmup_s)
-        )
+        warmup_s = self.options.warmup_s
+        if self.fresh:
+            # Just loaded: a model's first calls are slow (a torch model's first forward passes were
+            # 10x slower, measured on MiniLM); the first level is the one a search's sweep starts at.
+            warmup_s, self.fresh = max(warmup_s, self.options.level_s), False
+        return asyncio.run(loadgen.run_http(url, self.body, concurrency, self.options.level_s, warmup_s=warmup_s))
 
     def stop(self) -> None:
         self.server.stop()
@@ -246,7 +253,7 @@ def tune(
 ) -> TuneReport:
     """Search the API's settings on a live server; returns every measurement and the choice."""
     began = clock()
-    api = select_api(source, api_name, options.gpus)
+    api = select_api(source, api_name, options.gpus, options.kind)
     dims, start = dimensions_for(api, options)
     total_s = options.max_minutes * 60
     progress = progress or Progress(total_s)
@@ -257,7 +264,7 @@ def tune(
         try:
             server.start()
 
-            def measure(settings: Settings) -> Measurement:
+            def measure(settings: Settings, start_concurrency: int | None = None) -> Measurement:
                 t0 = clock()
                 progress.candidate += 1
                 label = describe_settings(settings)
@@ -272,7 +279,7 @@ def tune(
                     progress.show(f"{label}: concurrency {concurrency}")
                     return server.run_level(concurrency)
 
-                levels = sweep(run_level, options.budget, options.max_concurrency)
+                levels = sweep(run_level, options.budget, options.max_concurrency, start=start_concurrency)
                 measurement = Measurement(settings, levels, clock() - t0)
                 best = measurement.best_within(options.budget)
                 summary = (

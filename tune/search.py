@@ -7,9 +7,14 @@ one serves the candidate and loads it, tune/runner.py; tests pass a fake landsca
 The search is coordinate descent from the spec's own settings: for one setting at a time it measures
 both neighbours (the next value up and down that setting's geometric list), moves to the better one
 if it improves the throughput within the budget by more than `min_gain`, and keeps stepping that way
-while it improves; then the next setting. It stops when a whole pass over the settings moves nowhere
-(model_analyzer's quick mode climbs the same way).
-Each candidate is measured once (equivalent settings share a measurement, see `canonical`).
+while it improves; then the next setting. When a whole pass over the settings moves nowhere
+(model_analyzer's quick mode stops there) it tries the diagonal moves on the ridges around the best
+point (two settings changed at once where each alone measured nearly as good: fewer instances and a
+longer interval together can win where each alone loses), and climbs on from a better one. Last, the
+top candidates, when close, are measured again and the choice is the finalist with the higher mean
+(one lucky run must not win).
+Equivalent settings share a measurement (see `canonical`). A candidate's concurrency sweep starts at
+the concurrency where the best candidate so far peaked (`sweep`'s `start`), not at 1.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ MIN_GAIN = 0.03
 SATURATION_GAIN = 0.05
 # ... or once this many levels in a row gained less or broke the budget.
 SWEEP_PATIENCE = 2
+# A diagonal move is tried where both single steps measured at least this share of the best's throughput.
+RIDGE = 0.85
+# At most this many diagonal moves around one best point (the most promising first).
+MAX_DIAGONALS = 2
+# The top candidates measured again before choosing, when the runner-up is within CONFIRM_MARGIN of the best.
+CONFIRM_TOP = 2
+CONFIRM_MARGIN = 0.10
 
 Settings = dict[str, Any]
 
@@ -85,11 +97,15 @@ class Dimension:
     # one never make requests wait for each other; from a plateau of batch sizes 2-64 the climb
     # would not reach it: measured on the sleeping benchmark predictor).
     probe_first: bool = False
+    # Stepping this one up is also tried with `couples_with` stepped up, however the single steps
+    # measured (a larger batch needs time to fill: on the busy machine batches of 16 with no interval
+    # broke the budget, with 2 ms they served twice as much).
+    couples_with: str | None = None
 
     def with_start(self, start: Any) -> Dimension:
         """The same dimension, `start` added among its values (the spec's own setting is always a candidate)."""
         values = sorted(set(self.values) | {start}, key=_order_key)
-        return Dimension(self.name, values, self.probe_first)
+        return Dimension(self.name, values, self.probe_first, self.couples_with)
 
 
 def _order_key(value: Any) -> tuple[int, float]:
@@ -150,70 +166,135 @@ def _step(settings: Settings, dim: Dimension, direction: int) -> Settings | None
 def quick_search(
     dimensions: Sequence[Dimension],
     start: Settings,
-    measure: Callable[[Settings], Measurement],
+    measure: Callable[[Settings, int | None], Measurement],
     budget: Budget,
     canonical: Callable[[Settings], Settings] = lambda settings: settings,
     min_gain: float = MIN_GAIN,
     max_candidates: int | None = None,
     max_seconds: float | None = None,
     clock: Callable[[], float] = time.monotonic,
+    max_diagonals: int = MAX_DIAGONALS,
+    confirm_top: int = CONFIRM_TOP,
 ) -> SearchResult:
-    """Coordinate descent over `dimensions` from `start` (see the module's docstring).
+    """Coordinate descent over `dimensions` from `start`, diagonal moves on ridges, the top candidates
+    measured again (see the module's docstring).
 
+    measure(settings, start_concurrency): measure one candidate; start_concurrency is where the best
+    candidate so far peaked (None for the first: sweep from 1).
     canonical(settings): the settings with what does not matter dropped (the batch interval when
     nothing is batched), so that equivalent candidates are measured once.
-    max_candidates / max_seconds: stop early (the best so far is still chosen).
+    max_candidates / max_seconds: stop early (the best so far is still chosen); a measurement again
+    counts as a candidate.
     """
     dimensions = [d.with_start(start[d.name]) for d in dimensions]
     cache: dict[tuple, Measurement] = {}
     measured: list[Measurement] = []
     began = clock()
+    state: dict[str, Measurement | None] = {"best": None}  # the best measured so far: its peak starts sweeps
 
     def key(settings: Settings) -> tuple:
-        return tuple(sorted(canonical(settings).items()))
+        return settings_key(canonical(settings))
+
+    def hint() -> int | None:
+        best = state["best"]
+        level = best.best_within(budget) if best is not None else None
+        return level.concurrency if level is not None else None
+
+    def run(settings: Settings, start_concurrency: int | None) -> Measurement:
+        if max_candidates is not None and len(measured) >= max_candidates:
+            raise _Limit(f"the candidate limit ({max_candidates}) was reached")
+        if max_seconds is not None and clock() - began >= max_seconds:
+            raise _Limit(f"the time limit ({max_seconds / 60:.3g} min) was reached")
+        result = measure(dict(canonical(settings)), start_concurrency)
+        measured.append(result)
+        if state["best"] is None or score(result, budget) > score(state["best"], budget):
+            state["best"] = result
+        return result
 
     def get(settings: Settings) -> Measurement:
         k = key(settings)
         if k not in cache:
-            if max_candidates is not None and len(measured) >= max_candidates:
-                raise _Limit(f"the candidate limit ({max_candidates}) was reached")
-            if max_seconds is not None and clock() - began >= max_seconds:
-                raise _Limit(f"the time limit ({max_seconds / 60:.3g} min) was reached")
-            result = measure(dict(canonical(settings)))
-            cache[k] = result
-            measured.append(result)
+            cache[k] = run(settings, hint())
         return cache[k]
+
+    def near(m: Measurement, reference: Measurement) -> bool:
+        """Measured nearly as good as `reference` (within the budget): a ridge a diagonal may climb."""
+        level, ref = m.best_within(budget), reference.best_within(budget)
+        return level is not None and ref is not None and level.throughput >= RIDGE * ref.throughput
+
+    def diagonals(current: Settings, current_m: Measurement) -> list[Settings]:
+        """Two settings stepped at once, where each step alone measured near the current best; the
+        most promising (the better of the two single steps highest) first."""
+        found: list[tuple[float, Settings]] = []
+        for i, a in enumerate(dimensions):
+            for b in dimensions[i + 1 :]:
+                for da in (1, -1):
+                    for db in (1, -1):
+                        step_a, step_b = _step(current, a, da), _step(current, b, db)
+                        if step_a is None or step_b is None:
+                            continue
+                        both = {**step_a, b.name: step_b[b.name]}
+                        if len({key(current), key(step_a), key(step_b), key(both)}) < 4:
+                            continue  # not a diagonal once equivalent settings are merged
+                        m_a, m_b = cache.get(key(step_a)), cache.get(key(step_b))
+                        if (da, db) == (1, 1) and a.couples_with == b.name:
+                            found.append((math.inf, both))  # coupled: tried first, whatever the single steps
+                            continue
+                        if m_a is None or m_b is None or not (near(m_a, current_m) and near(m_b, current_m)):
+                            continue
+                        found.append((min(score(m_a, budget)[1], score(m_b, budget)[1]), both))
+        found.sort(key=lambda t: -t[0])
+        return [s for _, s in found[:max_diagonals]]
 
     current = dict(start)
     stopped = "no neighbour of the best candidate improves on it"
+    finalists: list[tuple] | None = None  # the top candidates measured again: the choice is one of them
     try:
         current_m = get(current)
-        moved_in_pass = True
-        while moved_in_pass:
-            moved_in_pass = False
-            for dim in dimensions:
-                # Look both ways before stepping: one noisy neighbour must not hide a better side.
-                steps = [(d, _step(current, dim, d)) for d in (1, -1)]
-                if dim.probe_first and current[dim.name] != dim.values[0]:
-                    steps.append((-1, {**current, dim.name: dim.values[0]}))
-                tried = [(d, s, get(s)) for d, s in steps if s is not None and key(s) != key(current)]
-                ahead = [(d, s, m) for d, s, m in tried if better(m, current_m, budget, min_gain)]
-                if not ahead:
-                    continue
-                direction, current, current_m = max(ahead, key=lambda t: score(t[2], budget))
-                moved_in_pass = True
-                # Then keep going that way while it improves (the values are geometric: doubling steps).
-                while True:
-                    step = _step(current, dim, direction)
-                    if step is None or key(step) == key(current):
-                        break
-                    step_m = get(step)
-                    if not better(step_m, current_m, budget, min_gain):
-                        break
-                    current, current_m = step, step_m
+        moved = True
+        while moved:
+            moved_in_pass = True
+            while moved_in_pass:
+                moved_in_pass = False
+                for dim in dimensions:
+                    # Look both ways before stepping: one noisy neighbour must not hide a better side.
+                    steps = [(d, _step(current, dim, d)) for d in (1, -1)]
+                    if dim.probe_first and current[dim.name] != dim.values[0]:
+                        steps.append((-1, {**current, dim.name: dim.values[0]}))
+                    tried = [(d, s, get(s)) for d, s in steps if s is not None and key(s) != key(current)]
+                    ahead = [(d, s, m) for d, s, m in tried if better(m, current_m, budget, min_gain)]
+                    if not ahead:
+                        continue
+                    direction, current, current_m = max(ahead, key=lambda t: score(t[2], budget))
+                    moved_in_pass = True
+                    # Then keep going that way while it improves (the values are geometric: doubling steps).
+                    while True:
+                        step = _step(current, dim, direction)
+                        if step is None or key(step) == key(current):
+                            break
+                        step_m = get(step)
+                        if not better(step_m, current_m, budget, min_gain):
+                            break
+                        current, current_m = step, step_m
+            # No single step improves: try the diagonals on the ridges, climb on from a better one.
+            moved = False
+            for diagonal in diagonals(current, current_m):
+                diagonal_m = get(diagonal)
+                if better(diagonal_m, current_m, budget, min_gain):
+                    current, current_m, moved = diagonal, diagonal_m, True
+                    break
+        # Beat the noise: measure the top candidates again when they are close, choose by the mean.
+        ranked = sorted(runs(measured).values(), key=lambda g: -mean_within(g, budget))
+        top = [g for g in ranked[:confirm_top] if g[0].best_within(budget) is not None]
+        if len(top) >= 2 and mean_within(top[1], budget) >= (1 - CONFIRM_MARGIN) * mean_within(top[0], budget):
+            for group in top:
+                level = group[0].best_within(budget)
+                run(group[0].settings, level.concurrency if level else None)
+            finalists = [settings_key(group[0].settings) for group in top]
+            stopped += f"; the top {len(top)} were close and measured again"
     except _Limit as limit:
         stopped = str(limit)
-    return SearchResult(budget, measured, stopped, choose(measured, budget))
+    return SearchResult(budget, measured, stopped, choose(measured, budget, among=finalists))
 
 
 def grid(
@@ -233,22 +314,50 @@ def grid(
 def brute_force(
     dimensions: Sequence[Dimension],
     start: Settings,
-    measure: Callable[[Settings], Measurement],
+    measure: Callable[[Settings, int | None], Measurement],
     budget: Budget,
     canonical: Callable[[Settings], Settings] = lambda settings: settings,
 ) -> SearchResult:
-    """Measure every candidate (`tritonize tune --exhaustive`; what the quick search is checked against)."""
-    measured = [measure(settings) for settings in grid(dimensions, start, canonical)]
+    """Measure every candidate, each with a whole sweep from concurrency 1 (`tritonize tune --exhaustive`;
+    what the quick search is checked against)."""
+    measured = [measure(settings, None) for settings in grid(dimensions, start, canonical)]
     return SearchResult(budget, measured, "every candidate was measured", choose(measured, budget))
 
 
-def choose(measured: Sequence[Measurement], budget: Budget) -> Measurement | None:
-    """The candidate with the highest throughput within the budget; None if none kept it.
-    Never one that breaks the budget: a level counts only if its latency kept it."""
-    kept = [m for m in measured if m.best_within(budget) is not None]
+def settings_key(settings: Settings) -> tuple:
+    return tuple(sorted(settings.items()))
+
+
+def runs(measured: Sequence[Measurement]) -> dict[tuple, list[Measurement]]:
+    """The measurements of each candidate (more than one where the search measured it again), in order."""
+    grouped: dict[tuple, list[Measurement]] = {}
+    for m in measured:
+        grouped.setdefault(settings_key(m.settings), []).append(m)
+    return grouped
+
+
+def mean_within(candidate_runs: Sequence[Measurement], budget: Budget) -> float:
+    """A candidate's throughput within the budget over its runs (a run that kept no level counts 0)."""
+    values = [level.throughput if (level := m.best_within(budget)) else 0.0 for m in candidate_runs]
+    return sum(values) / len(values)
+
+
+def choose(measured: Sequence[Measurement], budget: Budget, among: Sequence[tuple] | None = None) -> Measurement | None:
+    """The candidate with the highest throughput within the budget (the mean of its runs, where it was
+    measured more than once); None if none kept it. Never one that breaks the budget: a level counts
+    only if its latency kept it. Of a candidate's runs, the one nearest its mean (the lower on a tie).
+
+    among: the settings keys of the finalists measured again: the choice is one of them where one kept
+    the budget (a candidate measured once, below them, is not compared with their means)."""
+    kept = [group for group in runs(measured).values() if any(m.best_within(budget) for m in group)]
+    finalists = [group for group in kept if among is not None and settings_key(group[0].settings) in among]
+    kept = finalists or kept
     if not kept:
         return None
-    return max(kept, key=lambda m: m.best_within(budget).throughput)  # type: ignore[union-attr]
+    group = max(kept, key=lambda g: mean_within(g, budget))
+    mean = mean_within(group, budget)
+    kept_runs = [(level.throughput, m) for m in group if (level := m.best_within(budget)) is not None]
+    return min(kept_runs, key=lambda t: (abs(t[0] - mean), t[0]))[1]
 
 
 def sweep(
@@ -257,11 +366,19 @@ def sweep(
     max_concurrency: int = 64,
     saturation_gain: float = SATURATION_GAIN,
     patience: int = SWEEP_PATIENCE,
+    start: int | None = None,
 ) -> list[LoadResult]:
     """Measure at concurrency 1, 2, 4, ... until `patience` levels in a row either broke the budget
     or gained less than saturation_gain over the best level so far (the candidate is saturated, or
     a higher concurrency only queues longer), until a level has errors, or up to max_concurrency.
-    More than one miss: a single short level is easily thrown by a hiccup of a busy machine."""
+    More than one miss: a single short level is easily thrown by a hiccup of a busy machine.
+
+    start: begin there instead (where a similar candidate peaked): up by doubling while a level
+    gains, or, if the first level broke the budget twice, down by halving to the first that keeps it.
+    A closed loop at a lower concurrency serves less, so the levels below a kept start are not needed.
+    """
+    if start is not None and start > 1:
+        return _sweep_from(run_level, budget, min(start, max_concurrency), max_concurrency, saturation_gain)
     levels: list[LoadResult] = []
     best = 0.0
     misses = 0
@@ -279,6 +396,37 @@ def sweep(
             if misses >= patience:
                 break
         concurrency *= 2
+    return levels
+
+
+def _sweep_from(
+    run_level: Callable[[int], LoadResult], budget: Budget, start: int, max_concurrency: int, saturation_gain: float
+) -> list[LoadResult]:
+    level = run_level(start)
+    levels = [level]
+    if level.errors:
+        return levels
+    if not budget.keeps(level):  # once more before going down: one hiccup must not halve the candidate
+        level = run_level(start)
+        levels.append(level)
+        if level.errors:
+            return levels
+    if not budget.keeps(level):
+        concurrency = start // 2
+        while concurrency >= 1:
+            level = run_level(concurrency)
+            levels.append(level)
+            if level.errors or budget.keeps(level):
+                break
+            concurrency //= 2
+        return levels
+    best, concurrency = level.throughput, start * 2
+    while concurrency <= max_concurrency:
+        level = run_level(concurrency)
+        levels.append(level)
+        if level.errors or not budget.keeps(level) or level.throughput < best * (1 + saturation_gain):
+            break
+        best, concurrency = level.throughput, concurrency * 2
     return levels
 
 
