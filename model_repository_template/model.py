@@ -53,9 +53,12 @@ class TritonPythonModel:
         settings = read_api_settings(VERSION_DIR)
         self.batch = None  # a BatchAPI's worker for its job (tritonize_runtime/batch.py)
         if settings.batch:
-            from tritonize_runtime.batch import start_worker
+            from tritonize_runtime.batch import OK_BODY, read_batch_request, start_worker
 
             self.batch = start_worker(VERSION_DIR, settings, args, device_config(settings, device))
+            # Bound once: every batch request answers the same {"ok": true} and reads its batch the same way.
+            self._read_batch_request = read_batch_request
+            self._batch_ok = _one_item(OK_BODY)
             # tritonize.request_timeout, if the spec sets one: one batch's limit (build's default for a BatchAPI: none).
             self.request_timeout = self._start_request_timeout(settings, args.get("model_instance_name"))
             return
@@ -105,19 +108,17 @@ class TritonPythonModel:
 
     def _batch_response(self, request):
         """One batch of a BatchAPI's job: its own answer, whatever the other requests of this call do."""
-        from tritonize_runtime.batch import OK_BODY, read_batch_request
-
         try:
             try:
                 parameters = request.parameters()
             except UnicodeDecodeError:  # a parameter Triton could not hand over
                 return self._error(400, "request parameters are not valid UTF-8")
             outcome = self.batch.run(
-                read_batch_request(parameters, _input_array(request, self.constants.BATCH_INPUT_NAME))
+                self._read_batch_request(parameters, _input_array(request, self.constants.BATCH_INPUT_NAME))
             )
             if outcome.ok:
                 return pb_utils.InferenceResponse(
-                    output_tensors=[pb_utils.Tensor(self.constants.BATCH_OUTPUT_NAME, _one_item(OK_BODY))]
+                    output_tensors=[pb_utils.Tensor(self.constants.BATCH_OUTPUT_NAME, self._batch_ok)]
                 )
             return self._error(outcome.status, outcome.message)
         except BaseException as exc:
