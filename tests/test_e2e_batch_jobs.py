@@ -18,7 +18,8 @@ import time
 import types
 
 import pytest
-from conftest import ServeProcess, free_ports, run_tritonize
+from batch_serve import BatchServe
+from conftest import free_ports
 from s3_fixtures import moto_s3  # noqa: F401  (fixture)
 
 from tritonize.cortex_endpoint.zipapp import write_zipapp
@@ -56,53 +57,20 @@ class PythonPredictor:
         self._write(".complete", {"pid": os.getpid()})
 """
 
-ECHO = """
-class PythonPredictor:
-    def __init__(self, config):
-        pass
 
-    def predict(self, payload):
-        return {"echo": payload}
-"""
-
-
-class Server:
+class Server(BatchServe):
     def __init__(self, tmp, env):
-        self.tmp = tmp
-        self.env = env
         self.out = tmp / "out"
         self.out.mkdir()
-        project = tmp / "project"
-        project.mkdir()
-        (project / "batcher.py").write_text(BATCHER)
-        (project / "echo.py").write_text(ECHO)
-        (project / "cortex.yaml").write_text(
-            "- name: echo\n  kind: RealtimeAPI\n  predictor: {type: python, path: echo.py}\n"
+        entry = (
             "- name: batcher\n  kind: BatchAPI\n"
             f"  predictor: {{type: python, path: batcher.py, config: {{out: {json.dumps(str(self.out))}, sleep: 0}}}}\n"
         )
-        self.repo = tmp / "repo"
-        self.store = tmp / "jobs"
-        run_tritonize("build", str(project / "cortex.yaml"), "-o", str(self.repo))
-        self.serve = None
-        self.start()
-
-    def start(self):
-        self.serve = ServeProcess(str(self.repo), extra_args=["--job-store", str(self.store)], env=self.env)
-        assert self.serve.wait_ready(timeout=180), self.serve.output()
-        self.serve.wait_cortex()
+        super().__init__(tmp, {"batcher.py": BATCHER}, entry, env=env)
 
     def request(self, method, path, body=None):
-        connection = http.client.HTTPConnection("127.0.0.1", self.serve.cortex_port, timeout=60)
-        try:
-            data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
-            connection.request(method, path, body=data)
-            response = connection.getresponse()
-            text = response.read().decode()
-            kind = response.getheader("content-type", "")
-            return response.status, json.loads(text) if kind.startswith("application/json") else text
-        finally:
-            connection.close()
+        status, answer, _ = self.exchange(method, path, body)
+        return status, answer
 
     def submit(self, body, api="batcher"):
         status, answer = self.request("POST", f"/{api}", body)

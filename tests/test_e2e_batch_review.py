@@ -3,14 +3,13 @@ two BatchAPIs (one with networking.endpoint and predictor.env, one with tritoniz
 RealtimeAPI. One server serves the module.
 """
 
-import http.client
 import json
 import subprocess
 import threading
 import time
 
 import pytest
-from conftest import ServeProcess, run_tritonize
+from batch_serve import BatchServe
 
 pytestmark = pytest.mark.e2e
 
@@ -44,55 +43,22 @@ class PythonPredictor:
             raise KeyError("bucket")
 """
 
-ECHO = """
-class PythonPredictor:
-    def __init__(self, config):
-        pass
 
-    def predict(self, payload):
-        return {"echo": payload}
-"""
-
-
-class Server:
+class Server(BatchServe):
     def __init__(self, tmp):
         self.out = tmp / "out"
         self.out.mkdir()
-        project = tmp / "project"
-        project.mkdir()
-        (project / "batch.py").write_text(PREDICTOR)
-        (project / "echo.py").write_text(ECHO)
         config = f"config: {{out: {json.dumps(str(self.out))}}}"
-        (project / "cortex.yaml").write_text(
-            "- name: echo\n  kind: RealtimeAPI\n  predictor: {type: python, path: echo.py}\n"
+        entries = (
             "- name: alpha\n  kind: BatchAPI\n  networking: {endpoint: /v1/alpha}\n"
             f"  predictor: {{type: python, path: batch.py, {config}, env: {{API_KEY: {SECRET}}}}}\n"
             "- name: beta\n  kind: BatchAPI\n  tritonize: {request_timeout: 2s}\n"
             f"  predictor: {{type: python, path: batch.py, {config}}}\n"
         )
-        self.repo = tmp / "repo"
-        self.store = tmp / "jobs"
-        run_tritonize("build", str(project / "cortex.yaml"), "-o", str(self.repo))
-        self.start()
-
-    def start(self):
-        args = ["--job-store", str(self.store), "--drain-notice", str(DRAIN_NOTICE_S)]
-        self.serve = ServeProcess(str(self.repo), extra_args=args)
-        assert self.serve.wait_ready(timeout=180), self.serve.output()
-        self.serve.wait_cortex()
+        super().__init__(tmp, {"batch.py": PREDICTOR}, entries, serve_args=["--drain-notice", str(DRAIN_NOTICE_S)])
 
     def request(self, method, path, body=None, headers=None, port=None):
-        connection = http.client.HTTPConnection("127.0.0.1", port or self.serve.cortex_port, timeout=60)
-        try:
-            data = body if body is None or isinstance(body, bytes) else json.dumps(body).encode()
-            connection.request(method, path, body=data, headers=headers or {})
-            response = connection.getresponse()
-            text = response.read().decode()
-            kind = response.getheader("content-type", "")
-            answer = json.loads(text) if kind.startswith("application/json") else text
-            return response.status, answer, dict(response.getheaders())
-        finally:
-            connection.close()
+        return self.exchange(method, path, body, headers, port)
 
     def submit(self, api, body, headers=None):
         status, answer, _ = self.request("POST", f"/{api}", body, headers)
